@@ -1,0 +1,53 @@
+//! The `depot` command: parse → resolve settings → one core call → render.
+
+mod commands;
+mod output;
+mod progress;
+mod settings;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use depot::cli::Cli;
+
+/// Documented exit codes (see `depot --help`).
+pub mod exit {
+    pub const FAILURE: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const REFUSED: u8 = 3;
+    pub const INTERRUPTED: u8 = 130;
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match settings::Settings::resolve(&cli.global) {
+        Ok(s) => s,
+        Err(e) => return output::report_error(&e),
+    };
+    output::init_logging(&settings);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            return output::report_error(
+                &anyhow::Error::new(e).context("cannot start the async runtime"),
+            );
+        }
+    };
+    let result = runtime.block_on(async {
+        tokio::select! {
+            result = commands::run(cli.command, &settings) => Some(result),
+            _ = tokio::signal::ctrl_c() => None,
+        }
+    });
+    match result {
+        Some(Ok(())) => ExitCode::SUCCESS,
+        Some(Err(e)) => output::report_error(&e),
+        None => {
+            eprintln!("interrupted");
+            ExitCode::from(exit::INTERRUPTED)
+        }
+    }
+}

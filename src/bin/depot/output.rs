@@ -1,0 +1,147 @@
+//! What depot prints: data on stdout (text tables or JSON), diagnostics on
+//! stderr (`error: …`, `Caused by:`, `hint:`), and the exit code.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use depot::cli::OutputFormat;
+use serde::Serialize;
+
+use crate::exit;
+use crate::settings::Settings;
+
+pub fn init_logging(settings: &Settings) {
+    let default = if settings.quiet {
+        "error"
+    } else {
+        match settings.verbose {
+            0 => "info",
+            1 => "debug",
+            _ => "trace",
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("depot={default},warn")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+/// Writes to stdout; a closed pipe (`depot … | head`) ends depot quietly.
+pub fn print(text: &str) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to stdout: {e}");
+        std::process::exit(i32::from(exit::FAILURE));
+    }
+}
+
+pub fn json<T: Serialize>(value: &T) {
+    let mut text = serde_json::to_string_pretty(value).expect("output types serialise");
+    text.push('\n');
+    print(&text);
+}
+
+/// Renders `rows` as left-aligned columns under `headers`.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: Vec<&str>| {
+        let last = cells.len().saturating_sub(1);
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            out.push_str(cell);
+            if i < last {
+                out.push_str(&" ".repeat(w - cell.chars().count() + 2));
+            }
+        }
+        out.push('\n');
+    };
+    line(headers.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+    out
+}
+
+/// Prints `value` as JSON, or `text()` as text.
+pub fn render<T: Serialize>(format: OutputFormat, value: &T, text: impl FnOnce() -> String) {
+    match format {
+        OutputFormat::Json => json(value),
+        OutputFormat::Text => print(&text()),
+    }
+}
+
+fn exit_code(err: &anyhow::Error) -> u8 {
+    for cause in err.chain() {
+        if let Some(depot::lock::LockError::Busy { .. }) = cause.downcast_ref() {
+            return exit::REFUSED;
+        }
+        if cause.downcast_ref::<depot::names::InvalidName>().is_some()
+            || matches!(
+                cause.downcast_ref(),
+                Some(depot::mirror::MirrorError::Invalid(_))
+            )
+            || cause
+                .downcast_ref::<depot::formats::compress::UnknownCompression>()
+                .is_some()
+        {
+            return exit::USAGE;
+        }
+    }
+    exit::FAILURE
+}
+
+fn hint(err: &anyhow::Error) -> Option<&'static str> {
+    for cause in err.chain() {
+        if let Some(depot::lock::LockError::Busy { .. }) = cause.downcast_ref() {
+            return Some("wait for the other command to finish, then run this one again");
+        }
+        if let Some(depot::signing::SigningError::BadSignature { .. }) = cause.downcast_ref() {
+            return Some(
+                "check that --keyring holds upstream's signing key; the mirror's previous state is unchanged",
+            );
+        }
+        if let Some(depot::mirror::MirrorError::Downloads { .. }) = cause.downcast_ref() {
+            return Some("run the update again: verified files are kept and not downloaded twice");
+        }
+    }
+    None
+}
+
+/// Prints `error: …`, its causes and a hint; returns the exit code.
+pub fn report_error(err: &anyhow::Error) -> ExitCode {
+    let mut text = format!("error: {err}\n");
+    for cause in err.chain().skip(1) {
+        text.push_str(&format!("  Caused by: {cause}\n"));
+    }
+    if let Some(h) = hint(err) {
+        text.push_str(&format!("hint: {h}\n"));
+    }
+    let _ = std::io::stderr().write_all(text.as_bytes());
+    ExitCode::from(exit_code(err))
+}
+
+/// Human-readable byte count.
+pub fn bytes(n: u64) -> String {
+    indicatif::HumanBytes(n).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn table_aligns_columns() {
+        let t = super::table(&["A", "BB"], &[vec!["xxx".into(), "y".into()]]);
+        assert_eq!(t, "A    BB\nxxx  y\n");
+    }
+}

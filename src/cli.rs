@@ -1,0 +1,221 @@
+//! The command line's definition (clap derive types), and nothing else.
+//!
+//! It lives in the library so that `cargo xtask` can render completions and
+//! man pages from the same definition the binary parses. The core never
+//! receives these types: `src/bin/depot.rs` turns them into the core's
+//! typed options structs.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "depot",
+    version,
+    about = "Mirror, snapshot and publish apt repositories",
+    long_about = "depot mirrors apt repositories into a content-addressed pool, takes immutable \
+snapshots of them and publishes snapshots as signed repositories that apt consumes.\n\n\
+Exit codes: 0 success; 1 the operation failed; 2 usage error; 3 refused (object busy); \
+130 interrupted.",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print only errors
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print more (repeat for debug output); RUST_LOG overrides
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Never draw progress bars
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+    /// Format of what is printed on stdout
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub output_format: OutputFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Define and update mirrors of upstream repositories
+    #[command(subcommand)]
+    Mirror(MirrorCommand),
+    /// Take, inspect and compare immutable snapshots
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
+    /// Publish a snapshot as a new signed version of a distribution
+    Publish(PublishArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Kind {
+    Apt,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PolicyArg {
+    /// Download package files during `mirror update`
+    Immediate,
+    /// Keep metadata only; fetch a package the first time it is published
+    OnDemand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MirrorCommand {
+    /// Define a new mirror
+    Create(MirrorCreateArgs),
+    /// Fetch and verify upstream's current state into the pool
+    Update(MirrorUpdateArgs),
+    /// List mirrors
+    List,
+    /// Show a mirror's definition and last update
+    Show { name: String },
+    /// Change a mirror's definition
+    Edit(MirrorEditArgs),
+    /// Delete a mirror (its snapshots are kept)
+    Drop { name: String },
+}
+
+#[derive(Debug, Args)]
+pub struct MirrorCreateArgs {
+    /// Name of the mirror
+    pub name: String,
+    /// Repository URL (http://, https:// or file://)
+    pub url: String,
+    #[arg(long, value_enum)]
+    pub kind: Kind,
+    /// Suite (under dists/), or a flat repository's directory ending in `/`
+    #[arg(long)]
+    pub suite: Option<String>,
+    /// Component to mirror (repeatable) [default: all in Release]
+    #[arg(long = "component", value_name = "C")]
+    pub components: Vec<String>,
+    /// Architecture to mirror (repeatable) [default: all in Release]
+    #[arg(long = "arch", value_name = "A")]
+    pub architectures: Vec<String>,
+    /// Keyring that upstream signatures must verify against
+    #[arg(long, value_name = "FILE", required_unless_present = "no_verify")]
+    pub keyring: Option<PathBuf>,
+    /// Do not check upstream signatures (checksums are still checked)
+    #[arg(long, conflicts_with = "keyring")]
+    pub no_verify: bool,
+    /// When package files are downloaded
+    #[arg(long, value_enum, default_value_t = PolicyArg::Immediate)]
+    pub policy: PolicyArg,
+    /// Also mirror source packages (Sources and the files they name)
+    #[arg(long)]
+    pub with_sources: bool,
+    /// Also mirror installer packages (debian-installer udebs)
+    #[arg(long)]
+    pub with_udebs: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MirrorUpdateArgs {
+    /// Mirrors to update
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub names: Vec<String>,
+    /// Update every mirror
+    #[arg(long)]
+    pub all: bool,
+    /// Parallel package downloads per mirror
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct MirrorEditArgs {
+    pub name: String,
+    #[arg(long)]
+    pub url: Option<String>,
+    #[arg(long)]
+    pub suite: Option<String>,
+    /// Replace the component list (repeatable)
+    #[arg(long = "component", value_name = "C")]
+    pub components: Vec<String>,
+    /// Replace the architecture list (repeatable)
+    #[arg(long = "arch", value_name = "A")]
+    pub architectures: Vec<String>,
+    #[arg(long, value_name = "FILE", conflicts_with = "no_verify")]
+    pub keyring: Option<PathBuf>,
+    #[arg(long)]
+    pub no_verify: bool,
+    #[arg(long, value_enum)]
+    pub policy: Option<PolicyArg>,
+    #[arg(long, value_name = "BOOL")]
+    pub with_sources: Option<bool>,
+    #[arg(long, value_name = "BOOL")]
+    pub with_udebs: Option<bool>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SnapshotCommand {
+    /// Take a snapshot of a mirror's last update
+    Create {
+        /// Name [default: MIRROR-YYYYMMDDTHHMMSSZ, UTC]
+        name: Option<String>,
+        #[arg(long)]
+        mirror: String,
+    },
+    /// List snapshots, oldest first
+    List {
+        /// Only snapshots of this mirror
+        #[arg(long, value_name = "MIRROR")]
+        source: Option<String>,
+    },
+    /// Show a snapshot
+    Show {
+        name: String,
+        /// Also list every package
+        #[arg(long)]
+        packages: bool,
+    },
+    /// Packages added, removed and changed from A to B
+    Diff { a: String, b: String },
+    /// Delete a snapshot (published versions are not affected)
+    Drop { name: String },
+}
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// Snapshot to publish
+    pub snapshot: String,
+    /// Distribution: DIR/DIST/VERSION/ is written and DIR/DIST/dev switched to it
+    #[arg(long)]
+    pub dist: String,
+    /// GnuPG key (id, fingerprint or user id) that signs the Release
+    #[arg(long, value_name = "KEYID", required_unless_present = "skip_signing")]
+    pub sign_key: Option<String>,
+    /// Publish unsigned (apt then needs [trusted=yes])
+    #[arg(long, conflicts_with = "sign_key")]
+    pub skip_signing: bool,
+    /// Suite name in dists/ [default: the upstream codename]
+    #[arg(long)]
+    pub suite: Option<String>,
+    /// Compressed index formats, comma-separated (gz, xz, zst) [default: gz,xz]
+    #[arg(long, value_delimiter = ',')]
+    pub compress: Vec<String>,
+    /// Publish root [default: public/ in the data root]
+    #[arg(long, value_name = "DIR")]
+    pub to: Option<PathBuf>,
+}

@@ -1,0 +1,115 @@
+//! What one state of a repository holds, as a few pool references.
+//!
+//! A mirror's last update, a snapshot and (later) a release all describe
+//! their packages the same way: a list of index blobs — verbatim,
+//! uncompressed `Packages`/`Sources` texts whose stanzas name each file by
+//! SHA-256 — plus the suite metadata needed to publish them. The package
+//! files themselves are pool blobs named by those SHA-256 fields, so a
+//! snapshot is a small manifest however many packages it has.
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::Sha256Digest;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum RepoKind {
+    Apt,
+}
+
+impl std::fmt::Display for RepoKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Apt => "apt",
+        })
+    }
+}
+
+/// The kind of an apt index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum IndexKind {
+    /// `COMP/binary-ARCH/Packages`
+    Binary,
+    /// `COMP/debian-installer/binary-ARCH/Packages`
+    Udeb,
+    /// `COMP/source/Sources`
+    Source,
+}
+
+/// One uncompressed index, stored in the pool.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexRef {
+    pub component: String,
+    pub kind: IndexKind,
+    /// The architecture of a binary or udeb index; `None` for sources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arch: Option<String>,
+    pub blob: Sha256Digest,
+    /// Number of stanzas in the index.
+    pub entries: usize,
+}
+
+impl IndexRef {
+    /// The index's path below `dists/SUITE/`, without compression suffix.
+    pub fn dist_path(&self) -> String {
+        let arch = self.arch.as_deref().unwrap_or("all");
+        match self.kind {
+            IndexKind::Binary => format!("{}/binary-{arch}/Packages", self.component),
+            IndexKind::Udeb => {
+                format!("{}/debian-installer/binary-{arch}/Packages", self.component)
+            }
+            IndexKind::Source => format!("{}/source/Sources", self.component),
+        }
+    }
+}
+
+/// The packages of one apt repository state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AptContent {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// The upstream suite (or the flat directory) the content came from.
+    pub suite: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub codename: Option<String>,
+    /// The URL that `Filename`/`Directory` fields are relative to, for
+    /// fetching on demand what the pool does not hold yet.
+    pub files_url: String,
+    pub indices: Vec<IndexRef>,
+}
+
+impl AptContent {
+    pub fn components(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for i in &self.indices {
+            if !out.contains(&i.component) {
+                out.push(i.component.clone());
+            }
+        }
+        out
+    }
+
+    pub fn architectures(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for i in &self.indices {
+            if let Some(a) = &i.arch
+                && !out.contains(a)
+            {
+                out.push(a.clone());
+            }
+        }
+        out
+    }
+
+    /// Total number of stanzas across binary and udeb indices.
+    pub fn package_count(&self) -> usize {
+        self.indices
+            .iter()
+            .filter(|i| i.kind != IndexKind::Source)
+            .map(|i| i.entries)
+            .sum()
+    }
+}

@@ -1,0 +1,6 @@
+//! File formats shared by the verbs: deb822 paragraphs, apt's Release and
+//! Packages indices, and (de)compression.
+
+pub mod apt;
+pub mod compress;
+pub mod deb822;

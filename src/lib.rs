@@ -1,0 +1,32 @@
+//! depot's library core.
+//!
+//! The `depot` binary is a thin shell over this crate: every subcommand
+//! parses its arguments, builds one of the typed options structs defined
+//! here, calls one core function and renders the result. Nothing in this
+//! crate prints; progress flows out through [`report::Reporter`], and every
+//! failure is a typed error that names its subject.
+//!
+//! The four verbs of the product live in their own folders:
+//! [`mirror`] (fetch and verify upstream repositories), [`snapshot`]
+//! (immutable point-in-time manifests) and [`promote`] (publishing; stages
+//! and guards to come). Shared machinery sits beside them: [`content`] (what
+//! a repository state holds), [`root`] (the data root's layout), [`pool`] (content-addressed
+//! blobs), [`lock`] (per-object locks), [`http`] (fetching with retries),
+//! [`signing`] (GnuPG through gpgme) and [`formats`] (deb822, compression).
+
+pub mod audit;
+pub mod cli;
+pub mod content;
+pub mod digest;
+pub mod formats;
+pub mod fsutil;
+pub mod http;
+pub mod lock;
+pub mod mirror;
+pub mod names;
+pub mod pool;
+pub mod promote;
+pub mod report;
+pub mod root;
+pub mod signing;
+pub mod snapshot;

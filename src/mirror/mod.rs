@@ -1,0 +1,561 @@
+//! Mirrors: definitions of upstream repositories and keeping a verified
+//! local copy of them in the pool.
+//!
+//! A mirror is a hand-editable YAML definition (`mirrors/NAME.yaml`) plus
+//! the state of its last successful update (`mirrors/NAME.state.json`),
+//! which names the verified index blobs. An update builds the complete new
+//! state — every index verified against the signed Release, every package
+//! verified and pooled — before it replaces the state file, so a failed or
+//! killed update leaves the previous state untouched, and a rerun resumes
+//! (pooled packages are not fetched again).
+//!
+//! This module owns `mirrors/`; it adds to the pool but never removes from
+//! it, and never touches snapshots (they hold their own pool references, so
+//! dropping a mirror cannot break one).
+
+pub mod apt;
+
+use std::path::{Path, PathBuf};
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::content::{AptContent, RepoKind};
+use crate::digest::Sha256Digest;
+use crate::http::FetchError;
+use crate::lock::LockError;
+use crate::names::InvalidName;
+use crate::pool::PoolError;
+use crate::signing::SigningError;
+
+/// When package files are downloaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Policy {
+    /// During `mirror update`.
+    #[default]
+    Immediate,
+    /// The first time something needs the bytes (publishing).
+    OnDemand,
+}
+
+/// A mirror definition, as stored in `mirrors/NAME.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MirrorDef {
+    pub name: String,
+    pub kind: RepoKind,
+    pub url: String,
+    /// apt: the suite under `dists/`, or a flat directory ending in `/`.
+    pub suite: String,
+    /// Components to mirror; empty means all the Release file lists.
+    #[serde(default)]
+    pub components: Vec<String>,
+    /// Architectures to mirror; empty means all the Release file lists.
+    #[serde(default)]
+    pub architectures: Vec<String>,
+    /// Keyring that upstream signatures are checked against.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyring: Option<PathBuf>,
+    /// Skip signature checks (checksums are still verified).
+    #[serde(default)]
+    pub no_verify: bool,
+    #[serde(default)]
+    pub policy: Policy,
+    #[serde(default)]
+    pub with_sources: bool,
+    #[serde(default)]
+    pub with_udebs: bool,
+    pub created: Timestamp,
+}
+
+impl MirrorDef {
+    pub fn is_flat(&self) -> bool {
+        self.suite.ends_with('/')
+    }
+
+    /// A digest of what the definition asks to fetch; a change (say, a new
+    /// architecture) makes the next update a full one even if upstream's
+    /// Release did not change.
+    pub fn fetch_digest(&self) -> Sha256Digest {
+        let key = serde_json::json!([
+            self.url,
+            self.suite,
+            self.components,
+            self.architectures,
+            self.keyring,
+            self.no_verify,
+            self.policy,
+            self.with_sources,
+            self.with_udebs,
+        ]);
+        Sha256Digest::of(key.to_string().as_bytes())
+    }
+}
+
+/// What the last successful update fetched (`mirrors/NAME.state.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MirrorState {
+    pub updated: Timestamp,
+    /// SHA-256 of the raw upstream InRelease (or Release + Release.gpg).
+    pub release_raw: Sha256Digest,
+    /// [`MirrorDef::fetch_digest`] of the definition used.
+    pub fetch_digest: Sha256Digest,
+    pub content: AptContent,
+    /// Package files not pooled yet (policy on-demand).
+    #[serde(default)]
+    pub deferred: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MirrorError {
+    #[error(transparent)]
+    InvalidName(#[from] InvalidName),
+    #[error("invalid mirror definition: {0}")]
+    Invalid(String),
+    #[error("mirror `{0}` already exists")]
+    Exists(String),
+    #[error("no mirror named `{0}`")]
+    NotFound(String),
+    #[error("cannot read the mirror definition {}", path.display())]
+    ReadDef {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the mirror definition {} is not valid YAML for a mirror", path.display())]
+    ParseDef {
+        path: PathBuf,
+        #[source]
+        source: serde_norway::Error,
+    },
+    #[error("cannot write {}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error("mirror `{mirror}`: {what}")]
+    Fetch {
+        mirror: String,
+        what: String,
+        #[source]
+        source: FetchError,
+    },
+    #[error("mirror `{mirror}`: the signature of {url} does not verify")]
+    Signature {
+        mirror: String,
+        url: String,
+        #[source]
+        source: SigningError,
+    },
+    #[error(
+        "mirror `{mirror}`: {url} is not signed (no InRelease, no Release.gpg); recreate the mirror with --no-verify to accept unsigned repositories"
+    )]
+    Unsigned { mirror: String, url: String },
+    #[error("mirror `{mirror}`: {url} is malformed")]
+    Malformed {
+        mirror: String,
+        url: String,
+        #[source]
+        source: crate::formats::apt::AptFormatError,
+    },
+    #[error("mirror `{mirror}`: {problem}")]
+    Upstream { mirror: String, problem: String },
+    #[error("mirror `{mirror}`: {url} does not match the signed Release")]
+    IndexMismatch {
+        mirror: String,
+        url: String,
+        #[source]
+        source: PoolError,
+    },
+    #[error("mirror `{mirror}`: cannot decompress {url}")]
+    Decompress {
+        mirror: String,
+        url: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("mirror `{mirror}`: {failed} of {total} downloads failed; the previous state is kept")]
+    Downloads {
+        mirror: String,
+        failed: usize,
+        total: usize,
+        #[source]
+        first: FetchError,
+    },
+    #[error("mirror `{mirror}`: cannot store in the pool")]
+    Pool {
+        mirror: String,
+        #[source]
+        source: PoolError,
+    },
+}
+
+/// Options of `depot mirror create`.
+#[derive(Debug, Clone)]
+pub struct CreateOptions {
+    pub name: String,
+    pub kind: RepoKind,
+    pub url: String,
+    pub suite: Option<String>,
+    pub components: Vec<String>,
+    pub architectures: Vec<String>,
+    pub keyring: Option<PathBuf>,
+    pub no_verify: bool,
+    pub policy: Policy,
+    pub with_sources: bool,
+    pub with_udebs: bool,
+    pub now: Timestamp,
+}
+
+fn def_path(root: &crate::root::Root, name: &str) -> PathBuf {
+    root.mirrors_dir().join(format!("{name}.yaml"))
+}
+
+fn state_path(root: &crate::root::Root, name: &str) -> PathBuf {
+    root.mirrors_dir().join(format!("{name}.state.json"))
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<(), MirrorError> {
+    crate::fsutil::write_atomic(path, bytes).map_err(|source| MirrorError::Write {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn validate(def: &MirrorDef) -> Result<(), MirrorError> {
+    crate::names::validate("mirror", &def.name)?;
+    let url = Url::parse(&def.url)
+        .map_err(|e| MirrorError::Invalid(format!("URL `{}`: {e}", def.url)))?;
+    if !matches!(url.scheme(), "http" | "https" | "file") {
+        return Err(MirrorError::Invalid(format!(
+            "URL `{}`: the scheme must be http, https or file",
+            def.url
+        )));
+    }
+    match (&def.keyring, def.no_verify) {
+        (Some(_), true) => {
+            return Err(MirrorError::Invalid(
+                "give either a keyring or --no-verify, not both".into(),
+            ));
+        }
+        (None, false) => {
+            return Err(MirrorError::Invalid(
+                "a keyring is required to verify upstream signatures (--keyring FILE), or --no-verify to skip verification".into(),
+            ));
+        }
+        (Some(k), false) if !k.is_file() => {
+            return Err(MirrorError::Invalid(format!(
+                "keyring {} does not exist",
+                k.display()
+            )));
+        }
+        _ => {}
+    }
+    if def.suite.is_empty() {
+        return Err(MirrorError::Invalid("an apt mirror needs --suite".into()));
+    }
+    let flat_suite = def.suite.trim_end_matches('/');
+    if !flat_suite.is_empty()
+        && crate::formats::apt::unsafe_path_reason(flat_suite).is_some()
+        && flat_suite != "."
+    {
+        return Err(MirrorError::Invalid(format!(
+            "suite `{}` is not a safe path",
+            def.suite
+        )));
+    }
+    for word in def.components.iter().chain(&def.architectures) {
+        if word.is_empty() || word.contains(['/', ' ']) || word.starts_with('.') {
+            return Err(MirrorError::Invalid(format!(
+                "`{word}` is not a valid component or architecture"
+            )));
+        }
+    }
+    if def.is_flat() && (def.with_sources || def.with_udebs) && !def.components.is_empty() {
+        return Err(MirrorError::Invalid(
+            "a flat repository has no components".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// `depot mirror create`: stores a new definition.
+pub fn create(root: &crate::root::Root, opts: CreateOptions) -> Result<MirrorDef, MirrorError> {
+    let keyring = match opts.keyring {
+        Some(k) => Some(
+            std::path::absolute(&k).map_err(|source| MirrorError::ReadDef {
+                path: k.clone(),
+                source,
+            })?,
+        ),
+        None => None,
+    };
+    let mut url = opts.url;
+    if !url.ends_with('/') {
+        url.push('/');
+    }
+    let def = MirrorDef {
+        name: opts.name,
+        kind: opts.kind,
+        url,
+        suite: opts.suite.unwrap_or_default(),
+        components: opts.components,
+        architectures: opts.architectures,
+        keyring,
+        no_verify: opts.no_verify,
+        policy: opts.policy,
+        with_sources: opts.with_sources,
+        with_udebs: opts.with_udebs,
+        created: opts.now,
+    };
+    validate(&def)?;
+    let path = def_path(root, &def.name);
+    if path.exists() {
+        return Err(MirrorError::Exists(def.name));
+    }
+    save(root, &def)?;
+    Ok(def)
+}
+
+fn save(root: &crate::root::Root, def: &MirrorDef) -> Result<(), MirrorError> {
+    let yaml = serde_norway::to_string(def).map_err(|source| MirrorError::ParseDef {
+        path: def_path(root, &def.name),
+        source,
+    })?;
+    let text =
+        format!("# depot mirror definition; edit by hand or with `depot mirror edit`.\n{yaml}");
+    write(&def_path(root, &def.name), text.as_bytes())
+}
+
+pub fn load(root: &crate::root::Root, name: &str) -> Result<MirrorDef, MirrorError> {
+    crate::names::validate("mirror", name)?;
+    let path = def_path(root, name);
+    let text = std::fs::read_to_string(&path).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            MirrorError::NotFound(name.to_owned())
+        } else {
+            MirrorError::ReadDef {
+                path: path.clone(),
+                source,
+            }
+        }
+    })?;
+    let def: MirrorDef = serde_norway::from_str(&text).map_err(|source| MirrorError::ParseDef {
+        path: path.clone(),
+        source,
+    })?;
+    if def.name != name {
+        return Err(MirrorError::Invalid(format!(
+            "{} names the mirror `{}`; the file name says `{name}`",
+            path.display(),
+            def.name
+        )));
+    }
+    validate(&def)?;
+    Ok(def)
+}
+
+pub fn load_state(
+    root: &crate::root::Root,
+    name: &str,
+) -> Result<Option<MirrorState>, MirrorError> {
+    let path = state_path(root, name);
+    match std::fs::read(&path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| MirrorError::ReadDef {
+                path,
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(MirrorError::ReadDef { path, source }),
+    }
+}
+
+fn save_state(
+    root: &crate::root::Root,
+    name: &str,
+    state: &MirrorState,
+) -> Result<(), MirrorError> {
+    let json = serde_json::to_vec_pretty(state).expect("mirror state serialises");
+    write(&state_path(root, name), &json)
+}
+
+/// A mirror and its last update, for `list` and `show`.
+#[derive(Debug, Clone, Serialize)]
+pub struct MirrorInfo {
+    #[serde(flatten)]
+    pub def: MirrorDef,
+    pub last_update: Option<Timestamp>,
+    pub packages: Option<usize>,
+    pub deferred: Option<usize>,
+}
+
+fn info(root: &crate::root::Root, def: MirrorDef) -> Result<MirrorInfo, MirrorError> {
+    let state = load_state(root, &def.name)?;
+    Ok(MirrorInfo {
+        last_update: state.as_ref().map(|s| s.updated),
+        packages: state.as_ref().map(|s| s.content.package_count()),
+        deferred: state.as_ref().map(|s| s.deferred),
+        def,
+    })
+}
+
+/// `depot mirror list`.
+pub fn list(root: &crate::root::Root) -> Result<Vec<MirrorInfo>, MirrorError> {
+    let dir = root.mirrors_dir();
+    let entries = std::fs::read_dir(&dir).map_err(|source| MirrorError::ReadDef {
+        path: dir.clone(),
+        source,
+    })?;
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_suffix(".yaml"))
+                .filter(|n| !n.starts_with('.'))
+                .map(str::to_owned)
+        })
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|n| info(root, load(root, &n)?))
+        .collect()
+}
+
+/// `depot mirror show`.
+pub fn show(root: &crate::root::Root, name: &str) -> Result<MirrorInfo, MirrorError> {
+    info(root, load(root, name)?)
+}
+
+/// Changes `depot mirror edit` may make.
+#[derive(Debug, Clone, Default)]
+pub struct EditOptions {
+    pub url: Option<String>,
+    pub suite: Option<String>,
+    pub components: Option<Vec<String>>,
+    pub architectures: Option<Vec<String>>,
+    pub keyring: Option<PathBuf>,
+    pub no_verify: Option<bool>,
+    pub policy: Option<Policy>,
+    pub with_sources: Option<bool>,
+    pub with_udebs: Option<bool>,
+}
+
+/// `depot mirror edit`: changes a definition (under the mirror's lock, so an
+/// update in progress finishes with the definition it started with).
+pub fn edit(
+    root: &crate::root::Root,
+    name: &str,
+    changes: EditOptions,
+) -> Result<MirrorDef, MirrorError> {
+    let _lock = crate::lock::ObjectLock::acquire(root, "mirror", name, crate::lock::Wait::No)?;
+    let mut def = load(root, name)?;
+    if let Some(mut url) = changes.url {
+        if !url.ends_with('/') {
+            url.push('/');
+        }
+        def.url = url;
+    }
+    if let Some(s) = changes.suite {
+        def.suite = s;
+    }
+    if let Some(c) = changes.components {
+        def.components = c;
+    }
+    if let Some(a) = changes.architectures {
+        def.architectures = a;
+    }
+    if let Some(k) = changes.keyring {
+        def.keyring = Some(
+            std::path::absolute(&k).map_err(|source| MirrorError::ReadDef {
+                path: k.clone(),
+                source,
+            })?,
+        );
+        def.no_verify = false;
+    }
+    if let Some(nv) = changes.no_verify {
+        def.no_verify = nv;
+        if nv {
+            def.keyring = None;
+        }
+    }
+    if let Some(p) = changes.policy {
+        def.policy = p;
+    }
+    if let Some(s) = changes.with_sources {
+        def.with_sources = s;
+    }
+    if let Some(u) = changes.with_udebs {
+        def.with_udebs = u;
+    }
+    validate(&def)?;
+    save(root, &def)?;
+    Ok(def)
+}
+
+/// `depot mirror drop`: removes the definition and state. Pooled blobs stay
+/// (snapshots may reference them; `depot gc` removes what nothing uses).
+pub fn drop_mirror(root: &crate::root::Root, name: &str) -> Result<(), MirrorError> {
+    let _lock = crate::lock::ObjectLock::acquire(root, "mirror", name, crate::lock::Wait::No)?;
+    load(root, name)?;
+    for path in [state_path(root, name), def_path(root, name)] {
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(MirrorError::Write { path, source }),
+        }
+    }
+    Ok(())
+}
+
+/// Options of `depot mirror update`.
+#[derive(Debug, Clone)]
+pub struct UpdateOptions {
+    /// Parallel package downloads.
+    pub concurrency: usize,
+    pub now: Timestamp,
+}
+
+/// What an update did.
+#[derive(Debug, Clone, Serialize)]
+pub struct UpdateSummary {
+    pub mirror: String,
+    /// False when upstream had not changed since the last update.
+    pub changed: bool,
+    pub indices: usize,
+    pub packages: usize,
+    pub downloaded_files: usize,
+    pub downloaded_bytes: u64,
+    /// Files already in the pool (from this or another mirror).
+    pub already_pooled: usize,
+    /// Files left for on-demand fetching.
+    pub deferred: usize,
+}
+
+/// `depot mirror update NAME`.
+pub async fn update(
+    root: &crate::root::Root,
+    name: &str,
+    opts: &UpdateOptions,
+    reporter: &dyn crate::report::Reporter,
+) -> Result<UpdateSummary, MirrorError> {
+    let _lock = crate::lock::ObjectLock::acquire(root, "mirror", name, crate::lock::Wait::No)?;
+    let def = load(root, name)?;
+    let previous = load_state(root, name)?;
+    let (state, summary) = match def.kind {
+        RepoKind::Apt => apt::update(root, &def, previous.as_ref(), opts, reporter).await?,
+    };
+    if let Some(state) = state {
+        save_state(root, name, &state)?;
+    }
+    Ok(summary)
+}

@@ -1,0 +1,44 @@
+//! Names of depot's objects (mirrors, snapshots, distributions, …).
+//!
+//! Names become file names inside the data root, so they are restricted to
+//! a safe alphabet: no `/`, no leading dot, nothing a shell would mangle.
+
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "invalid {what} name `{name}`: use letters, digits and `._+-`, starting with a letter or digit (at most 128 characters)"
+)]
+pub struct InvalidName {
+    pub what: &'static str,
+    pub name: String,
+}
+
+/// Checks that `name` is usable as the name of a `what` (e.g. "mirror").
+pub fn validate(what: &'static str, name: &str) -> Result<(), InvalidName> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'+' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(InvalidName {
+            what,
+            name: name.to_owned(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rejects_paths_and_dots() {
+        for bad in ["", "../x", "a/b", ".hidden", "a b"] {
+            assert!(super::validate("mirror", bad).is_err(), "{bad}");
+        }
+        for good in ["debian", "bookworm-main", "x86_64.v2", "a+b"] {
+            assert!(super::validate("mirror", good).is_ok(), "{good}");
+        }
+    }
+}

@@ -1,0 +1,231 @@
+//! The content-addressed pool.
+//!
+//! Every file depot keeps — a package, an upstream index, a generated
+//! index — is a blob stored at `pool/ab/cd/<sha256>`, named by the SHA-256 of
+//! its bytes. One copy per content exists across all mirrors and snapshots.
+//! Blobs are written to `tmp/`, hashed while written, checked against what
+//! the signed index promised, and only then renamed into place, so a blob's
+//! name always equals its content's SHA-256 even after a `kill -9`.
+//!
+//! This module owns `pool/` and `tmp/`; it never deletes a pooled blob
+//! (that is garbage collection's job, which knows the references).
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest as _, Sha256};
+use tempfile::NamedTempFile;
+
+use crate::digest::{Expected, Sha256Digest};
+use crate::root::Root;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PoolError {
+    #[error("cannot write to the pool at {}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("size mismatch: expected {expected} bytes, got {actual}")]
+    SizeMismatch { expected: u64, actual: u64 },
+    #[error("SHA-256 mismatch: expected {expected}, got {actual}")]
+    ChecksumMismatch {
+        expected: Sha256Digest,
+        actual: Sha256Digest,
+    },
+    #[error("blob {digest} is missing from the pool ({})", path.display())]
+    Missing { digest: Sha256Digest, path: PathBuf },
+}
+
+#[derive(Debug, Clone)]
+pub struct Pool {
+    dir: PathBuf,
+    tmp: PathBuf,
+}
+
+impl Pool {
+    pub fn new(root: &Root) -> Self {
+        Self {
+            dir: root.pool_dir(),
+            tmp: root.tmp_dir(),
+        }
+    }
+
+    /// Where the blob named `digest` lives (whether or not it exists).
+    pub fn path(&self, digest: &Sha256Digest) -> PathBuf {
+        let hex = digest.to_hex();
+        self.dir.join(&hex[0..2]).join(&hex[2..4]).join(hex)
+    }
+
+    pub fn contains(&self, digest: &Sha256Digest) -> bool {
+        self.path(digest).is_file()
+    }
+
+    /// Starts writing a new blob.
+    pub fn stage(&self) -> Result<Staging, PoolError> {
+        let file = tempfile::Builder::new()
+            .prefix(&format!("dl-{}-", std::process::id()))
+            .tempfile_in(&self.tmp)
+            .map_err(|source| PoolError::Io {
+                path: self.tmp.clone(),
+                source,
+            })?;
+        Ok(Staging {
+            file: BufWriter::with_capacity(256 * 1024, file),
+            hasher: Sha256::new(),
+            size: 0,
+        })
+    }
+
+    /// Stores `bytes` as a blob and returns its name.
+    pub fn put(&self, bytes: &[u8]) -> Result<Sha256Digest, PoolError> {
+        let digest = Sha256Digest::of(bytes);
+        if self.contains(&digest) {
+            return Ok(digest);
+        }
+        let mut staging = self.stage()?;
+        staging.write(bytes)?;
+        staging.commit(self, None)
+    }
+
+    /// Reads a whole blob into memory.
+    pub fn read(&self, digest: &Sha256Digest) -> Result<Vec<u8>, PoolError> {
+        let path = self.path(digest);
+        std::fs::read(&path).map_err(|source| {
+            if source.kind() == io::ErrorKind::NotFound {
+                PoolError::Missing {
+                    digest: *digest,
+                    path,
+                }
+            } else {
+                PoolError::Io { path, source }
+            }
+        })
+    }
+
+    /// Removes temp files left by depot processes that no longer run (a
+    /// `kill -9` mid-download leaves one behind).
+    pub fn clean_stale_temp_files(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.tmp) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            let Some(pid) = name
+                .strip_prefix("dl-")
+                .and_then(|rest| rest.split('-').next())
+                .and_then(|pid| pid.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
+/// A blob being written: hashed on the way in, renamed into the pool by
+/// [`Staging::commit`] only if it matches what was expected.
+pub struct Staging {
+    file: BufWriter<NamedTempFile>,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl Staging {
+    pub fn write(&mut self, bytes: &[u8]) -> Result<(), PoolError> {
+        self.hasher.update(bytes);
+        self.size += bytes.len() as u64;
+        self.file.write_all(bytes).map_err(|source| PoolError::Io {
+            path: self.file.get_ref().path().to_owned(),
+            source,
+        })
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Checks size and SHA-256 against `expected` (when given) and moves the
+    /// blob into the pool. On mismatch the temp file is deleted.
+    pub fn commit(
+        self,
+        pool: &Pool,
+        expected: Option<&Expected>,
+    ) -> Result<Sha256Digest, PoolError> {
+        let digest = Sha256Digest::from_hasher(self.hasher);
+        if let Some(expected) = expected {
+            if self.size != expected.size {
+                return Err(PoolError::SizeMismatch {
+                    expected: expected.size,
+                    actual: self.size,
+                });
+            }
+            if digest != expected.sha256 {
+                return Err(PoolError::ChecksumMismatch {
+                    expected: expected.sha256,
+                    actual: digest,
+                });
+            }
+        }
+        let tmp = self.file.into_inner().map_err(|e| {
+            let (source, writer) = e.into_parts();
+            PoolError::Io {
+                path: writer.get_ref().path().to_owned(),
+                source,
+            }
+        })?;
+        let dest = pool.path(&digest);
+        if dest.is_file() {
+            return Ok(digest);
+        }
+        let parent = dest.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(parent).map_err(|source| PoolError::Io {
+            path: parent.to_owned(),
+            source,
+        })?;
+        tmp.persist(&dest).map_err(|e| PoolError::Io {
+            path: dest.clone(),
+            source: e.error,
+        })?;
+        Ok(digest)
+    }
+}
+
+/// Hashes a file on disk (used to check pooled blobs).
+pub fn hash_file(path: &Path) -> io::Result<(u64, Sha256Digest)> {
+    let mut file = File::open(path)?;
+    let mut hasher = Sha256::new();
+    let size = io::copy(&mut file, &mut hasher)?;
+    Ok((size, Sha256Digest::from_hasher(hasher)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_refuses_a_blob_that_does_not_match() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::open(dir.path()).unwrap();
+        let pool = Pool::new(&root);
+        let mut staging = pool.stage().unwrap();
+        staging.write(b"hello").unwrap();
+        let wrong = Expected {
+            size: 5,
+            sha256: Sha256Digest::of(b"world"),
+        };
+        assert!(matches!(
+            staging.commit(&pool, Some(&wrong)),
+            Err(PoolError::ChecksumMismatch { .. })
+        ));
+        assert_eq!(std::fs::read_dir(root.tmp_dir()).unwrap().count(), 0);
+        let d = pool.put(b"hello").unwrap();
+        assert_eq!(pool.read(&d).unwrap(), b"hello");
+        assert_eq!(hash_file(&pool.path(&d)).unwrap(), (5, d));
+    }
+}

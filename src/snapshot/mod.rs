@@ -1,0 +1,407 @@
+//! Snapshots: immutable, named, point-in-time copies of a mirror.
+//!
+//! A snapshot is a small JSON manifest (`snapshots/NAME.json`) naming the
+//! index blobs of the mirror's last update; the packages are the pool blobs
+//! those indices name. Taking one copies no package and reads no index, so
+//! it is cheap enough to do every night. A manifest is written once, by an
+//! atomic no-clobber link, and never changed; dropping the mirror it came
+//! from does not affect it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::content::{AptContent, IndexKind, RepoKind};
+use crate::mirror::MirrorError;
+use crate::names::InvalidName;
+use crate::pool::{Pool, PoolError};
+use crate::root::Root;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error(transparent)]
+    InvalidName(#[from] InvalidName),
+    #[error("snapshot `{0}` already exists")]
+    Exists(String),
+    #[error("no snapshot named `{0}`")]
+    NotFound(String),
+    #[error("mirror `{0}` has no successful update yet; run `depot mirror update {0}` first")]
+    NeverUpdated(String),
+    #[error(transparent)]
+    Mirror(#[from] MirrorError),
+    #[error("cannot access {}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("snapshot manifest {} is corrupt", path.display())]
+    Corrupt {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("snapshot `{snapshot}`: cannot read an index")]
+    Index {
+        snapshot: String,
+        #[source]
+        source: PoolError,
+    },
+    #[error("snapshot `{snapshot}`: an index is malformed")]
+    Malformed {
+        snapshot: String,
+        #[source]
+        source: crate::formats::apt::AptFormatError,
+    },
+}
+
+/// Where a snapshot's content came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Origin {
+    Mirror {
+        name: String,
+        url: String,
+        /// When the mirror update that the snapshot copies finished.
+        updated: Timestamp,
+    },
+}
+
+/// `snapshots/NAME.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub name: String,
+    pub created: Timestamp,
+    pub kind: RepoKind,
+    pub origin: Origin,
+    pub content: AptContent,
+}
+
+fn manifest_path(root: &Root, name: &str) -> PathBuf {
+    root.snapshots_dir().join(format!("{name}.json"))
+}
+
+/// The default snapshot name for a mirror: `MIRROR-YYYYMMDDTHHMMSSZ`.
+pub fn default_name(mirror: &str, now: Timestamp) -> String {
+    format!("{mirror}-{}", now.strftime("%Y%m%dT%H%M%SZ"))
+}
+
+/// Options of `depot snapshot create`.
+#[derive(Debug, Clone)]
+pub struct CreateOptions {
+    pub name: Option<String>,
+    pub mirror: String,
+    pub now: Timestamp,
+}
+
+/// `depot snapshot create --mirror M`.
+pub fn create(root: &Root, opts: CreateOptions) -> Result<Snapshot, SnapshotError> {
+    let def = crate::mirror::load(root, &opts.mirror)?;
+    let state = crate::mirror::load_state(root, &opts.mirror)?
+        .ok_or_else(|| SnapshotError::NeverUpdated(opts.mirror.clone()))?;
+    let name = opts
+        .name
+        .unwrap_or_else(|| default_name(&opts.mirror, opts.now));
+    crate::names::validate("snapshot", &name)?;
+    let snapshot = Snapshot {
+        name,
+        created: opts.now,
+        kind: def.kind,
+        origin: Origin::Mirror {
+            name: def.name,
+            url: def.url,
+            updated: state.updated,
+        },
+        content: state.content,
+    };
+    write_new(root, &snapshot)?;
+    Ok(snapshot)
+}
+
+/// Writes a manifest that must not exist yet, atomically.
+fn write_new(root: &Root, snapshot: &Snapshot) -> Result<(), SnapshotError> {
+    let path = manifest_path(root, &snapshot.name);
+    let io = |source| SnapshotError::Io {
+        path: path.clone(),
+        source,
+    };
+    let json = serde_json::to_vec_pretty(snapshot).expect("snapshot serialises");
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(root.snapshots_dir())
+        .map_err(io)?;
+    std::io::Write::write_all(&mut tmp, &json).map_err(io)?;
+    tmp.as_file().sync_all().map_err(io)?;
+    match std::fs::hard_link(tmp.path(), &path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Err(SnapshotError::Exists(snapshot.name.clone()))
+        }
+        Err(e) => Err(io(e)),
+    }
+}
+
+pub fn load(root: &Root, name: &str) -> Result<Snapshot, SnapshotError> {
+    crate::names::validate("snapshot", name)?;
+    let path = manifest_path(root, name);
+    let bytes = std::fs::read(&path).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            SnapshotError::NotFound(name.to_owned())
+        } else {
+            SnapshotError::Io {
+                path: path.clone(),
+                source,
+            }
+        }
+    })?;
+    serde_json::from_slice(&bytes).map_err(|source| SnapshotError::Corrupt { path, source })
+}
+
+/// One line of `snapshot list`.
+#[derive(Debug, Clone, Serialize)]
+pub struct SnapshotInfo {
+    pub name: String,
+    pub created: Timestamp,
+    pub kind: RepoKind,
+    pub origin: Origin,
+    pub packages: usize,
+}
+
+/// `depot snapshot list [--source M]`, oldest first.
+pub fn list(root: &Root, source: Option<&str>) -> Result<Vec<SnapshotInfo>, SnapshotError> {
+    let dir = root.snapshots_dir();
+    let entries = std::fs::read_dir(&dir).map_err(|source| SnapshotError::Io {
+        path: dir.clone(),
+        source,
+    })?;
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let Some(name) = file.to_str().and_then(|n| n.strip_suffix(".json")) else {
+            continue;
+        };
+        if name.starts_with('.') {
+            continue;
+        }
+        let s = load(root, name)?;
+        let Origin::Mirror { name: mirror, .. } = &s.origin;
+        if source.is_some_and(|want| want != mirror) {
+            continue;
+        }
+        out.push(SnapshotInfo {
+            packages: s.content.package_count(),
+            name: s.name,
+            created: s.created,
+            kind: s.kind,
+            origin: s.origin,
+        });
+    }
+    out.sort_by(|a, b| a.created.cmp(&b.created).then(a.name.cmp(&b.name)));
+    Ok(out)
+}
+
+/// A package as listings show it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct PackageRow {
+    pub kind: IndexKind,
+    pub name: String,
+    pub arch: String,
+    pub version: String,
+}
+
+/// Every package of `content`, sorted and without the duplicates that
+/// `Architecture: all` packages make across architectures.
+pub fn packages(
+    pool: &Pool,
+    snapshot: &str,
+    content: &AptContent,
+) -> Result<Vec<PackageRow>, SnapshotError> {
+    let mut rows = BTreeSet::new();
+    for index in &content.indices {
+        let bytes = pool
+            .read(&index.blob)
+            .map_err(|source| SnapshotError::Index {
+                snapshot: snapshot.to_owned(),
+                source,
+            })?;
+        let text = String::from_utf8_lossy(&bytes);
+        let malformed = |source| SnapshotError::Malformed {
+            snapshot: snapshot.to_owned(),
+            source,
+        };
+        match index.kind {
+            IndexKind::Binary | IndexKind::Udeb => {
+                for s in crate::formats::apt::binary_stanzas(&text) {
+                    let s = s.map_err(malformed)?;
+                    rows.insert(PackageRow {
+                        kind: index.kind,
+                        name: s.name.to_owned(),
+                        arch: s.architecture.to_owned(),
+                        version: s.version.to_owned(),
+                    });
+                }
+            }
+            IndexKind::Source => {
+                for s in crate::formats::apt::source_stanzas(&text) {
+                    let s = s.map_err(malformed)?;
+                    rows.insert(PackageRow {
+                        kind: index.kind,
+                        name: s.name.to_owned(),
+                        arch: "source".to_owned(),
+                        version: s.version.to_owned(),
+                    });
+                }
+            }
+        }
+    }
+    Ok(rows.into_iter().collect())
+}
+
+/// `depot snapshot show NAME [--packages]`.
+#[derive(Debug, Clone, Serialize)]
+pub struct SnapshotDetails {
+    #[serde(flatten)]
+    pub snapshot: Snapshot,
+    pub package_count: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub packages: Option<Vec<PackageRow>>,
+}
+
+pub fn show(
+    root: &Root,
+    name: &str,
+    with_packages: bool,
+) -> Result<SnapshotDetails, SnapshotError> {
+    let snapshot = load(root, name)?;
+    let packages = if with_packages {
+        Some(packages(&Pool::new(root), name, &snapshot.content)?)
+    } else {
+        None
+    };
+    Ok(SnapshotDetails {
+        package_count: snapshot.content.package_count(),
+        packages,
+        snapshot,
+    })
+}
+
+/// A package whose versions differ between two snapshots.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Change {
+    pub kind: IndexKind,
+    pub name: String,
+    pub arch: String,
+    pub old: Vec<String>,
+    pub new: Vec<String>,
+}
+
+/// `depot snapshot diff A B`: what B has that A has not.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Diff {
+    pub added: Vec<PackageRow>,
+    pub removed: Vec<PackageRow>,
+    pub changed: Vec<Change>,
+}
+
+/// Compares two package lists by (kind, name, architecture).
+pub fn diff_packages(old: Vec<PackageRow>, new: Vec<PackageRow>) -> Diff {
+    type Key = (IndexKind, String, String);
+    let group = |rows: Vec<PackageRow>| {
+        let mut map: BTreeMap<Key, Vec<String>> = BTreeMap::new();
+        for r in rows {
+            map.entry((r.kind, r.name, r.arch))
+                .or_default()
+                .push(r.version);
+        }
+        map
+    };
+    let (old, new) = (group(old), group(new));
+    let mut diff = Diff::default();
+    for (key, old_versions) in &old {
+        match new.get(key) {
+            None => diff.removed.extend(old_versions.iter().map(|v| PackageRow {
+                kind: key.0,
+                name: key.1.clone(),
+                arch: key.2.clone(),
+                version: v.clone(),
+            })),
+            Some(new_versions) if new_versions != old_versions => diff.changed.push(Change {
+                kind: key.0,
+                name: key.1.clone(),
+                arch: key.2.clone(),
+                old: old_versions.clone(),
+                new: new_versions.clone(),
+            }),
+            Some(_) => {}
+        }
+    }
+    for (key, new_versions) in new {
+        if !old.contains_key(&key) {
+            diff.added
+                .extend(new_versions.into_iter().map(|v| PackageRow {
+                    kind: key.0,
+                    name: key.1.clone(),
+                    arch: key.2.clone(),
+                    version: v,
+                }));
+        }
+    }
+    diff
+}
+
+pub fn diff(root: &Root, a: &str, b: &str) -> Result<Diff, SnapshotError> {
+    let pool = Pool::new(root);
+    let (sa, sb) = (load(root, a)?, load(root, b)?);
+    if sa.content.indices == sb.content.indices {
+        return Ok(Diff::default());
+    }
+    Ok(diff_packages(
+        packages(&pool, a, &sa.content)?,
+        packages(&pool, b, &sb.content)?,
+    ))
+}
+
+/// `depot snapshot drop NAME`. Published versions keep their own links to
+/// the package files and are not affected.
+pub fn drop_snapshot(root: &Root, name: &str) -> Result<(), SnapshotError> {
+    load(root, name)?;
+    let path = manifest_path(root, name);
+    std::fs::remove_file(&path).map_err(|source| SnapshotError::Io { path, source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(name: &str, version: &str) -> PackageRow {
+        PackageRow {
+            kind: IndexKind::Binary,
+            name: name.into(),
+            arch: "amd64".into(),
+            version: version.into(),
+        }
+    }
+
+    #[test]
+    fn diff_reports_added_removed_and_changed() {
+        let old = vec![row("a", "1"), row("b", "1"), row("c", "1")];
+        let new = vec![row("a", "2"), row("b", "1"), row("d", "1")];
+        let d = diff_packages(old, new);
+        assert_eq!(d.added, vec![row("d", "1")]);
+        assert_eq!(d.removed, vec![row("c", "1")]);
+        assert_eq!(d.changed.len(), 1);
+        assert_eq!(d.changed[0].name, "a");
+        assert_eq!(
+            (d.changed[0].old.clone(), d.changed[0].new.clone()),
+            (vec!["1".to_string()], vec!["2".to_string()])
+        );
+    }
+
+    #[test]
+    fn default_name_is_mirror_dash_utc_timestamp() {
+        let now: Timestamp = "2026-11-22T10:24:35Z".parse().unwrap();
+        assert_eq!(default_name("debian", now), "debian-20261122T102435Z");
+    }
+}
