@@ -219,3 +219,12 @@ pub struct PublishArgs {
     #[arg(long, value_name = "DIR")]
     pub to: Option<PathBuf>,
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

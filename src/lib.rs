@@ -30,3 +30,56 @@ pub mod report;
 pub mod root;
 pub mod signing;
 pub mod snapshot;
+
+/// How a failure should be reported to a caller (the binary maps these to
+/// its documented exit codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The operation failed (verification, download, I/O, …).
+    Failure,
+    /// The request itself is invalid (bad name, contradictory options).
+    Usage,
+    /// Refused: the object is busy (locked by another process).
+    Refused,
+}
+
+/// Classifies any of the core's errors; `None` for foreign error types.
+pub fn error_kind(err: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
+    use ErrorKind::*;
+    if let Some(e) = err.downcast_ref::<lock::LockError>() {
+        return Some(match e {
+            lock::LockError::Busy { .. } => Refused,
+            lock::LockError::Io { .. } => Failure,
+        });
+    }
+    if err.downcast_ref::<names::InvalidName>().is_some()
+        || err
+            .downcast_ref::<formats::compress::UnknownCompression>()
+            .is_some()
+    {
+        return Some(Usage);
+    }
+    if let Some(e) = err.downcast_ref::<mirror::MirrorError>() {
+        return Some(match e {
+            mirror::MirrorError::InvalidName(_) | mirror::MirrorError::Invalid(_) => Usage,
+            mirror::MirrorError::Lock(l) => error_kind(l).unwrap_or(Failure),
+            _ => Failure,
+        });
+    }
+    if let Some(e) = err.downcast_ref::<snapshot::SnapshotError>() {
+        return Some(match e {
+            snapshot::SnapshotError::InvalidName(_) => Usage,
+            snapshot::SnapshotError::Mirror(m) => error_kind(m).unwrap_or(Failure),
+            _ => Failure,
+        });
+    }
+    if let Some(e) = err.downcast_ref::<promote::PublishError>() {
+        return Some(match e {
+            promote::PublishError::InvalidName(_) | promote::PublishError::InvalidSuite(_) => Usage,
+            promote::PublishError::Lock(l) => error_kind(l).unwrap_or(Failure),
+            promote::PublishError::Snapshot(s) => error_kind(s).unwrap_or(Failure),
+            _ => Failure,
+        });
+    }
+    None
+}

@@ -34,7 +34,7 @@ impl Ctx<'_> {
         move |source| MirrorError::Fetch {
             mirror: self.def.name.clone(),
             what,
-            source,
+            source: Box::new(source),
         }
     }
 
@@ -217,7 +217,7 @@ fn collect_files(
     let malformed = |source| MirrorError::Malformed {
         mirror: ctx.def.name.clone(),
         url: index_name.to_owned(),
-        source,
+        source: Box::new(source),
     };
     let mut entries = 0;
     match kind {
@@ -280,7 +280,7 @@ pub(super) async fn update(
         fetcher: Fetcher::new().map_err(|source| MirrorError::Fetch {
             mirror: def.name.clone(),
             what: "starting".into(),
-            source,
+            source: Box::new(source),
         })?,
         reporter,
     };
@@ -310,7 +310,7 @@ pub(super) async fn update(
     let release = Release::parse(&release_text).map_err(|source| MirrorError::Malformed {
         mirror: def.name.clone(),
         url: redact(&dir) + "Release",
-        source,
+        source: Box::new(source),
     })?;
 
     // Which indices to fetch.
@@ -415,7 +415,7 @@ pub(super) async fn update(
                     flat_arch_subset(&text, &a).map_err(|source| MirrorError::Malformed {
                         mirror: def.name.clone(),
                         url: shown.clone(),
-                        source,
+                        source: Box::new(source),
                     })?;
                 let entries = collect_files(&ctx, kind, &subset, &shown, &mut wanted, &mut seen)?;
                 let blob = pool.put(subset.as_bytes()).map_err(pool_err)?;
@@ -494,7 +494,7 @@ pub(super) async fn update(
                 mirror: def.name.clone(),
                 failed,
                 total: missing.len(),
-                first,
+                first: Box::new(first),
             });
         }
         summary.downloaded_files = missing.len();

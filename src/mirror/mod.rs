@@ -143,7 +143,7 @@ pub enum MirrorError {
         mirror: String,
         what: String,
         #[source]
-        source: FetchError,
+        source: Box<FetchError>,
     },
     #[error("mirror `{mirror}`: the signature of {url} does not verify")]
     Signature {
@@ -161,7 +161,7 @@ pub enum MirrorError {
         mirror: String,
         url: String,
         #[source]
-        source: crate::formats::apt::AptFormatError,
+        source: Box<crate::formats::apt::AptFormatError>,
     },
     #[error("mirror `{mirror}`: {problem}")]
     Upstream { mirror: String, problem: String },
@@ -185,7 +185,7 @@ pub enum MirrorError {
         failed: usize,
         total: usize,
         #[source]
-        first: FetchError,
+        first: Box<FetchError>,
     },
     #[error("mirror `{mirror}`: cannot store in the pool")]
     Pool {

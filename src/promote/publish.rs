@@ -54,7 +54,7 @@ pub enum PublishError {
     Fetch {
         dist: String,
         #[source]
-        source: FetchError,
+        source: Box<FetchError>,
     },
     #[error("distribution `{dist}`: an index of the snapshot is malformed")]
     Malformed {
@@ -249,7 +249,7 @@ async fn fetch_missing(
 ) -> Result<(), PublishError> {
     let fetch_err = |source| PublishError::Fetch {
         dist: dist.to_owned(),
-        source,
+        source: Box::new(source),
     };
     let fetcher = Fetcher::new().map_err(fetch_err)?;
     let base = Url::parse(&content.files_url).map_err(|_| {

@@ -84,19 +84,11 @@ pub fn render<T: Serialize>(format: OutputFormat, value: &T, text: impl FnOnce()
 
 fn exit_code(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
-        if let Some(depot::lock::LockError::Busy { .. }) = cause.downcast_ref() {
-            return exit::REFUSED;
-        }
-        if cause.downcast_ref::<depot::names::InvalidName>().is_some()
-            || matches!(
-                cause.downcast_ref(),
-                Some(depot::mirror::MirrorError::Invalid(_))
-            )
-            || cause
-                .downcast_ref::<depot::formats::compress::UnknownCompression>()
-                .is_some()
-        {
-            return exit::USAGE;
+        match depot::error_kind(cause) {
+            Some(depot::ErrorKind::Usage) => return exit::USAGE,
+            Some(depot::ErrorKind::Refused) => return exit::REFUSED,
+            Some(depot::ErrorKind::Failure) => return exit::FAILURE,
+            None => {}
         }
     }
     exit::FAILURE
@@ -104,15 +96,20 @@ fn exit_code(err: &anyhow::Error) -> u8 {
 
 fn hint(err: &anyhow::Error) -> Option<&'static str> {
     for cause in err.chain() {
-        if let Some(depot::lock::LockError::Busy { .. }) = cause.downcast_ref() {
+        if depot::error_kind(cause) == Some(depot::ErrorKind::Refused) {
             return Some("wait for the other command to finish, then run this one again");
         }
-        if let Some(depot::signing::SigningError::BadSignature { .. }) = cause.downcast_ref() {
+        if let Some(depot::mirror::MirrorError::Signature { .. }) = cause.downcast_ref() {
             return Some(
                 "check that --keyring holds upstream's signing key; the mirror's previous state is unchanged",
             );
         }
-        if let Some(depot::mirror::MirrorError::Downloads { .. }) = cause.downcast_ref() {
+        if let Some(depot::mirror::MirrorError::Downloads { first, .. }) = cause.downcast_ref()
+            && matches!(
+                **first,
+                depot::http::FetchError::Network { .. } | depot::http::FetchError::Status { .. }
+            )
+        {
             return Some("run the update again: verified files are kept and not downloaded twice");
         }
     }

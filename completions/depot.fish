@@ -1,0 +1,239 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_depot_global_optspecs
+    string join \n root= config= q/quiet v/verbose no-progress output-format= h/help V/version
+end
+
+function __fish_depot_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_depot_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_depot_using_subcommand
+    set -l cmd (__fish_depot_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c depot -n "__fish_depot_needs_command" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_needs_command" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_needs_command" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+json\t''"
+complete -c depot -n "__fish_depot_needs_command" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_needs_command" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_needs_command" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c depot -n "__fish_depot_needs_command" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_needs_command" -f -a "mirror" -d 'Define and update mirrors of upstream repositories'
+complete -c depot -n "__fish_depot_needs_command" -f -a "snapshot" -d 'Take, inspect and compare immutable snapshots'
+complete -c depot -n "__fish_depot_needs_command" -f -a "publish" -d 'Publish a snapshot as a new signed version of a distribution'
+complete -c depot -n "__fish_depot_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c depot -n "__fish_depot_using_subcommand mirror; and not __fish_seen_subcommand_from create update list show edit drop help" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand mirror; and not __fish_seen_subcommand_from create update list show edit drop help" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand mirror; and not __fish_seen_subcommand_from create update list show edit drop help" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+json\t''"
+complete -c depot -n "__fish_depot_using_subcommand mirror; and not __fish_seen_subcommand_from create update list show edit drop help" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand mirror; and not __fish_seen_subcommand_from create update list show edit drop help" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand mirror; and not __fish_seen_subcommand_from create update list show edit drop help" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand mirror; and not __fish_seen_subcommand_from create update list show edit drop help" -s h -l help -d 'Print help'
+complete -c depot -n "__fish_depot_using_subcommand mirror; and not __fish_seen_subcommand_from create update list show edit drop help" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand mirror; and not __fish_seen_subcommand_from create update list show edit drop help" -f -a "create" -d 'Define a new mirror'
+complete -c depot -n "__fish_depot_using_subcommand mirror; and not __fish_seen_subcommand_from create update list show edit drop help" -f -a "update" -d 'Fetch and verify upstream\'s current state into the pool'
+complete -c depot -n "__fish_depot_using_subcommand mirror; and not __fish_seen_subcommand_from create update list show edit drop help" -f -a "list" -d 'List mirrors'
+complete -c depot -n "__fish_depot_using_subcommand mirror; and not __fish_seen_subcommand_from create update list show edit drop help" -f -a "show" -d 'Show a mirror\'s definition and last update'
+complete -c depot -n "__fish_depot_using_subcommand mirror; and not __fish_seen_subcommand_from create update list show edit drop help" -f -a "edit" -d 'Change a mirror\'s definition'
+complete -c depot -n "__fish_depot_using_subcommand mirror; and not __fish_seen_subcommand_from create update list show edit drop help" -f -a "drop" -d 'Delete a mirror (its snapshots are kept)'
+complete -c depot -n "__fish_depot_using_subcommand mirror; and not __fish_seen_subcommand_from create update list show edit drop help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -l kind -r -f -a "apt\t''"
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -l suite -d 'Suite (under dists/), or a flat repository\'s directory ending in `/`' -r
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -l component -d 'Component to mirror (repeatable) [default: all in Release]' -r
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -l arch -d 'Architecture to mirror (repeatable) [default: all in Release]' -r
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -l keyring -d 'Keyring that upstream signatures must verify against' -r -F
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -l policy -d 'When package files are downloaded' -r -f -a "immediate\t'Download package files during `mirror update`'
+on-demand\t'Keep metadata only; fetch a package the first time it is published'"
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+json\t''"
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -l no-verify -d 'Do not check upstream signatures (checksums are still checked)'
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -l with-sources -d 'Also mirror source packages (Sources and the files they name)'
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -l with-udebs -d 'Also mirror installer packages (debian-installer udebs)'
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from update" -l concurrency -d 'Parallel package downloads per mirror' -r
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from update" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from update" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from update" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+json\t''"
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from update" -l all -d 'Update every mirror'
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from update" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from update" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from update" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from update" -s h -l help -d 'Print help'
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from update" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from list" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from list" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from list" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+json\t''"
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from list" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from list" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from show" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from show" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from show" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+json\t''"
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from show" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from show" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from edit" -l url -r
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from edit" -l suite -r
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from edit" -l component -d 'Replace the component list (repeatable)' -r
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from edit" -l arch -d 'Replace the architecture list (repeatable)' -r
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from edit" -l keyring -r -F
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from edit" -l policy -r -f -a "immediate\t'Download package files during `mirror update`'
+on-demand\t'Keep metadata only; fetch a package the first time it is published'"
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from edit" -l with-sources -r -f -a "true\t''
+false\t''"
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from edit" -l with-udebs -r -f -a "true\t''
+false\t''"
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from edit" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from edit" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from edit" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+json\t''"
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from edit" -l no-verify
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from edit" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from edit" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from edit" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from edit" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from edit" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from drop" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from drop" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from drop" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+json\t''"
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from drop" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from drop" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from drop" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from drop" -s h -l help -d 'Print help'
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from drop" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from help" -f -a "create" -d 'Define a new mirror'
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from help" -f -a "update" -d 'Fetch and verify upstream\'s current state into the pool'
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from help" -f -a "list" -d 'List mirrors'
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show a mirror\'s definition and last update'
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from help" -f -a "edit" -d 'Change a mirror\'s definition'
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from help" -f -a "drop" -d 'Delete a mirror (its snapshots are kept)'
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and not __fish_seen_subcommand_from create list show diff drop help" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and not __fish_seen_subcommand_from create list show diff drop help" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and not __fish_seen_subcommand_from create list show diff drop help" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+json\t''"
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and not __fish_seen_subcommand_from create list show diff drop help" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and not __fish_seen_subcommand_from create list show diff drop help" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and not __fish_seen_subcommand_from create list show diff drop help" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and not __fish_seen_subcommand_from create list show diff drop help" -s h -l help -d 'Print help'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and not __fish_seen_subcommand_from create list show diff drop help" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and not __fish_seen_subcommand_from create list show diff drop help" -f -a "create" -d 'Take a snapshot of a mirror\'s last update'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and not __fish_seen_subcommand_from create list show diff drop help" -f -a "list" -d 'List snapshots, oldest first'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and not __fish_seen_subcommand_from create list show diff drop help" -f -a "show" -d 'Show a snapshot'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and not __fish_seen_subcommand_from create list show diff drop help" -f -a "diff" -d 'Packages added, removed and changed from A to B'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and not __fish_seen_subcommand_from create list show diff drop help" -f -a "drop" -d 'Delete a snapshot (published versions are not affected)'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and not __fish_seen_subcommand_from create list show diff drop help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from create" -l mirror -r
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from create" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from create" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from create" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+json\t''"
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from create" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from create" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from create" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from create" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from list" -l source -d 'Only snapshots of this mirror' -r
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from list" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from list" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from list" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+json\t''"
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from list" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from list" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from show" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from show" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from show" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+json\t''"
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from show" -l packages -d 'Also list every package'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from show" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from show" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from diff" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from diff" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from diff" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+json\t''"
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from diff" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from diff" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from diff" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from diff" -s h -l help -d 'Print help'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from diff" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from drop" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from drop" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from drop" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+json\t''"
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from drop" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from drop" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from drop" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from drop" -s h -l help -d 'Print help'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from drop" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from help" -f -a "create" -d 'Take a snapshot of a mirror\'s last update'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from help" -f -a "list" -d 'List snapshots, oldest first'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show a snapshot'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from help" -f -a "diff" -d 'Packages added, removed and changed from A to B'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from help" -f -a "drop" -d 'Delete a snapshot (published versions are not affected)'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c depot -n "__fish_depot_using_subcommand publish" -l dist -d 'Distribution: DIR/DIST/VERSION/ is written and DIR/DIST/dev switched to it' -r
+complete -c depot -n "__fish_depot_using_subcommand publish" -l sign-key -d 'GnuPG key (id, fingerprint or user id) that signs the Release' -r
+complete -c depot -n "__fish_depot_using_subcommand publish" -l suite -d 'Suite name in dists/ [default: the upstream codename]' -r
+complete -c depot -n "__fish_depot_using_subcommand publish" -l compress -d 'Compressed index formats, comma-separated (gz, xz, zst) [default: gz,xz]' -r
+complete -c depot -n "__fish_depot_using_subcommand publish" -l to -d 'Publish root [default: public/ in the data root]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand publish" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand publish" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand publish" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+json\t''"
+complete -c depot -n "__fish_depot_using_subcommand publish" -l skip-signing -d 'Publish unsigned (apt then needs [trusted=yes])'
+complete -c depot -n "__fish_depot_using_subcommand publish" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand publish" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand publish" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand publish" -s h -l help -d 'Print help'
+complete -c depot -n "__fish_depot_using_subcommand publish" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot publish help" -f -a "mirror" -d 'Define and update mirrors of upstream repositories'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot publish help" -f -a "snapshot" -d 'Take, inspect and compare immutable snapshots'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot publish help" -f -a "publish" -d 'Publish a snapshot as a new signed version of a distribution'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot publish help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from mirror" -f -a "create" -d 'Define a new mirror'
+complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from mirror" -f -a "update" -d 'Fetch and verify upstream\'s current state into the pool'
+complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from mirror" -f -a "list" -d 'List mirrors'
+complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from mirror" -f -a "show" -d 'Show a mirror\'s definition and last update'
+complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from mirror" -f -a "edit" -d 'Change a mirror\'s definition'
+complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from mirror" -f -a "drop" -d 'Delete a mirror (its snapshots are kept)'
+complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from snapshot" -f -a "create" -d 'Take a snapshot of a mirror\'s last update'
+complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from snapshot" -f -a "list" -d 'List snapshots, oldest first'
+complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from snapshot" -f -a "show" -d 'Show a snapshot'
+complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from snapshot" -f -a "diff" -d 'Packages added, removed and changed from A to B'
+complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from snapshot" -f -a "drop" -d 'Delete a snapshot (published versions are not affected)'

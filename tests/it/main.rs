@@ -1,0 +1,5 @@
+//! depot's integration tests: the real binary against real repositories
+//! served over loopback HTTP, checked with real apt-get.
+
+mod apt;
+mod support;

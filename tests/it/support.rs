@@ -1,0 +1,373 @@
+//! The test context: a temp data root, a loopback HTTP server over a copy
+//! of the fixture repositories, a throwaway GnuPG home, and the real
+//! `depot` binary.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// Copies a directory tree (files and folders; symlinks as links).
+pub fn copy_tree(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    for entry in std::fs::read_dir(src).unwrap() {
+        let entry = entry.unwrap();
+        let to = dst.join(entry.file_name());
+        let ty = entry.file_type().unwrap();
+        if ty.is_dir() {
+            copy_tree(&entry.path(), &to);
+        } else if ty.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(entry.path()).unwrap(), &to).unwrap();
+        } else {
+            std::fs::copy(entry.path(), &to).unwrap();
+        }
+    }
+}
+
+#[derive(Default)]
+struct ServerState {
+    log: Vec<String>,
+    fail_once: HashSet<String>,
+    /// Pause this long halfway through each body whose path ends in .deb.
+    deb_stall: Option<Duration>,
+}
+
+/// A minimal HTTP/1.1 static file server on 127.0.0.1 (random port), with
+/// a request log and fault injection. It serves files below `root`.
+pub struct Server {
+    pub addr: String,
+    state: Arc<Mutex<ServerState>>,
+}
+
+impl Server {
+    pub fn start(root: PathBuf) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let state = Arc::new(Mutex::new(ServerState::default()));
+        let st = state.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (root, st) = (root.clone(), st.clone());
+                std::thread::spawn(move || {
+                    let _ = serve(stream, &root, &st);
+                });
+            }
+        });
+        Self { addr, state }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}/{path}", self.addr)
+    }
+
+    pub fn requests(&self) -> Vec<String> {
+        self.state.lock().unwrap().log.clone()
+    }
+
+    pub fn clear_log(&self) {
+        self.state.lock().unwrap().log.clear();
+    }
+
+    /// The next request for `path` gets a 503.
+    pub fn fail_once(&self, path: &str) {
+        self.state.lock().unwrap().fail_once.insert(path.to_owned());
+    }
+
+    pub fn stall_debs(&self, d: Duration) {
+        self.state.lock().unwrap().deb_stall = Some(d);
+    }
+}
+
+fn serve(stream: TcpStream, root: &Path, state: &Mutex<ServerState>) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut stream = stream;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let mut parts = line.split_whitespace();
+        let method = parts.next().unwrap_or("").to_owned();
+        let target = parts.next().unwrap_or("/").to_owned();
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h)? == 0 || h == "\r\n" || h == "\n" {
+                break;
+            }
+        }
+        let path = target
+            .split('?')
+            .next()
+            .unwrap_or("")
+            .trim_start_matches('/');
+        let path = path
+            .replace("%2B", "+")
+            .replace("%2b", "+")
+            .replace("%7E", "~");
+        let (fail, stall) = {
+            let mut st = state.lock().unwrap();
+            st.log.push(path.clone());
+            (
+                st.fail_once.remove(&path),
+                st.deb_stall.filter(|_| path.ends_with(".deb")),
+            )
+        };
+        if fail {
+            stream.write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")?;
+            continue;
+        }
+        let file = root.join(&path);
+        let body = if path.split('/').any(|c| c == "..") || !file.is_file() {
+            None
+        } else {
+            let mut bytes = Vec::new();
+            std::fs::File::open(&file)?.read_to_end(&mut bytes)?;
+            Some(bytes)
+        };
+        match body {
+            None => stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")?,
+            Some(bytes) => {
+                stream.write_all(
+                    format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", bytes.len())
+                        .as_bytes(),
+                )?;
+                if method != "HEAD" {
+                    let half = bytes.len() / 2;
+                    stream.write_all(&bytes[..half])?;
+                    if let Some(d) = stall {
+                        stream.flush()?;
+                        std::thread::sleep(d);
+                    }
+                    stream.write_all(&bytes[half..])?;
+                }
+            }
+        }
+        stream.flush()?;
+    }
+}
+
+/// A throwaway GnuPG home with one passphrase-less signing key.
+pub struct Gpg {
+    pub home: tempfile::TempDir,
+    /// The public key, exported (binary), for apt's signed-by.
+    pub public_key: PathBuf,
+}
+
+impl Gpg {
+    pub fn new() -> Self {
+        let home = tempfile::Builder::new()
+            .prefix("gpg")
+            .tempdir_in("/tmp")
+            .unwrap();
+        let gpg = |args: &[&str]| {
+            let out = Command::new("gpg")
+                .env("GNUPGHOME", home.path())
+                .args([
+                    "--batch",
+                    "--quiet",
+                    "--pinentry-mode",
+                    "loopback",
+                    "--passphrase",
+                    "",
+                ])
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "gpg {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            out.stdout
+        };
+        gpg(&[
+            "--quick-gen-key",
+            "depot test <test@depot.invalid>",
+            "ed25519",
+            "sign",
+            "never",
+        ]);
+        let public_key = home.path().join("publisher.gpg");
+        std::fs::write(&public_key, gpg(&["--export", "test@depot.invalid"])).unwrap();
+        Self { home, public_key }
+    }
+}
+
+impl Drop for Gpg {
+    fn drop(&mut self) {
+        let _ = Command::new("gpgconf")
+            .env("GNUPGHOME", self.home.path())
+            .args(["--kill", "all"])
+            .output();
+    }
+}
+
+pub struct TestContext {
+    pub dir: tempfile::TempDir,
+    pub root: PathBuf,
+    /// Served over HTTP at `server`.
+    pub www: PathBuf,
+    pub server: Server,
+    pub env: HashMap<String, String>,
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(out: Output) -> Self {
+        Self {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    #[track_caller]
+    pub fn ok(self) -> Self {
+        assert_eq!(
+            self.code, 0,
+            "stdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    #[track_caller]
+    pub fn fails(self, code: i32, needle: &str) -> Self {
+        assert_eq!(
+            self.code, code,
+            "stdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        assert!(
+            self.stderr.contains(needle),
+            "expected `{needle}` in stderr:\n{}",
+            self.stderr
+        );
+        self
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("{e}: {}", self.stdout))
+    }
+}
+
+impl TestContext {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        let www = dir.path().join("www");
+        std::fs::create_dir_all(&www).unwrap();
+        let server = Server::start(www.clone());
+        Self {
+            root,
+            www,
+            server,
+            dir,
+            env: HashMap::new(),
+        }
+    }
+
+    /// Serves a copy of fixture tree `apt/NAME` at `/AS/`.
+    pub fn serve_apt(&self, name: &str, as_: &str) -> String {
+        let dst = self.www.join(as_);
+        let _ = std::fs::remove_dir_all(&dst);
+        copy_tree(&fixtures().join("apt").join(name), &dst);
+        self.server.url(&format!("{as_}/"))
+    }
+
+    pub fn keyring(&self, name: &str) -> String {
+        fixtures().join("apt/keys").join(name).display().to_string()
+    }
+
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_depot"));
+        cmd.arg("--root").arg(&self.root).arg("--no-progress");
+        cmd.env_remove("DEPOT_ROOT")
+            .env_remove("DEPOT_NOW")
+            .env("XDG_CONFIG_HOME", self.dir.path());
+        cmd.envs(&self.env);
+        cmd
+    }
+
+    pub fn depot(&self, args: &[&str]) -> Run {
+        Run::from(self.command().args(args).output().unwrap())
+    }
+
+    /// Every blob in the pool, checked: its file name equals its SHA-256.
+    pub fn assert_pool_consistent(&self) -> usize {
+        let mut count = 0;
+        let mut stack = vec![self.root.join("pool")];
+        while let Some(dir) = stack.pop() {
+            for e in std::fs::read_dir(&dir).unwrap().flatten() {
+                if e.file_type().unwrap().is_dir() {
+                    stack.push(e.path());
+                } else {
+                    let bytes = std::fs::read(e.path()).unwrap();
+                    let actual = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+                    assert_eq!(
+                        e.file_name().to_string_lossy(),
+                        actual,
+                        "{}",
+                        e.path().display()
+                    );
+                    count += 1;
+                }
+            }
+        }
+        count
+    }
+}
+
+/// Runs real `apt-get` with a private root against `sources_line`.
+pub struct Apt {
+    pub dir: tempfile::TempDir,
+}
+
+impl Apt {
+    pub fn new(sources_line: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        for d in ["etc", "state/lists/partial", "cache/archives/partial", "dl"] {
+            std::fs::create_dir_all(dir.path().join(d)).unwrap();
+        }
+        std::fs::write(
+            dir.path().join("etc/sources.list"),
+            format!("{sources_line}\n"),
+        )
+        .unwrap();
+        Self { dir }
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        let d = self.dir.path().display();
+        let opts = [
+            format!("Dir::Etc::SourceList={d}/etc/sources.list"),
+            "Dir::Etc::SourceParts=/dev/null".into(),
+            format!("Dir::State={d}/state"),
+            format!("Dir::Cache={d}/cache"),
+            "Dir::State::status=/dev/null".into(),
+            "Debug::NoLocking=1".into(),
+            "APT::Sandbox::User=root".into(),
+            "APT::Architecture=amd64".into(),
+            "Acquire::Languages=none".into(),
+        ];
+        let mut cmd = Command::new("apt-get");
+        cmd.current_dir(self.dir.path().join("dl"));
+        for o in &opts {
+            cmd.arg("-o").arg(o);
+        }
+        Run::from(cmd.args(args).output().unwrap())
+    }
+}
