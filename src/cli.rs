@@ -9,13 +9,15 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+
 #[derive(Debug, Parser)]
 #[command(
     name = "depot",
     version,
-    about = "Mirror, snapshot and publish apt repositories",
-    long_about = "depot mirrors apt repositories into a content-addressed pool, takes immutable \
-snapshots of them and publishes snapshots as signed repositories that apt consumes.\n\n\
+    about = "Mirror, snapshot and publish apt and rpm repositories",
+    long_about = "depot mirrors apt and rpm repositories into a content-addressed pool, takes \
+immutable snapshots of them and publishes snapshots as signed repositories that apt and dnf \
+consume.\n\n\
 Exit codes: 0 success; 1 the operation failed; 2 usage error; 3 refused (object busy); \
 130 interrupted.",
     propagate_version = true
@@ -70,6 +72,7 @@ pub enum Command {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Kind {
     Apt,
+    Rpm,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -78,6 +81,14 @@ pub enum PolicyArg {
     Immediate,
     /// Keep metadata only; fetch a package the first time it is published
     OnDemand,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    /// Each update makes the mirror equal to upstream
+    Mirror,
+    /// Keep packages upstream dropped (rpm only)
+    Additive,
 }
 
 #[derive(Debug, Subcommand)]
@@ -104,7 +115,7 @@ pub struct MirrorCreateArgs {
     pub url: String,
     #[arg(long, value_enum)]
     pub kind: Kind,
-    /// Suite (under dists/), or a flat repository's directory ending in `/`
+    /// apt: suite (under dists/), or a flat repository's directory ending in `/`
     #[arg(long)]
     pub suite: Option<String>,
     /// Component to mirror (repeatable) [default: all in Release]
@@ -122,6 +133,9 @@ pub struct MirrorCreateArgs {
     /// When package files are downloaded
     #[arg(long, value_enum, default_value_t = PolicyArg::Immediate)]
     pub policy: PolicyArg,
+    /// What happens to packages upstream dropped
+    #[arg(long, value_enum, default_value_t = ModeArg::Mirror)]
+    pub mode: ModeArg,
     /// Also mirror source packages (Sources and the files they name)
     #[arg(long)]
     pub with_sources: bool,
@@ -162,6 +176,8 @@ pub struct MirrorEditArgs {
     pub no_verify: bool,
     #[arg(long, value_enum)]
     pub policy: Option<PolicyArg>,
+    #[arg(long, value_enum)]
+    pub mode: Option<ModeArg>,
     #[arg(long, value_name = "BOOL")]
     pub with_sources: Option<bool>,
     #[arg(long, value_name = "BOOL")]
@@ -212,7 +228,7 @@ pub struct PublishArgs {
     /// Suite name in dists/ [default: the upstream codename]
     #[arg(long)]
     pub suite: Option<String>,
-    /// Compressed index formats, comma-separated (gz, xz, zst) [default: gz,xz]
+    /// Compressed index formats, comma-separated (gz, xz, zst) [default: apt gz,xz; rpm gz]
     #[arg(long, value_delimiter = ',')]
     pub compress: Vec<String>,
     /// Publish root [default: public/ in the data root]

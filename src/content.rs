@@ -2,10 +2,11 @@
 //!
 //! A mirror's last update, a snapshot and (later) a release all describe
 //! their packages the same way: a list of index blobs — verbatim,
-//! uncompressed `Packages`/`Sources` texts whose stanzas name each file by
-//! SHA-256 — plus the suite metadata needed to publish them. The package
-//! files themselves are pool blobs named by those SHA-256 fields, so a
-//! snapshot is a small manifest however many packages it has.
+//! uncompressed `Packages`/`Sources` texts (apt) or repodata XML files
+//! (rpm) whose entries name each package file by SHA-256 — plus the
+//! metadata needed to publish them. The package files themselves are pool
+//! blobs named by those SHA-256 fields, so a snapshot is a small manifest
+//! however many packages it has.
 
 use serde::{Deserialize, Serialize};
 
@@ -15,12 +16,14 @@ use crate::digest::Sha256Digest;
 #[serde(rename_all = "lowercase")]
 pub enum RepoKind {
     Apt,
+    Rpm,
 }
 
 impl std::fmt::Display for RepoKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Self::Apt => "apt",
+            Self::Rpm => "rpm",
         })
     }
 }
@@ -111,5 +114,70 @@ impl AptContent {
             .filter(|i| i.kind != IndexKind::Source)
             .map(|i| i.entries)
             .sum()
+    }
+}
+
+/// One uncompressed repodata file (`primary`, `filelists`, `other`,
+/// `updateinfo`, `group`, `modules`, …), stored in the pool.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RpmMetadataRef {
+    /// The repomd `type` (`primary`, `group`, …).
+    pub mdtype: String,
+    /// The file extension before compression (`xml`, or `yaml` for modules).
+    pub ext: String,
+    pub blob: Sha256Digest,
+}
+
+/// The packages of one rpm repository state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RpmContent {
+    /// The URL that `<location href>` values are relative to (unless a
+    /// package names its own `xml:base`).
+    pub files_url: String,
+    pub metadata: Vec<RpmMetadataRef>,
+    pub packages: usize,
+}
+
+impl RpmContent {
+    pub fn get(&self, mdtype: &str) -> Option<&RpmMetadataRef> {
+        self.metadata.iter().find(|m| m.mdtype == mdtype)
+    }
+}
+
+/// The packages of a repository state, apt or rpm.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "format", rename_all = "lowercase")]
+pub enum Content {
+    Apt(AptContent),
+    Rpm(RpmContent),
+}
+
+impl Content {
+    pub fn kind(&self) -> RepoKind {
+        match self {
+            Self::Apt(_) => RepoKind::Apt,
+            Self::Rpm(_) => RepoKind::Rpm,
+        }
+    }
+
+    pub fn package_count(&self) -> usize {
+        match self {
+            Self::Apt(a) => a.package_count(),
+            Self::Rpm(r) => r.packages,
+        }
+    }
+
+    pub fn components(&self) -> Vec<String> {
+        match self {
+            Self::Apt(a) => a.components(),
+            Self::Rpm(_) => Vec::new(),
+        }
+    }
+
+    pub fn architectures(&self) -> Vec<String> {
+        match self {
+            Self::Apt(a) => a.architectures(),
+            Self::Rpm(_) => Vec::new(),
+        }
     }
 }

@@ -102,6 +102,18 @@ impl Compression {
     }
 }
 
+/// Decompresses `data` by the suffix of `name`: `.gz`, `.xz`, `.zst`, and
+/// `.bz2` (read-only: old rpm repositories use it; depot never writes it).
+pub fn decompress_named(name: &str, data: &[u8]) -> io::Result<Vec<u8>> {
+    if name.ends_with(".bz2") {
+        let mut out = Vec::with_capacity(data.len() * 4);
+        bzip2::read::MultiBzDecoder::new(data).read_to_end(&mut out)?;
+        Ok(out)
+    } else {
+        Compression::from_path(name).decompress(data)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,3 +4,4 @@
 pub mod apt;
 pub mod compress;
 pub mod deb822;
+pub mod rpm;

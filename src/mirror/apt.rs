@@ -8,11 +8,10 @@
 
 use std::collections::HashSet;
 
-use futures_util::StreamExt;
 use url::Url;
 
-use super::{MirrorDef, MirrorError, MirrorState, Policy, UpdateOptions, UpdateSummary};
-use crate::content::{AptContent, IndexKind, IndexRef};
+use super::{MirrorDef, MirrorError, MirrorState, UpdateOptions, UpdateSummary};
+use crate::content::{AptContent, Content, IndexKind, IndexRef};
 use crate::digest::{Expected, Sha256Digest};
 use crate::formats::apt::{self as fmt, Release};
 use crate::formats::compress::Compression;
@@ -298,7 +297,10 @@ pub(super) async fn update(
         let summary = UpdateSummary {
             mirror: def.name.clone(),
             changed: false,
-            indices: prev.content.indices.len(),
+            indices: match &prev.content {
+                Content::Apt(a) => a.indices.len(),
+                Content::Rpm(r) => r.metadata.len(),
+            },
             packages: prev.content.package_count(),
             downloaded_files: 0,
             downloaded_bytes: 0,
@@ -440,66 +442,30 @@ pub(super) async fn update(
         }
     }
 
-    let total = wanted.len();
-    let missing: Vec<Wanted> = wanted
+    let wanted = wanted
         .into_iter()
-        .filter(|w| !pool.contains(&w.expected.sha256))
-        .collect();
-    let already_pooled = total - missing.len();
+        .map(|w| {
+            files_url
+                .join(&w.path)
+                .map(|url| super::download::Wanted {
+                    url,
+                    expected: w.expected,
+                })
+                .map_err(|e| MirrorError::Invalid(e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let outcome =
+        super::download::download_missing(def, &ctx.fetcher, &pool, wanted, opts, reporter).await?;
     let mut summary = UpdateSummary {
         mirror: def.name.clone(),
         changed: true,
         indices: indices.len(),
         packages: 0,
-        downloaded_files: 0,
-        downloaded_bytes: 0,
-        already_pooled,
-        deferred: 0,
+        downloaded_files: outcome.downloaded_files,
+        downloaded_bytes: outcome.downloaded_bytes,
+        already_pooled: outcome.already_pooled,
+        deferred: outcome.deferred,
     };
-    if def.policy == Policy::OnDemand {
-        summary.deferred = missing.len();
-    } else if !missing.is_empty() {
-        let bytes: u64 = missing.iter().map(|w| w.expected.size).sum();
-        reporter.report(Event::DownloadsPlanned {
-            subject: &def.name,
-            files: missing.len() as u64,
-            bytes,
-        });
-        let results: Vec<Result<u64, crate::http::FetchError>> =
-            futures_util::stream::iter(missing.iter())
-                .map(|w| {
-                    let ctx = &ctx;
-                    let pool = &pool;
-                    let files_url = &files_url;
-                    async move {
-                        let url = files_url.join(&w.path).map_err(|_| {
-                            crate::http::FetchError::Scheme {
-                                url: w.path.clone(),
-                            }
-                        })?;
-                        ctx.fetcher
-                            .download_to_pool(&url, &w.expected, pool, ctx.reporter)
-                            .await?;
-                        ctx.reporter.report(Event::FileDone);
-                        Ok(w.expected.size)
-                    }
-                })
-                .buffer_unordered(opts.concurrency.max(1))
-                .collect()
-                .await;
-        reporter.report(Event::DownloadsFinished);
-        let failed = results.iter().filter(|r| r.is_err()).count();
-        if let Some(first) = results.into_iter().find_map(Result::err) {
-            return Err(MirrorError::Downloads {
-                mirror: def.name.clone(),
-                failed,
-                total: missing.len(),
-                first: Box::new(first),
-            });
-        }
-        summary.downloaded_files = missing.len();
-        summary.downloaded_bytes = bytes;
-    }
     let content = AptContent {
         origin: release.origin.clone(),
         label: release.label.clone(),
@@ -514,7 +480,7 @@ pub(super) async fn update(
         release_raw,
         fetch_digest,
         deferred: summary.deferred,
-        content,
+        content: Content::Apt(content),
     };
     Ok((Some(state), summary))
 }

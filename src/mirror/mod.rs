@@ -14,6 +14,8 @@
 //! dropping a mirror cannot break one).
 
 pub mod apt;
+mod download;
+pub mod rpm;
 
 use std::path::{Path, PathBuf};
 
@@ -21,7 +23,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::content::{AptContent, RepoKind};
+use crate::content::{Content, RepoKind};
 use crate::digest::Sha256Digest;
 use crate::http::FetchError;
 use crate::lock::LockError;
@@ -40,6 +42,17 @@ pub enum Policy {
     OnDemand,
 }
 
+/// What happens to packages that upstream dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Each update makes the mirror equal to upstream.
+    #[default]
+    Mirror,
+    /// Packages upstream dropped stay (Pulp's "additive" sync); rpm only.
+    Additive,
+}
+
 /// A mirror definition, as stored in `mirrors/NAME.yaml`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -48,6 +61,7 @@ pub struct MirrorDef {
     pub kind: RepoKind,
     pub url: String,
     /// apt: the suite under `dists/`, or a flat directory ending in `/`.
+    #[serde(default)]
     pub suite: String,
     /// Components to mirror; empty means all the Release file lists.
     #[serde(default)]
@@ -63,6 +77,8 @@ pub struct MirrorDef {
     pub no_verify: bool,
     #[serde(default)]
     pub policy: Policy,
+    #[serde(default)]
+    pub mode: Mode,
     #[serde(default)]
     pub with_sources: bool,
     #[serde(default)]
@@ -87,6 +103,7 @@ impl MirrorDef {
             self.keyring,
             self.no_verify,
             self.policy,
+            self.mode,
             self.with_sources,
             self.with_udebs,
         ]);
@@ -102,7 +119,7 @@ pub struct MirrorState {
     pub release_raw: Sha256Digest,
     /// [`MirrorDef::fetch_digest`] of the definition used.
     pub fetch_digest: Sha256Digest,
-    pub content: AptContent,
+    pub content: Content,
     /// Package files not pooled yet (policy on-demand).
     #[serde(default)]
     pub deferred: usize,
@@ -207,6 +224,7 @@ pub struct CreateOptions {
     pub keyring: Option<PathBuf>,
     pub no_verify: bool,
     pub policy: Policy,
+    pub mode: Mode,
     pub with_sources: bool,
     pub with_udebs: bool,
     pub now: Timestamp,
@@ -256,8 +274,27 @@ fn validate(def: &MirrorDef) -> Result<(), MirrorError> {
         }
         _ => {}
     }
-    if def.suite.is_empty() {
-        return Err(MirrorError::Invalid("an apt mirror needs --suite".into()));
+    match def.kind {
+        RepoKind::Apt if def.suite.is_empty() => {
+            return Err(MirrorError::Invalid("an apt mirror needs --suite".into()));
+        }
+        RepoKind::Apt if def.mode == Mode::Additive => {
+            return Err(MirrorError::Invalid(
+                "--mode additive is supported for rpm mirrors only".into(),
+            ));
+        }
+        RepoKind::Rpm
+            if !def.suite.is_empty()
+                || !def.components.is_empty()
+                || !def.architectures.is_empty()
+                || def.with_sources
+                || def.with_udebs =>
+        {
+            return Err(MirrorError::Invalid(
+                "--suite, --component, --arch, --with-sources and --with-udebs apply to apt mirrors only".into(),
+            ));
+        }
+        _ => {}
     }
     let flat_suite = def.suite.trim_end_matches('/');
     if !flat_suite.is_empty()
@@ -309,6 +346,7 @@ pub fn create(root: &crate::root::Root, opts: CreateOptions) -> Result<MirrorDef
         keyring,
         no_verify: opts.no_verify,
         policy: opts.policy,
+        mode: opts.mode,
         with_sources: opts.with_sources,
         with_udebs: opts.with_udebs,
         created: opts.now,
@@ -445,6 +483,7 @@ pub struct EditOptions {
     pub keyring: Option<PathBuf>,
     pub no_verify: Option<bool>,
     pub policy: Option<Policy>,
+    pub mode: Option<Mode>,
     pub with_sources: Option<bool>,
     pub with_udebs: Option<bool>,
 }
@@ -490,6 +529,9 @@ pub fn edit(
     }
     if let Some(p) = changes.policy {
         def.policy = p;
+    }
+    if let Some(m) = changes.mode {
+        def.mode = m;
     }
     if let Some(s) = changes.with_sources {
         def.with_sources = s;
@@ -553,6 +595,7 @@ pub async fn update(
     let previous = load_state(root, name)?;
     let (state, summary) = match def.kind {
         RepoKind::Apt => apt::update(root, &def, previous.as_ref(), opts, reporter).await?,
+        RepoKind::Rpm => rpm::update(root, &def, previous.as_ref(), opts, reporter).await?,
     };
     if let Some(state) = state {
         save_state(root, name, &state)?;

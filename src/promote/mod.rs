@@ -14,5 +14,7 @@
 //! and the pool but never changes them.
 
 pub mod publish;
+mod publish_apt;
+mod publish_rpm;
 
 pub use publish::{PublishError, PublishOptions, PublishSummary, publish};

@@ -1,13 +1,11 @@
-//! `depot publish`: a snapshot becomes `DIR/DIST/VERSION/`, an apt
-//! repository whose `Packages`/`Sources` are the snapshot's stanzas copied
-//! verbatim except for `Filename`/`Directory`, which point into the
-//! version's own `pool/` (hardlinks to the content pool, copies across
-//! filesystems). `Release` lists SHA-256 and size of every index, and
-//! `Acquire-By-Hash: yes` with `by-hash/SHA256/` copies lets apt fetch
-//! indices race-free while a newer version is being switched in.
+//! `depot publish`: a snapshot becomes `DIR/DIST/VERSION/`, a complete
+//! repository (apt: [`super::publish_apt`], rpm: [`super::publish_rpm`]).
+//! Package files are hardlinked from the content pool (copied across
+//! filesystems); metadata is spliced from the snapshot's stored indices,
+//! never re-serialised. The version is built in a hidden staging folder,
+//! renamed into place, and only then does `DIR/DIST/dev` switch to it.
 
 use std::collections::{HashMap, HashSet};
-use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use futures_util::StreamExt;
@@ -15,9 +13,9 @@ use jiff::Timestamp;
 use serde::Serialize;
 use url::Url;
 
-use crate::content::{AptContent, IndexKind};
+use crate::content::Content;
 use crate::digest::{Expected, Sha256Digest};
-use crate::formats::apt::{self as fmt, AptFormatError};
+use crate::formats::apt::AptFormatError;
 use crate::formats::compress::Compression;
 use crate::http::{FetchError, Fetcher};
 use crate::lock::{LockError, ObjectLock, Wait};
@@ -62,6 +60,12 @@ pub enum PublishError {
         #[source]
         source: AptFormatError,
     },
+    #[error("distribution `{dist}`: the snapshot's rpm metadata is malformed")]
+    MalformedRpm {
+        dist: String,
+        #[source]
+        source: crate::formats::rpm::RpmFormatError,
+    },
     #[error("distribution `{dist}`: {path} would hold two different files")]
     Conflict { dist: String, path: String },
     #[error("distribution `{dist}`: signing failed")]
@@ -79,7 +83,9 @@ pub struct PublishOptions {
     pub dist: String,
     /// `Suite`/`Codename` of the published Release; default: upstream's.
     pub suite: Option<String>,
-    /// Compressed copies of each index, beside the uncompressed one.
+    /// Compressed copies of each index (apt: beside the uncompressed one;
+    /// rpm: the first is used). Empty means the format's default: apt
+    /// `gz,xz`, rpm `gz`.
     pub compress: Vec<Compression>,
     /// The publish root; default `public/` in the data root.
     pub to: Option<PathBuf>,
@@ -91,32 +97,34 @@ pub struct PublishSummary {
     pub dist: String,
     pub version: String,
     pub path: PathBuf,
-    pub suite: String,
+    /// apt only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suite: Option<String>,
     pub components: Vec<String>,
     pub architectures: Vec<String>,
     pub packages: usize,
     pub signed: bool,
     /// Package files fetched now because the mirror defers downloads.
     pub fetched_on_demand: usize,
-    /// SHA-256 of the published Release.
+    /// SHA-256 of the top-level metadata (Release, repomd.xml).
     pub release_sha256: Sha256Digest,
 }
 
-struct Writer<'a> {
-    dist: &'a str,
-    stage: PathBuf,
+pub(super) struct Writer<'a> {
+    pub dist: &'a str,
+    pub stage: PathBuf,
     pool: &'a Pool,
     made_dirs: HashSet<PathBuf>,
     linked: HashMap<String, Sha256Digest>,
 }
 
 impl Writer<'_> {
-    fn io(&self, path: &Path) -> impl FnOnce(std::io::Error) -> PublishError {
+    pub fn io(&self, path: &Path) -> impl FnOnce(std::io::Error) -> PublishError {
         let path = path.to_owned();
         move |source| PublishError::Io { path, source }
     }
 
-    fn ensure_dir(&mut self, dir: &Path) -> Result<(), PublishError> {
+    pub fn ensure_dir(&mut self, dir: &Path) -> Result<(), PublishError> {
         if !self.made_dirs.contains(dir) {
             std::fs::create_dir_all(dir).map_err(self.io(dir))?;
             self.made_dirs.insert(dir.to_owned());
@@ -125,7 +133,7 @@ impl Writer<'_> {
     }
 
     /// Links pool blob `digest` to `rel` (relative to the version root).
-    fn link(&mut self, rel: &str, digest: Sha256Digest) -> Result<(), PublishError> {
+    pub fn link(&mut self, rel: &str, digest: Sha256Digest) -> Result<(), PublishError> {
         if let Some(existing) = self.linked.get(rel) {
             if *existing == digest {
                 return Ok(());
@@ -144,7 +152,7 @@ impl Writer<'_> {
         Ok(())
     }
 
-    fn write_file(&mut self, rel: &str, bytes: &[u8]) -> Result<(), PublishError> {
+    pub fn write_file(&mut self, rel: &str, bytes: &[u8]) -> Result<(), PublishError> {
         let dst = self.stage.join(rel);
         if let Some(parent) = dst.parent() {
             self.ensure_dir(parent)?;
@@ -153,98 +161,10 @@ impl Writer<'_> {
     }
 }
 
-/// Rewrites one index: stanzas copied verbatim but for the path field, and
-/// every file linked into the version's pool.
-fn rewrite_index(
-    w: &mut Writer<'_>,
-    component: &str,
-    kind: IndexKind,
-    text: &str,
-) -> Result<String, PublishError> {
-    let malformed = |source| PublishError::Malformed {
-        dist: w.dist.to_owned(),
-        source,
-    };
-    let mut out = String::with_capacity(text.len() + text.len() / 16);
-    match kind {
-        IndexKind::Binary | IndexKind::Udeb => {
-            for stanza in fmt::binary_stanzas(text) {
-                let s = stanza.map_err(malformed)?;
-                let base = s.filename.rsplit('/').next().unwrap_or(s.filename);
-                let rel = format!(
-                    "pool/{component}/{}/{}/{base}",
-                    fmt::pool_prefix(s.source),
-                    s.source
-                );
-                w.link(&rel, s.expected.sha256)?;
-                let field = s
-                    .paragraph
-                    .field("Filename")
-                    .expect("checked by binary_stanzas");
-                out.push_str(&text[s.paragraph.span.start..field.span.start]);
-                let _ = writeln!(out, "Filename: {rel}");
-                out.push_str(&text[field.span.end..s.paragraph.span.end]);
-                out.push('\n');
-            }
-        }
-        IndexKind::Source => {
-            for stanza in fmt::source_stanzas(text) {
-                let s = stanza.map_err(malformed)?;
-                let dir = format!("pool/{component}/{}/{}", fmt::pool_prefix(s.name), s.name);
-                for (file, expected) in &s.files {
-                    w.link(&format!("{dir}/{file}"), expected.sha256)?;
-                }
-                let field = s
-                    .paragraph
-                    .field("Directory")
-                    .expect("checked by source_stanzas");
-                out.push_str(&text[s.paragraph.span.start..field.span.start]);
-                let _ = writeln!(out, "Directory: {dir}");
-                out.push_str(&text[field.span.end..s.paragraph.span.end]);
-                out.push('\n');
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// Package files the pool lacks (mirrors with the on-demand policy).
-fn missing_files(
-    pool: &Pool,
-    texts: &[(IndexKind, String)],
-) -> Result<Vec<(String, Expected)>, AptFormatError> {
-    let mut seen = HashSet::new();
-    let mut out = Vec::new();
-    for (kind, text) in texts {
-        match kind {
-            IndexKind::Binary | IndexKind::Udeb => {
-                for s in fmt::binary_stanzas(text) {
-                    let s = s?;
-                    if seen.insert(s.expected.sha256) && !pool.contains(&s.expected.sha256) {
-                        out.push((s.filename.to_owned(), s.expected));
-                    }
-                }
-            }
-            IndexKind::Source => {
-                for s in fmt::source_stanzas(text) {
-                    let s = s?;
-                    for (file, e) in &s.files {
-                        if seen.insert(e.sha256) && !pool.contains(&e.sha256) {
-                            out.push((format!("{}/{file}", s.directory), *e));
-                        }
-                    }
-                }
-            }
-        }
-    }
-    Ok(out)
-}
-
 async fn fetch_missing(
     dist: &str,
-    content: &AptContent,
     pool: &Pool,
-    missing: &[(String, Expected)],
+    missing: &[(Url, Expected)],
     reporter: &dyn Reporter,
 ) -> Result<(), PublishError> {
     let fetch_err = |source| PublishError::Fetch {
@@ -252,25 +172,17 @@ async fn fetch_missing(
         source: Box::new(source),
     };
     let fetcher = Fetcher::new().map_err(fetch_err)?;
-    let base = Url::parse(&content.files_url).map_err(|_| {
-        fetch_err(FetchError::Scheme {
-            url: content.files_url.clone(),
-        })
-    })?;
     reporter.report(Event::DownloadsPlanned {
         subject: dist,
         files: missing.len() as u64,
         bytes: missing.iter().map(|(_, e)| e.size).sum(),
     });
     let results: Vec<Result<(), FetchError>> = futures_util::stream::iter(missing)
-        .map(|(path, expected)| {
-            let (fetcher, base) = (&fetcher, &base);
+        .map(|(url, expected)| {
+            let fetcher = &fetcher;
             async move {
-                let url = base
-                    .join(path)
-                    .map_err(|_| FetchError::Scheme { url: path.clone() })?;
                 fetcher
-                    .download_to_pool(&url, expected, pool, reporter)
+                    .download_to_pool(url, expected, pool, reporter)
                     .await?;
                 reporter.report(Event::FileDone);
                 Ok(())
@@ -286,8 +198,13 @@ async fn fetch_missing(
         .map_err(fetch_err)
 }
 
-fn rfc2822(t: Timestamp) -> String {
+pub(super) fn rfc2822(t: Timestamp) -> String {
     t.strftime("%a, %d %b %Y %H:%M:%S UTC").to_string()
+}
+
+enum Prepared {
+    Apt(super::publish_apt::Prepared),
+    Rpm(super::publish_rpm::Prepared),
 }
 
 /// `depot publish SNAPSHOT --dist DIST`.
@@ -301,18 +218,6 @@ pub async fn publish(
     let snapshot = crate::snapshot::load(root, &opts.snapshot)?;
     let content = &snapshot.content;
     let dist = opts.dist.as_str();
-    let suite = match &opts.suite {
-        Some(s) => s.clone(),
-        None => content
-            .codename
-            .clone()
-            .or_else(|| Some(content.suite.clone()))
-            .filter(|s| fmt::unsafe_path_reason(s).is_none())
-            .unwrap_or_else(|| dist.to_owned()),
-    };
-    if fmt::unsafe_path_reason(&suite).is_some() {
-        return Err(PublishError::InvalidSuite(suite));
-    }
     let publish_root = opts.to.clone().unwrap_or_else(|| root.public_dir());
     let dist_dir = publish_root.join(dist);
     std::fs::create_dir_all(&dist_dir).map_err(|source| PublishError::Io {
@@ -322,29 +227,21 @@ pub async fn publish(
     let _lock = ObjectLock::acquire(root, "dist", dist, Wait::Yes)?;
 
     let pool = Pool::new(root);
-    let pool_err = |source| PublishError::Pool {
-        dist: dist.to_owned(),
-        source,
+    let prepared = match content {
+        Content::Apt(a) => Prepared::Apt(super::publish_apt::prepare(&pool, dist, a, opts)?),
+        Content::Rpm(r) => Prepared::Rpm(super::publish_rpm::prepare(&pool, dist, r)?),
     };
-    let mut texts = Vec::with_capacity(content.indices.len());
-    for index in &content.indices {
-        let bytes = pool.read(&index.blob).map_err(pool_err)?;
-        let text = String::from_utf8(bytes).map_err(|_| PublishError::Malformed {
-            dist: dist.to_owned(),
-            source: AptFormatError::EmptyRelease,
-        })?;
-        texts.push((index.kind, text));
-    }
-    let missing = missing_files(&pool, &texts).map_err(|source| PublishError::Malformed {
-        dist: dist.to_owned(),
-        source,
-    })?;
+    let missing = match &prepared {
+        Prepared::Apt(p) => &p.missing,
+        Prepared::Rpm(p) => &p.missing,
+    };
+    let fetched_on_demand = missing.len();
     if !missing.is_empty() {
         reporter.report(Event::Phase {
             subject: dist,
             message: "fetching package files on demand",
         });
-        fetch_missing(dist, content, &pool, &missing, reporter).await?;
+        fetch_missing(dist, &pool, missing, reporter).await?;
     }
 
     // A version name is a second-resolution timestamp; two publishes of one
@@ -370,7 +267,10 @@ pub async fn publish(
         made_dirs: HashSet::new(),
         linked: HashMap::new(),
     };
-    let result = write_version(&mut w, opts, content, &texts, &suite, when, signer);
+    let result = match &prepared {
+        Prepared::Apt(p) => super::publish_apt::write_version(&mut w, opts, p, when, signer),
+        Prepared::Rpm(p) => super::publish_rpm::write_version(&mut w, opts, p, when, signer),
+    };
     let release_sha256 = match result {
         Ok(sha) => sha,
         Err(e) => {
@@ -408,103 +308,15 @@ pub async fn publish(
         dist: dist.to_owned(),
         version,
         path: final_dir,
-        suite,
+        suite: match &prepared {
+            Prepared::Apt(p) => Some(p.suite.clone()),
+            Prepared::Rpm(_) => None,
+        },
         components: content.components(),
         architectures: content.architectures(),
         packages: content.package_count(),
         signed: signer.is_some(),
-        fetched_on_demand: missing.len(),
+        fetched_on_demand,
         release_sha256,
     })
-}
-
-/// Writes every file of the version into `w.stage`; returns the Release's
-/// SHA-256.
-fn write_version(
-    w: &mut Writer<'_>,
-    opts: &PublishOptions,
-    content: &AptContent,
-    texts: &[(IndexKind, String)],
-    suite: &str,
-    when: Timestamp,
-    signer: Option<&dyn Signer>,
-) -> Result<Sha256Digest, PublishError> {
-    let dists = format!("dists/{suite}");
-    let mut checksums: Vec<(String, u64, Sha256Digest)> = Vec::new();
-    let mut compressions = vec![Compression::None];
-    for c in &opts.compress {
-        if !compressions.contains(c) {
-            compressions.push(*c);
-        }
-    }
-    for (index, (kind, text)) in content.indices.iter().zip(texts) {
-        let plain = rewrite_index(w, &index.component, *kind, text)?;
-        let rel = index.dist_path();
-        let by_hash_dir = format!(
-            "{dists}/{}/by-hash/SHA256",
-            rel.rsplit_once('/').map_or("", |(dir, _)| dir)
-        );
-        let outputs: Vec<(Compression, Vec<u8>)> = std::thread::scope(|s| {
-            let handles: Vec<_> = compressions
-                .iter()
-                .map(|c| {
-                    let plain = plain.as_bytes();
-                    s.spawn(move || (*c, c.compress(plain)))
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("compression threads do not panic"))
-                .map(|(c, r)| r.map(|bytes| (c, bytes)))
-                .collect::<Result<_, _>>()
-        })
-        .map_err(w.io(Path::new(&rel)))?;
-        for (c, bytes) in outputs {
-            let file_rel = format!("{rel}{}", c.suffix());
-            let digest = Sha256Digest::of(&bytes);
-            w.write_file(&format!("{dists}/{file_rel}"), &bytes)?;
-            let by_hash = w.stage.join(format!("{by_hash_dir}/{digest}"));
-            let src = w.stage.join(format!("{dists}/{file_rel}"));
-            if let Some(parent) = by_hash.parent() {
-                w.ensure_dir(parent)?;
-            }
-            crate::fsutil::link_or_copy(&src, &by_hash).map_err(w.io(&by_hash))?;
-            checksums.push((file_rel, bytes.len() as u64, digest));
-        }
-    }
-
-    let components = content.components();
-    let archs = content.architectures();
-    let mut release = String::new();
-    let origin = content.origin.clone().unwrap_or_else(|| opts.dist.clone());
-    let label = content.label.clone().unwrap_or_else(|| opts.dist.clone());
-    let _ = writeln!(release, "Origin: {origin}");
-    let _ = writeln!(release, "Label: {label}");
-    let _ = writeln!(release, "Suite: {suite}");
-    let _ = writeln!(release, "Codename: {suite}");
-    let _ = writeln!(release, "Date: {}", rfc2822(when));
-    let _ = writeln!(release, "Architectures: {}", archs.join(" "));
-    let _ = writeln!(release, "Components: {}", components.join(" "));
-    let _ = writeln!(
-        release,
-        "Description: {} published by depot from snapshot {}",
-        opts.dist, opts.snapshot
-    );
-    let _ = writeln!(release, "Acquire-By-Hash: yes");
-    let _ = writeln!(release, "SHA256:");
-    for (path, size, digest) in &checksums {
-        let _ = writeln!(release, " {digest} {size:>10} {path}");
-    }
-    w.write_file(&format!("{dists}/Release"), release.as_bytes())?;
-    if let Some(signer) = signer {
-        let sign_err = |source| PublishError::Signing {
-            dist: opts.dist.clone(),
-            source,
-        };
-        let inrelease = signer.clearsign(release.as_bytes()).map_err(sign_err)?;
-        w.write_file(&format!("{dists}/InRelease"), &inrelease)?;
-        let detached = signer.detach_sign(release.as_bytes()).map_err(sign_err)?;
-        w.write_file(&format!("{dists}/Release.gpg"), &detached)?;
-    }
-    Ok(Sha256Digest::of(release.as_bytes()))
 }

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::content::{AptContent, IndexKind, RepoKind};
+use crate::content::{Content, IndexKind, RepoKind};
 use crate::mirror::MirrorError;
 use crate::names::InvalidName;
 use crate::pool::{Pool, PoolError};
@@ -49,6 +49,12 @@ pub enum SnapshotError {
         #[source]
         source: PoolError,
     },
+    #[error("snapshot `{snapshot}`: the rpm metadata is malformed")]
+    MalformedRpm {
+        snapshot: String,
+        #[source]
+        source: crate::formats::rpm::RpmFormatError,
+    },
     #[error("snapshot `{snapshot}`: an index is malformed")]
     Malformed {
         snapshot: String,
@@ -76,7 +82,7 @@ pub struct Snapshot {
     pub created: Timestamp,
     pub kind: RepoKind,
     pub origin: Origin,
-    pub content: AptContent,
+    pub content: Content,
 }
 
 fn manifest_path(root: &Root, name: &str) -> PathBuf {
@@ -216,9 +222,43 @@ pub struct PackageRow {
 pub fn packages(
     pool: &Pool,
     snapshot: &str,
-    content: &AptContent,
+    content: &Content,
 ) -> Result<Vec<PackageRow>, SnapshotError> {
     let mut rows = BTreeSet::new();
+    let content = match content {
+        Content::Apt(a) => a,
+        Content::Rpm(r) => {
+            let Some(primary) = r.get("primary") else {
+                return Ok(Vec::new());
+            };
+            let bytes = pool
+                .read(&primary.blob)
+                .map_err(|source| SnapshotError::Index {
+                    snapshot: snapshot.to_owned(),
+                    source,
+                })?;
+            let text = String::from_utf8_lossy(&bytes);
+            let (_, pkgs) = crate::formats::rpm::parse_primary(&text).map_err(|source| {
+                SnapshotError::MalformedRpm {
+                    snapshot: snapshot.to_owned(),
+                    source,
+                }
+            })?;
+            for p in pkgs {
+                rows.insert(PackageRow {
+                    kind: if p.arch == "src" {
+                        IndexKind::Source
+                    } else {
+                        IndexKind::Binary
+                    },
+                    version: p.evr.to_string(),
+                    name: p.name,
+                    arch: p.arch,
+                });
+            }
+            return Ok(rows.into_iter().collect());
+        }
+    };
     for index in &content.indices {
         let bytes = pool
             .read(&index.blob)
@@ -354,7 +394,7 @@ pub fn diff_packages(old: Vec<PackageRow>, new: Vec<PackageRow>) -> Diff {
 pub fn diff(root: &Root, a: &str, b: &str) -> Result<Diff, SnapshotError> {
     let pool = Pool::new(root);
     let (sa, sb) = (load(root, a)?, load(root, b)?);
-    if sa.content.indices == sb.content.indices {
+    if sa.content == sb.content {
         return Ok(Diff::default());
     }
     Ok(diff_packages(

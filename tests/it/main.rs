@@ -2,4 +2,5 @@
 //! served over loopback HTTP, checked with real apt-get.
 
 mod apt;
+mod rpm;
 mod support;

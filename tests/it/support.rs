@@ -292,6 +292,14 @@ impl TestContext {
         fixtures().join("apt/keys").join(name).display().to_string()
     }
 
+    /// Serves a copy of fixture tree `rpm/NAME` at `/AS/`.
+    pub fn serve_rpm(&self, name: &str, as_: &str) -> String {
+        let dst = self.www.join(as_);
+        let _ = std::fs::remove_dir_all(&dst);
+        copy_tree(&fixtures().join("rpm").join(name), &dst);
+        self.server.url(&format!("{as_}/"))
+    }
+
     pub fn command(&self) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_depot"));
         cmd.arg("--root").arg(&self.root).arg("--no-progress");
@@ -369,5 +377,64 @@ impl Apt {
             cmd.arg("-o").arg(o);
         }
         Run::from(cmd.args(args).output().unwrap())
+    }
+}
+
+/// Runs real `dnf` with a private installroot against one repository.
+pub struct Dnf {
+    pub dir: tempfile::TempDir,
+    repo_url: String,
+    gpgkeys: Vec<String>,
+}
+
+impl Dnf {
+    pub fn new(repo_url: &str, gpgkeys: &[&std::path::Path]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("dnf.conf"), "[main]\n").unwrap();
+        Self {
+            dir,
+            repo_url: repo_url.to_owned(),
+            gpgkeys: gpgkeys
+                .iter()
+                .map(|k| format!("file://{}", k.display()))
+                .collect(),
+        }
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        let d = self.dir.path().display();
+        let out = Command::new("dnf")
+            .args(["-y", "-q", "--noplugins", "--releasever=1"])
+            .arg(format!("--config={d}/dnf.conf"))
+            .arg(format!("--installroot={d}/root"))
+            .args([
+                "--setopt=reposdir=/dev/null",
+                &format!("--setopt=cachedir={d}/cache"),
+                "--setopt=skip_if_unavailable=False",
+                "--setopt=install_weak_deps=False",
+                &format!("--repofrompath=fx,{}", self.repo_url),
+                "--setopt=fx.gpgcheck=1",
+                "--setopt=fx.repo_gpgcheck=1",
+                &format!("--setopt=fx.gpgkey={}", self.gpgkeys.join(" ")),
+            ])
+            .args(args)
+            .output()
+            .unwrap();
+        Run::from(out)
+    }
+}
+
+impl Drop for Dnf {
+    fn drop(&mut self) {
+        // dnf leaves a gpg-agent behind for its private key directory.
+        if let Ok(entries) = std::fs::read_dir(self.dir.path().join("cache")) {
+            for e in entries.flatten() {
+                let _ = Command::new("gpgconf")
+                    .arg("--homedir")
+                    .arg(e.path().join("pubring"))
+                    .args(["--kill", "all"])
+                    .output();
+            }
+        }
     }
 }

@@ -2,10 +2,10 @@
 //! rendering. No business logic here.
 
 use anyhow::{Context as _, Result};
-use depot::cli::{Command, Kind, MirrorCommand, PolicyArg, PublishArgs, SnapshotCommand};
+use depot::cli::{Command, Kind, MirrorCommand, ModeArg, PolicyArg, PublishArgs, SnapshotCommand};
 use depot::content::RepoKind;
 use depot::formats::compress::Compression;
-use depot::mirror::{self, Policy};
+use depot::mirror::{self, Mode, Policy};
 use depot::root::Root;
 use depot::snapshot;
 
@@ -32,6 +32,14 @@ fn policy(p: PolicyArg) -> Policy {
 fn kind(k: Kind) -> RepoKind {
     match k {
         Kind::Apt => RepoKind::Apt,
+        Kind::Rpm => RepoKind::Rpm,
+    }
+}
+
+fn mode(m: ModeArg) -> Mode {
+    match m {
+        ModeArg::Mirror => Mode::Mirror,
+        ModeArg::Additive => Mode::Additive,
     }
 }
 
@@ -54,7 +62,7 @@ fn mirror_text(m: &mirror::MirrorInfo) -> String {
         (None, false) => "?".to_owned(),
     };
     format!(
-        "Name:          {}\nKind:          {}\nURL:           {}\nSuite:         {}\nComponents:    {}\nArchitectures: {}\nVerify:        {verify}\nPolicy:        {}\nSources:       {}\nUdebs:         {}\nCreated:       {}\nLast update:   {}\nPackages:      {}\n",
+        "Name:          {}\nKind:          {}\nURL:           {}\nSuite:         {}\nComponents:    {}\nArchitectures: {}\nVerify:        {verify}\nPolicy:        {}\nMode:          {}\nSources:       {}\nUdebs:         {}\nCreated:       {}\nLast update:   {}\nPackages:      {}\n",
         d.name,
         d.kind,
         d.url,
@@ -64,6 +72,10 @@ fn mirror_text(m: &mirror::MirrorInfo) -> String {
         match d.policy {
             Policy::Immediate => "immediate",
             Policy::OnDemand => "on-demand",
+        },
+        match d.mode {
+            Mode::Mirror => "mirror",
+            Mode::Additive => "additive",
         },
         if d.with_sources { "yes" } else { "no" },
         if d.with_udebs { "yes" } else { "no" },
@@ -88,6 +100,7 @@ async fn mirror_cmd(cmd: MirrorCommand, root: &Root, settings: &Settings) -> Res
                     keyring: a.keyring,
                     no_verify: a.no_verify,
                     policy: policy(a.policy),
+                    mode: mode(a.mode),
                     with_sources: a.with_sources,
                     with_udebs: a.with_udebs,
                     now: settings.now,
@@ -203,6 +216,7 @@ async fn mirror_cmd(cmd: MirrorCommand, root: &Root, settings: &Settings) -> Res
                 keyring: a.keyring,
                 no_verify: a.no_verify.then_some(true),
                 policy: a.policy.map(policy),
+                mode: a.mode.map(mode),
                 with_sources: a.with_sources,
                 with_udebs: a.with_udebs,
             };
@@ -279,13 +293,16 @@ fn snapshot_cmd(cmd: SnapshotCommand, root: &Root, settings: &Settings) -> Resul
                     url,
                     updated,
                 } = &s.origin;
+                let suite = match &s.content {
+                    depot::content::Content::Apt(a) => a.suite.clone(),
+                    depot::content::Content::Rpm(_) => "-".to_owned(),
+                };
                 let mut text = format!(
-                    "Name:          {}\nCreated:       {}\nKind:          {}\nSource:        mirror {m} ({url}, updated {})\nSuite:         {}\nComponents:    {}\nArchitectures: {}\nPackages:      {}\n",
+                    "Name:          {}\nCreated:       {}\nKind:          {}\nSource:        mirror {m} ({url}, updated {})\nSuite:         {suite}\nComponents:    {}\nArchitectures: {}\nPackages:      {}\n",
                     s.name,
                     time(s.created),
                     s.kind,
                     time(*updated),
-                    s.content.suite,
                     s.content.components().join(" "),
                     s.content.architectures().join(" "),
                     d.package_count,
@@ -336,11 +353,7 @@ fn snapshot_cmd(cmd: SnapshotCommand, root: &Root, settings: &Settings) -> Resul
 
 async fn publish_cmd(a: PublishArgs, root: &Root, settings: &Settings) -> Result<()> {
     let compress_words = if a.compress.is_empty() {
-        settings
-            .config
-            .compress
-            .clone()
-            .unwrap_or_else(|| vec!["gz".into(), "xz".into()])
+        settings.config.compress.clone().unwrap_or_default()
     } else {
         a.compress
     };
@@ -378,12 +391,15 @@ async fn publish_cmd(a: PublishArgs, root: &Root, settings: &Settings) -> Result
     .await?;
     render(settings.format, &s, || {
         format!(
-            "published {} as {}/{} ({} packages, suite {}, {}); dev -> {}\n",
+            "published {} as {}/{} ({} packages{}, {}); dev -> {}\n",
             opts.snapshot,
             s.dist,
             s.version,
             s.packages,
-            s.suite,
+            s.suite
+                .as_ref()
+                .map(|s| format!(", suite {s}"))
+                .unwrap_or_default(),
             if s.signed { "signed" } else { "unsigned" },
             s.version
         )

@@ -1,0 +1,438 @@
+//! Updating an rpm mirror: repomd.xml (+ signature) → verified metadata →
+//! verified packages. See [`crate::formats::rpm`] for the format.
+//!
+//! Modes: `mirror` makes each update equal to upstream; `additive` keeps
+//! the packages an earlier update saw and upstream has since dropped (their
+//! `primary`/`filelists`/`other` entries are carried over and spliced into
+//! the new metadata), like Pulp's additive sync. `updateinfo`, `group` and
+//! `modules` always come from the newest upstream state.
+
+use std::collections::{HashMap, HashSet};
+
+use url::Url;
+
+use super::download::{Wanted, download_missing};
+use super::{MirrorDef, MirrorError, MirrorState, Mode, UpdateOptions, UpdateSummary};
+use crate::content::{Content, RpmContent, RpmMetadataRef};
+use crate::digest::{Expected, Sha256Digest};
+use crate::formats::compress::decompress_named;
+use crate::formats::rpm::{self as fmt, RepomdRecord, RpmFormatError};
+use crate::http::{Fetcher, redact};
+use crate::pool::Pool;
+use crate::report::{Event, Reporter};
+use crate::root::Root;
+use crate::signing::Verifier;
+
+/// The metadata types depot keeps; others (sqlite databases, zchunk
+/// variants, prestodelta) are skipped because they can be regenerated or
+/// are optional for dnf.
+const KEPT: [&str; 6] = [
+    "primary",
+    "filelists",
+    "other",
+    "updateinfo",
+    "group",
+    "modules",
+];
+
+/// `group_gz` → `group`; `primary_db` etc. are not wanted.
+fn base_type(mdtype: &str) -> Option<&str> {
+    if KEPT.contains(&mdtype) {
+        return Some(mdtype);
+    }
+    let (base, suffix) = mdtype.rsplit_once('_')?;
+    (KEPT.contains(&base) && matches!(suffix, "gz" | "xz" | "zst" | "bz2")).then_some(base)
+}
+
+fn malformed(def: &MirrorDef, url: &Url, source: RpmFormatError) -> MirrorError {
+    MirrorError::Upstream {
+        mirror: def.name.clone(),
+        problem: format!("{} is malformed: {source}", redact(url)),
+    }
+}
+
+fn hex_digest(def: &MirrorDef, url: &Url, value: &str) -> Result<Sha256Digest, MirrorError> {
+    value
+        .parse()
+        .map_err(|_| malformed(def, url, RpmFormatError::ChecksumType(value.to_owned())))
+}
+
+pub(super) async fn update(
+    root: &Root,
+    def: &MirrorDef,
+    previous: Option<&MirrorState>,
+    opts: &UpdateOptions,
+    reporter: &dyn Reporter,
+) -> Result<(Option<MirrorState>, UpdateSummary), MirrorError> {
+    let pool = Pool::new(root);
+    pool.clean_stale_temp_files();
+    let fetch_err = |what: String| {
+        move |source| MirrorError::Fetch {
+            mirror: def.name.clone(),
+            what,
+            source: Box::new(source),
+        }
+    };
+    let fetcher = Fetcher::new().map_err(fetch_err("starting".into()))?;
+    let base = Url::parse(&def.url).map_err(|e| MirrorError::Invalid(e.to_string()))?;
+    let join = |p: &str| {
+        base.join(p)
+            .map_err(|e| MirrorError::Invalid(e.to_string()))
+    };
+    reporter.report(Event::Phase {
+        subject: &def.name,
+        message: "fetching repomd.xml",
+    });
+    let repomd_url = join("repodata/repomd.xml")?;
+    let repomd = fetcher
+        .get_optional(&repomd_url, reporter)
+        .await
+        .map_err(fetch_err("fetching repomd.xml".into()))?
+        .ok_or_else(|| MirrorError::Upstream {
+            mirror: def.name.clone(),
+            problem: format!("no repository at {} (404)", redact(&repomd_url)),
+        })?;
+    let mut digest_input = repomd.clone();
+    if let (Some(keyring), false) = (&def.keyring, def.no_verify) {
+        let sig_url = join("repodata/repomd.xml.asc")?;
+        let sig = fetcher
+            .get_optional(&sig_url, reporter)
+            .await
+            .map_err(fetch_err("fetching repomd.xml.asc".into()))?
+            .ok_or_else(|| MirrorError::Unsigned {
+                mirror: def.name.clone(),
+                url: redact(&repomd_url),
+            })?;
+        let sig_err = |source| MirrorError::Signature {
+            mirror: def.name.clone(),
+            url: redact(&sig_url),
+            source,
+        };
+        Verifier::new(keyring)
+            .map_err(sig_err)?
+            .verify_detached(&repomd, &sig)
+            .map_err(sig_err)?;
+        digest_input.extend_from_slice(&sig);
+    }
+    let release_raw = Sha256Digest::of(&digest_input);
+    let fetch_digest = def.fetch_digest();
+    if let Some(prev) = previous
+        && prev.release_raw == release_raw
+        && prev.fetch_digest == fetch_digest
+    {
+        let indices = match &prev.content {
+            Content::Rpm(r) => r.metadata.len(),
+            Content::Apt(a) => a.indices.len(),
+        };
+        return Ok((
+            None,
+            UpdateSummary {
+                mirror: def.name.clone(),
+                changed: false,
+                indices,
+                packages: prev.content.package_count(),
+                downloaded_files: 0,
+                downloaded_bytes: 0,
+                already_pooled: 0,
+                deferred: prev.deferred,
+            },
+        ));
+    }
+    let repomd_text = String::from_utf8(repomd).map_err(|_| MirrorError::Upstream {
+        mirror: def.name.clone(),
+        problem: format!("{} is not UTF-8", redact(&repomd_url)),
+    })?;
+    let records = fmt::parse_repomd(&repomd_text).map_err(|e| malformed(def, &repomd_url, e))?;
+
+    // One record per kept type; an uncompressed `group` beside `group_gz`
+    // is the same content, so the first one listed wins.
+    let mut chosen: Vec<(&str, &RepomdRecord)> = Vec::new();
+    for r in &records {
+        if let Some(t) = base_type(&r.mdtype)
+            && !chosen.iter().any(|(c, _)| *c == t)
+        {
+            chosen.push((t, r));
+        }
+    }
+    if !chosen.iter().any(|(t, _)| *t == "primary") {
+        return Err(malformed(
+            def,
+            &repomd_url,
+            RpmFormatError::NoRecord("primary"),
+        ));
+    }
+
+    reporter.report(Event::Phase {
+        subject: &def.name,
+        message: "fetching metadata",
+    });
+    let mut texts: HashMap<&str, (String, Url)> = HashMap::new();
+    let mut exts: HashMap<&str, String> = HashMap::new();
+    for (mdtype, rec) in &chosen {
+        if let Some(why) = fmt::unsafe_href(&rec.href) {
+            return Err(malformed(
+                def,
+                &repomd_url,
+                RpmFormatError::UnsafePath {
+                    href: rec.href.clone(),
+                    why,
+                },
+            ));
+        }
+        if rec.checksum_type != "sha256" {
+            return Err(malformed(
+                def,
+                &repomd_url,
+                RpmFormatError::ChecksumType(rec.checksum_type.clone()),
+            ));
+        }
+        let url = join(&rec.href)?;
+        let raw = fetcher
+            .get_optional(&url, reporter)
+            .await
+            .map_err(fetch_err(format!("fetching {}", rec.href)))?
+            .ok_or_else(|| MirrorError::Upstream {
+                mirror: def.name.clone(),
+                problem: format!("{} is listed in repomd.xml but missing", redact(&url)),
+            })?;
+        let mismatch = |source| MirrorError::IndexMismatch {
+            mirror: def.name.clone(),
+            url: redact(&url),
+            source,
+        };
+        let expected_sha = hex_digest(def, &url, &rec.checksum)?;
+        check(&raw, rec.size, expected_sha).map_err(mismatch)?;
+        let plain =
+            decompress_named(&rec.href, &raw).map_err(|source| MirrorError::Decompress {
+                mirror: def.name.clone(),
+                url: redact(&url),
+                source,
+            })?;
+        if let Some(open) = &rec.open_checksum {
+            let open_sha = hex_digest(def, &url, open)?;
+            check(&plain, rec.open_size, open_sha).map_err(|source| {
+                MirrorError::IndexMismatch {
+                    mirror: def.name.clone(),
+                    url: format!("{} (uncompressed)", redact(&url)),
+                    source,
+                }
+            })?;
+        }
+        let text = String::from_utf8(plain).map_err(|_| MirrorError::Upstream {
+            mirror: def.name.clone(),
+            problem: format!("{} is not UTF-8", redact(&url)),
+        })?;
+        let file = rec.href.rsplit('/').next().unwrap_or(&rec.href);
+        let file = file
+            .trim_end_matches(".gz")
+            .trim_end_matches(".xz")
+            .trim_end_matches(".zst")
+            .trim_end_matches(".bz2");
+        exts.insert(
+            mdtype,
+            file.rsplit_once('.').map_or("xml", |(_, e)| e).to_owned(),
+        );
+        texts.insert(mdtype, (text, url));
+    }
+
+    let (primary_text, primary_url) = &texts["primary"];
+    let (split, mut packages) =
+        fmt::parse_primary(primary_text).map_err(|e| malformed(def, primary_url, e))?;
+    let mut fragments: HashMap<&str, Vec<String>> = HashMap::new();
+    fragments.insert(
+        "primary",
+        split
+            .packages
+            .iter()
+            .map(|(r, _)| primary_text[r.clone()].to_owned())
+            .collect(),
+    );
+    let mut roots: HashMap<&str, (String, String)> = HashMap::new();
+    roots.insert(
+        "primary",
+        (
+            primary_text[split.root_tag.clone()].to_owned(),
+            split.root_name.clone(),
+        ),
+    );
+    let mut pkgids: HashMap<&str, Vec<Option<String>>> = HashMap::new();
+    pkgids.insert(
+        "primary",
+        split.packages.iter().map(|(_, id)| id.clone()).collect(),
+    );
+    for t in ["filelists", "other"] {
+        if let Some((text, url)) = texts.get(t) {
+            let s = fmt::split_packages(text).map_err(|e| malformed(def, url, e))?;
+            fragments.insert(
+                t,
+                s.packages
+                    .iter()
+                    .map(|(r, _)| text[r.clone()].to_owned())
+                    .collect(),
+            );
+            pkgids.insert(t, s.packages.iter().map(|(_, id)| id.clone()).collect());
+            roots.insert(
+                t,
+                (text[s.root_tag.clone()].to_owned(), s.root_name.clone()),
+            );
+        }
+    }
+    for t in ["updateinfo", "group", "modules"] {
+        if let Some((text, url)) = texts.get(t)
+            && exts.get(t).is_some_and(|e| e == "xml")
+        {
+            fmt::split_packages(text).map_err(|e| malformed(def, url, e))?;
+        }
+    }
+
+    // Additive: bring back what the previous state had and upstream dropped.
+    let mut carried = 0;
+    if def.mode == Mode::Additive
+        && let Some(MirrorState {
+            content: Content::Rpm(prev),
+            ..
+        }) = previous
+    {
+        let have: HashSet<String> = packages.iter().map(|p| p.sha256.clone()).collect();
+        let read = |t: &str| -> Result<Option<String>, MirrorError> {
+            match prev.get(t) {
+                None => Ok(None),
+                Some(m) => {
+                    let bytes = pool.read(&m.blob).map_err(|source| MirrorError::Pool {
+                        mirror: def.name.clone(),
+                        source,
+                    })?;
+                    Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+                }
+            }
+        };
+        if let Some(old_primary) = read("primary")? {
+            let (old_split, old_pkgs) =
+                fmt::parse_primary(&old_primary).map_err(|e| malformed(def, primary_url, e))?;
+            let dropped: HashSet<String> = old_pkgs
+                .iter()
+                .filter(|p| !have.contains(&p.sha256))
+                .map(|p| p.sha256.clone())
+                .collect();
+            for (p, (range, _)) in old_pkgs.into_iter().zip(&old_split.packages) {
+                if dropped.contains(&p.sha256) {
+                    if let Some(f) = fragments.get_mut("primary") {
+                        f.push(old_primary[range.clone()].to_owned());
+                    }
+                    carried += 1;
+                    packages.push(p);
+                }
+            }
+            for t in ["filelists", "other"] {
+                if let (Some(old), Some(frags)) = (read(t)?, fragments.get_mut(t)) {
+                    let s =
+                        fmt::split_packages(&old).map_err(|e| malformed(def, primary_url, e))?;
+                    for (range, id) in &s.packages {
+                        if id.as_ref().is_some_and(|id| dropped.contains(id)) {
+                            frags.push(old[range.clone()].to_owned());
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    let pool_err = |source| MirrorError::Pool {
+        mirror: def.name.clone(),
+        source,
+    };
+    let mut metadata = Vec::new();
+    for (mdtype, _) in &chosen {
+        let text = match (fragments.get(mdtype), roots.get(mdtype)) {
+            (Some(frags), Some((tag, name))) if carried > 0 => {
+                let refs: Vec<&str> = frags.iter().map(String::as_str).collect();
+                fmt::splice(tag, name, &refs)
+            }
+            _ => texts[mdtype].0.clone(),
+        };
+        metadata.push(RpmMetadataRef {
+            mdtype: (*mdtype).to_owned(),
+            ext: exts[mdtype].clone(),
+            blob: pool.put(text.as_bytes()).map_err(pool_err)?,
+        });
+    }
+
+    let mut wanted = Vec::with_capacity(packages.len());
+    let mut seen = HashSet::new();
+    for p in &packages {
+        let sha256 = hex_digest(def, primary_url, &p.sha256)?;
+        if !seen.insert(sha256) {
+            continue;
+        }
+        let from = match &p.base {
+            Some(b) => {
+                let mut b = b.clone();
+                if !b.ends_with('/') {
+                    b.push('/');
+                }
+                // A relative xml:base is resolved against the repository
+                // URL (not primary.xml's): createrepo_c --baseurl accepts it.
+                Url::parse(&b)
+                    .or_else(|_| base.join(&b))
+                    .map_err(|e| MirrorError::Upstream {
+                        mirror: def.name.clone(),
+                        problem: format!("invalid xml:base `{b}`: {e}"),
+                    })?
+            }
+            None => base.clone(),
+        };
+        let url = from
+            .join(&p.href)
+            .map_err(|e| MirrorError::Invalid(e.to_string()))?;
+        wanted.push(Wanted {
+            url,
+            expected: Expected {
+                size: p.size,
+                sha256,
+            },
+        });
+    }
+    let outcome = download_missing(def, &fetcher, &pool, wanted, opts, reporter).await?;
+    let content = RpmContent {
+        files_url: base.to_string(),
+        metadata,
+        packages: packages.len(),
+    };
+    let summary = UpdateSummary {
+        mirror: def.name.clone(),
+        changed: true,
+        indices: content.metadata.len(),
+        packages: content.packages,
+        downloaded_files: outcome.downloaded_files,
+        downloaded_bytes: outcome.downloaded_bytes,
+        already_pooled: outcome.already_pooled,
+        deferred: outcome.deferred,
+    };
+    let state = MirrorState {
+        updated: opts.now,
+        release_raw,
+        fetch_digest,
+        deferred: outcome.deferred,
+        content: Content::Rpm(content),
+    };
+    Ok((Some(state), summary))
+}
+
+fn check(bytes: &[u8], size: Option<u64>, sha: Sha256Digest) -> Result<(), crate::pool::PoolError> {
+    if let Some(size) = size
+        && bytes.len() as u64 != size
+    {
+        return Err(crate::pool::PoolError::SizeMismatch {
+            expected: size,
+            actual: bytes.len() as u64,
+        });
+    }
+    let actual = Sha256Digest::of(bytes);
+    if actual != sha {
+        return Err(crate::pool::PoolError::ChecksumMismatch {
+            expected: sha,
+            actual,
+        });
+    }
+    Ok(())
+}

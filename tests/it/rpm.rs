@@ -1,0 +1,396 @@
+//! The rpm path: mirror → snapshot → publish, checked with real dnf, and
+//! what must be refused.
+
+use crate::support::{Dnf, Gpg, TestContext, fixtures};
+
+fn good_key() -> std::path::PathBuf {
+    fixtures().join("rpm/keys/good.asc")
+}
+
+fn create_mirror(ctx: &TestContext, name: &str, url: &str, extra: &[&str]) {
+    let keyring = good_key().display().to_string();
+    let mut args = vec![
+        "mirror",
+        "create",
+        name,
+        url,
+        "--kind",
+        "rpm",
+        "--keyring",
+        &keyring,
+    ];
+    args.extend(extra);
+    ctx.depot(&args).ok();
+}
+
+fn publish_json(
+    ctx: &TestContext,
+    snapshot: &str,
+    dist: &str,
+    extra: &[&str],
+) -> serde_json::Value {
+    let mut args = vec![
+        "publish",
+        snapshot,
+        "--dist",
+        dist,
+        "--skip-signing",
+        "--output-format",
+        "json",
+    ];
+    args.extend(extra);
+    ctx.depot(&args).ok().json()
+}
+
+fn primary_names(ctx: &TestContext, dist: &str, version: &str) -> String {
+    let repodata = ctx
+        .root
+        .join("public")
+        .join(dist)
+        .join(version)
+        .join("repodata");
+    let primary = std::fs::read_dir(&repodata)
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().ends_with("-primary.xml.gz"))
+        .unwrap();
+    let bytes = std::fs::read(primary.path()).unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut text)
+        .unwrap();
+    text
+}
+
+#[test]
+fn mirror_snapshot_publish_is_consumed_by_dnf() {
+    let ctx = TestContext::new();
+    let gpg = Gpg::new();
+    let url = ctx.serve_rpm("state1", "up");
+    create_mirror(&ctx, "r", &url, &[]);
+    ctx.depot(&["mirror", "update", "r"]).ok();
+    ctx.depot(&["snapshot", "create", "s1", "--mirror", "r"])
+        .ok();
+    let mut cmd = ctx.command();
+    cmd.env("GNUPGHOME", gpg.home.path());
+    let out = cmd
+        .args([
+            "publish",
+            "s1",
+            "--dist",
+            "el",
+            "--sign-key",
+            "test@depot.invalid",
+            "--output-format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let version = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["version"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let repodata = ctx.root.join("public/el").join(&version).join("repodata");
+    assert!(repodata.join("repomd.xml.asc").is_file());
+    let repomd = std::fs::read_to_string(repodata.join("repomd.xml")).unwrap();
+    for t in [
+        "primary",
+        "filelists",
+        "other",
+        "updateinfo",
+        "group",
+        "group_gz",
+    ] {
+        assert!(
+            repomd.contains(&format!("<data type=\"{t}\">")),
+            "{t} missing:\n{repomd}"
+        );
+    }
+
+    std::os::unix::fs::symlink(ctx.root.join("public"), ctx.www.join("public")).unwrap();
+    // repomd is signed by the publisher; the rpms by the fixture's key A.
+    let dnf = Dnf::new(
+        &ctx.server.url("public/el/dev"),
+        &[&gpg.public_key, &good_key()],
+    );
+    dnf.run(&["makecache"]).ok();
+    let q = dnf
+        .run(&[
+            "repoquery",
+            "--repo",
+            "fx",
+            "-a",
+            "--qf",
+            "%{name} %{epoch}:%{version}-%{release} %{arch}",
+        ])
+        .ok();
+    let mut lines: Vec<&str> = q.stdout.lines().collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "alpha 0:1.0-1 noarch",
+            "beta 0:2.0-1 x86_64",
+            "delta 0:1.0-1 x86_64",
+            "gamma 1:0.5-1 noarch"
+        ]
+    );
+    let adv = dnf
+        .run(&[
+            "repoquery",
+            "--repo",
+            "fx",
+            "--advisory",
+            "FIXTURE-2023:0001",
+        ])
+        .ok();
+    assert!(adv.stdout.contains("alpha"), "{}", adv.stdout);
+    let groups = dnf.run(&["group", "list"]).ok();
+    assert!(groups.stdout.contains("Fixture Tools"), "{}", groups.stdout);
+    dnf.run(&["install", "beta"]).ok();
+    assert!(
+        dnf.dir
+            .path()
+            .join("root/usr/share/doc/alpha/README")
+            .is_file()
+    );
+}
+
+#[test]
+fn upstream_change_gives_exact_diff_and_old_snapshot_still_publishes() {
+    let ctx = TestContext::new();
+    let url = ctx.serve_rpm("state1", "up");
+    create_mirror(&ctx, "r", &url, &[]);
+    ctx.depot(&["mirror", "update", "r"]).ok();
+    ctx.depot(&["snapshot", "create", "s1", "--mirror", "r"])
+        .ok();
+    ctx.serve_rpm("state2", "up");
+    let run = ctx
+        .depot(&["mirror", "update", "r", "--output-format", "json"])
+        .ok()
+        .json();
+    assert_eq!(
+        run[0]["already_pooled"], 2,
+        "beta and gamma are not downloaded again"
+    );
+    ctx.depot(&["snapshot", "create", "s2", "--mirror", "r"])
+        .ok();
+    let text = ctx.depot(&["snapshot", "diff", "s1", "s2"]).ok().stdout;
+    assert_eq!(
+        text,
+        "+ epsilon 3.0-1 x86_64\n- delta 1.0-1 x86_64\n~ alpha 1.0-1 -> 1.1-1 noarch\n"
+    );
+    // A no-op update is one request.
+    ctx.server.clear_log();
+    let run = ctx
+        .depot(&["mirror", "update", "r", "--output-format", "json"])
+        .ok()
+        .json();
+    assert_eq!(run[0]["changed"], false);
+    assert_eq!(
+        ctx.server.requests(),
+        ["up/repodata/repomd.xml", "up/repodata/repomd.xml.asc"]
+    );
+
+    ctx.depot(&["mirror", "drop", "r"]).ok();
+    let s = publish_json(&ctx, "s1", "old", &[]);
+    let version = s["version"].as_str().unwrap();
+    let primary = primary_names(&ctx, "old", version);
+    assert!(primary.contains("<name>delta</name>") && primary.contains("ver=\"1.0\""));
+    let old = std::fs::read(fixtures().join("rpm/state1/Packages/alpha-1.0-1.noarch.rpm")).unwrap();
+    let published = ctx
+        .root
+        .join("public/old")
+        .join(version)
+        .join("Packages/alpha-1.0-1.noarch.rpm");
+    assert!(std::fs::read(published).unwrap() == old);
+}
+
+#[test]
+fn additive_mode_keeps_what_upstream_dropped() {
+    let ctx = TestContext::new();
+    let url = ctx.serve_rpm("state1", "up");
+    create_mirror(&ctx, "add", &url, &["--mode", "additive"]);
+    create_mirror(&ctx, "mir", &url, &[]);
+    for m in ["add", "mir"] {
+        ctx.depot(&["mirror", "update", m]).ok();
+    }
+    ctx.serve_rpm("state2", "up");
+    for m in ["add", "mir"] {
+        ctx.depot(&["mirror", "update", m]).ok();
+        ctx.depot(&["snapshot", "create", m, "--mirror", m]).ok();
+    }
+    let show = |s: &str| {
+        ctx.depot(&[
+            "snapshot",
+            "show",
+            s,
+            "--packages",
+            "--output-format",
+            "json",
+        ])
+        .ok()
+        .json()
+    };
+    assert_eq!(show("mir")["package_count"], 4);
+    let add = show("add");
+    assert_eq!(add["package_count"], 6, "{add}");
+    let rows: Vec<String> = add["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["name"].as_str().unwrap(),
+                r["version"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert!(
+        rows.contains(&"delta 1.0-1".to_string()) && rows.contains(&"alpha 1.0-1".to_string()),
+        "{rows:?}"
+    );
+    let s = publish_json(&ctx, "add", "add", &[]);
+    let primary = primary_names(&ctx, "add", s["version"].as_str().unwrap());
+    assert!(primary.contains("packages=\"6\""), "{primary}");
+    assert_eq!(primary.matches("<package ").count(), 6);
+}
+
+fn refused(ctx: &TestContext, tree_url: &str, needle: &str) {
+    let state = ctx.root.join("mirrors/r.state.json");
+    let before = std::fs::read(&state).unwrap();
+    ctx.depot(&["mirror", "edit", "r", "--url", tree_url]).ok();
+    ctx.depot(&["mirror", "update", "r"]).fails(1, needle);
+    assert_eq!(
+        std::fs::read(&state).unwrap(),
+        before,
+        "the previous state changed"
+    );
+}
+
+#[test]
+fn bad_rpm_upstreams_are_refused_and_the_previous_state_is_kept() {
+    let ctx = TestContext::new();
+    let good = ctx.serve_rpm("state1", "good");
+    create_mirror(&ctx, "r", &good, &[]);
+    ctx.depot(&["mirror", "update", "r"]).ok();
+
+    refused(
+        &ctx,
+        &ctx.serve_rpm("wrongkey", "wrongkey"),
+        "does not verify",
+    );
+
+    let unsigned = ctx.serve_rpm("state1", "unsigned");
+    std::fs::remove_file(ctx.www.join("unsigned/repodata/repomd.xml.asc")).unwrap();
+    refused(&ctx, &unsigned, "is not signed");
+
+    let tampered = ctx.serve_rpm("state1", "tampered-primary");
+    let primary = std::fs::read_dir(ctx.www.join("tampered-primary/repodata"))
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().contains("-primary.xml"))
+        .unwrap()
+        .path();
+    let mut bytes = std::fs::read(&primary).unwrap();
+    let n = bytes.len();
+    bytes[n - 10] ^= 0x55;
+    std::fs::write(&primary, bytes).unwrap();
+    refused(&ctx, &tampered, "does not match the signed");
+
+    let bad_rpm = ctx.serve_rpm("state2", "tampered-rpm");
+    let rpm = ctx
+        .www
+        .join("tampered-rpm/Packages/epsilon-3.0-1.x86_64.rpm");
+    let mut bytes = std::fs::read(&rpm).unwrap();
+    bytes[200] ^= 0xff;
+    std::fs::write(&rpm, bytes).unwrap();
+    refused(&ctx, &bad_rpm, "SHA-256 mismatch");
+
+    let truncated = ctx.serve_rpm("state2", "truncated-rpm");
+    let rpm = ctx
+        .www
+        .join("truncated-rpm/Packages/epsilon-3.0-1.x86_64.rpm");
+    let len = std::fs::metadata(&rpm).unwrap().len();
+    std::fs::File::options()
+        .write(true)
+        .open(&rpm)
+        .unwrap()
+        .set_len(len - 100)
+        .unwrap();
+    refused(&ctx, &truncated, "size mismatch");
+
+    refused(
+        &ctx,
+        &ctx.serve_rpm("hostile-dotdot", "hostile-dotdot"),
+        "unsafe location",
+    );
+    refused(
+        &ctx,
+        &ctx.serve_rpm("hostile-absolute", "hostile-absolute"),
+        "unsafe location",
+    );
+    refused(
+        &ctx,
+        &ctx.serve_rpm("malformed", "malformed"),
+        "malformed XML",
+    );
+    assert!(!ctx.server.requests().iter().any(|r| r.contains("escape")));
+    ctx.assert_pool_consistent();
+}
+
+#[test]
+fn xml_base_packages_are_fetched_and_published_locally() {
+    let ctx = TestContext::new();
+    let url = ctx.serve_rpm("xmlbase", "xmlbase");
+    ctx.serve_rpm("xmlbase-packages", "xmlbase-packages");
+    create_mirror(&ctx, "r", &url, &[]);
+    ctx.depot(&["mirror", "update", "r"]).ok();
+    assert!(
+        ctx.server
+            .requests()
+            .iter()
+            .any(|r| r.starts_with("xmlbase-packages/Packages/"))
+    );
+    ctx.depot(&["snapshot", "create", "s", "--mirror", "r"])
+        .ok();
+    let s = publish_json(&ctx, "s", "x", &[]);
+    let version = s["version"].as_str().unwrap();
+    let primary = primary_names(&ctx, "x", version);
+    assert!(!primary.contains("xml:base"), "{primary}");
+    assert!(
+        ctx.root
+            .join("public/x")
+            .join(version)
+            .join("Packages/alpha-1.0-1.noarch.rpm")
+            .is_file()
+    );
+}
+
+#[test]
+fn compressions_are_read_and_written() {
+    let ctx = TestContext::new();
+    for (tree, name) in [("state1-xz", "xz"), ("state1-zst", "zst")] {
+        let url = ctx.serve_rpm(tree, tree);
+        create_mirror(&ctx, name, &url, &["--policy", "on-demand"]);
+        ctx.depot(&["mirror", "update", name]).ok();
+        ctx.depot(&["snapshot", "create", name, "--mirror", name])
+            .ok();
+    }
+    let s = publish_json(&ctx, "xz", "z", &["--compress", "zst"]);
+    assert_eq!(s["fetched_on_demand"], 4);
+    let repomd = std::fs::read_to_string(
+        ctx.root
+            .join("public/z")
+            .join(s["version"].as_str().unwrap())
+            .join("repodata/repomd.xml"),
+    )
+    .unwrap();
+    assert!(repomd.contains("-primary.xml.zst\""), "{repomd}");
+    assert!(repomd.contains("<data type=\"group_zst\">"));
+}
