@@ -9,7 +9,6 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-
 #[derive(Debug, Parser)]
 #[command(
     name = "depot",
