@@ -170,7 +170,7 @@ pub enum MirrorError {
         source: SigningError,
     },
     #[error(
-        "mirror `{mirror}`: {url} is not signed (no InRelease, no Release.gpg); recreate the mirror with --no-verify to accept unsigned repositories"
+        "mirror `{mirror}`: {url} is not signed (no InRelease or Release.gpg for apt, no repomd.xml.asc for rpm); recreate the mirror with --no-verify to accept unsigned repositories"
     )]
     Unsigned { mirror: String, url: String },
     #[error("mirror `{mirror}`: {url} is malformed")]
