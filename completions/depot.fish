@@ -36,6 +36,7 @@ complete -c depot -n "__fish_depot_needs_command" -s V -l version -d 'Print vers
 complete -c depot -n "__fish_depot_needs_command" -f -a "mirror" -d 'Define and update mirrors of upstream repositories'
 complete -c depot -n "__fish_depot_needs_command" -f -a "snapshot" -d 'Take, inspect and compare immutable snapshots'
 complete -c depot -n "__fish_depot_needs_command" -f -a "publish" -d 'Publish a snapshot as a new signed version of a distribution'
+complete -c depot -n "__fish_depot_needs_command" -f -a "test" -d 'Submit, run and poll autopkgtest-style test requests'
 complete -c depot -n "__fish_depot_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c depot -n "__fish_depot_using_subcommand mirror; and not __fish_seen_subcommand_from create update list show edit drop help" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
 complete -c depot -n "__fish_depot_using_subcommand mirror; and not __fish_seen_subcommand_from create update list show edit drop help" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
@@ -53,13 +54,16 @@ complete -c depot -n "__fish_depot_using_subcommand mirror; and not __fish_seen_
 complete -c depot -n "__fish_depot_using_subcommand mirror; and not __fish_seen_subcommand_from create update list show edit drop help" -f -a "edit" -d 'Change a mirror\'s definition'
 complete -c depot -n "__fish_depot_using_subcommand mirror; and not __fish_seen_subcommand_from create update list show edit drop help" -f -a "drop" -d 'Delete a mirror (its snapshots are kept)'
 complete -c depot -n "__fish_depot_using_subcommand mirror; and not __fish_seen_subcommand_from create update list show edit drop help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -l kind -r -f -a "apt\t''"
-complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -l suite -d 'Suite (under dists/), or a flat repository\'s directory ending in `/`' -r
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -l kind -r -f -a "apt\t''
+rpm\t''"
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -l suite -d 'apt: suite (under dists/), or a flat repository\'s directory ending in `/`' -r
 complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -l component -d 'Component to mirror (repeatable) [default: all in Release]' -r
 complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -l arch -d 'Architecture to mirror (repeatable) [default: all in Release]' -r
 complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -l keyring -d 'Keyring that upstream signatures must verify against' -r -F
 complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -l policy -d 'When package files are downloaded' -r -f -a "immediate\t'Download package files during `mirror update`'
 on-demand\t'Keep metadata only; fetch a package the first time it is published'"
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -l mode -d 'What happens to packages upstream dropped' -r -f -a "mirror\t'Each update makes the mirror equal to upstream'
+additive\t'Keep packages upstream dropped (rpm only)'"
 complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
 complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
 complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
@@ -108,6 +112,8 @@ complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subc
 complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from edit" -l keyring -r -F
 complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from edit" -l policy -r -f -a "immediate\t'Download package files during `mirror update`'
 on-demand\t'Keep metadata only; fetch a package the first time it is published'"
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from edit" -l mode -r -f -a "mirror\t'Each update makes the mirror equal to upstream'
+additive\t'Keep packages upstream dropped (rpm only)'"
 complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from edit" -l with-sources -r -f -a "true\t''
 false\t''"
 complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from edit" -l with-udebs -r -f -a "true\t''
@@ -210,7 +216,7 @@ complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_su
 complete -c depot -n "__fish_depot_using_subcommand publish" -l dist -d 'Distribution: DIR/DIST/VERSION/ is written and DIR/DIST/dev switched to it' -r
 complete -c depot -n "__fish_depot_using_subcommand publish" -l sign-key -d 'GnuPG key (id, fingerprint or user id) that signs the Release' -r
 complete -c depot -n "__fish_depot_using_subcommand publish" -l suite -d 'Suite name in dists/ [default: the upstream codename]' -r
-complete -c depot -n "__fish_depot_using_subcommand publish" -l compress -d 'Compressed index formats, comma-separated (gz, xz, zst) [default: gz,xz]' -r
+complete -c depot -n "__fish_depot_using_subcommand publish" -l compress -d 'Compressed index formats, comma-separated (gz, xz, zst) [default: apt gz,xz; rpm gz]' -r
 complete -c depot -n "__fish_depot_using_subcommand publish" -l to -d 'Publish root [default: public/ in the data root]' -r -F
 complete -c depot -n "__fish_depot_using_subcommand publish" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
 complete -c depot -n "__fish_depot_using_subcommand publish" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
@@ -222,10 +228,111 @@ complete -c depot -n "__fish_depot_using_subcommand publish" -s v -l verbose -d 
 complete -c depot -n "__fish_depot_using_subcommand publish" -l no-progress -d 'Never draw progress bars'
 complete -c depot -n "__fish_depot_using_subcommand publish" -s h -l help -d 'Print help'
 complete -c depot -n "__fish_depot_using_subcommand publish" -s V -l version -d 'Print version'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot publish help" -f -a "mirror" -d 'Define and update mirrors of upstream repositories'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot publish help" -f -a "snapshot" -d 'Take, inspect and compare immutable snapshots'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot publish help" -f -a "publish" -d 'Publish a snapshot as a new signed version of a distribution'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot publish help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c depot -n "__fish_depot_using_subcommand test; and not __fish_seen_subcommand_from submit poll worker plan help" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand test; and not __fish_seen_subcommand_from submit poll worker plan help" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand test; and not __fish_seen_subcommand_from submit poll worker plan help" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+json\t''"
+complete -c depot -n "__fish_depot_using_subcommand test; and not __fish_seen_subcommand_from submit poll worker plan help" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand test; and not __fish_seen_subcommand_from submit poll worker plan help" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand test; and not __fish_seen_subcommand_from submit poll worker plan help" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand test; and not __fish_seen_subcommand_from submit poll worker plan help" -s h -l help -d 'Print help'
+complete -c depot -n "__fish_depot_using_subcommand test; and not __fish_seen_subcommand_from submit poll worker plan help" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand test; and not __fish_seen_subcommand_from submit poll worker plan help" -f -a "submit" -d 'Queue a test request per architecture (autopkgtest-cloud format)'
+complete -c depot -n "__fish_depot_using_subcommand test; and not __fish_seen_subcommand_from submit poll worker plan help" -f -a "poll" -d 'Report test results for triggers; exit 0 passed, 1 failed, 4 pending'
+complete -c depot -n "__fish_depot_using_subcommand test; and not __fish_seen_subcommand_from submit poll worker plan help" -f -a "worker" -d 'Run queued requests with COMMAND and store results under file://'
+complete -c depot -n "__fish_depot_using_subcommand test; and not __fish_seen_subcommand_from submit poll worker plan help" -f -a "plan" -d 'Tests to request for what changed between two snapshots'
+complete -c depot -n "__fish_depot_using_subcommand test; and not __fish_seen_subcommand_from submit poll worker plan help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from submit" -l release -r
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from submit" -l arch -d 'Architecture (repeatable: one request each)' -r
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from submit" -l trigger -d 'Package version the test is for, SRCPKG/VERSION (repeatable)' -r
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from submit" -l ppa -d 'PPA to add to the testbed, USER/PPA (repeatable; the last names the results container)' -r
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from submit" -l env -d 'Environment variable for the test, K=V (repeatable)' -r
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from submit" -l test-git -d 'Take the tests from a git repository (and branch)' -r
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from submit" -l build-git -d 'Build the package from a git repository, URL[#REF]' -r
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from submit" -l test-bzr -d 'Take the tests from a bzr branch' -r
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from submit" -l testname -d 'Run only this test of the package' -r
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from submit" -l swiftuser -d 'Store results privately for this Swift user' -r
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from submit" -l readable-by -d 'Who else may read private results (repeatable; needs --swiftuser)' -r
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from submit" -l requester -d 'Who asked, recorded in the request' -r
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from submit" -l queue-kind -r -f -a "default\t'debci-RELEASE-ARCH'
+huge\t'debci-huge-RELEASE-ARCH'
+ppa\t'debci-ppa-RELEASE-ARCH (needs --ppa)'
+upstream\t'debci-upstream-RELEASE-ARCH (needs --build-git or --test-git)'"
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from submit" -l broker -d 'RabbitMQ broker, amqp://USER:PASSWORD@HOST[:PORT]/VHOST' -r
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from submit" -l spool -d 'Spool directory of the embedded queue [default: spool/ in the data root]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from submit" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from submit" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from submit" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+json\t''"
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from submit" -l all-proposed -d 'Install everything from -proposed, not only the triggers'
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from submit" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from submit" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from submit" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from submit" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from submit" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from poll" -l release -r
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from poll" -l arch -d 'Architecture (repeatable)' -r
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from poll" -l trigger -d 'Trigger to report on, SRC/VER (repeatable) [default: every trigger found]' -r
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from poll" -l ppa -d 'PPAs the requests named (the last one names the results container)' -r
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from poll" -l results -d 'Swift account URL, or file://DIR [default: file://DATA_ROOT/results]' -r
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from poll" -l timeout -d 'Give up waiting after this long (e.g. 90s, 30m, 2h)' -r
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from poll" -l interval -d 'Time between polls while waiting' -r
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from poll" -l concurrency -d 'Parallel result downloads' -r
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from poll" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from poll" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from poll" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+json\t''"
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from poll" -l private -d 'Read private results (requests submitted with --swiftuser)'
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from poll" -l wait -d 'Poll until nothing is pending (or --timeout passes)'
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from poll" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from poll" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from poll" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from poll" -s h -l help -d 'Print help'
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from poll" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from worker" -l broker -d 'RabbitMQ broker, amqp://USER:PASSWORD@HOST[:PORT]/VHOST' -r
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from worker" -l spool -d 'Spool directory of the embedded queue [default: spool/ in the data root]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from worker" -l results -d 'Where results are stored, file://DIR [default: file://DATA_ROOT/results]' -r
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from worker" -l release -d 'Take requests for this release only (required with --broker)' -r
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from worker" -l arch -d 'Take requests for these architectures only (required with --broker)' -r
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from worker" -l interval -d 'Seconds between looks at empty queues' -r
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from worker" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from worker" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from worker" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+json\t''"
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from worker" -l once -d 'Run at most one request, then exit'
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from worker" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from worker" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from worker" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from worker" -s h -l help -d 'Print help'
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from worker" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from plan" -l release -d 'Release named in the requests [default: TO\'s codename, else its suite]' -r
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from plan" -l arch -d 'Only these architectures (repeatable) [default: all of TO\'s]' -r
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from plan" -l queue-kind -r -f -a "default\t'debci-RELEASE-ARCH'
+huge\t'debci-huge-RELEASE-ARCH'
+ppa\t'debci-ppa-RELEASE-ARCH (needs --ppa)'
+upstream\t'debci-upstream-RELEASE-ARCH (needs --build-git or --test-git)'"
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from plan" -l broker -d 'RabbitMQ broker, amqp://USER:PASSWORD@HOST[:PORT]/VHOST' -r
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from plan" -l spool -d 'Spool directory of the embedded queue [default: spool/ in the data root]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from plan" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from plan" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from plan" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+json\t''"
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from plan" -l submit -d 'Queue the planned requests'
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from plan" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from plan" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from plan" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from plan" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from plan" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from help" -f -a "submit" -d 'Queue a test request per architecture (autopkgtest-cloud format)'
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from help" -f -a "poll" -d 'Report test results for triggers; exit 0 passed, 1 failed, 4 pending'
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from help" -f -a "worker" -d 'Run queued requests with COMMAND and store results under file://'
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from help" -f -a "plan" -d 'Tests to request for what changed between two snapshots'
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot publish test help" -f -a "mirror" -d 'Define and update mirrors of upstream repositories'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot publish test help" -f -a "snapshot" -d 'Take, inspect and compare immutable snapshots'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot publish test help" -f -a "publish" -d 'Publish a snapshot as a new signed version of a distribution'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot publish test help" -f -a "test" -d 'Submit, run and poll autopkgtest-style test requests'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot publish test help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from mirror" -f -a "create" -d 'Define a new mirror'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from mirror" -f -a "update" -d 'Fetch and verify upstream\'s current state into the pool'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from mirror" -f -a "list" -d 'List mirrors'
@@ -237,3 +344,7 @@ complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcom
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from snapshot" -f -a "show" -d 'Show a snapshot'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from snapshot" -f -a "diff" -d 'Packages added, removed and changed from A to B'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from snapshot" -f -a "drop" -d 'Delete a snapshot (published versions are not affected)'
+complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from test" -f -a "submit" -d 'Queue a test request per architecture (autopkgtest-cloud format)'
+complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from test" -f -a "poll" -d 'Report test results for triggers; exit 0 passed, 1 failed, 4 pending'
+complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from test" -f -a "worker" -d 'Run queued requests with COMMAND and store results under file://'
+complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from test" -f -a "plan" -d 'Tests to request for what changed between two snapshots'

@@ -9,6 +9,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+pub mod test;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "depot",
@@ -66,6 +68,9 @@ pub enum Command {
     Snapshot(SnapshotCommand),
     /// Publish a snapshot as a new signed version of a distribution
     Publish(PublishArgs),
+    /// Submit, run and poll autopkgtest-style test requests
+    #[command(subcommand)]
+    Test(test::TestCommand),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -30,6 +30,7 @@ pub mod report;
 pub mod root;
 pub mod signing;
 pub mod snapshot;
+pub mod testreq;
 
 /// How a failure should be reported to a caller (the binary maps these to
 /// its documented exit codes).
@@ -41,6 +42,8 @@ pub enum ErrorKind {
     Usage,
     /// Refused: the object is busy (locked by another process).
     Refused,
+    /// Not a failure yet: test results are still pending.
+    Pending,
 }
 
 /// Classifies any of the core's errors; `None` for foreign error types.
@@ -80,6 +83,9 @@ pub fn error_kind(err: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> 
             promote::PublishError::Snapshot(s) => error_kind(s).unwrap_or(Failure),
             _ => Failure,
         });
+    }
+    if let Some(kind) = testreq::error_kind(err) {
+        return Some(kind);
     }
     None
 }

@@ -4,3 +4,4 @@
 mod apt;
 mod rpm;
 mod support;
+mod testreq;

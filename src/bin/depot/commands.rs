@@ -19,6 +19,7 @@ pub async fn run(command: Command, settings: &Settings) -> Result<()> {
         Command::Mirror(cmd) => mirror_cmd(cmd, &root, settings).await,
         Command::Snapshot(cmd) => snapshot_cmd(cmd, &root, settings),
         Command::Publish(args) => publish_cmd(args, &root, settings).await,
+        Command::Test(cmd) => crate::test_cmd::run(cmd, &root, settings).await,
     }
 }
 

@@ -4,6 +4,7 @@ mod commands;
 mod output;
 mod progress;
 mod settings;
+mod test_cmd;
 
 use std::process::ExitCode;
 
@@ -15,6 +16,7 @@ pub mod exit {
     pub const FAILURE: u8 = 1;
     pub const USAGE: u8 = 2;
     pub const REFUSED: u8 = 3;
+    pub const PENDING: u8 = 4;
     pub const INTERRUPTED: u8 = 130;
 }
 

@@ -87,6 +87,7 @@ fn exit_code(err: &anyhow::Error) -> u8 {
         match depot::error_kind(cause) {
             Some(depot::ErrorKind::Usage) => return exit::USAGE,
             Some(depot::ErrorKind::Refused) => return exit::REFUSED,
+            Some(depot::ErrorKind::Pending) => return exit::PENDING,
             Some(depot::ErrorKind::Failure) => return exit::FAILURE,
             None => {}
         }

@@ -1,0 +1,217 @@
+//! `depot test …`: autopkgtest-style test requests (clap definitions only).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Subcommand, ValueEnum};
+
+#[derive(Debug, Subcommand)]
+pub enum TestCommand {
+    /// Queue a test request per architecture (autopkgtest-cloud format)
+    Submit(Box<SubmitArgs>),
+    /// Report test results for triggers; exit 0 passed, 1 failed, 4 pending
+    Poll(Box<PollArgs>),
+    /// Run queued requests with COMMAND and store results under file://
+    Worker(Box<WorkerArgs>),
+    /// Tests to request for what changed between two snapshots
+    Plan(Box<PlanArgs>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum QueueKindArg {
+    /// debci-RELEASE-ARCH
+    Default,
+    /// debci-huge-RELEASE-ARCH
+    Huge,
+    /// debci-ppa-RELEASE-ARCH (needs --ppa)
+    Ppa,
+    /// debci-upstream-RELEASE-ARCH (needs --build-git or --test-git)
+    Upstream,
+}
+
+/// Where requests go: a RabbitMQ broker or a spool directory.
+#[derive(Debug, Args)]
+pub struct QueueArgs {
+    /// RabbitMQ broker, amqp://USER:PASSWORD@HOST[:PORT]/VHOST
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "DEPOT_BROKER",
+        hide_env_values = true,
+        conflicts_with = "spool"
+    )]
+    pub broker: Option<String>,
+    /// Spool directory of the embedded queue [default: spool/ in the data root]
+    #[arg(long, value_name = "DIR")]
+    pub spool: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    /// Source package whose tests run
+    pub package: String,
+    #[arg(long, value_name = "R")]
+    pub release: String,
+    /// Architecture (repeatable: one request each)
+    #[arg(long = "arch", value_name = "A", required = true)]
+    pub archs: Vec<String>,
+    /// Package version the test is for, SRCPKG/VERSION (repeatable)
+    #[arg(long = "trigger", value_name = "SRC/VER")]
+    pub triggers: Vec<String>,
+    /// PPA to add to the testbed, USER/PPA (repeatable; the last names the results container)
+    #[arg(long = "ppa", value_name = "USER/PPA")]
+    pub ppas: Vec<String>,
+    /// Environment variable for the test, K=V (repeatable)
+    #[arg(long = "env", value_name = "K=V")]
+    pub env: Vec<String>,
+    /// Take the tests from a git repository (and branch)
+    #[arg(long, num_args = 1..=2, value_names = ["URL", "BRANCH"])]
+    pub test_git: Option<Vec<String>>,
+    /// Build the package from a git repository, URL[#REF]
+    #[arg(long, value_name = "URL")]
+    pub build_git: Option<String>,
+    /// Take the tests from a bzr branch
+    #[arg(long, value_name = "URL")]
+    pub test_bzr: Option<String>,
+    /// Install everything from -proposed, not only the triggers
+    #[arg(long)]
+    pub all_proposed: bool,
+    /// Run only this test of the package
+    #[arg(long, value_name = "T")]
+    pub testname: Option<String>,
+    /// Store results privately for this Swift user
+    #[arg(long, value_name = "U")]
+    pub swiftuser: Option<String>,
+    /// Who else may read private results (repeatable; needs --swiftuser)
+    #[arg(long = "readable-by", value_name = "USER")]
+    pub readable_by: Vec<String>,
+    /// Who asked, recorded in the request
+    #[arg(long, value_name = "NAME")]
+    pub requester: Option<String>,
+    #[arg(long, value_enum, default_value_t = QueueKindArg::Default)]
+    pub queue_kind: QueueKindArg,
+    #[command(flatten)]
+    pub queue: QueueArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PollArgs {
+    /// Source package whose results are read
+    pub package: String,
+    #[arg(long, value_name = "R")]
+    pub release: String,
+    /// Architecture (repeatable)
+    #[arg(long = "arch", value_name = "A", required = true)]
+    pub archs: Vec<String>,
+    /// Trigger to report on, SRC/VER (repeatable) [default: every trigger found]
+    #[arg(long = "trigger", value_name = "SRC/VER")]
+    pub triggers: Vec<String>,
+    /// PPAs the requests named (the last one names the results container)
+    #[arg(long = "ppa", value_name = "USER/PPA")]
+    pub ppas: Vec<String>,
+    /// Read private results (requests submitted with --swiftuser)
+    #[arg(long)]
+    pub private: bool,
+    /// Swift account URL, or file://DIR [default: file://DATA_ROOT/results]
+    #[arg(long, value_name = "URL", env = "DEPOT_RESULTS")]
+    pub results: Option<String>,
+    /// Poll until nothing is pending (or --timeout passes)
+    #[arg(long)]
+    pub wait: bool,
+    /// Give up waiting after this long (e.g. 90s, 30m, 2h)
+    #[arg(long, value_name = "DUR", requires = "wait", value_parser = parse_duration, default_value = "1h")]
+    pub timeout: Duration,
+    /// Time between polls while waiting
+    #[arg(long, value_name = "DUR", requires = "wait", value_parser = parse_duration, default_value = "30s")]
+    pub interval: Duration,
+    /// Parallel result downloads
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub queue: QueueArgs,
+    /// Where results are stored, file://DIR [default: file://DATA_ROOT/results]
+    #[arg(long, value_name = "URL", env = "DEPOT_RESULTS")]
+    pub results: Option<String>,
+    /// Run at most one request, then exit
+    #[arg(long)]
+    pub once: bool,
+    /// Take requests for this release only (required with --broker)
+    #[arg(long, value_name = "R")]
+    pub release: Option<String>,
+    /// Take requests for these architectures only (required with --broker)
+    #[arg(long = "arch", value_name = "A")]
+    pub archs: Vec<String>,
+    /// Seconds between looks at empty queues
+    #[arg(long, value_name = "DUR", value_parser = parse_duration, default_value = "5s")]
+    pub interval: Duration,
+    /// The test runner; the request is in DEPOT_TEST_* variables, its output
+    /// directory in DEPOT_TEST_OUTPUT
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The snapshot before the change
+    pub from: String,
+    /// The snapshot after the change
+    pub to: String,
+    /// Release named in the requests [default: TO's codename, else its suite]
+    #[arg(long, value_name = "R")]
+    pub release: Option<String>,
+    /// Only these architectures (repeatable) [default: all of TO's]
+    #[arg(long = "arch", value_name = "A")]
+    pub archs: Vec<String>,
+    /// Queue the planned requests
+    #[arg(long)]
+    pub submit: bool,
+    #[arg(long, value_enum, default_value_t = QueueKindArg::Default, requires = "submit")]
+    pub queue_kind: QueueKindArg,
+    #[command(flatten)]
+    pub queue: QueueArgs,
+}
+
+/// `90`, `90s`, `15m`, `2h`, `1d`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text, "s"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (e.g. 90s, 30m, 2h)"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        "d" => n.saturating_mul(86400),
+        "ms" => return Ok(Duration::from_millis(n)),
+        _ => {
+            return Err(format!(
+                "`{text}`: unknown unit `{unit}` (use ms, s, m, h or d)"
+            ));
+        }
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn durations_parse() {
+        use std::time::Duration;
+        assert_eq!(super::parse_duration("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(super::parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(
+            super::parse_duration("250ms"),
+            Ok(Duration::from_millis(250))
+        );
+        assert!(super::parse_duration("soon").is_err());
+        assert!(super::parse_duration("5y").is_err());
+    }
+}

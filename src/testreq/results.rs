@@ -1,0 +1,491 @@
+//! Test results: the `result.tar` archive of one run, and the two places
+//! runs are stored — a Swift account over HTTP (autopkgtest-cloud's, what
+//! britney calls `ADT_SWIFT_URL`) and a `file://` directory with the same
+//! containers and object names (the embedded default, `results/` in the
+//! data root).
+//!
+//! The stores are an enum rather than a trait: there are exactly two, the
+//! poller needs both behind one value chosen from a URL at run time, and
+//! async trait methods cannot be called through `dyn`.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+use url::Url;
+
+use crate::http::redact;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ResultsError {
+    #[error("invalid results URL `{url}`: {why}")]
+    InvalidUrl { url: String, why: &'static str },
+    #[error("GET {url} failed")]
+    Network {
+        url: String,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("GET {url} failed: HTTP {status}")]
+    Status { url: String, status: u16 },
+    #[error("cannot access {}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot set up the HTTP client")]
+    Client(#[source] reqwest::Error),
+}
+
+/// How a run ended, from autopkgtest's exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// 0 (all passed) or 2 (some skipped).
+    Pass,
+    /// 8: the package has no tests to run.
+    Neutral,
+    /// 16: the testbed failed; the run says nothing about the package.
+    Tmpfail,
+    /// Anything else.
+    Fail,
+}
+
+impl Outcome {
+    pub fn from_exitcode(code: i32) -> Self {
+        match code {
+            0 | 2 => Self::Pass,
+            8 => Self::Neutral,
+            16 => Self::Tmpfail,
+            _ => Self::Fail,
+        }
+    }
+}
+
+/// What one `result.tar` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunResult {
+    pub exitcode: i32,
+    pub package: String,
+    pub version: String,
+    pub duration: Option<u64>,
+    /// `ADT_TEST_TRIGGERS` of `testinfo.json`'s `custom_environment`
+    /// (only entries with a `/`, as britney reads them).
+    pub triggers: Vec<String>,
+}
+
+impl RunResult {
+    pub fn outcome(&self) -> Outcome {
+        Outcome::from_exitcode(self.exitcode)
+    }
+}
+
+/// Members of a result archive are tiny; anything bigger is not one.
+const MEMBER_LIMIT: u64 = 1 << 20;
+
+/// Reads a `result.tar`. The error is a human-readable reason: a damaged
+/// archive is reported, never fatal.
+pub fn parse_result_tar(bytes: &[u8]) -> Result<RunResult, String> {
+    let mut archive = tar::Archive::new(bytes);
+    let (mut exitcode, mut version, mut duration, mut testinfo) = (None, None, None, None);
+    let entries = archive
+        .entries()
+        .map_err(|e| format!("not a tar archive: {e}"))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| format!("not a tar archive: {e}"))?;
+        let name = entry
+            .path()
+            .map_err(|e| format!("bad member name: {e}"))?
+            .to_string_lossy()
+            .trim_start_matches("./")
+            .to_owned();
+        let slot = match name.as_str() {
+            "exitcode" => &mut exitcode,
+            "testpkg-version" => &mut version,
+            "duration" => &mut duration,
+            "testinfo.json" => &mut testinfo,
+            _ => continue,
+        };
+        let mut text = String::new();
+        entry
+            .take(MEMBER_LIMIT)
+            .read_to_string(&mut text)
+            .map_err(|e| format!("cannot read {name}: {e}"))?;
+        *slot = Some(text);
+    }
+    let exitcode = exitcode.ok_or("no exitcode member")?;
+    let exitcode: i32 = exitcode
+        .trim()
+        .parse()
+        .map_err(|_| format!("exitcode `{}` is not a number", exitcode.trim()))?;
+    let version = version.ok_or("no testpkg-version member")?;
+    let (package, version) = match version.split_whitespace().collect::<Vec<_>>()[..] {
+        [p, v] => (p.to_owned(), v.to_owned()),
+        _ => {
+            return Err(format!(
+                "testpkg-version `{}` is not `PACKAGE VERSION`",
+                version.trim()
+            ));
+        }
+    };
+    let testinfo = testinfo.ok_or("no testinfo.json member")?;
+    let testinfo: serde_json::Value =
+        serde_json::from_str(&testinfo).map_err(|e| format!("testinfo.json: {e}"))?;
+    let triggers = testinfo
+        .get("custom_environment")
+        .and_then(|v| v.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str())
+        .find_map(|e| e.strip_prefix("ADT_TEST_TRIGGERS="))
+        .ok_or("testinfo.json has no ADT_TEST_TRIGGERS")?
+        .split_whitespace()
+        .filter(|t| t.contains('/'))
+        .map(str::to_owned)
+        .collect();
+    Ok(RunResult {
+        exitcode,
+        package,
+        version,
+        duration: duration.and_then(|d| d.trim().parse().ok()),
+        triggers,
+    })
+}
+
+/// Builds a `result.tar` as autopkgtest-cloud's worker does.
+pub fn build_result_tar(
+    exitcode: i32,
+    package: &str,
+    version: &str,
+    duration: u64,
+    testinfo: &serde_json::Value,
+    mtime: u64,
+) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let members: [(&str, Vec<u8>); 4] = [
+        ("exitcode", format!("{exitcode}\n").into_bytes()),
+        (
+            "testpkg-version",
+            format!("{package} {version}\n").into_bytes(),
+        ),
+        ("duration", format!("{duration}\n").into_bytes()),
+        (
+            "testinfo.json",
+            serde_json::to_vec(testinfo).expect("JSON values serialise"),
+        ),
+    ];
+    for (name, data) in members {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(mtime);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, name, data.as_slice())
+            .expect("writing to memory cannot fail");
+    }
+    builder.into_inner().expect("writing to memory cannot fail")
+}
+
+/// autopkgtest-cloud's object name prefix for a package's runs:
+/// `RELEASE/ARCH/PREFIX/SRCPKG/`.
+pub fn package_prefix(release: &str, arch: &str, package: &str) -> String {
+    format!(
+        "{release}/{arch}/{}/{package}/",
+        crate::formats::apt::pool_prefix(package)
+    )
+}
+
+/// Where runs are stored.
+#[derive(Debug, Clone)]
+pub enum Store {
+    /// `file://DIR`: `DIR/CONTAINER/OBJECT`.
+    File(PathBuf),
+    /// A Swift account URL: `URL/CONTAINER/OBJECT`.
+    Swift(SwiftStore),
+}
+
+#[derive(Debug, Clone)]
+pub struct SwiftStore {
+    base: Url,
+    client: reqwest::Client,
+    attempts: u32,
+}
+
+impl Store {
+    /// `file://DIR` or an `http(s)://` Swift account URL.
+    pub fn open(url: &str) -> Result<Self, ResultsError> {
+        let invalid = |why| ResultsError::InvalidUrl {
+            url: Url::parse(url).map_or_else(|_| url.to_owned(), |u| redact(&u)),
+            why,
+        };
+        let parsed = Url::parse(url).map_err(|_| invalid("not a URL"))?;
+        match parsed.scheme() {
+            "file" => parsed
+                .to_file_path()
+                .map(Store::File)
+                .map_err(|()| invalid("not a local path")),
+            "http" | "https" => {
+                let _ = rustls::crypto::ring::default_provider().install_default();
+                let client = reqwest::Client::builder()
+                    .user_agent(concat!("depot/", env!("CARGO_PKG_VERSION")))
+                    .connect_timeout(Duration::from_secs(30))
+                    .read_timeout(Duration::from_secs(60))
+                    .pool_max_idle_per_host(64)
+                    .build()
+                    .map_err(ResultsError::Client)?;
+                Ok(Store::Swift(SwiftStore {
+                    base: parsed,
+                    client,
+                    attempts: 4,
+                }))
+            }
+            _ => Err(invalid("use file:// or http(s)://")),
+        }
+    }
+
+    /// The URL of an object, as shown to people (for log links).
+    pub fn object_url(&self, container: &str, object: &str) -> String {
+        match self {
+            Store::File(dir) => format!("file://{}/{container}/{object}", dir.display()),
+            Store::Swift(s) => format!(
+                "{}/{container}/{object}",
+                redact(&s.base).trim_end_matches('/')
+            ),
+        }
+    }
+
+    /// Every run below `prefix` in `container`, as object-name prefixes
+    /// ending in `@`, sorted (so oldest first: run ids start with the time).
+    /// A container that does not exist has no runs.
+    pub async fn list_runs(
+        &self,
+        container: &str,
+        prefix: &str,
+    ) -> Result<Vec<String>, ResultsError> {
+        match self {
+            Store::File(dir) => list_file_runs(&dir.join(container), prefix),
+            Store::Swift(s) => s.list_runs(container, prefix).await,
+        }
+    }
+
+    /// An object's bytes; `None` if it does not exist.
+    pub async fn get(
+        &self,
+        container: &str,
+        object: &str,
+    ) -> Result<Option<Vec<u8>>, ResultsError> {
+        match self {
+            Store::File(dir) => {
+                let path = dir.join(container).join(object);
+                match std::fs::read(&path) {
+                    Ok(b) => Ok(Some(b)),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                    Err(source) => Err(ResultsError::Io { path, source }),
+                }
+            }
+            Store::Swift(s) => s.get(container, object).await,
+        }
+    }
+}
+
+fn list_file_runs(container: &Path, prefix: &str) -> Result<Vec<String>, ResultsError> {
+    let dir = container.join(prefix);
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(ResultsError::Io { path: dir, source }),
+    };
+    let mut runs: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        // Runs appear by rename once complete; temp dirs start with a dot.
+        .filter(|n| n.ends_with('@') && !n.starts_with('.'))
+        .map(|n| format!("{prefix}{n}"))
+        .collect();
+    runs.sort();
+    Ok(runs)
+}
+
+/// What a GET returned, before interpretation.
+enum Reply {
+    Body(Vec<u8>),
+    NoContent,
+    Missing,
+}
+
+impl SwiftStore {
+    fn container_url(&self, container: &str) -> Url {
+        let mut url = self.base.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.pop_if_empty().push(container);
+        }
+        url
+    }
+
+    /// GET with retries on timeouts, connection failures, 502 and 503
+    /// (Swift proxies answer those under load).
+    async fn fetch(&self, url: &Url) -> Result<Reply, ResultsError> {
+        let mut delay = Duration::from_millis(200);
+        let mut attempt = 1;
+        loop {
+            let result = self.client.get(url.clone()).send().await;
+            let transient = match &result {
+                Ok(resp) => matches!(resp.status().as_u16(), 502..=504),
+                Err(e) => e.is_timeout() || e.is_connect(),
+            };
+            if transient && attempt < self.attempts {
+                tracing::debug!(url = %redact(url), attempt, "transient failure, retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                attempt += 1;
+                continue;
+            }
+            let resp = result.map_err(|source| ResultsError::Network {
+                url: redact(url),
+                source,
+            })?;
+            return match resp.status().as_u16() {
+                200 => Ok(Reply::Body(
+                    resp.bytes()
+                        .await
+                        .map_err(|source| ResultsError::Network {
+                            url: redact(url),
+                            source,
+                        })?
+                        .to_vec(),
+                )),
+                204 => Ok(Reply::NoContent),
+                // Swift answers 401 for a container that does not exist
+                // (britney treats it so); 404 for a missing object.
+                401 | 404 => Ok(Reply::Missing),
+                status => Err(ResultsError::Status {
+                    url: redact(url),
+                    status,
+                }),
+            };
+        }
+    }
+
+    async fn list_runs(&self, container: &str, prefix: &str) -> Result<Vec<String>, ResultsError> {
+        let mut runs = Vec::new();
+        let mut marker: Option<String> = None;
+        // Swift returns at most 10,000 names per request: page with
+        // `marker` until a page comes back empty.
+        loop {
+            let mut url = self.container_url(container);
+            {
+                let mut q = url.query_pairs_mut();
+                q.append_pair("delimiter", "@")
+                    .append_pair("prefix", prefix);
+                if let Some(m) = &marker {
+                    q.append_pair("marker", m);
+                }
+            }
+            let page = match self.fetch(&url).await? {
+                Reply::Body(b) => String::from_utf8_lossy(&b).into_owned(),
+                Reply::NoContent | Reply::Missing => break,
+            };
+            let before = runs.len();
+            for line in page.lines().map(str::trim) {
+                if line.ends_with('@') && line.starts_with(prefix) {
+                    runs.push(line.to_owned());
+                }
+            }
+            match page.lines().map(str::trim).rfind(|l| !l.is_empty()) {
+                Some(last) if runs.len() > before => marker = Some(last.to_owned()),
+                _ => break,
+            }
+        }
+        runs.sort();
+        runs.dedup();
+        Ok(runs)
+    }
+
+    async fn get(&self, container: &str, object: &str) -> Result<Option<Vec<u8>>, ResultsError> {
+        let mut url = self.container_url(container);
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.extend(object.split('/'));
+        }
+        match self.fetch(&url).await? {
+            Reply::Body(b) => Ok(Some(b)),
+            Reply::NoContent => Ok(Some(Vec::new())),
+            Reply::Missing => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn testinfo(triggers: &str) -> serde_json::Value {
+        serde_json::json!({ "custom_environment": [format!("ADT_TEST_TRIGGERS={triggers}")] })
+    }
+
+    #[test]
+    fn built_archives_parse_back() {
+        let tar = build_result_tar(
+            2,
+            "hello",
+            "2.10-3",
+            42,
+            &testinfo("glibc/2.40-1 hello/2.10-3"),
+            0,
+        );
+        let r = parse_result_tar(&tar).unwrap();
+        assert_eq!(r.exitcode, 2);
+        assert_eq!(r.outcome(), Outcome::Pass);
+        assert_eq!(
+            (r.package.as_str(), r.version.as_str()),
+            ("hello", "2.10-3")
+        );
+        assert_eq!(r.duration, Some(42));
+        assert_eq!(r.triggers, vec!["glibc/2.40-1", "hello/2.10-3"]);
+    }
+
+    #[test]
+    fn exit_codes_map_as_autopkgtest_defines_them() {
+        use Outcome::*;
+        for (code, want) in [
+            (0, Pass),
+            (2, Pass),
+            (4, Fail),
+            (6, Fail),
+            (8, Neutral),
+            (12, Fail),
+            (16, Tmpfail),
+            (20, Fail),
+        ] {
+            assert_eq!(Outcome::from_exitcode(code), want, "{code}");
+        }
+    }
+
+    #[test]
+    fn damaged_archives_are_reasons_not_panics() {
+        assert!(parse_result_tar(b"garbage").is_err());
+        assert!(parse_result_tar(&[0u8; 2048]).is_err());
+        let tar = build_result_tar(0, "hello", "1", 1, &serde_json::json!({}), 0);
+        assert!(
+            parse_result_tar(&tar)
+                .unwrap_err()
+                .contains("ADT_TEST_TRIGGERS")
+        );
+        let tar = build_result_tar(0, "hello", "1", 1, &testinfo("a/1"), 0);
+        assert!(parse_result_tar(&tar[..700]).is_err());
+    }
+
+    #[test]
+    fn prefixes_follow_the_debian_pool_rule() {
+        assert_eq!(
+            package_prefix("noble", "amd64", "libpng1.6"),
+            "noble/amd64/libp/libpng1.6/"
+        );
+        assert_eq!(
+            package_prefix("noble", "amd64", "hello"),
+            "noble/amd64/h/hello/"
+        );
+    }
+}

@@ -1,0 +1,1273 @@
+//! Test requests: submit to a real RabbitMQ (on 127.0.0.1, or
+//! `$DEPOT_TEST_AMQP_URL`) and to the spool, poll a loopback Swift-style
+//! server over the fixture result trees, and the embedded
+//! submit → worker → poll loop.
+
+use std::collections::BTreeSet;
+use std::hash::{BuildHasher, Hasher};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use lapin::options::{BasicGetOptions, QueueDeclareOptions, QueueDeleteOptions};
+use lapin::types::FieldTable;
+
+use crate::support::{TestContext, copy_tree, fixtures};
+
+fn amqp_url() -> String {
+    std::env::var("DEPOT_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
+}
+
+/// A release name no other test uses (release names have no dash).
+fn unique_release() -> String {
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+    );
+    format!("rel{:012x}", h.finish() & 0xffff_ffff_ffff)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A plain AMQP client for checking what landed on the broker, deleting
+/// the test's queues when dropped.
+struct Broker {
+    rt: tokio::runtime::Runtime,
+    channel: lapin::Channel,
+    queues: Mutex<BTreeSet<String>>,
+}
+
+struct Message {
+    body: Vec<u8>,
+    delivery_mode: Option<u8>,
+    message_id: Option<String>,
+}
+
+impl Broker {
+    fn connect() -> Self {
+        let rt = runtime();
+        let channel = rt.block_on(async {
+            let conn = lapin::Connection::connect(&amqp_url(), Default::default())
+                .await
+                .expect("RabbitMQ must run on 127.0.0.1:5672 (or set DEPOT_TEST_AMQP_URL)");
+            let ch = conn.create_channel().await.unwrap();
+            // The connection lives as long as its channels are used.
+            std::mem::forget(conn);
+            ch
+        });
+        Self {
+            rt,
+            channel,
+            queues: Mutex::new(BTreeSet::new()),
+        }
+    }
+
+    /// Messages waiting in `queue` (declaring it, durable, if needed).
+    fn count(&self, queue: &str) -> u32 {
+        self.queues.lock().unwrap().insert(queue.to_owned());
+        self.rt
+            .block_on(self.channel.queue_declare(
+                queue.into(),
+                QueueDeclareOptions {
+                    durable: true,
+                    ..Default::default()
+                },
+                FieldTable::default(),
+            ))
+            .unwrap()
+            .message_count()
+    }
+
+    fn get(&self, queue: &str) -> Option<Message> {
+        self.count(queue);
+        let got = self
+            .rt
+            .block_on(
+                self.channel
+                    .basic_get(queue.into(), BasicGetOptions { no_ack: true }),
+            )
+            .unwrap()?;
+        let d = got.delivery;
+        Some(Message {
+            delivery_mode: *d.properties.delivery_mode(),
+            message_id: d.properties.message_id().as_ref().map(|m| m.to_string()),
+            body: d.data,
+        })
+    }
+
+    fn publish_raw(&self, queue: &str, body: &[u8]) {
+        self.count(queue);
+        self.rt
+            .block_on(async {
+                self.channel
+                    .basic_publish(
+                        "".into(),
+                        queue.into(),
+                        Default::default(),
+                        body,
+                        lapin::BasicProperties::default().with_delivery_mode(2),
+                    )
+                    .await
+                    .unwrap()
+                    .await
+            })
+            .unwrap();
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        for q in self.queues.lock().unwrap().iter() {
+            let _ = self.rt.block_on(
+                self.channel
+                    .queue_delete(q.as_str().into(), QueueDeleteOptions::default()),
+            );
+        }
+    }
+}
+
+/// Parses a body exactly as autopkgtest-cloud's worker does: split at the
+/// first newline, the name must match `[a-zA-Z0-9.+-]+$`, the rest is a
+/// JSON object.
+fn parse_like_worker(body: &[u8]) -> (String, serde_json::Map<String, serde_json::Value>) {
+    let text = std::str::from_utf8(body).unwrap();
+    let (name, json) = text.split_once('\n').expect("a newline after the name");
+    assert!(
+        !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+.-".contains(&b)),
+        "{name}"
+    );
+    let params: serde_json::Value = serde_json::from_str(json).unwrap();
+    (name.to_owned(), params.as_object().unwrap().clone())
+}
+
+fn strings(v: &serde_json::Value) -> Vec<&str> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("expected a list: {v}"))
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn submitted_messages_parse_as_autopkgtest_cloud_workers_parse_them() {
+    let ctx = TestContext::new();
+    let broker = Broker::connect();
+    let rel = unique_release();
+    let url = amqp_url();
+    let run = ctx
+        .depot(&[
+            "test",
+            "submit",
+            "libfoo+bar",
+            "--release",
+            &rel,
+            "--arch",
+            "amd64",
+            "--arch",
+            "arm64",
+            "--trigger",
+            "glibc/2.40-1ubuntu1",
+            "--trigger",
+            "libfoo+bar/1:2.0~rc1-1",
+            "--ppa",
+            "alice/tools",
+            "--env",
+            "DEBUG=1",
+            "--env",
+            "OPTS=a b,c",
+            "--test-git",
+            "https://git.example.org/foo.git",
+            "main",
+            "--testname",
+            "smoke",
+            "--swiftuser",
+            "bob",
+            "--readable-by",
+            "carol",
+            "--readable-by",
+            "dave",
+            "--requester",
+            "erin",
+            "--broker",
+            &url,
+            "--output-format",
+            "json",
+        ])
+        .ok();
+    let out = run.json();
+    assert_eq!(out.as_array().unwrap().len(), 2);
+    for (i, arch) in ["amd64", "arm64"].iter().enumerate() {
+        let queue = format!("debci-{rel}-{arch}");
+        assert_eq!(out[i]["queue"], queue.as_str());
+        let m = broker.get(&queue).expect("one message per arch");
+        assert_eq!(m.delivery_mode, Some(2), "persistent");
+        assert_eq!(m.message_id.as_deref(), out[i]["id"].as_str());
+        assert_eq!(out[i]["body"].as_str().unwrap().as_bytes(), &m.body[..]);
+        let (name, p) = parse_like_worker(&m.body);
+        assert_eq!(name, "libfoo+bar");
+        assert_eq!(
+            strings(&p["triggers"]),
+            ["glibc/2.40-1ubuntu1", "libfoo+bar/1:2.0~rc1-1"]
+        );
+        assert_eq!(strings(&p["ppas"]), ["alice/tools"]);
+        assert_eq!(strings(&p["env"]), ["DEBUG=1", "OPTS=a b,c"]);
+        assert_eq!(p["test-git"], "https://git.example.org/foo.git main");
+        assert_eq!(p["testname"], "smoke");
+        assert_eq!(p["swiftuser"], "bob");
+        assert_eq!(strings(&p["readable-by"]), ["carol", "dave"]);
+        assert_eq!(p["requester"], "erin");
+        assert!(p["submit-time"].as_str().unwrap().ends_with("+0000"));
+        assert!(!p.contains_key("all-proposed"), "absent unless set: {p:?}");
+        assert!(broker.get(&queue).is_none());
+    }
+
+    ctx.depot(&[
+        "test",
+        "submit",
+        "hello",
+        "--release",
+        &rel,
+        "--arch",
+        "amd64",
+        "--all-proposed",
+        "--broker",
+        &url,
+    ])
+    .ok();
+    let m = broker.get(&format!("debci-{rel}-amd64")).unwrap();
+    let (_, p) = parse_like_worker(&m.body);
+    assert!(p.contains_key("all-proposed"), "{p:?}");
+    assert!(!p.contains_key("triggers") && !p.contains_key("ppas"));
+}
+
+#[test]
+fn each_queue_kind_lands_on_its_own_queue() {
+    let ctx = TestContext::new();
+    let broker = Broker::connect();
+    let rel = unique_release();
+    let url = amqp_url();
+    let cases: [(&str, &[&str], String); 4] = [
+        ("default", &[], format!("debci-{rel}-s390x")),
+        ("huge", &[], format!("debci-huge-{rel}-s390x")),
+        (
+            "ppa",
+            &["--ppa", "alice/tools"],
+            format!("debci-ppa-{rel}-s390x"),
+        ),
+        (
+            "upstream",
+            &["--build-git", "https://git.example.org/x.git#v1.0"],
+            format!("debci-upstream-{rel}-s390x"),
+        ),
+    ];
+    for (kind, extra, _) in &cases {
+        let mut args = vec![
+            "test",
+            "submit",
+            "hello",
+            "--release",
+            &rel,
+            "--arch",
+            "s390x",
+            "--queue-kind",
+            kind,
+            "--broker",
+            &url,
+        ];
+        args.extend(*extra);
+        ctx.depot(&args).ok();
+    }
+    for (_, _, queue) in &cases {
+        assert_eq!(broker.count(queue), 1, "{queue}");
+    }
+}
+
+#[test]
+fn invalid_requests_exit_2_naming_the_field_and_queue_nothing() {
+    let ctx = TestContext::new();
+    let broker = Broker::connect();
+    let rel = unique_release();
+    let url = amqp_url();
+    let cases: &[(&[&str], &str)] = &[
+        (&["--trigger", "glibc"], "trigger"),
+        (&["--trigger", "Glibc/1.0"], "trigger"),
+        (&["--trigger", "glibc/1.0 2"], "trigger"),
+        (&["--ppa", "alice"], "ppa"),
+        (&["--env", "1X=2"], "env"),
+        (&["--env", "X=$(reboot)"], "env"),
+        (&["--test-git", "file:///etc"], "test-git"),
+        (&["--build-git", "https://x.org/a.git#b c"], "build-git"),
+        (
+            &["--readable-by", "carol"],
+            "--readable-by needs --swiftuser",
+        ),
+        (&["--queue-kind", "ppa"], "--queue-kind ppa needs"),
+        (&["--arch", "arm-64"], "arch"),
+        (&["--testname", "Bad Name"], "testname"),
+        (
+            &["--trigger", "aa/1", "--trigger", "migration-reference/0"],
+            "migration-reference/0",
+        ),
+    ];
+    for (extra, needle) in cases {
+        let mut args = vec![
+            "test",
+            "submit",
+            "hello",
+            "--release",
+            &rel,
+            "--arch",
+            "amd64",
+            "--broker",
+            &url,
+        ];
+        args.extend(*extra);
+        ctx.depot(&args).fails(2, needle);
+    }
+    // A bad third arch must not leave the first two queued.
+    ctx.depot(&[
+        "test",
+        "submit",
+        "hello",
+        "--release",
+        &rel,
+        "--arch",
+        "amd64",
+        "--arch",
+        "arm64",
+        "--arch",
+        "bad-arch",
+        "--broker",
+        &url,
+    ])
+    .fails(2, "invalid arch `bad-arch`");
+    ctx.depot(&[
+        "test",
+        "submit",
+        "Hello",
+        "--release",
+        &rel,
+        "--arch",
+        "amd64",
+        "--broker",
+        &url,
+    ])
+    .fails(2, "invalid package `Hello`");
+    ctx.depot(&[
+        "test",
+        "submit",
+        "hello",
+        "--release",
+        "no-ble",
+        "--arch",
+        "amd64",
+        "--broker",
+        &url,
+    ])
+    .fails(2, "invalid release");
+    for arch in ["amd64", "arm64"] {
+        assert_eq!(broker.count(&format!("debci-{rel}-{arch}")), 0);
+    }
+}
+
+#[test]
+fn broker_passwords_never_appear_in_errors() {
+    let ctx = TestContext::new();
+    let rel = unique_release();
+    for url in [
+        "amqp://guest:hunter2secret@127.0.0.1:5672/%2f",
+        "amqp://guest:hunter2secret@127.0.0.1:1/%2f",
+        "http://guest:hunter2secret@127.0.0.1/",
+    ] {
+        let mut cmd = ctx.command();
+        cmd.env("DEPOT_BROKER", url).env("RUST_LOG", "trace");
+        let out = cmd
+            .args([
+                "test",
+                "submit",
+                "hello",
+                "--release",
+                &rel,
+                "--arch",
+                "amd64",
+                "-vv",
+            ])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_ne!(out.status.code(), Some(0), "{url}: {stderr}");
+        assert!(!stderr.contains("hunter2secret"), "{url}: {stderr}");
+        assert!(stderr.contains("error:"), "{stderr}");
+    }
+}
+
+#[test]
+fn spool_submit_writes_one_file_per_request_with_the_wire_body() {
+    let ctx = TestContext::new();
+    let out = ctx
+        .depot(&[
+            "test",
+            "submit",
+            "hello",
+            "--release",
+            "noble",
+            "--arch",
+            "amd64",
+            "--arch",
+            "arm64",
+            "--trigger",
+            "glibc/2.40-1",
+            "--output-format",
+            "json",
+        ])
+        .ok()
+        .json();
+    for s in out.as_array().unwrap() {
+        let path = ctx
+            .root
+            .join("spool")
+            .join(s["queue"].as_str().unwrap())
+            .join(s["id"].as_str().unwrap());
+        let body = std::fs::read(&path).unwrap();
+        assert_eq!(body, s["body"].as_str().unwrap().as_bytes());
+        let (name, p) = parse_like_worker(&body);
+        assert_eq!(name, "hello");
+        assert_eq!(strings(&p["triggers"]), ["glibc/2.40-1"]);
+    }
+    let dir = ctx.dir.path().join("elsewhere");
+    ctx.depot(&[
+        "test",
+        "submit",
+        "hello",
+        "--release",
+        "noble",
+        "--arch",
+        "amd64",
+        "--spool",
+        dir.to_str().unwrap(),
+    ])
+    .ok();
+    assert_eq!(
+        std::fs::read_dir(dir.join("debci-noble-amd64"))
+            .unwrap()
+            .count(),
+        1
+    );
+}
+
+// ---------------------------------------------------------------------------
+// A Swift-style server over directories: `GET /CONTAINER?prefix=&delimiter=@
+// &marker=` lists (plain text, paged), `GET /CONTAINER/OBJECT` serves files,
+// 204 for an empty listing, 401 for a container that does not exist.
+// ---------------------------------------------------------------------------
+
+#[derive(Default)]
+struct SwiftState {
+    log: Vec<String>,
+    fail_listings: usize,
+}
+
+pub struct Swift {
+    pub addr: String,
+    state: Arc<Mutex<SwiftState>>,
+}
+
+impl Swift {
+    pub fn start(root: PathBuf, page: usize) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let state = Arc::new(Mutex::new(SwiftState::default()));
+        let st = state.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let (root, st) = (root.clone(), st.clone());
+                std::thread::spawn(move || {
+                    let _ = swift_serve(stream, &root, page, &st);
+                });
+            }
+        });
+        Self { addr, state }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/v1/AUTH_test", self.addr)
+    }
+
+    fn requests(&self) -> Vec<String> {
+        self.state.lock().unwrap().log.clone()
+    }
+
+    /// The next `n` listings get a 503.
+    fn fail_listings(&self, n: usize) {
+        self.state.lock().unwrap().fail_listings = n;
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => {
+                match u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or(""), 16) {
+                    Ok(v) => {
+                        out.push(v);
+                        i += 3;
+                    }
+                    Err(_) => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn all_objects(dir: &Path, base: &str, out: &mut Vec<String>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = format!("{base}{}", e.file_name().to_string_lossy());
+        if e.file_type().unwrap().is_dir() {
+            all_objects(&e.path(), &format!("{name}/"), out);
+        } else {
+            out.push(name);
+        }
+    }
+}
+
+fn swift_serve(
+    stream: TcpStream,
+    root: &Path,
+    page: usize,
+    state: &Mutex<SwiftState>,
+) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut stream = stream;
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        let target = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h)? == 0 || h == "\r\n" || h == "\n" {
+                break;
+            }
+        }
+        let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+        let path = percent_decode(path.trim_start_matches("/v1/AUTH_test/"));
+        let reply = |stream: &mut TcpStream, status: &str, body: &[u8]| -> std::io::Result<()> {
+            stream.write_all(
+                format!(
+                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                )
+                .as_bytes(),
+            )?;
+            stream.write_all(body)?;
+            stream.flush()
+        };
+        if !path.contains('/') {
+            // A container listing.
+            {
+                let mut st = state.lock().unwrap();
+                st.log.push(format!("{path}?{query}"));
+                if st.fail_listings > 0 {
+                    st.fail_listings -= 1;
+                    drop(st);
+                    reply(&mut stream, "503 Service Unavailable", b"")?;
+                    continue;
+                }
+            }
+            let dir = root.join(&path);
+            if path.is_empty() || path.contains("..") || !dir.is_dir() {
+                reply(&mut stream, "401 Unauthorized", b"")?;
+                continue;
+            }
+            let param = |k: &str| {
+                query
+                    .split('&')
+                    .filter_map(|kv| kv.split_once('='))
+                    .find(|(key, _)| *key == k)
+                    .map(|(_, v)| percent_decode(v))
+                    .unwrap_or_default()
+            };
+            let (prefix, delim, marker) = (param("prefix"), param("delimiter"), param("marker"));
+            let mut objects = Vec::new();
+            all_objects(&dir, "", &mut objects);
+            let mut names: Vec<String> = objects
+                .into_iter()
+                .filter(|o| o.starts_with(&prefix))
+                .map(
+                    |o| match (delim.is_empty(), o[prefix.len()..].find(&delim)) {
+                        (false, Some(i)) => o[..prefix.len() + i + delim.len()].to_owned(),
+                        _ => o,
+                    },
+                )
+                .filter(|n| marker.is_empty() || *n > marker)
+                .collect();
+            names.sort();
+            names.dedup();
+            names.truncate(page);
+            if names.is_empty() {
+                stream.write_all(b"HTTP/1.1 204 No Content\r\n\r\n")?;
+                stream.flush()?;
+            } else {
+                let body: String = names.iter().map(|n| format!("{n}\n")).collect();
+                reply(&mut stream, "200 OK", body.as_bytes())?;
+            }
+            continue;
+        }
+        let file = root.join(&path);
+        if path.split('/').any(|c| c == "..") || !file.is_file() {
+            reply(&mut stream, "404 Not Found", b"")?;
+            continue;
+        }
+        let mut bytes = Vec::new();
+        std::fs::File::open(&file)?.read_to_end(&mut bytes)?;
+        reply(&mut stream, "200 OK", &bytes)?;
+    }
+}
+
+fn fixture_swift(ctx: &TestContext) -> PathBuf {
+    let dst = ctx.dir.path().join("swift");
+    copy_tree(&fixtures().join("testreq/swift"), &dst);
+    dst
+}
+
+fn poll(ctx: &TestContext, results: &str, package: &str, extra: &[&str]) -> crate::support::Run {
+    let mut args = vec![
+        "test",
+        "poll",
+        package,
+        "--release",
+        "noble",
+        "--arch",
+        "amd64",
+        "--results",
+        results,
+        "--output-format",
+        "json",
+    ];
+    args.extend(extra);
+    ctx.depot(&args)
+}
+
+fn statuses(run: &crate::support::Run) -> Vec<String> {
+    run.json()["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} {}",
+                r["arch"].as_str().unwrap(),
+                r["trigger"].as_str().unwrap_or("-"),
+                r["status"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn poll_reads_swift_results_as_britney_does() {
+    let ctx = TestContext::new();
+    let swift = Swift::start(fixture_swift(&ctx), 2);
+    let url = swift.url();
+    let g = ["--trigger", "glibc/2.40-1"];
+
+    let run = poll(&ctx, &url, "passpkg", &g);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let row = &run.json()["rows"][0];
+    assert_eq!(row["status"], "pass");
+    assert_eq!(row["version"], "1.0-1");
+    assert_eq!(row["run_id"], "20261101_100000_aaaaa");
+    assert_eq!(
+        row["log_url"],
+        format!("{url}/autopkgtest-noble/noble/amd64/p/passpkg/20261101_100000_aaaaa@/log.gz")
+    );
+    let log = http_get(row["log_url"].as_str().unwrap());
+    assert!(!log.is_empty());
+
+    assert_eq!(poll(&ctx, &url, "skippkg", &g).code, 0);
+    let run = poll(&ctx, &url, "failpkg", &g);
+    assert_eq!(
+        (run.code, statuses(&run)),
+        (1, vec!["amd64 glibc/2.40-1 fail".to_owned()])
+    );
+    assert!(run.stderr.contains("failed"), "{}", run.stderr);
+    let run = poll(&ctx, &url, "neutralpkg", &g);
+    assert_eq!(
+        (run.code, statuses(&run)),
+        (0, vec!["amd64 glibc/2.40-1 neutral".to_owned()])
+    );
+    let run = poll(&ctx, &url, "tmpfailpkg", &g);
+    assert_eq!(
+        (run.code, statuses(&run)),
+        (4, vec!["amd64 glibc/2.40-1 tmpfail".to_owned()])
+    );
+    // lib* packages live under four-letter prefixes.
+    assert_eq!(poll(&ctx, &url, "libfoo", &g).code, 0);
+
+    // Pending: a trigger without a run, and a package without any (204).
+    let run = poll(&ctx, &url, "passpkg", &["--trigger", "glibc/2.41-1"]);
+    assert_eq!(
+        (run.code, statuses(&run)),
+        (4, vec!["amd64 glibc/2.41-1 pending".to_owned()])
+    );
+    assert!(run.stderr.contains("pending"), "{}", run.stderr);
+    let run = poll(&ctx, &url, "nothing", &[]);
+    assert_eq!(
+        (run.code, statuses(&run)),
+        (4, vec!["amd64 - pending".to_owned()])
+    );
+
+    // Several triggers in one run, re-runs with failures after a pass, and
+    // pages of two names (marker).
+    let run = poll(
+        &ctx,
+        &url,
+        "multi",
+        &[
+            "--trigger",
+            "glibc/2.40-1",
+            "--trigger",
+            "python3-defaults/3.12.3-0ubuntu1",
+            "--trigger",
+            "perl/5.40.0-6",
+        ],
+    );
+    assert_eq!(
+        statuses(&run),
+        [
+            "amd64 glibc/2.40-1 pass",
+            "amd64 python3-defaults/3.12.3-0ubuntu1 pass",
+            "amd64 perl/5.40.0-6 fail",
+        ]
+    );
+    assert_eq!(run.code, 1);
+    assert!(
+        swift
+            .requests()
+            .iter()
+            .any(|r| r.contains("multi") && r.contains("marker=")),
+        "{:?}",
+        swift.requests()
+    );
+    let run = poll(&ctx, &url, "flaky", &g);
+    assert_eq!(
+        (run.code, statuses(&run)),
+        (0, vec!["amd64 glibc/2.40-1 pass".to_owned()])
+    );
+    assert_eq!(run.json()["rows"][0]["run_id"], "20261101_100000_ccccc");
+    let run = poll(&ctx, &url, "regress", &g);
+    assert_eq!(
+        (run.code, statuses(&run)),
+        (0, vec!["amd64 glibc/2.40-1 pass".to_owned()])
+    );
+
+    // One arch failing fails the whole poll; every trigger found when
+    // none is asked for.
+    let run = ctx.depot(&[
+        "test",
+        "poll",
+        "passpkg",
+        "--release",
+        "noble",
+        "--arch",
+        "amd64",
+        "--arch",
+        "arm64",
+        "--results",
+        &url,
+        "--output-format",
+        "json",
+    ]);
+    assert_eq!(
+        statuses(&run),
+        ["amd64 glibc/2.40-1 pass", "arm64 glibc/2.40-1 fail"]
+    );
+    assert_eq!(run.code, 1);
+
+    // A run of the package's own older version does not count for its
+    // newer trigger.
+    assert_eq!(
+        poll(&ctx, &url, "selfold", &["--trigger", "selfold/2.0-1"]).code,
+        4
+    );
+
+    // PPA runs are in the container of the last PPA; a missing container
+    // answers 401 and means nothing ran yet.
+    let run = poll(&ctx, &url, "passpkg", &["--ppa", "alice/tools"]);
+    assert_eq!(
+        (run.code, statuses(&run)),
+        (1, vec!["amd64 passpkg/1.1-1~ppa1 fail".to_owned()])
+    );
+    assert_eq!(
+        poll(&ctx, &url, "passpkg", &["--ppa", "nobody/nothing"]).code,
+        4
+    );
+}
+
+/// A bare HTTP/1.0 GET: the body of a 200, else a panic.
+fn http_get(url: &str) -> Vec<u8> {
+    let rest = url.strip_prefix("http://").unwrap();
+    let (addr, path) = rest.split_once('/').unwrap();
+    let mut s = TcpStream::connect(addr).unwrap();
+    write!(s, "GET /{path} HTTP/1.0\r\n\r\n").unwrap();
+    let mut reply = Vec::new();
+    // The server keeps the connection open: read the head, then the body.
+    let mut reader = BufReader::new(s);
+    let mut status = String::new();
+    reader.read_line(&mut status).unwrap();
+    assert!(status.contains(" 200 "), "{url}: {status}");
+    let mut len = 0;
+    loop {
+        let mut h = String::new();
+        reader.read_line(&mut h).unwrap();
+        if h == "\r\n" {
+            break;
+        }
+        if let Some(v) = h.strip_prefix("Content-Length: ") {
+            len = v.trim().parse().unwrap();
+        }
+    }
+    reply.resize(len, 0);
+    reader.read_exact(&mut reply).unwrap();
+    reply
+}
+
+#[test]
+fn a_corrupt_result_is_reported_not_fatal() {
+    let ctx = TestContext::new();
+    let swift = Swift::start(fixture_swift(&ctx), 1000);
+    let run = poll(
+        &ctx,
+        &swift.url(),
+        "corrupt",
+        &["--trigger", "perl/5.40.0-6", "--trigger", "glibc/2.40-1"],
+    );
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert_eq!(
+        statuses(&run),
+        ["amd64 perl/5.40.0-6 pass", "amd64 glibc/2.40-1 pending"]
+    );
+    let damaged = &run.json()["damaged"];
+    assert_eq!(damaged.as_array().unwrap().len(), 1, "{damaged}");
+    assert_eq!(damaged[0]["run_id"], "20261102_100000_ffff2");
+    assert!(run.stderr.contains("damaged result"), "{}", run.stderr);
+    assert!(!run.stderr.contains("panicked"));
+}
+
+#[test]
+fn poll_retries_unavailable_swift_and_reads_file_urls_alike() {
+    let ctx = TestContext::new();
+    let tree = fixture_swift(&ctx);
+    let swift = Swift::start(tree.clone(), 1000);
+    swift.fail_listings(2);
+    let run = poll(&ctx, &swift.url(), "multi", &["--trigger", "glibc/2.40-1"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(swift.requests().len(), 4, "two 503s, a page, an empty page");
+
+    let file_url = format!("file://{}", tree.display());
+    for (package, code) in [
+        ("passpkg", 0),
+        ("failpkg", 1),
+        ("tmpfailpkg", 4),
+        ("nothing", 4),
+    ] {
+        assert_eq!(
+            poll(&ctx, &file_url, package, &["--trigger", "glibc/2.40-1"]).code,
+            code,
+            "{package}"
+        );
+    }
+    let run = poll(&ctx, &file_url, "corrupt", &["--trigger", "perl/5.40.0-6"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("damaged result"), "{}", run.stderr);
+
+    // --wait gives up after --timeout, still pending.
+    let started = Instant::now();
+    let run = poll(
+        &ctx,
+        &file_url,
+        "nothing",
+        &["--wait", "--timeout", "1s", "--interval", "200ms"],
+    );
+    assert_eq!(run.code, 4);
+    assert!(started.elapsed() < Duration::from_secs(20));
+}
+
+// ---------------------------------------------------------------------------
+// The embedded loop: spool → worker → file:// results → poll.
+// ---------------------------------------------------------------------------
+
+fn runs_below(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            if e.file_type().unwrap().is_dir() {
+                if e.file_name().to_string_lossy().ends_with('@') {
+                    out.push(e.path());
+                } else {
+                    stack.push(e.path());
+                }
+            }
+        }
+    }
+    out
+}
+
+fn spooled(ctx: &TestContext) -> usize {
+    let mut n = 0;
+    if let Ok(queues) = std::fs::read_dir(ctx.root.join("spool")) {
+        for q in queues.flatten() {
+            if q.file_name().to_string_lossy().starts_with("debci-") {
+                n += std::fs::read_dir(q.path()).unwrap().count();
+            }
+        }
+    }
+    n
+}
+
+#[test]
+fn spool_worker_poll_loop_passes_and_fails() {
+    let ctx = TestContext::new();
+    let submit = |pkg: &str| {
+        ctx.depot(&[
+            "test",
+            "submit",
+            pkg,
+            "--release",
+            "noble",
+            "--arch",
+            "amd64",
+            "--trigger",
+            "glibc/2.40-1",
+            "--env",
+            "MODE=ci",
+        ])
+        .ok();
+    };
+    let poll_local = |pkg: &str| {
+        ctx.depot(&[
+            "test",
+            "poll",
+            pkg,
+            "--release",
+            "noble",
+            "--arch",
+            "amd64",
+            "--trigger",
+            "glibc/2.40-1",
+        ])
+    };
+    submit("good");
+    assert_eq!(poll_local("good").code, 4, "pending before the worker ran");
+    // The command sees the request and writes like autopkgtest -o does.
+    let script = r#"test "$DEPOT_TEST_PACKAGE" = good && test "$ADT_TEST_TRIGGERS" = glibc/2.40-1 && test "$DEPOT_TEST_ENV" = MODE=ci || exit 4
+echo "good 1.2-3" > "$DEPOT_TEST_OUTPUT/testpkg-version"
+mkdir -p "$DEPOT_TEST_OUTPUT/artifacts" && echo hi > "$DEPOT_TEST_OUTPUT/artifacts/note"
+echo all tests passed"#;
+    let run = ctx
+        .depot(&["test", "worker", "--once", "--", "sh", "-c", script])
+        .ok();
+    assert!(
+        run.stdout.contains("good noble/amd64: pass"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(spooled(&ctx), 0, "acknowledged");
+    let run = poll_local("good").ok();
+    assert!(
+        run.stdout.contains("pass") && run.stdout.contains("1.2-3"),
+        "{}",
+        run.stdout
+    );
+
+    let runs = runs_below(
+        &ctx.root
+            .join("results/autopkgtest-noble/noble/amd64/g/good"),
+    );
+    assert_eq!(runs.len(), 1);
+    let name = runs[0].file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        name.len() == "20261122_102435_abcde@".len() && name.as_bytes()[8] == b'_',
+        "{name}"
+    );
+    let tar = std::fs::read(runs[0].join("result.tar")).unwrap();
+    let mut a = tar::Archive::new(&tar[..]);
+    let members: Vec<String> = a
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    assert_eq!(
+        members,
+        ["exitcode", "testpkg-version", "duration", "testinfo.json"]
+    );
+    let mut log = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(runs[0].join("log.gz")).unwrap())
+        .read_to_string(&mut log)
+        .unwrap();
+    assert_eq!(log, "all tests passed\n");
+    let mut arts = tar::Archive::new(flate2::read::GzDecoder::new(
+        std::fs::File::open(runs[0].join("artifacts.tar.gz")).unwrap(),
+    ));
+    assert!(
+        arts.entries()
+            .unwrap()
+            .any(|e| e.unwrap().path().unwrap().ends_with("artifacts/note"))
+    );
+
+    submit("bad");
+    ctx.depot(&[
+        "test",
+        "worker",
+        "--once",
+        "--",
+        "sh",
+        "-c",
+        "echo boom; exit 4",
+    ])
+    .ok();
+    let run = poll_local("bad");
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(run.stdout.contains("fail"), "{}", run.stdout);
+
+    // Nothing queued: --once returns at once.
+    let run = ctx.depot(&["test", "worker", "--once", "--", "true"]).ok();
+    assert_eq!(run.stdout, "no request queued\n");
+}
+
+#[test]
+fn killing_the_worker_mid_run_leaves_the_request_queued() {
+    let ctx = TestContext::new();
+    ctx.depot(&[
+        "test",
+        "submit",
+        "hello",
+        "--release",
+        "noble",
+        "--arch",
+        "amd64",
+    ])
+    .ok();
+    let mark = ctx.dir.path().join("started");
+    let mut worker = ctx
+        .command()
+        .args(["test", "worker", "--once", "--", "sh", "-c"])
+        .arg(format!("touch {}; sleep 5", mark.display()))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !mark.exists() {
+        assert!(Instant::now() < deadline, "the test command never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+    assert_eq!(spooled(&ctx), 1, "the request is still queued");
+    assert!(
+        runs_below(&ctx.root.join("results")).is_empty(),
+        "no partial result"
+    );
+    // The next worker takes it (the killed one's lock died with it).
+    let run = ctx.depot(&["test", "worker", "--once", "--", "true"]).ok();
+    assert!(
+        run.stdout.contains("hello noble/amd64: pass"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(spooled(&ctx), 0);
+}
+
+#[test]
+fn amqp_worker_acks_after_storing_and_rejects_malformed_messages() {
+    let ctx = TestContext::new();
+    let broker = Broker::connect();
+    let rel = unique_release();
+    let url = amqp_url();
+    let queue = format!("debci-{rel}-amd64");
+    broker.publish_raw(&queue, b"hello {\"triggers\": []}");
+    ctx.depot(&[
+        "test",
+        "submit",
+        "hello",
+        "--release",
+        &rel,
+        "--arch",
+        "amd64",
+        "--trigger",
+        "glibc/2.40-1",
+        "--broker",
+        &url,
+    ])
+    .ok();
+    let run = ctx
+        .depot(&[
+            "test",
+            "worker",
+            "--broker",
+            &url,
+            "--release",
+            &rel,
+            "--arch",
+            "amd64",
+            "--once",
+            "--",
+            "true",
+        ])
+        .ok();
+    assert!(run.stderr.contains("rejected request"), "{}", run.stderr);
+    assert!(run.stdout.contains("hello"), "{}", run.stdout);
+    assert_eq!(
+        broker.count(&queue),
+        0,
+        "acked, and the malformed one not requeued"
+    );
+    for kind in ["huge-", "ppa-", "upstream-"] {
+        broker.count(&format!("debci-{kind}{rel}-amd64"));
+    }
+    let run = ctx.depot(&[
+        "test",
+        "poll",
+        "hello",
+        "--release",
+        &rel,
+        "--arch",
+        "amd64",
+        "--trigger",
+        "glibc/2.40-1",
+    ]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+}
+
+#[test]
+fn plan_requests_tests_of_changed_packages_and_their_reverse_dependencies() {
+    let ctx = TestContext::new();
+    let url = ctx.serve_apt("state1", "up");
+    let keyring = ctx.keyring("good.gpg");
+    ctx.depot(&[
+        "mirror",
+        "create",
+        "m",
+        &url,
+        "--kind",
+        "apt",
+        "--suite",
+        "stable",
+        "--component",
+        "main",
+        "--arch",
+        "amd64",
+        "--keyring",
+        &keyring,
+        "--policy",
+        "on-demand",
+    ])
+    .ok();
+    ctx.depot(&["mirror", "update", "m"]).ok();
+    ctx.depot(&["snapshot", "create", "s1", "--mirror", "m"])
+        .ok();
+    ctx.serve_apt("state2", "up");
+    ctx.depot(&["mirror", "update", "m"]).ok();
+    ctx.depot(&["snapshot", "create", "s2", "--mirror", "m"])
+        .ok();
+
+    let plan = ctx
+        .depot(&["test", "plan", "s1", "s2", "--output-format", "json"])
+        .ok()
+        .json();
+    assert_eq!(plan["release"], "stable");
+    assert_eq!(
+        plan["triggers"],
+        serde_json::json!(["alpha/1.1-1", "epsilon/3.0-1"])
+    );
+    let tests: Vec<String> = plan["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            format!(
+                "{} {} {}",
+                t["package"].as_str().unwrap(),
+                t["arch"].as_str().unwrap(),
+                t["trigger"].as_str().unwrap()
+            )
+        })
+        .collect();
+    // beta depends on alpha: it is tested against the new alpha.
+    assert_eq!(
+        tests,
+        [
+            "alpha amd64 alpha/1.1-1",
+            "beta amd64 alpha/1.1-1",
+            "epsilon amd64 epsilon/3.0-1"
+        ]
+    );
+    assert_eq!(
+        ctx.depot(&["test", "plan", "s1", "s1"])
+            .ok()
+            .stdout
+            .lines()
+            .count(),
+        1
+    );
+
+    let out = ctx
+        .depot(&[
+            "test",
+            "plan",
+            "s1",
+            "s2",
+            "--submit",
+            "--output-format",
+            "json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(out.as_array().unwrap().len(), 3);
+    assert_eq!(spooled(&ctx), 3);
+    let (name, p) = parse_like_worker(out[1]["body"].as_str().unwrap().as_bytes());
+    assert_eq!(
+        (name.as_str(), strings(&p["triggers"])),
+        ("beta", vec!["alpha/1.1-1"])
+    );
+}
