@@ -569,6 +569,9 @@ fn swift_serve(
     state: &Mutex<SwiftState>,
 ) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    // Head and body go out in separate writes: without this, Nagle and
+    // delayed ACKs add 40 ms to every response.
+    stream.set_nodelay(true)?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut stream = stream;
     loop {
@@ -1269,5 +1272,113 @@ fn plan_requests_tests_of_changed_packages_and_their_reverse_dependencies() {
     assert_eq!(
         (name.as_str(), strings(&p["triggers"])),
         ("beta", vec!["alpha/1.1-1"])
+    );
+}
+
+/// The benchmark behind `bench/testreq.sh` (ignored in normal runs):
+/// 10,000 requests submitted to RabbitMQ on one connection with confirms,
+/// and a poll of a package with 10,000 runs from the loopback Swift server.
+#[test]
+#[ignore = "benchmark: run bench/testreq.sh"]
+fn bench_submit_and_poll() {
+    use depot::testreq::Queue as _;
+    let n: usize = std::env::var("DEPOT_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000);
+    let broker = Broker::connect();
+    let rel = unique_release();
+    let opts = depot::testreq::RequestOptions {
+        package: "hello".into(),
+        release: rel.clone(),
+        archs: vec!["amd64".into()],
+        triggers: vec!["glibc/2.40-1ubuntu1".into()],
+        ppas: vec![],
+        env: vec![],
+        test_git: None,
+        build_git: None,
+        test_bzr: None,
+        all_proposed: false,
+        testname: None,
+        swiftuser: None,
+        readable_by: vec![],
+        requester: None,
+        kind: depot::testreq::QueueKind::Default,
+        submit_time: jiff::Timestamp::now(),
+    };
+    let one = opts.build().unwrap().remove(0);
+    let requests = vec![one; n];
+    let queue = format!("debci-{rel}-amd64");
+    broker.count(&queue);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let url = depot::testreq::amqp::BrokerUrl::parse(&amqp_url()).unwrap();
+    let submit_secs = rt.block_on(async {
+        let mut q = depot::testreq::amqp::AmqpQueue::connect(&url)
+            .await
+            .unwrap();
+        let started = Instant::now();
+        let done = q.submit(&requests).await.unwrap();
+        let secs = started.elapsed().as_secs_f64();
+        assert_eq!(done.len(), n);
+        secs
+    });
+    assert_eq!(broker.count(&queue) as usize, n);
+
+    // n runs of one package, as a worker would have stored them.
+    let tmp = tempfile::tempdir().unwrap();
+    let pkg_dir = tmp.path().join("autopkgtest-noble/noble/amd64/h/hello");
+    let info = serde_json::json!({"custom_environment": ["ADT_TEST_TRIGGERS=glibc/2.40-1ubuntu1"]});
+    let tar = depot::testreq::results::build_result_tar(0, "hello", "1.0-1", 10, &info, 0);
+    for i in 0..n {
+        let d = pkg_dir.join(format!("20261101_{:06}_{:05x}@", i / 60 % 1_000_000, i));
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("result.tar"), &tar).unwrap();
+    }
+    // Real Swift pages at 10,000 names.
+    let swift = Swift::start(tmp.path().to_owned(), 10_000);
+    let poll_opts = depot::testreq::PollOptions {
+        package: "hello".into(),
+        release: "noble".into(),
+        archs: vec!["amd64".into()],
+        triggers: vec!["glibc/2.40-1ubuntu1".into()],
+        ppas: vec![],
+        private: false,
+        results: swift.url(),
+        concurrency: 32,
+    };
+    let (poll_secs, report) = rt.block_on(async {
+        let started = Instant::now();
+        let r = depot::testreq::poll::poll(&poll_opts).await.unwrap();
+        (started.elapsed().as_secs_f64(), r)
+    });
+    assert_eq!(report.runs, n);
+    assert_eq!(report.rows[0].status, depot::testreq::Status::Pass);
+    let cli_started = Instant::now();
+    let ctx = TestContext::new();
+    let run = ctx.depot(&[
+        "test",
+        "poll",
+        "hello",
+        "--release",
+        "noble",
+        "--arch",
+        "amd64",
+        "--trigger",
+        "glibc/2.40-1ubuntu1",
+        "--results",
+        &swift.url(),
+    ]);
+    let cli_secs = cli_started.elapsed().as_secs_f64();
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    println!(
+        "submit: {n} requests in {submit_secs:.3} s = {:.0} requests/s (one connection, publisher confirms)",
+        n as f64 / submit_secs
+    );
+    println!(
+        "poll:   {n} results in {poll_secs:.3} s = {:.0} results/s (library); `depot test poll` {cli_secs:.3} s",
+        n as f64 / poll_secs
     );
 }
