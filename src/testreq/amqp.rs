@@ -8,8 +8,9 @@
 //! sent, not one by one, which is what makes thousands of requests per
 //! second possible on one connection.
 //!
-//! Workers take with `basic.get` (one unacknowledged message at a time,
-//! prefetch 1 for consumers) and acknowledge only after the result is
+//! A `--once` worker takes with `basic.get`; a long-running one consumes
+//! every queue on one channel with a prefetch of 1 (one unacknowledged
+//! message at a time), and both acknowledge only after the result is
 //! stored; a worker that dies leaves the message unacknowledged and the
 //! broker requeues it.
 //!
@@ -19,9 +20,10 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicGetOptions, BasicPublishOptions, BasicQosOptions, BasicRejectOptions,
-    ConfirmSelectOptions, QueueDeclareOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, BasicQosOptions,
+    BasicRejectOptions, ConfirmSelectOptions, QueueDeclareOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
@@ -88,6 +90,9 @@ pub struct AmqpQueue {
     _connection: Connection,
     channel: Channel,
     declared: HashSet<String>,
+    /// Consumers of a long-running worker, merged; the channel's prefetch
+    /// of 1 means the broker pushes the next message only after the ack.
+    consumers: Option<(Vec<String>, Deliveries)>,
 }
 
 /// The delivery of a taken message, for ack/reject.
@@ -100,6 +105,12 @@ impl std::fmt::Debug for AmqpHandle {
         f.write_str("AmqpHandle")
     }
 }
+
+/// Deliveries of all consumers, each tagged with its queue (the routing key
+/// need not be the queue name when another exchange routed the message).
+type Deliveries = futures_util::stream::SelectAll<
+    futures_util::stream::BoxStream<'static, (String, lapin::Result<lapin::message::Delivery>)>,
+>;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -133,6 +144,7 @@ impl AmqpQueue {
             _connection: connection,
             channel,
             declared: HashSet::new(),
+            consumers: None,
         })
     }
 
@@ -255,6 +267,52 @@ impl Queue for AmqpQueue {
             }
         }
         Ok(None)
+    }
+
+    async fn next(
+        &mut self,
+        queues: &[String],
+        patience: Duration,
+    ) -> Result<Option<Taken<AmqpHandle>>, QueueError> {
+        if self.consumers.as_ref().is_none_or(|(q, _)| q != queues) {
+            let mut merged = futures_util::stream::SelectAll::new();
+            for queue in queues {
+                if !self.declared.contains(queue) {
+                    self.declare(queue).await?;
+                }
+                let consumer = self
+                    .channel
+                    .basic_consume(
+                        queue.as_str().into(),
+                        "".into(),
+                        BasicConsumeOptions::default(),
+                        FieldTable::default(),
+                    )
+                    .await
+                    .map_err(self.amqp_err("consume from", queue))?;
+                let name = queue.clone();
+                merged.push(consumer.map(move |d| (name.clone(), d)).boxed());
+            }
+            self.consumers = Some((queues.to_vec(), merged));
+        }
+        let Some((_, merged)) = self.consumers.as_mut() else {
+            return Ok(None);
+        };
+        let (queue, delivery) = match tokio::time::timeout(patience, merged.next()).await {
+            Err(_) | Ok(None) => return Ok(None),
+            Ok(Some(d)) => d,
+        };
+        let d = delivery.map_err(self.amqp_err("consume from", &queue))?;
+        let id = d.properties.message_id().as_ref().map_or_else(
+            || format!("tag-{}", d.delivery_tag),
+            |m| m.as_str().to_owned(),
+        );
+        Ok(Some(Taken {
+            queue,
+            id,
+            body: d.data,
+            handle: AmqpHandle { acker: d.acker },
+        }))
     }
 
     async fn ack(&mut self, taken: Taken<AmqpHandle>) -> Result<(), QueueError> {

@@ -92,6 +92,23 @@ pub trait Queue {
     /// dies, which puts it back.
     async fn take(&mut self, queues: &[String]) -> Result<Option<Taken<Self::Handle>>, QueueError>;
 
+    /// Like [`take`](Self::take), but waits up to `patience` for a request
+    /// to arrive. The default looks again after `patience`; a broker
+    /// pushes instead.
+    async fn next(
+        &mut self,
+        queues: &[String],
+        patience: std::time::Duration,
+    ) -> Result<Option<Taken<Self::Handle>>, QueueError> {
+        match self.take(queues).await? {
+            Some(t) => Ok(Some(t)),
+            None => {
+                tokio::time::sleep(patience).await;
+                Ok(None)
+            }
+        }
+    }
+
     /// The request is done: remove it for good.
     async fn ack(&mut self, taken: Taken<Self::Handle>) -> Result<(), QueueError>;
 

@@ -126,11 +126,15 @@ pub async fn run<Q: Queue>(
             QueueSelection::AllSpooled(spool) => spool.queues()?,
             QueueSelection::Named(n) => n.clone(),
         };
-        let Some(taken) = queue.take(&names).await? else {
+        let taken = if opts.once {
+            queue.take(&names).await?
+        } else {
+            queue.next(&names, opts.interval).await?
+        };
+        let Some(taken) = taken else {
             if opts.once {
                 return Ok(summary);
             }
-            tokio::time::sleep(opts.interval).await;
             continue;
         };
         let request = match Request::decode(&taken.queue, &taken.body) {

@@ -1382,3 +1382,70 @@ fn bench_submit_and_poll() {
         n as f64 / poll_secs
     );
 }
+
+#[test]
+fn a_long_running_amqp_worker_consumes_one_request_at_a_time() {
+    let ctx = TestContext::new();
+    let broker = Broker::connect();
+    let rel = unique_release();
+    let url = amqp_url();
+    for pkg in ["one", "two"] {
+        ctx.depot(&[
+            "test",
+            "submit",
+            pkg,
+            "--release",
+            &rel,
+            "--arch",
+            "amd64",
+            "--broker",
+            &url,
+        ])
+        .ok();
+    }
+    let queue = format!("debci-{rel}-amd64");
+    for kind in ["huge-", "ppa-", "upstream-"] {
+        broker.count(&format!("debci-{kind}{rel}-amd64"));
+    }
+    let mut worker = ctx
+        .command()
+        .args([
+            "test",
+            "worker",
+            "--broker",
+            &url,
+            "--release",
+            &rel,
+            "--arch",
+            "amd64",
+            "--interval",
+            "200ms",
+            "--",
+            "sleep",
+            "0.3",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let results = ctx.root.join("results");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // While the first test runs, the second request is still queued: the
+    // worker holds one message at a time (prefetch 1).
+    let mut saw_one_waiting = false;
+    while runs_below(&results).len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the worker did not run both requests"
+        );
+        if runs_below(&results).is_empty() && broker.count(&queue) == 1 {
+            saw_one_waiting = true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+    assert!(saw_one_waiting);
+    assert_eq!(broker.count(&queue), 0);
+}
