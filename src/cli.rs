@@ -20,7 +20,7 @@ pub mod test;
 immutable snapshots of them and publishes snapshots as signed repositories that apt and dnf \
 consume.\n\n\
 Exit codes: 0 success; 1 the operation failed; 2 usage error; 3 refused (object busy); \
-130 interrupted.",
+4 still pending (test results not there yet); 130 interrupted.",
     propagate_version = true
 )]
 pub struct Cli {

@@ -53,6 +53,17 @@ impl Pool {
         }
     }
 
+    /// The pool's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The blob's path relative to [`Pool::dir`].
+    pub fn relative_path(digest: &Sha256Digest) -> String {
+        let hex = digest.to_hex();
+        format!("{}/{}/{hex}", &hex[0..2], &hex[2..4])
+    }
+
     /// Where the blob named `digest` lives (whether or not it exists).
     pub fn path(&self, digest: &Sha256Digest) -> PathBuf {
         let hex = digest.to_hex();

@@ -74,14 +74,7 @@ impl Compression {
     pub fn compress(self, data: &[u8]) -> io::Result<Vec<u8>> {
         match self {
             Self::None => Ok(data.to_vec()),
-            Self::Gz => {
-                let mut enc = flate2::write::GzEncoder::new(
-                    Vec::with_capacity(data.len() / 4),
-                    flate2::Compression::new(6),
-                );
-                enc.write_all(data)?;
-                enc.finish()
-            }
+            Self::Gz => gzip_parallel(data),
             Self::Xz => {
                 let threads = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
                 let stream = liblzma::stream::MtStreamBuilder::new()
@@ -102,6 +95,49 @@ impl Compression {
     }
 }
 
+/// gzip level 1: about four times faster than the default 6 for package
+/// indices, for files about a fifth larger. Clients download the `.xz`
+/// copy when there is one; `.gz` is the fallback that must be cheap to make.
+const GZIP_LEVEL: u32 = 1;
+
+fn gzip(data: &[u8]) -> io::Result<Vec<u8>> {
+    let mut enc = flate2::write::GzEncoder::new(
+        Vec::with_capacity(data.len() / 4),
+        flate2::Compression::new(GZIP_LEVEL),
+    );
+    enc.write_all(data)?;
+    enc.finish()
+}
+
+/// Large inputs are cut into one piece per core, each compressed as its own
+/// gzip member, and the members concatenated: a valid gzip file (RFC 1952
+/// allows several members) that zlib's `gzread` — and so apt, dnf and
+/// `gzip -d` — reads as one stream, made in a fraction of the time.
+fn gzip_parallel(data: &[u8]) -> io::Result<Vec<u8>> {
+    const MIN_PIECE: usize = 4 << 20;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let pieces = (data.len() / MIN_PIECE).clamp(1, cores);
+    if pieces == 1 {
+        return gzip(data);
+    }
+    let size = data.len().div_ceil(pieces);
+    let members: Vec<io::Result<Vec<u8>>> = std::thread::scope(|s| {
+        let handles: Vec<_> = data
+            .chunks(size)
+            .map(|c| s.spawn(move || gzip(c)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("compression threads do not panic"))
+            .collect()
+    });
+    let mut out = Vec::with_capacity(data.len() / 4);
+    for m in members {
+        out.extend_from_slice(&m?);
+    }
+    Ok(out)
+}
+
 /// Decompresses `data` by the suffix of `name`: `.gz`, `.xz`, `.zst`, and
 /// `.bz2` (read-only: old rpm repositories use it; depot never writes it).
 pub fn decompress_named(name: &str, data: &[u8]) -> io::Result<Vec<u8>> {
@@ -117,6 +153,13 @@ pub fn decompress_named(name: &str, data: &[u8]) -> io::Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn large_gzip_is_multi_member_and_round_trips() {
+        let data: Vec<u8> = (0..12_000_000u32).map(|i| (i % 251) as u8).collect();
+        let packed = Compression::Gz.compress(&data).unwrap();
+        assert_eq!(Compression::Gz.decompress(&packed).unwrap(), data);
+    }
 
     #[test]
     fn round_trips_every_format() {

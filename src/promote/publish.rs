@@ -116,6 +116,8 @@ pub(super) struct Writer<'a> {
     pool: &'a Pool,
     made_dirs: HashSet<PathBuf>,
     linked: HashMap<String, Sha256Digest>,
+    /// Links planned by [`Writer::link`], made by [`Writer::with_links`].
+    pending: Vec<(String, Sha256Digest)>,
 }
 
 impl Writer<'_> {
@@ -132,7 +134,8 @@ impl Writer<'_> {
         Ok(())
     }
 
-    /// Links pool blob `digest` to `rel` (relative to the version root).
+    /// Plans a link of pool blob `digest` at `rel` (relative to the version
+    /// root), refusing two different files at one path.
     pub fn link(&mut self, rel: &str, digest: Sha256Digest) -> Result<(), PublishError> {
         if let Some(existing) = self.linked.get(rel) {
             if *existing == digest {
@@ -143,13 +146,46 @@ impl Writer<'_> {
                 path: rel.to_owned(),
             });
         }
-        let dst = self.stage.join(rel);
-        if let Some(parent) = dst.parent() {
-            self.ensure_dir(parent)?;
-        }
-        crate::fsutil::link_or_copy(&self.pool.path(&digest), &dst).map_err(self.io(&dst))?;
         self.linked.insert(rel.to_owned(), digest);
+        self.pending.push((rel.to_owned(), digest));
         Ok(())
+    }
+
+    /// Runs `f` (typically compressing indices) while another thread makes
+    /// the planned links: the two are publishing's biggest costs and use
+    /// different resources (CPU vs metadata I/O).
+    pub fn with_links<T>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<T, PublishError>,
+    ) -> Result<T, PublishError> {
+        let pending = std::mem::take(&mut self.pending);
+        let mut sorted: Vec<(&str, &str, Sha256Digest)> = pending
+            .iter()
+            .map(|(rel, d)| {
+                let (dir, name) = rel.rsplit_once('/').unwrap_or(("", rel));
+                (dir, name, *d)
+            })
+            .collect();
+        sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let (stage, pool, dist) = (self.stage.clone(), self.pool, self.dist);
+        std::thread::scope(|s| {
+            // One thread per core: link(2) calls in different directories
+            // proceed in parallel in the kernel.
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let chunk = sorted.len().div_ceil(cores).max(1);
+            let links: Vec<_> = sorted
+                .chunks(chunk)
+                .map(|part| {
+                    let stage = &stage;
+                    s.spawn(move || make_links(dist, stage, pool, part))
+                })
+                .collect();
+            let result = f(self);
+            for l in links {
+                l.join().expect("link threads do not panic")?;
+            }
+            result
+        })
     }
 
     pub fn write_file(&mut self, rel: &str, bytes: &[u8]) -> Result<(), PublishError> {
@@ -198,6 +234,66 @@ async fn fetch_missing(
         .map_err(fetch_err)
 }
 
+/// Makes `pending` links (sorted by directory) relative to open directory
+/// handles — `linkat(pool, "ab/cd/HASH", dir, NAME)` — so the kernel walks
+/// two short paths per file instead of two absolute ones: this is most of a
+/// large publish's system time.
+fn make_links(
+    dist: &str,
+    stage: &Path,
+    pool: &Pool,
+    pending: &[(&str, &str, Sha256Digest)],
+) -> Result<(), PublishError> {
+    use rustix::fs::{AtFlags, Mode, OFlags, linkat, openat};
+    let io = |path: PathBuf| move |source: std::io::Error| PublishError::Io { path, source };
+    let open_dir = |path: &Path| {
+        openat(
+            rustix::fs::CWD,
+            path,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| io(path.to_owned())(e.into()))
+    };
+    let pool_fd = open_dir(pool.dir())?;
+    let mut current: Option<(&str, rustix::fd::OwnedFd)> = None;
+    for &(dir, name, digest) in pending {
+        if current.as_ref().is_none_or(|(d, _)| *d != dir) {
+            let path = stage.join(dir);
+            std::fs::create_dir_all(&path).map_err(io(path.clone()))?;
+            current = Some((dir, open_dir(&path)?));
+        }
+        let Some((_, dir_fd)) = current.as_ref() else {
+            continue;
+        };
+        match linkat(
+            &pool_fd,
+            Pool::relative_path(&digest),
+            dir_fd,
+            name,
+            AtFlags::empty(),
+        ) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::EXIST) => {}
+            Err(rustix::io::Errno::NOENT) => {
+                return Err(PublishError::Pool {
+                    dist: dist.to_owned(),
+                    source: PoolError::Missing {
+                        digest,
+                        path: pool.path(&digest),
+                    },
+                });
+            }
+            Err(_) => {
+                // Another filesystem (EXDEV) or no hardlinks: copy.
+                let dst = stage.join(dir).join(name);
+                crate::fsutil::link_or_copy(&pool.path(&digest), &dst).map_err(io(dst.clone()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 pub(super) fn rfc2822(t: Timestamp) -> String {
     t.strftime("%a, %d %b %Y %H:%M:%S UTC").to_string()
 }
@@ -228,8 +324,19 @@ pub async fn publish(
 
     let pool = Pool::new(root);
     let prepared = match content {
-        Content::Apt(a) => Prepared::Apt(super::publish_apt::prepare(&pool, dist, a, opts)?),
-        Content::Rpm(r) => Prepared::Rpm(super::publish_rpm::prepare(&pool, dist, r)?),
+        Content::Apt(a) => Prepared::Apt(super::publish_apt::prepare(
+            &pool,
+            dist,
+            a,
+            opts,
+            snapshot.complete,
+        )?),
+        Content::Rpm(r) => Prepared::Rpm(super::publish_rpm::prepare(
+            &pool,
+            dist,
+            r,
+            snapshot.complete,
+        )?),
     };
     let missing = match &prepared {
         Prepared::Apt(p) => &p.missing,
@@ -266,6 +373,7 @@ pub async fn publish(
         pool: &pool,
         made_dirs: HashSet::new(),
         linked: HashMap::new(),
+        pending: Vec::new(),
     };
     let result = match &prepared {
         Prepared::Apt(p) => super::publish_apt::write_version(&mut w, opts, p, when, signer),

@@ -1,6 +1,13 @@
 //! Publishing an apt repository: `Packages`/`Sources` are the snapshot's
 //! stanzas copied verbatim except for `Filename`/`Directory`, which point
-//! into the version's own `pool/`. `Release` lists SHA-256 and size of
+//! into the version's own `pool/`.
+//!
+//! The pool is `pool/COMPONENT/PREFIX/FILE` (PREFIX as in Debian: `b`,
+//! `libc`, …) without Debian's extra folder per source package: apt follows
+//! `Filename` wherever it points, and for a 63k-package archive the ~30k
+//! per-source folders cost as much time to create as all the links. File
+//! names are unique in a consistent archive; two different files claiming
+//! one name are refused. `Release` lists SHA-256 and size of
 //! every index, and `Acquire-By-Hash: yes` with `by-hash/SHA256/` copies
 //! lets apt fetch indices race-free while a newer version is switched in.
 
@@ -33,6 +40,7 @@ pub(super) fn prepare(
     dist: &str,
     content: &AptContent,
     opts: &PublishOptions,
+    complete: bool,
 ) -> Result<Prepared, PublishError> {
     let suite = match &opts.suite {
         Some(s) => s.clone(),
@@ -66,11 +74,15 @@ pub(super) fn prepare(
     };
     let base = Url::parse(&content.files_url)
         .map_err(|_| PublishError::InvalidSuite(content.files_url.clone()))?;
-    let missing = missing_files(pool, &texts)
-        .map_err(malformed)?
-        .into_iter()
-        .filter_map(|(path, e)| base.join(&path).ok().map(|u| (u, e)))
-        .collect();
+    let missing = if complete {
+        Vec::new()
+    } else {
+        missing_files(pool, &texts)
+            .map_err(malformed)?
+            .into_iter()
+            .filter_map(|(path, e)| base.join(&path).ok().map(|u| (u, e)))
+            .collect()
+    };
     Ok(Prepared {
         content: content.clone(),
         texts,
@@ -97,11 +109,7 @@ fn rewrite_index(
             for stanza in fmt::binary_stanzas(text) {
                 let s = stanza.map_err(malformed)?;
                 let base = s.filename.rsplit('/').next().unwrap_or(s.filename);
-                let rel = format!(
-                    "pool/{component}/{}/{}/{base}",
-                    fmt::pool_prefix(s.source),
-                    s.source
-                );
+                let rel = format!("pool/{component}/{}/{base}", fmt::pool_prefix(s.source));
                 w.link(&rel, s.expected.sha256)?;
                 let field = s
                     .paragraph
@@ -116,7 +124,7 @@ fn rewrite_index(
         IndexKind::Source => {
             for stanza in fmt::source_stanzas(text) {
                 let s = stanza.map_err(malformed)?;
-                let dir = format!("pool/{component}/{}/{}", fmt::pool_prefix(s.name), s.name);
+                let dir = format!("pool/{component}/{}", fmt::pool_prefix(s.name));
                 for (file, expected) in &s.files {
                     w.link(&format!("{dir}/{file}"), expected.sha256)?;
                 }
@@ -189,41 +197,52 @@ pub(super) fn write_version(
             compressions.push(*c);
         }
     }
+    let mut plains = Vec::with_capacity(texts.len());
     for (index, (kind, text)) in content.indices.iter().zip(texts) {
-        let plain = rewrite_index(w, &index.component, *kind, text)?;
-        let rel = index.dist_path();
-        let by_hash_dir = format!(
-            "{dists}/{}/by-hash/SHA256",
-            rel.rsplit_once('/').map_or("", |(dir, _)| dir)
-        );
-        let outputs: Vec<(Compression, Vec<u8>)> = std::thread::scope(|s| {
-            let handles: Vec<_> = compressions
-                .iter()
-                .map(|c| {
-                    let plain = plain.as_bytes();
-                    s.spawn(move || (*c, c.compress(plain)))
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|h| h.join().expect("compression threads do not panic"))
-                .map(|(c, r)| r.map(|bytes| (c, bytes)))
-                .collect::<Result<_, _>>()
-        })
-        .map_err(w.io(Path::new(&rel)))?;
-        for (c, bytes) in outputs {
-            let file_rel = format!("{rel}{}", c.suffix());
-            let digest = Sha256Digest::of(&bytes);
-            w.write_file(&format!("{dists}/{file_rel}"), &bytes)?;
-            let by_hash = w.stage.join(format!("{by_hash_dir}/{digest}"));
-            let src = w.stage.join(format!("{dists}/{file_rel}"));
-            if let Some(parent) = by_hash.parent() {
-                w.ensure_dir(parent)?;
-            }
-            crate::fsutil::link_or_copy(&src, &by_hash).map_err(w.io(&by_hash))?;
-            checksums.push((file_rel, bytes.len() as u64, digest));
-        }
+        plains.push(rewrite_index(w, &index.component, *kind, text)?);
     }
+    w.with_links(|w| {
+        for (index, plain) in content.indices.iter().zip(&plains) {
+            let rel = index.dist_path();
+            let by_hash_dir = format!(
+                "{dists}/{}/by-hash/SHA256",
+                rel.rsplit_once('/').map_or("", |(dir, _)| dir)
+            );
+            let outputs: Vec<(Compression, Vec<u8>)> = std::thread::scope(|s| {
+                let handles: Vec<_> = compressions
+                    .iter()
+                    .filter(|c| **c != Compression::None)
+                    .map(|c| {
+                        let plain = plain.as_bytes();
+                        s.spawn(move || (*c, c.compress(plain)))
+                    })
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("compression threads do not panic"))
+                    .map(|(c, r)| r.map(|bytes| (c, bytes)))
+                    .collect::<Result<_, _>>()
+            })
+            .map_err(w.io(Path::new(&rel)))?;
+            let plain_output = (Compression::None, plain.as_bytes());
+            for (c, bytes) in
+                std::iter::once(plain_output).chain(outputs.iter().map(|(c, b)| (*c, b.as_slice())))
+            {
+                let file_rel = format!("{rel}{}", c.suffix());
+                let digest = Sha256Digest::of(bytes);
+                w.write_file(&format!("{dists}/{file_rel}"), bytes)?;
+                let by_hash = w.stage.join(format!("{by_hash_dir}/{digest}"));
+                let src = w.stage.join(format!("{dists}/{file_rel}"));
+                if let Some(parent) = by_hash.parent() {
+                    w.ensure_dir(parent)?;
+                }
+                crate::fsutil::link_or_copy(&src, &by_hash).map_err(w.io(&by_hash))?;
+                checksums.push((file_rel, bytes.len() as u64, digest));
+            }
+        }
+        Ok(())
+    })?;
+    drop(plains);
 
     let components = content.components();
     let archs = content.architectures();

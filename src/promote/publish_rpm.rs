@@ -43,6 +43,7 @@ pub(super) fn prepare(
     pool: &Pool,
     dist: &str,
     content: &RpmContent,
+    complete: bool,
 ) -> Result<Prepared, PublishError> {
     let mut texts = Vec::new();
     for m in &content.metadata {
@@ -64,7 +65,7 @@ pub(super) fn prepare(
     let files_url = Url::parse(&content.files_url)
         .map_err(|_| PublishError::InvalidSuite(content.files_url.clone()))?;
     let mut missing = Vec::new();
-    for p in &packages {
+    for p in packages.iter().filter(|_| !complete) {
         let Ok(sha256) = p.sha256.parse::<Sha256Digest>() else {
             return Err(malformed(dist)(fmt::RpmFormatError::ChecksumType(
                 p.sha256.clone(),
@@ -127,6 +128,16 @@ pub(super) fn write_version(
             .map_err(|_| malformed(w.dist)(fmt::RpmFormatError::ChecksumType(p.sha256.clone())))?;
         w.link(&p.href, sha)?;
     }
+    w.with_links(|w| write_metadata(w, opts, prepared, when, signer))
+}
+
+fn write_metadata(
+    w: &mut Writer<'_>,
+    opts: &PublishOptions,
+    prepared: &Prepared,
+    when: Timestamp,
+    signer: Option<&dyn Signer>,
+) -> Result<Sha256Digest, PublishError> {
     let compression = opts.compress.first().copied().unwrap_or(Compression::Gz);
     let primary_text = &prepared.texts[prepared.primary].2;
     let rebuilt_primary = if prepared.packages.iter().any(|p| p.base.is_some()) {

@@ -83,6 +83,10 @@ pub struct Snapshot {
     pub kind: RepoKind,
     pub origin: Origin,
     pub content: Content,
+    /// Every file the content names was in the pool when the snapshot was
+    /// taken (false for on-demand mirrors): publishing then skips looking.
+    #[serde(default)]
+    pub complete: bool,
 }
 
 fn manifest_path(root: &Root, name: &str) -> PathBuf {
@@ -120,6 +124,7 @@ pub fn create(root: &Root, opts: CreateOptions) -> Result<Snapshot, SnapshotErro
             url: def.url,
             updated: state.updated,
         },
+        complete: state.deferred == 0,
         content: state.content,
     };
     write_new(root, &snapshot)?;

@@ -125,7 +125,7 @@ fn mirror_snapshot_publish_is_consumed_by_apt_get() {
     assert!(upstream == got, "downloaded alpha differs from upstream");
     assert!(apt.dir.path().join("dl/gamma_0.5-1_all.deb").is_file());
     // Source packages and udebs were mirrored and published too.
-    let pool = public.join(&version).join("pool/main/a/alpha");
+    let pool = public.join(&version).join("pool/main/a");
     for f in [
         "alpha_1.0-1.dsc",
         "alpha_1.0.orig.tar.xz",
@@ -209,7 +209,7 @@ fn upstream_change_gives_exact_snapshot_diff_and_old_snapshot_still_publishes() 
         crate::support::fixtures().join("apt/state1/pool/main/a/alpha/alpha_1.0-1_amd64.deb"),
     )
     .unwrap();
-    assert!(std::fs::read(dir.join("pool/main/a/alpha/alpha_1.0-1_amd64.deb")).unwrap() == old_deb);
+    assert!(std::fs::read(dir.join("pool/main/a/alpha_1.0-1_amd64.deb")).unwrap() == old_deb);
 
     let list = ctx
         .depot(&["snapshot", "list", "--output-format", "json"])
@@ -397,7 +397,7 @@ fn on_demand_policy_fetches_packages_at_publish() {
         ctx.root
             .join("public/d")
             .join(version)
-            .join("pool/main/d/delta/delta_1.0-1_amd64.deb")
+            .join("pool/main/d/delta_1.0-1_amd64.deb")
             .is_file()
     );
     // A second publish needs nothing from upstream.
@@ -474,7 +474,7 @@ fn flat_repositories_are_mirrored_and_published() {
         .join("dists/flat/main/binary-amd64/Packages");
     let text = std::fs::read_to_string(packages).unwrap();
     assert!(
-        text.contains("Filename: pool/main/g/gamma/gamma_0.5-1_all.deb"),
+        text.contains("Filename: pool/main/g/gamma_0.5-1_all.deb"),
         "{text}"
     );
 }
