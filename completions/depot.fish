@@ -35,7 +35,9 @@ complete -c depot -n "__fish_depot_needs_command" -s h -l help -d 'Print help (s
 complete -c depot -n "__fish_depot_needs_command" -s V -l version -d 'Print version'
 complete -c depot -n "__fish_depot_needs_command" -f -a "mirror" -d 'Define and update mirrors of upstream repositories'
 complete -c depot -n "__fish_depot_needs_command" -f -a "snapshot" -d 'Take, inspect and compare immutable snapshots'
-complete -c depot -n "__fish_depot_needs_command" -f -a "publish" -d 'Publish a snapshot as a new signed version of a distribution'
+complete -c depot -n "__fish_depot_needs_command" -f -a "repo" -d 'Local repositories of CI-built packages'
+complete -c depot -n "__fish_depot_needs_command" -f -a "release" -d 'Merge snapshots into integrated releases'
+complete -c depot -n "__fish_depot_needs_command" -f -a "publish" -d 'Publish a snapshot or release as a new signed version of a distribution'
 complete -c depot -n "__fish_depot_needs_command" -f -a "test" -d 'Submit, run and poll autopkgtest-style test requests'
 complete -c depot -n "__fish_depot_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c depot -n "__fish_depot_using_subcommand mirror; and not __fish_seen_subcommand_from create update list show edit drop help" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
@@ -144,22 +146,26 @@ complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subc
 complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from help" -f -a "edit" -d 'Change a mirror\'s definition'
 complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from help" -f -a "drop" -d 'Delete a mirror (its snapshots are kept)'
 complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c depot -n "__fish_depot_using_subcommand snapshot; and not __fish_seen_subcommand_from create list show diff drop help" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
-complete -c depot -n "__fish_depot_using_subcommand snapshot; and not __fish_seen_subcommand_from create list show diff drop help" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
-complete -c depot -n "__fish_depot_using_subcommand snapshot; and not __fish_seen_subcommand_from create list show diff drop help" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and not __fish_seen_subcommand_from create list show diff drop filter search verify help" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and not __fish_seen_subcommand_from create list show diff drop filter search verify help" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and not __fish_seen_subcommand_from create list show diff drop filter search verify help" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
 json\t''"
-complete -c depot -n "__fish_depot_using_subcommand snapshot; and not __fish_seen_subcommand_from create list show diff drop help" -s q -l quiet -d 'Print only errors'
-complete -c depot -n "__fish_depot_using_subcommand snapshot; and not __fish_seen_subcommand_from create list show diff drop help" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
-complete -c depot -n "__fish_depot_using_subcommand snapshot; and not __fish_seen_subcommand_from create list show diff drop help" -l no-progress -d 'Never draw progress bars'
-complete -c depot -n "__fish_depot_using_subcommand snapshot; and not __fish_seen_subcommand_from create list show diff drop help" -s h -l help -d 'Print help'
-complete -c depot -n "__fish_depot_using_subcommand snapshot; and not __fish_seen_subcommand_from create list show diff drop help" -s V -l version -d 'Print version'
-complete -c depot -n "__fish_depot_using_subcommand snapshot; and not __fish_seen_subcommand_from create list show diff drop help" -f -a "create" -d 'Take a snapshot of a mirror\'s last update'
-complete -c depot -n "__fish_depot_using_subcommand snapshot; and not __fish_seen_subcommand_from create list show diff drop help" -f -a "list" -d 'List snapshots, oldest first'
-complete -c depot -n "__fish_depot_using_subcommand snapshot; and not __fish_seen_subcommand_from create list show diff drop help" -f -a "show" -d 'Show a snapshot'
-complete -c depot -n "__fish_depot_using_subcommand snapshot; and not __fish_seen_subcommand_from create list show diff drop help" -f -a "diff" -d 'Packages added, removed and changed from A to B'
-complete -c depot -n "__fish_depot_using_subcommand snapshot; and not __fish_seen_subcommand_from create list show diff drop help" -f -a "drop" -d 'Delete a snapshot (published versions are not affected)'
-complete -c depot -n "__fish_depot_using_subcommand snapshot; and not __fish_seen_subcommand_from create list show diff drop help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and not __fish_seen_subcommand_from create list show diff drop filter search verify help" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and not __fish_seen_subcommand_from create list show diff drop filter search verify help" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and not __fish_seen_subcommand_from create list show diff drop filter search verify help" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and not __fish_seen_subcommand_from create list show diff drop filter search verify help" -s h -l help -d 'Print help'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and not __fish_seen_subcommand_from create list show diff drop filter search verify help" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and not __fish_seen_subcommand_from create list show diff drop filter search verify help" -f -a "create" -d 'Take a snapshot of a mirror\'s last update, or of a local repo'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and not __fish_seen_subcommand_from create list show diff drop filter search verify help" -f -a "list" -d 'List snapshots, oldest first'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and not __fish_seen_subcommand_from create list show diff drop filter search verify help" -f -a "show" -d 'Show a snapshot'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and not __fish_seen_subcommand_from create list show diff drop filter search verify help" -f -a "diff" -d 'Packages added, removed and changed from A to B'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and not __fish_seen_subcommand_from create list show diff drop filter search verify help" -f -a "drop" -d 'Delete a snapshot (published versions are not affected)'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and not __fish_seen_subcommand_from create list show diff drop filter search verify help" -f -a "filter" -d 'New snapshot DEST with the packages of SRC that match QUERY'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and not __fish_seen_subcommand_from create list show diff drop filter search verify help" -f -a "search" -d 'List the packages of a snapshot (or release) matching QUERY'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and not __fish_seen_subcommand_from create list show diff drop filter search verify help" -f -a "verify" -d 'Report every dependency nothing in the snapshot satisfies (exit 1 if any)'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and not __fish_seen_subcommand_from create list show diff drop filter search verify help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from create" -l mirror -r
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from create" -l repo -r
 complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from create" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
 complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from create" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
 complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from create" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
@@ -207,12 +213,208 @@ complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_su
 complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from drop" -l no-progress -d 'Never draw progress bars'
 complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from drop" -s h -l help -d 'Print help'
 complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from drop" -s V -l version -d 'Print version'
-complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from help" -f -a "create" -d 'Take a snapshot of a mirror\'s last update'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from filter" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from filter" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from filter" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+json\t''"
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from filter" -l with-deps -d 'Also take every dependency (Depends, Pre-Depends; rpm Requires), until closed'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from filter" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from filter" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from filter" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from filter" -s h -l help -d 'Print help'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from filter" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from search" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from search" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from search" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+json\t''"
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from search" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from search" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from search" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from search" -s h -l help -d 'Print help'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from search" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from verify" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from verify" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from verify" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+json\t''"
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from verify" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from verify" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from verify" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from verify" -s h -l help -d 'Print help'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from verify" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from help" -f -a "create" -d 'Take a snapshot of a mirror\'s last update, or of a local repo'
 complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from help" -f -a "list" -d 'List snapshots, oldest first'
 complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show a snapshot'
 complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from help" -f -a "diff" -d 'Packages added, removed and changed from A to B'
 complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from help" -f -a "drop" -d 'Delete a snapshot (published versions are not affected)'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from help" -f -a "filter" -d 'New snapshot DEST with the packages of SRC that match QUERY'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from help" -f -a "search" -d 'List the packages of a snapshot (or release) matching QUERY'
+complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from help" -f -a "verify" -d 'Report every dependency nothing in the snapshot satisfies (exit 1 if any)'
 complete -c depot -n "__fish_depot_using_subcommand snapshot; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c depot -n "__fish_depot_using_subcommand repo; and not __fish_seen_subcommand_from create add remove list show drop help" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand repo; and not __fish_seen_subcommand_from create add remove list show drop help" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand repo; and not __fish_seen_subcommand_from create add remove list show drop help" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+json\t''"
+complete -c depot -n "__fish_depot_using_subcommand repo; and not __fish_seen_subcommand_from create add remove list show drop help" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand repo; and not __fish_seen_subcommand_from create add remove list show drop help" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand repo; and not __fish_seen_subcommand_from create add remove list show drop help" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand repo; and not __fish_seen_subcommand_from create add remove list show drop help" -s h -l help -d 'Print help'
+complete -c depot -n "__fish_depot_using_subcommand repo; and not __fish_seen_subcommand_from create add remove list show drop help" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand repo; and not __fish_seen_subcommand_from create add remove list show drop help" -f -a "create" -d 'Create an empty local repo'
+complete -c depot -n "__fish_depot_using_subcommand repo; and not __fish_seen_subcommand_from create add remove list show drop help" -f -a "add" -d 'Add package files (.deb): read, checked and pooled'
+complete -c depot -n "__fish_depot_using_subcommand repo; and not __fish_seen_subcommand_from create add remove list show drop help" -f -a "remove" -d 'Remove the packages matching QUERY'
+complete -c depot -n "__fish_depot_using_subcommand repo; and not __fish_seen_subcommand_from create add remove list show drop help" -f -a "list" -d 'List local repos'
+complete -c depot -n "__fish_depot_using_subcommand repo; and not __fish_seen_subcommand_from create add remove list show drop help" -f -a "show" -d 'Show a repo and its packages'
+complete -c depot -n "__fish_depot_using_subcommand repo; and not __fish_seen_subcommand_from create add remove list show drop help" -f -a "drop" -d 'Delete a repo (its snapshots are kept)'
+complete -c depot -n "__fish_depot_using_subcommand repo; and not __fish_seen_subcommand_from create add remove list show drop help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from create" -l kind -r -f -a "apt\t''
+rpm\t''"
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from create" -l component -d 'Component its packages are published in' -r
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from create" -l arch -d 'Architectures of its indices (repeatable) [default: those of its packages]' -r
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from create" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from create" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from create" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+json\t''"
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from create" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from create" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from create" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help'
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from create" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from add" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from add" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from add" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+json\t''"
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from add" -l replace -d 'Replace a package of the same name, version and arch with other content'
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from add" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from add" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from add" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from add" -s h -l help -d 'Print help'
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from add" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from remove" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from remove" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from remove" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+json\t''"
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from remove" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from remove" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from remove" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from remove" -s h -l help -d 'Print help'
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from remove" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from list" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from list" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from list" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+json\t''"
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from list" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from list" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from show" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from show" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from show" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+json\t''"
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from show" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from show" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from drop" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from drop" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from drop" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+json\t''"
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from drop" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from drop" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from drop" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from drop" -s h -l help -d 'Print help'
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from drop" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from help" -f -a "create" -d 'Create an empty local repo'
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from help" -f -a "add" -d 'Add package files (.deb): read, checked and pooled'
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from help" -f -a "remove" -d 'Remove the packages matching QUERY'
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from help" -f -a "list" -d 'List local repos'
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show a repo and its packages'
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from help" -f -a "drop" -d 'Delete a repo (its snapshots are kept)'
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c depot -n "__fish_depot_using_subcommand release; and not __fish_seen_subcommand_from create list show diff drop verify help" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand release; and not __fish_seen_subcommand_from create list show diff drop verify help" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand release; and not __fish_seen_subcommand_from create list show diff drop verify help" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+json\t''"
+complete -c depot -n "__fish_depot_using_subcommand release; and not __fish_seen_subcommand_from create list show diff drop verify help" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand release; and not __fish_seen_subcommand_from create list show diff drop verify help" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand release; and not __fish_seen_subcommand_from create list show diff drop verify help" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand release; and not __fish_seen_subcommand_from create list show diff drop verify help" -s h -l help -d 'Print help'
+complete -c depot -n "__fish_depot_using_subcommand release; and not __fish_seen_subcommand_from create list show diff drop verify help" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand release; and not __fish_seen_subcommand_from create list show diff drop verify help" -f -a "create" -d 'Merge snapshots (or releases) into an immutable integrated release'
+complete -c depot -n "__fish_depot_using_subcommand release; and not __fish_seen_subcommand_from create list show diff drop verify help" -f -a "list" -d 'List releases, oldest first'
+complete -c depot -n "__fish_depot_using_subcommand release; and not __fish_seen_subcommand_from create list show diff drop verify help" -f -a "show" -d 'Show a release and its sources'
+complete -c depot -n "__fish_depot_using_subcommand release; and not __fish_seen_subcommand_from create list show diff drop verify help" -f -a "diff" -d 'Packages added, removed and changed from A to B'
+complete -c depot -n "__fish_depot_using_subcommand release; and not __fish_seen_subcommand_from create list show diff drop verify help" -f -a "drop" -d 'Delete a release (published versions are not affected)'
+complete -c depot -n "__fish_depot_using_subcommand release; and not __fish_seen_subcommand_from create list show diff drop verify help" -f -a "verify" -d 'Report every dependency nothing in the release satisfies (exit 1 if any)'
+complete -c depot -n "__fish_depot_using_subcommand release; and not __fish_seen_subcommand_from create list show diff drop verify help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from create" -l from -d 'Sources in priority order; their components are kept' -r
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from create" -l policy -d 'Which version of each package to keep' -r -f -a "latest\t'The highest version of each package name+arch'
+first\t'The one from the earliest listed source (priority order)'
+all\t'Every version'"
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from create" -l component -d 'Put all packages of these sources into component COMP (repeatable)' -r
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from create" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from create" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from create" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+json\t''"
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from create" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from create" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from create" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from create" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from list" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from list" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from list" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+json\t''"
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from list" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from list" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from show" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from show" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from show" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+json\t''"
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from show" -l packages -d 'Also list every package'
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from show" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from show" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from diff" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from diff" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from diff" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+json\t''"
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from diff" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from diff" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from diff" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from diff" -s h -l help -d 'Print help'
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from diff" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from drop" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from drop" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from drop" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+json\t''"
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from drop" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from drop" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from drop" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from drop" -s h -l help -d 'Print help'
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from drop" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from verify" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from verify" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from verify" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+json\t''"
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from verify" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from verify" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from verify" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from verify" -s h -l help -d 'Print help'
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from verify" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from help" -f -a "create" -d 'Merge snapshots (or releases) into an immutable integrated release'
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from help" -f -a "list" -d 'List releases, oldest first'
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show a release and its sources'
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from help" -f -a "diff" -d 'Packages added, removed and changed from A to B'
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from help" -f -a "drop" -d 'Delete a release (published versions are not affected)'
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from help" -f -a "verify" -d 'Report every dependency nothing in the release satisfies (exit 1 if any)'
+complete -c depot -n "__fish_depot_using_subcommand release; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c depot -n "__fish_depot_using_subcommand publish" -l dist -d 'Distribution: DIR/DIST/VERSION/ is written and DIR/DIST/dev switched to it' -r
 complete -c depot -n "__fish_depot_using_subcommand publish" -l sign-key -d 'GnuPG key (id, fingerprint or user id) that signs the Release' -r
 complete -c depot -n "__fish_depot_using_subcommand publish" -l suite -d 'Suite name in dists/ [default: the upstream codename]' -r
@@ -328,22 +530,39 @@ complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcom
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from help" -f -a "worker" -d 'Run queued requests with COMMAND and store results under file://'
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from help" -f -a "plan" -d 'Tests to request for what changed between two snapshots'
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot publish test help" -f -a "mirror" -d 'Define and update mirrors of upstream repositories'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot publish test help" -f -a "snapshot" -d 'Take, inspect and compare immutable snapshots'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot publish test help" -f -a "publish" -d 'Publish a snapshot as a new signed version of a distribution'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot publish test help" -f -a "test" -d 'Submit, run and poll autopkgtest-style test requests'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot publish test help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish test help" -f -a "mirror" -d 'Define and update mirrors of upstream repositories'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish test help" -f -a "snapshot" -d 'Take, inspect and compare immutable snapshots'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish test help" -f -a "repo" -d 'Local repositories of CI-built packages'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish test help" -f -a "release" -d 'Merge snapshots into integrated releases'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish test help" -f -a "publish" -d 'Publish a snapshot or release as a new signed version of a distribution'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish test help" -f -a "test" -d 'Submit, run and poll autopkgtest-style test requests'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish test help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from mirror" -f -a "create" -d 'Define a new mirror'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from mirror" -f -a "update" -d 'Fetch and verify upstream\'s current state into the pool'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from mirror" -f -a "list" -d 'List mirrors'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from mirror" -f -a "show" -d 'Show a mirror\'s definition and last update'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from mirror" -f -a "edit" -d 'Change a mirror\'s definition'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from mirror" -f -a "drop" -d 'Delete a mirror (its snapshots are kept)'
-complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from snapshot" -f -a "create" -d 'Take a snapshot of a mirror\'s last update'
+complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from snapshot" -f -a "create" -d 'Take a snapshot of a mirror\'s last update, or of a local repo'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from snapshot" -f -a "list" -d 'List snapshots, oldest first'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from snapshot" -f -a "show" -d 'Show a snapshot'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from snapshot" -f -a "diff" -d 'Packages added, removed and changed from A to B'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from snapshot" -f -a "drop" -d 'Delete a snapshot (published versions are not affected)'
+complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from snapshot" -f -a "filter" -d 'New snapshot DEST with the packages of SRC that match QUERY'
+complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from snapshot" -f -a "search" -d 'List the packages of a snapshot (or release) matching QUERY'
+complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from snapshot" -f -a "verify" -d 'Report every dependency nothing in the snapshot satisfies (exit 1 if any)'
+complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from repo" -f -a "create" -d 'Create an empty local repo'
+complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from repo" -f -a "add" -d 'Add package files (.deb): read, checked and pooled'
+complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from repo" -f -a "remove" -d 'Remove the packages matching QUERY'
+complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from repo" -f -a "list" -d 'List local repos'
+complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from repo" -f -a "show" -d 'Show a repo and its packages'
+complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from repo" -f -a "drop" -d 'Delete a repo (its snapshots are kept)'
+complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from release" -f -a "create" -d 'Merge snapshots (or releases) into an immutable integrated release'
+complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from release" -f -a "list" -d 'List releases, oldest first'
+complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from release" -f -a "show" -d 'Show a release and its sources'
+complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from release" -f -a "diff" -d 'Packages added, removed and changed from A to B'
+complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from release" -f -a "drop" -d 'Delete a release (published versions are not affected)'
+complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from release" -f -a "verify" -d 'Report every dependency nothing in the release satisfies (exit 1 if any)'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from test" -f -a "submit" -d 'Queue a test request per architecture (autopkgtest-cloud format)'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from test" -f -a "poll" -d 'Report test results for triggers; exit 0 passed, 1 failed, 4 pending'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from test" -f -a "worker" -d 'Run queued requests with COMMAND and store results under file://'

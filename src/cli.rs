@@ -66,7 +66,13 @@ pub enum Command {
     /// Take, inspect and compare immutable snapshots
     #[command(subcommand)]
     Snapshot(SnapshotCommand),
-    /// Publish a snapshot as a new signed version of a distribution
+    /// Local repositories of CI-built packages
+    #[command(subcommand)]
+    Repo(RepoCommand),
+    /// Merge snapshots into integrated releases
+    #[command(subcommand)]
+    Release(ReleaseCommand),
+    /// Publish a snapshot or release as a new signed version of a distribution
     Publish(PublishArgs),
     /// Submit, run and poll autopkgtest-style test requests
     #[command(subcommand)]
@@ -190,12 +196,14 @@ pub struct MirrorEditArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum SnapshotCommand {
-    /// Take a snapshot of a mirror's last update
+    /// Take a snapshot of a mirror's last update, or of a local repo
     Create {
-        /// Name [default: MIRROR-YYYYMMDDTHHMMSSZ, UTC]
+        /// Name [default: MIRROR-YYYYMMDDTHHMMSSZ (or REPO-…), UTC]
         name: Option<String>,
+        #[arg(long, required_unless_present = "repo", conflicts_with = "repo")]
+        mirror: Option<String>,
         #[arg(long)]
-        mirror: String,
+        repo: Option<String>,
     },
     /// List snapshots, oldest first
     List {
@@ -214,11 +222,101 @@ pub enum SnapshotCommand {
     Diff { a: String, b: String },
     /// Delete a snapshot (published versions are not affected)
     Drop { name: String },
+    /// New snapshot DEST with the packages of SRC that match QUERY
+    Filter {
+        src: String,
+        dest: String,
+        /// aptly query, e.g. 'Priority (required) | nginx (>= 1.2)'
+        query: String,
+        /// Also take every dependency (Depends, Pre-Depends; rpm Requires), until closed
+        #[arg(long)]
+        with_deps: bool,
+    },
+    /// List the packages of a snapshot (or release) matching QUERY
+    Search { name: String, query: String },
+    /// Report every dependency nothing in the snapshot satisfies (exit 1 if any)
+    Verify { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RepoCommand {
+    /// Create an empty local repo
+    Create {
+        name: String,
+        #[arg(long, value_enum)]
+        kind: Kind,
+        /// Component its packages are published in
+        #[arg(long, default_value = "main")]
+        component: String,
+        /// Architectures of its indices (repeatable) [default: those of its packages]
+        #[arg(long = "arch", value_name = "A")]
+        architectures: Vec<String>,
+    },
+    /// Add package files (.deb): read, checked and pooled
+    Add {
+        name: String,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Replace a package of the same name, version and arch with other content
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Remove the packages matching QUERY
+    Remove { name: String, query: String },
+    /// List local repos
+    List,
+    /// Show a repo and its packages
+    Show { name: String },
+    /// Delete a repo (its snapshots are kept)
+    Drop { name: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MergePolicyArg {
+    /// The highest version of each package name+arch
+    Latest,
+    /// The one from the earliest listed source (priority order)
+    First,
+    /// Every version
+    All,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReleaseCommand {
+    /// Merge snapshots (or releases) into an immutable integrated release
+    Create {
+        name: String,
+        /// Sources in priority order; their components are kept
+        #[arg(long = "from", value_name = "SNAP", num_args = 1..)]
+        from: Vec<String>,
+        /// Which version of each package to keep
+        #[arg(long, value_enum, default_value_t = MergePolicyArg::Latest)]
+        policy: MergePolicyArg,
+        /// Put all packages of these sources into component COMP (repeatable)
+        #[arg(long = "component", value_name = "COMP=SNAP,SNAP")]
+        components: Vec<String>,
+    },
+    /// List releases, oldest first
+    List,
+    /// Show a release and its sources
+    Show {
+        name: String,
+        /// Also list every package
+        #[arg(long)]
+        packages: bool,
+    },
+    /// Packages added, removed and changed from A to B
+    Diff { a: String, b: String },
+    /// Delete a release (published versions are not affected)
+    Drop { name: String },
+    /// Report every dependency nothing in the release satisfies (exit 1 if any)
+    Verify { name: String },
 }
 
 #[derive(Debug, Args)]
 pub struct PublishArgs {
-    /// Snapshot to publish
+    /// Snapshot or release to publish
+    #[arg(value_name = "RELEASE|SNAPSHOT")]
     pub snapshot: String,
     /// Distribution: DIR/DIST/VERSION/ is written and DIR/DIST/dev switched to it
     #[arg(long)]

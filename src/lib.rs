@@ -26,6 +26,7 @@ pub mod mirror;
 pub mod names;
 pub mod pool;
 pub mod promote;
+pub mod repo;
 pub mod report;
 pub mod root;
 pub mod signing;
@@ -71,8 +72,17 @@ pub fn error_kind(err: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> 
     }
     if let Some(e) = err.downcast_ref::<snapshot::SnapshotError>() {
         return Some(match e {
-            snapshot::SnapshotError::InvalidName(_) => Usage,
+            snapshot::SnapshotError::InvalidName(_)
+            | snapshot::SnapshotError::Query(_)
+            | snapshot::SnapshotError::Invalid(_) => Usage,
             snapshot::SnapshotError::Mirror(m) => error_kind(m).unwrap_or(Failure),
+            _ => Failure,
+        });
+    }
+    if let Some(e) = err.downcast_ref::<repo::RepoError>() {
+        return Some(match e {
+            repo::RepoError::InvalidName(_) | repo::RepoError::Query(_) => Usage,
+            repo::RepoError::Lock(l) => error_kind(l).unwrap_or(Failure),
             _ => Failure,
         });
     }

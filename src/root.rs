@@ -7,6 +7,8 @@
 //!   mirrors/NAME.yaml       hand-editable mirror definitions
 //!   mirrors/NAME.state.json what the last successful update fetched
 //!   snapshots/NAME.json     immutable snapshot manifests
+//!   releases/NAME.json      immutable integrated releases (same format)
+//!   repos/NAME.yaml, NAME.state.json   local repos of CI-built packages
 //!   locks/KIND-NAME.lock    per-object locks
 //!   public/DIST/VERSION/    published repositories (default publish root)
 //!   audit.log               JSON lines: one per publish or promotion
@@ -41,6 +43,8 @@ impl Root {
             root.tmp_dir(),
             root.mirrors_dir(),
             root.snapshots_dir(),
+            root.releases_dir(),
+            root.repos_dir(),
             root.locks_dir(),
         ] {
             std::fs::create_dir_all(&dir).map_err(|source| RootError {
@@ -68,6 +72,12 @@ impl Root {
     }
     pub fn locks_dir(&self) -> PathBuf {
         self.path.join("locks")
+    }
+    pub fn releases_dir(&self) -> PathBuf {
+        self.path.join("releases")
+    }
+    pub fn repos_dir(&self) -> PathBuf {
+        self.path.join("repos")
     }
     pub fn public_dir(&self) -> PathBuf {
         self.path.join("public")

@@ -311,7 +311,7 @@ pub async fn publish(
     reporter: &dyn Reporter,
 ) -> Result<PublishSummary, PublishError> {
     crate::names::validate("distribution", &opts.dist)?;
-    let snapshot = crate::snapshot::load(root, &opts.snapshot)?;
+    let (_, snapshot) = crate::snapshot::load_any(root, &opts.snapshot)?;
     let content = &snapshot.content;
     let dist = opts.dist.as_str();
     let publish_root = opts.to.clone().unwrap_or_else(|| root.public_dir());

@@ -7,6 +7,10 @@
 //! atomic no-clobber link, and never changed; dropping the mirror it came
 //! from does not affect it.
 
+pub mod ops;
+pub mod pkgset;
+pub mod query;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
@@ -23,10 +27,27 @@ use crate::root::Root;
 pub enum SnapshotError {
     #[error(transparent)]
     InvalidName(#[from] InvalidName),
-    #[error("snapshot `{0}` already exists")]
-    Exists(String),
-    #[error("no snapshot named `{0}`")]
-    NotFound(String),
+    #[error("{what} `{name}` already exists")]
+    Exists { what: &'static str, name: String },
+    #[error("no {what} named `{name}`")]
+    NotFound { what: &'static str, name: String },
+    #[error(transparent)]
+    Query(#[from] query::QueryError),
+    #[error("{what} `{name}`: cannot read its packages")]
+    Packages {
+        what: &'static str,
+        name: String,
+        #[source]
+        source: pkgset::PackageSetError,
+    },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("cannot snapshot repo `{repo}`")]
+    Repo {
+        repo: String,
+        #[source]
+        source: Box<crate::repo::RepoError>,
+    },
     #[error("mirror `{0}` has no successful update yet; run `depot mirror update {0}` first")]
     NeverUpdated(String),
     #[error(transparent)]
@@ -73,6 +94,81 @@ pub enum Origin {
         /// When the mirror update that the snapshot copies finished.
         updated: Timestamp,
     },
+    /// `snapshot filter`.
+    Filter {
+        from: String,
+        query: String,
+        with_deps: bool,
+    },
+    /// `release create`: the sources, in priority order, with their
+    /// creation times (provenance).
+    Release {
+        sources: Vec<SourceRef>,
+        policy: String,
+    },
+    /// `snapshot create --repo`.
+    Repo { name: String },
+}
+
+/// A source of a release, as it was when the release was made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceRef {
+    pub name: String,
+    pub created: Timestamp,
+    /// The component its packages went to (`--component COMP=…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub component: Option<String>,
+}
+
+impl Origin {
+    /// One line for listings: `mirror debian`, `filter of s1`, …
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Mirror { name, .. } => format!("mirror {name}"),
+            Self::Filter { from, .. } => format!("filter of {from}"),
+            Self::Release { sources, policy } => format!(
+                "{policy} of {}",
+                sources
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Self::Repo { name } => format!("repo {name}"),
+        }
+    }
+
+    /// The mirror or repo this came from directly, for `list --source`.
+    pub fn source_name(&self) -> Option<&str> {
+        match self {
+            Self::Mirror { name, .. } | Self::Repo { name } => Some(name),
+            Self::Filter { from, .. } => Some(from),
+            Self::Release { .. } => None,
+        }
+    }
+}
+
+/// Where manifests of a kind live: snapshots and releases share a format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Store {
+    Snapshot,
+    Release,
+}
+
+impl Store {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Snapshot => "snapshot",
+            Self::Release => "release",
+        }
+    }
+
+    fn dir(self, root: &Root) -> PathBuf {
+        match self {
+            Self::Snapshot => root.snapshots_dir(),
+            Self::Release => root.releases_dir(),
+        }
+    }
 }
 
 /// `snapshots/NAME.json`.
@@ -89,51 +185,87 @@ pub struct Snapshot {
     pub complete: bool,
 }
 
-fn manifest_path(root: &Root, name: &str) -> PathBuf {
-    root.snapshots_dir().join(format!("{name}.json"))
+fn manifest_path(root: &Root, store: Store, name: &str) -> PathBuf {
+    store.dir(root).join(format!("{name}.json"))
 }
 
-/// The default snapshot name for a mirror: `MIRROR-YYYYMMDDTHHMMSSZ`.
+/// The default snapshot name: `MIRROR-YYYYMMDDTHHMMSSZ` (or repo).
 pub fn default_name(mirror: &str, now: Timestamp) -> String {
     format!("{mirror}-{}", now.strftime("%Y%m%dT%H%M%SZ"))
+}
+
+/// What a snapshot is taken of.
+#[derive(Debug, Clone)]
+pub enum SnapshotSource {
+    Mirror(String),
+    Repo(String),
 }
 
 /// Options of `depot snapshot create`.
 #[derive(Debug, Clone)]
 pub struct CreateOptions {
     pub name: Option<String>,
-    pub mirror: String,
+    pub source: SnapshotSource,
     pub now: Timestamp,
 }
 
-/// `depot snapshot create --mirror M`.
+/// `depot snapshot create --mirror M | --repo R`.
 pub fn create(root: &Root, opts: CreateOptions) -> Result<Snapshot, SnapshotError> {
-    let def = crate::mirror::load(root, &opts.mirror)?;
-    let state = crate::mirror::load_state(root, &opts.mirror)?
-        .ok_or_else(|| SnapshotError::NeverUpdated(opts.mirror.clone()))?;
+    let (source_name, kind, origin, content, complete) = match &opts.source {
+        SnapshotSource::Mirror(mirror) => {
+            let def = crate::mirror::load(root, mirror)?;
+            let state = crate::mirror::load_state(root, mirror)?
+                .ok_or_else(|| SnapshotError::NeverUpdated(mirror.clone()))?;
+            (
+                mirror.clone(),
+                def.kind,
+                Origin::Mirror {
+                    name: def.name,
+                    url: def.url,
+                    updated: state.updated,
+                },
+                state.content,
+                state.deferred == 0,
+            )
+        }
+        SnapshotSource::Repo(repo) => {
+            let content =
+                crate::repo::content(root, repo).map_err(|source| SnapshotError::Repo {
+                    repo: repo.clone(),
+                    source: Box::new(source),
+                })?;
+            (
+                repo.clone(),
+                content.kind(),
+                Origin::Repo { name: repo.clone() },
+                content,
+                true,
+            )
+        }
+    };
     let name = opts
         .name
-        .unwrap_or_else(|| default_name(&opts.mirror, opts.now));
+        .unwrap_or_else(|| default_name(&source_name, opts.now));
     crate::names::validate("snapshot", &name)?;
     let snapshot = Snapshot {
         name,
         created: opts.now,
-        kind: def.kind,
-        origin: Origin::Mirror {
-            name: def.name,
-            url: def.url,
-            updated: state.updated,
-        },
-        complete: state.deferred == 0,
-        content: state.content,
+        kind,
+        origin,
+        complete,
+        content,
     };
-    write_new(root, &snapshot)?;
+    write_new(root, Store::Snapshot, &snapshot)?;
     Ok(snapshot)
 }
 
 /// Writes a manifest that must not exist yet, atomically.
-fn write_new(root: &Root, snapshot: &Snapshot) -> Result<(), SnapshotError> {
-    let path = manifest_path(root, &snapshot.name);
+pub(crate) fn write_new(
+    root: &Root,
+    store: Store,
+    snapshot: &Snapshot,
+) -> Result<(), SnapshotError> {
+    let path = manifest_path(root, store, &snapshot.name);
     let io = |source| SnapshotError::Io {
         path: path.clone(),
         source,
@@ -141,25 +273,49 @@ fn write_new(root: &Root, snapshot: &Snapshot) -> Result<(), SnapshotError> {
     let json = serde_json::to_vec_pretty(snapshot).expect("snapshot serialises");
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")
-        .tempfile_in(root.snapshots_dir())
+        .tempfile_in(store.dir(root))
         .map_err(io)?;
     std::io::Write::write_all(&mut tmp, &json).map_err(io)?;
     tmp.as_file().sync_all().map_err(io)?;
     match std::fs::hard_link(tmp.path(), &path) {
         Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            Err(SnapshotError::Exists(snapshot.name.clone()))
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(SnapshotError::Exists {
+            what: store.label(),
+            name: snapshot.name.clone(),
+        }),
         Err(e) => Err(io(e)),
     }
 }
 
 pub fn load(root: &Root, name: &str) -> Result<Snapshot, SnapshotError> {
-    crate::names::validate("snapshot", name)?;
-    let path = manifest_path(root, name);
+    load_in(root, Store::Snapshot, name)
+}
+
+/// A snapshot, else a release, of that name (what `publish` and
+/// `release create --from` accept).
+pub fn load_any(root: &Root, name: &str) -> Result<(Store, Snapshot), SnapshotError> {
+    match load_in(root, Store::Snapshot, name) {
+        Err(SnapshotError::NotFound { .. }) => match load_in(root, Store::Release, name) {
+            Ok(r) => Ok((Store::Release, r)),
+            Err(SnapshotError::NotFound { .. }) => Err(SnapshotError::NotFound {
+                what: "snapshot or release",
+                name: name.to_owned(),
+            }),
+            Err(e) => Err(e),
+        },
+        other => other.map(|s| (Store::Snapshot, s)),
+    }
+}
+
+pub fn load_in(root: &Root, store: Store, name: &str) -> Result<Snapshot, SnapshotError> {
+    crate::names::validate(store.label(), name)?;
+    let path = manifest_path(root, store, name);
     let bytes = std::fs::read(&path).map_err(|source| {
         if source.kind() == std::io::ErrorKind::NotFound {
-            SnapshotError::NotFound(name.to_owned())
+            SnapshotError::NotFound {
+                what: store.label(),
+                name: name.to_owned(),
+            }
         } else {
             SnapshotError::Io {
                 path: path.clone(),
@@ -182,7 +338,15 @@ pub struct SnapshotInfo {
 
 /// `depot snapshot list [--source M]`, oldest first.
 pub fn list(root: &Root, source: Option<&str>) -> Result<Vec<SnapshotInfo>, SnapshotError> {
-    let dir = root.snapshots_dir();
+    list_in(root, Store::Snapshot, source)
+}
+
+pub fn list_in(
+    root: &Root,
+    store: Store,
+    source: Option<&str>,
+) -> Result<Vec<SnapshotInfo>, SnapshotError> {
+    let dir = store.dir(root);
     let entries = std::fs::read_dir(&dir).map_err(|source| SnapshotError::Io {
         path: dir.clone(),
         source,
@@ -196,9 +360,8 @@ pub fn list(root: &Root, source: Option<&str>) -> Result<Vec<SnapshotInfo>, Snap
         if name.starts_with('.') {
             continue;
         }
-        let s = load(root, name)?;
-        let Origin::Mirror { name: mirror, .. } = &s.origin;
-        if source.is_some_and(|want| want != mirror) {
+        let s = load_in(root, store, name)?;
+        if source.is_some_and(|want| s.origin.source_name() != Some(want)) {
             continue;
         }
         out.push(SnapshotInfo {
@@ -316,10 +479,11 @@ pub struct SnapshotDetails {
 
 pub fn show(
     root: &Root,
+    store: Store,
     name: &str,
     with_packages: bool,
 ) -> Result<SnapshotDetails, SnapshotError> {
-    let snapshot = load(root, name)?;
+    let snapshot = load_in(root, store, name)?;
     let packages = if with_packages {
         Some(packages(&Pool::new(root), name, &snapshot.content)?)
     } else {
@@ -396,9 +560,11 @@ pub fn diff_packages(old: Vec<PackageRow>, new: Vec<PackageRow>) -> Diff {
     diff
 }
 
+/// `snapshot diff` / `release diff`: A and B may each be a snapshot or a
+/// release.
 pub fn diff(root: &Root, a: &str, b: &str) -> Result<Diff, SnapshotError> {
     let pool = Pool::new(root);
-    let (sa, sb) = (load(root, a)?, load(root, b)?);
+    let ((_, sa), (_, sb)) = (load_any(root, a)?, load_any(root, b)?);
     if sa.content == sb.content {
         return Ok(Diff::default());
     }
@@ -410,9 +576,9 @@ pub fn diff(root: &Root, a: &str, b: &str) -> Result<Diff, SnapshotError> {
 
 /// `depot snapshot drop NAME`. Published versions keep their own links to
 /// the package files and are not affected.
-pub fn drop_snapshot(root: &Root, name: &str) -> Result<(), SnapshotError> {
-    load(root, name)?;
-    let path = manifest_path(root, name);
+pub fn drop_snapshot(root: &Root, store: Store, name: &str) -> Result<(), SnapshotError> {
+    load_in(root, store, name)?;
+    let path = manifest_path(root, store, name);
     std::fs::remove_file(&path).map_err(|source| SnapshotError::Io { path, source })
 }
 

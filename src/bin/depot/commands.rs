@@ -2,12 +2,15 @@
 //! rendering. No business logic here.
 
 use anyhow::{Context as _, Result};
-use depot::cli::{Command, Kind, MirrorCommand, ModeArg, PolicyArg, PublishArgs, SnapshotCommand};
+use depot::cli::{
+    Command, Kind, MergePolicyArg, MirrorCommand, ModeArg, PolicyArg, PublishArgs, ReleaseCommand,
+    RepoCommand, SnapshotCommand,
+};
 use depot::content::RepoKind;
 use depot::formats::compress::Compression;
 use depot::mirror::{self, Mode, Policy};
 use depot::root::Root;
-use depot::snapshot;
+use depot::snapshot::{self, Store};
 
 use crate::output::{self, bytes, render, table};
 use crate::progress::CliReporter;
@@ -18,6 +21,8 @@ pub async fn run(command: Command, settings: &Settings) -> Result<()> {
     match command {
         Command::Mirror(cmd) => mirror_cmd(cmd, &root, settings).await,
         Command::Snapshot(cmd) => snapshot_cmd(cmd, &root, settings),
+        Command::Release(cmd) => release_cmd(cmd, &root, settings),
+        Command::Repo(cmd) => repo_cmd(cmd, &root, settings),
         Command::Publish(args) => publish_cmd(args, &root, settings).await,
         Command::Test(cmd) => crate::test_cmd::run(cmd, &root, settings).await,
     }
@@ -245,12 +250,17 @@ fn rows_text(rows: &[snapshot::PackageRow]) -> Vec<Vec<String>> {
 
 fn snapshot_cmd(cmd: SnapshotCommand, root: &Root, settings: &Settings) -> Result<()> {
     match cmd {
-        SnapshotCommand::Create { name, mirror } => {
+        SnapshotCommand::Create { name, mirror, repo } => {
+            let source = match (mirror, repo) {
+                (Some(m), _) => snapshot::SnapshotSource::Mirror(m),
+                (None, Some(r)) => snapshot::SnapshotSource::Repo(r),
+                (None, None) => anyhow::bail!("give --mirror M or --repo R"),
+            };
             let s = snapshot::create(
                 root,
                 snapshot::CreateOptions {
                     name,
-                    mirror,
+                    source,
                     now: settings.now,
                 },
             )?;
@@ -268,86 +278,379 @@ fn snapshot_cmd(cmd: SnapshotCommand, root: &Root, settings: &Settings) -> Resul
             });
         }
         SnapshotCommand::List { source } => {
-            let list = snapshot::list(root, source.as_deref())?;
-            render(settings.format, &list, || {
-                let rows: Vec<Vec<String>> = list
+            list_manifests(root, settings, Store::Snapshot, source.as_deref())?
+        }
+        SnapshotCommand::Show { name, packages } => {
+            show_manifest(root, settings, Store::Snapshot, &name, packages)?
+        }
+        SnapshotCommand::Diff { a, b } => diff_cmd(root, settings, &a, &b)?,
+        SnapshotCommand::Drop { name } => drop_manifest(root, settings, Store::Snapshot, &name)?,
+        SnapshotCommand::Filter {
+            src,
+            dest,
+            query,
+            with_deps,
+        } => {
+            let s = snapshot::ops::filter(
+                root,
+                &snapshot::ops::FilterOptions {
+                    from: src,
+                    dest,
+                    query,
+                    with_deps,
+                    now: settings.now,
+                },
+            )?;
+            for u in &s.unsatisfied {
+                tracing::warn!(
+                    "{} {} ({}): nothing satisfies `{}`",
+                    u.package,
+                    u.version,
+                    u.arch,
+                    u.dependency
+                );
+            }
+            render(settings.format, &s, || {
+                format!(
+                    "created snapshot {} ({} packages)\n",
+                    s.snapshot, s.packages
+                )
+            });
+        }
+        SnapshotCommand::Search { name, query } => {
+            let rows = snapshot::ops::search(root, &name, &query)?;
+            render(settings.format, &rows, || {
+                table(&["PACKAGE", "VERSION", "ARCH"], &rows_text(&rows))
+            });
+        }
+        SnapshotCommand::Verify { name } => verify_manifest(root, settings, &name)?,
+    }
+    Ok(())
+}
+
+fn diff_cmd(root: &Root, settings: &Settings, a: &str, b: &str) -> Result<()> {
+    let d = snapshot::diff(root, a, b)?;
+    render(settings.format, &d, || {
+        let mut text = String::new();
+        for r in &d.added {
+            text.push_str(&format!("+ {} {} {}\n", r.name, r.version, r.arch));
+        }
+        for r in &d.removed {
+            text.push_str(&format!("- {} {} {}\n", r.name, r.version, r.arch));
+        }
+        for c in &d.changed {
+            text.push_str(&format!(
+                "~ {} {} -> {} {}\n",
+                c.name,
+                c.old.join(","),
+                c.new.join(","),
+                c.arch
+            ));
+        }
+        if text.is_empty() {
+            text.push_str("no differences\n");
+        }
+        text
+    });
+    Ok(())
+}
+
+fn list_manifests(
+    root: &Root,
+    settings: &Settings,
+    store: Store,
+    source: Option<&str>,
+) -> Result<()> {
+    let list = snapshot::list_in(root, store, source)?;
+    render(settings.format, &list, || {
+        let rows: Vec<Vec<String>> = list
+            .iter()
+            .map(|s| {
+                vec![
+                    s.name.clone(),
+                    time(s.created),
+                    s.origin.describe(),
+                    s.packages.to_string(),
+                ]
+            })
+            .collect();
+        table(&["NAME", "CREATED", "SOURCE", "PACKAGES"], &rows)
+    });
+    Ok(())
+}
+
+fn show_manifest(
+    root: &Root,
+    settings: &Settings,
+    store: Store,
+    name: &str,
+    packages: bool,
+) -> Result<()> {
+    let d = snapshot::show(root, store, name, packages)?;
+    render(settings.format, &d, || {
+        let s = &d.snapshot;
+        let suite = match &s.content {
+            depot::content::Content::Apt(a) => a.suite.clone(),
+            depot::content::Content::Rpm(_) => "-".to_owned(),
+        };
+        let mut source = s.origin.describe();
+        match &s.origin {
+            snapshot::Origin::Mirror { url, updated, .. } => {
+                source.push_str(&format!(" ({url}, updated {})", time(*updated)));
+            }
+            snapshot::Origin::Filter {
+                query, with_deps, ..
+            } => {
+                source.push_str(&format!(
+                    ": {query}{}",
+                    if *with_deps {
+                        " (with dependencies)"
+                    } else {
+                        ""
+                    }
+                ));
+            }
+            snapshot::Origin::Release { sources, .. } => {
+                let detail: Vec<String> = sources
                     .iter()
-                    .map(|s| {
-                        let snapshot::Origin::Mirror { name, .. } = &s.origin;
+                    .map(|r| {
+                        format!(
+                            "{} ({}{})",
+                            r.name,
+                            time(r.created),
+                            r.component
+                                .as_ref()
+                                .map(|c| format!(" -> {c}"))
+                                .unwrap_or_default()
+                        )
+                    })
+                    .collect();
+                source = format!(
+                    "{} of {}",
+                    source.split(' ').next().unwrap_or(""),
+                    detail.join(", ")
+                );
+            }
+            snapshot::Origin::Repo { .. } => {}
+        }
+        let mut text = format!(
+            "Name:          {}\nCreated:       {}\nKind:          {}\nSource:        {source}\nSuite:         {suite}\nComponents:    {}\nArchitectures: {}\nPackages:      {}\n",
+            s.name,
+            time(s.created),
+            s.kind,
+            s.content.components().join(" "),
+            s.content.architectures().join(" "),
+            d.package_count,
+        );
+        if let Some(rows) = &d.packages {
+            text.push('\n');
+            text.push_str(&table(&["PACKAGE", "VERSION", "ARCH"], &rows_text(rows)));
+        }
+        text
+    });
+    Ok(())
+}
+
+fn drop_manifest(root: &Root, settings: &Settings, store: Store, name: &str) -> Result<()> {
+    snapshot::drop_snapshot(root, store, name)?;
+    render(
+        settings.format,
+        &serde_json::json!({ "dropped": name }),
+        || format!("dropped {} {name}\n", store.label()),
+    );
+    Ok(())
+}
+
+fn verify_manifest(root: &Root, settings: &Settings, name: &str) -> Result<()> {
+    let missing = snapshot::ops::verify(root, name)?;
+    render(settings.format, &missing, || {
+        let mut text = String::new();
+        for u in &missing {
+            text.push_str(&format!(
+                "{} {} ({}): nothing satisfies `{}`\n",
+                u.package, u.version, u.arch, u.dependency
+            ));
+        }
+        if missing.is_empty() {
+            text.push_str("all dependencies are satisfied\n");
+        }
+        text
+    });
+    if !missing.is_empty() {
+        anyhow::bail!("{name}: {} unsatisfied dependencies", missing.len());
+    }
+    Ok(())
+}
+
+fn repo_cmd(cmd: RepoCommand, root: &Root, settings: &Settings) -> Result<()> {
+    use depot::repo;
+    match cmd {
+        RepoCommand::Create {
+            name,
+            kind: k,
+            component,
+            architectures,
+        } => {
+            if k == Kind::Rpm {
+                anyhow::bail!("local rpm repos are not supported yet; use --kind apt");
+            }
+            let def = repo::create(
+                root,
+                &name,
+                kind(k),
+                Some(component),
+                architectures,
+                settings.now,
+            )?;
+            render(settings.format, &def, || {
+                format!("created repo {}\n", def.name)
+            });
+        }
+        RepoCommand::Add {
+            name,
+            files,
+            replace,
+        } => {
+            let s = repo::add(root, &name, &files, replace)?;
+            render(settings.format, &s, || {
+                let mut text = String::new();
+                for (what, list) in [
+                    ("added", &s.added),
+                    ("replaced", &s.replaced),
+                    ("unchanged", &s.unchanged),
+                ] {
+                    for p in list {
+                        text.push_str(&format!("{what} {p}\n"));
+                    }
+                }
+                text
+            });
+        }
+        RepoCommand::Remove { name, query } => {
+            let removed = repo::remove(root, &name, &query)?;
+            render(settings.format, &removed, || {
+                removed.iter().map(|p| format!("removed {p}\n")).collect()
+            });
+        }
+        RepoCommand::List => {
+            let repos = repo::list(root)?;
+            let json: Vec<serde_json::Value> = repos
+                .iter()
+                .map(|(d, n)| serde_json::json!({ "name": d.name, "kind": d.kind, "component": d.component, "packages": n }))
+                .collect();
+            render(settings.format, &json, || {
+                let rows: Vec<Vec<String>> = repos
+                    .iter()
+                    .map(|(d, n)| {
                         vec![
-                            s.name.clone(),
-                            time(s.created),
-                            format!("mirror {name}"),
-                            s.packages.to_string(),
+                            d.name.clone(),
+                            d.kind.to_string(),
+                            d.component.clone(),
+                            n.to_string(),
                         ]
                     })
                     .collect();
-                table(&["NAME", "CREATED", "SOURCE", "PACKAGES"], &rows)
+                table(&["NAME", "KIND", "COMPONENT", "PACKAGES"], &rows)
             });
         }
-        SnapshotCommand::Show { name, packages } => {
-            let d = snapshot::show(root, &name, packages)?;
-            render(settings.format, &d, || {
-                let s = &d.snapshot;
-                let snapshot::Origin::Mirror {
-                    name: m,
-                    url,
-                    updated,
-                } = &s.origin;
-                let suite = match &s.content {
-                    depot::content::Content::Apt(a) => a.suite.clone(),
-                    depot::content::Content::Rpm(_) => "-".to_owned(),
-                };
-                let mut text = format!(
-                    "Name:          {}\nCreated:       {}\nKind:          {}\nSource:        mirror {m} ({url}, updated {})\nSuite:         {suite}\nComponents:    {}\nArchitectures: {}\nPackages:      {}\n",
-                    s.name,
-                    time(s.created),
-                    s.kind,
-                    time(*updated),
-                    s.content.components().join(" "),
-                    s.content.architectures().join(" "),
-                    d.package_count,
-                );
-                if let Some(rows) = &d.packages {
-                    text.push('\n');
-                    text.push_str(&table(&["PACKAGE", "VERSION", "ARCH"], &rows_text(rows)));
-                }
-                text
+        RepoCommand::Show { name } => {
+            let (def, state) = repo::load(root, &name)?;
+            let json = serde_json::json!({ "repo": def, "packages": state.packages });
+            render(settings.format, &json, || {
+                let rows: Vec<Vec<String>> = state
+                    .packages
+                    .iter()
+                    .map(|p| {
+                        vec![
+                            p.name.clone(),
+                            p.version.clone(),
+                            p.arch.clone(),
+                            p.sha256.to_string(),
+                        ]
+                    })
+                    .collect();
+                format!(
+                    "Name:       {}\nKind:       {}\nComponent:  {}\nPackages:   {}\n\n{}",
+                    def.name,
+                    def.kind,
+                    def.component,
+                    state.packages.len(),
+                    table(&["PACKAGE", "VERSION", "ARCH", "SHA256"], &rows)
+                )
             });
         }
-        SnapshotCommand::Diff { a, b } => {
-            let d = snapshot::diff(root, &a, &b)?;
-            render(settings.format, &d, || {
-                let mut text = String::new();
-                for r in &d.added {
-                    text.push_str(&format!("+ {} {} {}\n", r.name, r.version, r.arch));
-                }
-                for r in &d.removed {
-                    text.push_str(&format!("- {} {} {}\n", r.name, r.version, r.arch));
-                }
-                for c in &d.changed {
-                    text.push_str(&format!(
-                        "~ {} {} -> {} {}\n",
-                        c.name,
-                        c.old.join(","),
-                        c.new.join(","),
-                        c.arch
-                    ));
-                }
-                if text.is_empty() {
-                    text.push_str("no differences\n");
-                }
-                text
-            });
-        }
-        SnapshotCommand::Drop { name } => {
-            snapshot::drop_snapshot(root, &name)?;
+        RepoCommand::Drop { name } => {
+            repo::drop_repo(root, &name)?;
             render(
                 settings.format,
                 &serde_json::json!({ "dropped": name }),
-                || format!("dropped snapshot {name}\n"),
+                || format!("dropped repo {name}\n"),
             );
         }
+    }
+    Ok(())
+}
+
+fn release_cmd(cmd: ReleaseCommand, root: &Root, settings: &Settings) -> Result<()> {
+    match cmd {
+        ReleaseCommand::Create {
+            name,
+            from,
+            policy,
+            components,
+        } => {
+            let components = components
+                .iter()
+                .map(|c| {
+                    let (comp, snaps) = c.split_once('=').ok_or_else(|| {
+                        anyhow::anyhow!("--component expects COMP=SNAP,SNAP, got `{c}`")
+                    })?;
+                    Ok((
+                        comp.to_owned(),
+                        snaps
+                            .split(',')
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_owned)
+                            .collect(),
+                    ))
+                })
+                .collect::<Result<Vec<(String, Vec<String>)>>>()?;
+            let r = snapshot::ops::create_release(
+                root,
+                &snapshot::ops::ReleaseOptions {
+                    name,
+                    from,
+                    components,
+                    policy: match policy {
+                        MergePolicyArg::Latest => snapshot::ops::MergePolicy::Latest,
+                        MergePolicyArg::First => snapshot::ops::MergePolicy::First,
+                        MergePolicyArg::All => snapshot::ops::MergePolicy::All,
+                    },
+                    now: settings.now,
+                },
+            )?;
+            let summary = serde_json::json!({
+                "name": r.name,
+                "created": r.created,
+                "packages": r.content.package_count(),
+                "origin": r.origin,
+            });
+            render(settings.format, &summary, || {
+                format!(
+                    "created release {} ({} packages, {})\n",
+                    r.name,
+                    r.content.package_count(),
+                    r.origin.describe()
+                )
+            });
+        }
+        ReleaseCommand::List => list_manifests(root, settings, Store::Release, None)?,
+        ReleaseCommand::Show { name, packages } => {
+            show_manifest(root, settings, Store::Release, &name, packages)?
+        }
+        ReleaseCommand::Diff { a, b } => diff_cmd(root, settings, &a, &b)?,
+        ReleaseCommand::Drop { name } => drop_manifest(root, settings, Store::Release, &name)?,
+        ReleaseCommand::Verify { name } => verify_manifest(root, settings, &name)?,
     }
     Ok(())
 }

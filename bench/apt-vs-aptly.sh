@@ -1,0 +1,356 @@
+#!/usr/bin/env bash
+# Benchmark depot against aptly on the same synthetic apt repository.
+#
+#   bench/apt-vs-aptly.sh [--packages N] [--work DIR] [--only aptly|depot] [--seed S]
+#
+# Generates (or reuses) a repository with bench/gen-apt-repo.py, serves it with
+# a private nginx on 127.0.0.1:<random port>, then runs mirror create / cold
+# update / no-op update / snapshot / publish with each tool from a fresh root,
+# timing every step with GNU time (wall seconds + peak RSS).  Prints a table
+# and writes $WORK/results.json.  See bench/README.md.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(dirname "$HERE")
+
+PACKAGES=63000
+SEED=1
+WORK=/tmp/depot-bench
+ONLY=both
+
+usage() { sed -n '2,10p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --packages) PACKAGES=$2; shift 2 ;;
+    --packages=*) PACKAGES=${1#*=}; shift ;;
+    --work) WORK=$2; shift 2 ;;
+    --work=*) WORK=${1#*=}; shift ;;
+    --only) ONLY=$2; shift 2 ;;
+    --only=*) ONLY=${1#*=}; shift ;;
+    --seed) SEED=$2; shift 2 ;;
+    --seed=*) SEED=${1#*=}; shift ;;
+    -h|--help) usage 0 ;;
+    *) echo "unknown argument: $1" >&2; usage 2 >&2 ;;
+  esac
+done
+case "$ONLY" in both|aptly|depot) ;; *) echo "--only must be aptly or depot" >&2; exit 2 ;; esac
+case "$PACKAGES" in ''|*[!0-9]*) echo "--packages must be a number" >&2; exit 2 ;; esac
+
+DEPOT=${DEPOT:-$REPO_ROOT/target/release/depot}
+case "$DEPOT" in /*) ;; *) DEPOT=$REPO_ROOT/$DEPOT ;; esac
+
+RUN_APTLY=0; RUN_DEPOT=0
+[ "$ONLY" != depot ] && RUN_APTLY=1
+[ "$ONLY" != aptly ] && RUN_DEPOT=1
+
+need() { command -v "$1" >/dev/null 2>&1 || { echo "missing: $1 ($2)" >&2; exit 1; }; }
+need python3 "apt-get install python3"
+need curl "apt-get install curl"
+[ -x /usr/bin/time ] || { echo "missing: /usr/bin/time (apt-get install time)" >&2; exit 1; }
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+[ -x "$NGINX" ] || { echo "missing: nginx (apt-get install nginx-light)" >&2; exit 1; }
+[ $RUN_APTLY = 1 ] && need aptly "apt-get install aptly"
+if [ $RUN_DEPOT = 1 ] && [ ! -x "$DEPOT" ]; then
+  echo "note: depot binary not found at $DEPOT (set DEPOT=... or cargo build --release); skipping depot steps" >&2
+  RUN_DEPOT=0
+fi
+
+mkdir -p "$WORK"
+WORK=$(cd "$WORK" && pwd)
+# two runs sharing a work dir would wipe each other's roots, logs and nginx
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"$WORK/.lock"
+  flock -n 9 || { echo "another benchmark run is using $WORK (use --work)" >&2; exit 1; }
+fi
+LOGS=$WORK/logs
+REPO=$WORK/repo-n$PACKAGES-s$SEED
+TSV=$WORK/results.tsv
+rm -rf "$LOGS"; mkdir -p "$LOGS"
+: >"$TSV"
+
+# ---------------------------------------------------------------- repository
+echo "== repository: $PACKAGES packages (seed $SEED) at $REPO"
+gen_t0=$(date +%s.%N)
+python3 "$HERE/gen-apt-repo.py" "$REPO" --packages "$PACKAGES" --seed "$SEED"
+gen_t1=$(date +%s.%N)
+echo "   ($(python3 -c "print('%.1f' % ($gen_t1 - $gen_t0))") s)"
+
+# --------------------------------------------------------------------- nginx
+NGINX_DIR=$WORK/nginx
+NGINX_PID=
+cleanup() {
+  if [ -n "$NGINX_PID" ] && kill -0 "$NGINX_PID" 2>/dev/null; then
+    kill "$NGINX_PID" 2>/dev/null || true
+    wait "$NGINX_PID" 2>/dev/null || true
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+rm -rf "$NGINX_DIR"; mkdir -p "$NGINX_DIR/logs" "$NGINX_DIR/tmp"
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# master_process off: a single process that keeps our uid, so the worker can
+# read the repository wherever $WORK is (no drop to "nobody").
+cat >"$NGINX_DIR/nginx.conf" <<EOF
+daemon off;
+master_process off;
+worker_processes 1;
+pid $NGINX_DIR/nginx.pid;
+error_log $NGINX_DIR/logs/error.log warn;
+events { worker_connections 512; }
+http {
+  access_log off;
+  sendfile on;
+  tcp_nopush on;
+  keepalive_requests 100000;
+  default_type application/octet-stream;
+  client_body_temp_path $NGINX_DIR/tmp/body;
+  proxy_temp_path $NGINX_DIR/tmp/proxy;
+  fastcgi_temp_path $NGINX_DIR/tmp/fastcgi;
+  uwsgi_temp_path $NGINX_DIR/tmp/uwsgi;
+  scgi_temp_path $NGINX_DIR/tmp/scgi;
+  server {
+    listen 127.0.0.1:$PORT;
+    root $REPO;
+    autoindex on;
+  }
+}
+EOF
+"$NGINX" -p "$NGINX_DIR/" -e "$NGINX_DIR/logs/error.log" -c "$NGINX_DIR/nginx.conf" \
+  >"$NGINX_DIR/logs/stdout.log" 2>&1 &
+NGINX_PID=$!
+URL=http://127.0.0.1:$PORT/
+ok=0
+for _ in $(seq 1 100); do
+  if curl -fsS -o /dev/null "${URL}dists/stable/Release" 2>/dev/null; then ok=1; break; fi
+  kill -0 "$NGINX_PID" 2>/dev/null || break
+  sleep 0.1
+done
+if [ $ok != 1 ]; then
+  echo "nginx did not come up on $URL" >&2
+  cat "$NGINX_DIR/logs/error.log" "$NGINX_DIR/logs/stdout.log" >&2 2>/dev/null || true
+  exit 1
+fi
+# one pool file too, so a permissions problem shows up here and not mid-run
+first_deb=$(awk '/^Filename: /{print $2; exit}' "$REPO/dists/stable/main/binary-amd64/Packages")
+curl -fsS -o /dev/null "$URL$first_deb" || { echo "nginx cannot serve $first_deb" >&2; exit 1; }
+echo "== serving $REPO at $URL (nginx pid $NGINX_PID)"
+
+# a 2-core box shared with a compiler gives meaningless numbers: say so
+read -r LOAD_START _ < /proc/loadavg
+NPROC=$(nproc)
+if python3 -c "import sys; sys.exit(0 if $LOAD_START > 0.5 * $NPROC else 1)"; then
+  echo "warning: load average is $LOAD_START on $NPROC CPUs; timings will be noisy" >&2
+fi
+
+# ------------------------------------------------------------- step runner
+FAILED=0
+# run_step TOOL STEP CMD...
+#   -> appends "TOOL STEP WALL_S RSS_KB RC HIRES_WALL_S USER_S SYS_S LOADAVG1" to $TSV
+# WALL_S/RSS_KB come from GNU time (%e has 10 ms resolution); HIRES_WALL_S is
+# measured around /usr/bin/time by the shell (includes ~1 ms of fork/exec).
+run_step() {
+  local tool=$1 step=$2; shift 2
+  local log=$LOGS/$tool-$step.log tf=$LOGS/$tool-$step.time rc=0
+  sync  # don't bill one step for the previous step's writeback
+  printf '   %-6s %-13s ' "$tool" "$step"
+  local t0 t1
+  t0=${EPOCHREALTIME:-$(date +%s.%N)}
+  /usr/bin/time -f '%e %M %U %S' -o "$tf" "$@" >"$log" 2>&1 || rc=$?
+  t1=${EPOCHREALTIME:-$(date +%s.%N)}
+  local wall rss usr sys hr load
+  hr=$(python3 -c "print('%.4f' % ($t1 - $t0))")
+  read -r wall rss usr sys < <(tail -n 1 "$tf")
+  read -r load _ < /proc/loadavg
+  printf '%8s s %9s KB' "$wall" "$rss"
+  echo "$tool $step $wall $rss $rc $hr $usr $sys $load" >>"$TSV"
+  if [ "$rc" != 0 ]; then
+    printf '   FAILED (exit %s), log: %s\n' "$rc" "$log"
+    tail -n 15 "$log" | sed 's/^/      | /'
+    FAILED=1
+    return 1
+  fi
+  echo
+}
+
+count_stanzas() {  # count_stanzas FILE(.gz|.xz)
+  case "$1" in
+    *.gz) gzip -dc "$1" ;;
+    *.xz) xz -dc "$1" ;;
+    *) cat "$1" ;;
+  esac | grep -c '^Package: ' || true
+}
+
+APTLY_VERSION= APTLY_CONC= APTLY_PUBLISHED= APTLY_MIRROR_PKGS=
+DEPOT_VERSION= DEPOT_PUBLISHED=
+
+# --------------------------------------------------------------------- aptly
+if [ $RUN_APTLY = 1 ]; then
+  AROOT=$WORK/aptly-root
+  ACONF=$WORK/aptly.conf
+  rm -rf "$AROOT"
+  # downloadConcurrency deliberately not set: aptly's default is what we measure
+  cat >"$ACONF" <<EOF
+{
+  "rootDir": "$AROOT",
+  "architectures": [],
+  "gpgDisableSign": true,
+  "gpgDisableVerify": true,
+  "skipContentsPublishing": true,
+  "skipBz2Publishing": true
+}
+EOF
+  APTLY_VERSION=$(aptly -config="$ACONF" version 2>/dev/null | sed 's/^aptly version: //')
+  APTLY_CONC=$(aptly -config="$ACONF" config show 2>/dev/null |
+    python3 -c 'import json,sys; print(json.load(sys.stdin).get("downloadConcurrency",""))' 2>/dev/null || true)
+  echo "== aptly $APTLY_VERSION (downloadConcurrency=${APTLY_CONC:-?}), root $AROOT"
+  A=(aptly -config="$ACONF")
+  if run_step aptly create "${A[@]}" mirror create -ignore-signatures -architectures=amd64 bench "$URL" stable main &&
+     run_step aptly cold-update "${A[@]}" mirror update -ignore-signatures bench &&
+     run_step aptly noop-update "${A[@]}" mirror update -ignore-signatures bench &&
+     run_step aptly snapshot "${A[@]}" snapshot create bench-snap from mirror bench &&
+     run_step aptly publish "${A[@]}" publish snapshot -skip-contents -skip-bz2 -skip-signing -distribution=stable bench-snap
+  then
+    APTLY_MIRROR_PKGS=$("${A[@]}" mirror show bench 2>/dev/null | awk -F': ' '/^Number of packages/{print $2}')
+    pf=$AROOT/public/dists/stable/main/binary-amd64/Packages.gz
+    [ -f "$pf" ] && APTLY_PUBLISHED=$(count_stanzas "$pf")
+    echo "   aptly: mirror has ${APTLY_MIRROR_PKGS:-?} packages, published index has ${APTLY_PUBLISHED:-?}"
+  fi
+fi
+
+# --------------------------------------------------------------------- depot
+if [ $RUN_DEPOT = 1 ]; then
+  DROOT=$WORK/depot-root
+  rm -rf "$DROOT"
+  DEPOT_VERSION=$("$DEPOT" --version 2>/dev/null | head -n 1 || true)
+  echo "== depot ${DEPOT_VERSION:-?} ($DEPOT), root $DROOT"
+  D=("$DEPOT" --root "$DROOT" --no-progress)
+  if run_step depot create "${D[@]}" mirror create bench "$URL" --kind apt --suite stable --component main --arch amd64 --no-verify &&
+     run_step depot cold-update "${D[@]}" mirror update bench &&
+     run_step depot noop-update "${D[@]}" mirror update bench &&
+     run_step depot snapshot "${D[@]}" snapshot create bench-snap --mirror bench &&
+     run_step depot publish "${D[@]}" publish bench-snap --dist bench --skip-signing --compress gz
+  then
+    # best effort: wherever depot put the published tree, count its stanzas
+    # (e.g. public/<dist>/<timestamp>/dists/stable/main/binary-amd64/)
+    pf=$(find "$DROOT" -path '*/binary-amd64/Packages.gz' 2>/dev/null | head -n 1)
+    [ -n "$pf" ] && DEPOT_PUBLISHED=$(count_stanzas "$pf")
+    echo "   depot: published index ${pf:-<not found>} has ${DEPOT_PUBLISHED:-?} packages"
+  fi
+fi
+
+# ------------------------------------------------------------ table + JSON
+export LOAD_START PACKAGES SEED URL WORK REPO TSV DEPOT APTLY_VERSION APTLY_CONC APTLY_PUBLISHED \
+  APTLY_MIRROR_PKGS DEPOT_VERSION DEPOT_PUBLISHED RUN_APTLY RUN_DEPOT
+python3 - <<'PY'
+import json, os, platform, datetime
+
+E = os.environ
+rows = {}
+for line in open(E["TSV"]):
+    tool, step, wall, rss, rc, hr, usr, sys_, load = line.split()
+    rows.setdefault(step, {})[tool] = {"wall_s": float(wall), "peak_rss_kb": int(rss),
+                                       "rc": int(rc), "wall_s_hires": float(hr),
+                                       "cpu_s": round(float(usr) + float(sys_), 2),
+                                       "loadavg1_after": float(load)}
+
+STEPS = [
+    ("create",      "mirror create", None,     "-"),
+    ("cold-update", "cold update",   "ratio",  ">= 5x faster"),
+    ("noop-update", "no-op update",  "abs",    "depot < 1 s"),
+    ("snapshot",    "snapshot",      "abs",    "depot < 0.1 s"),
+    ("publish",     "publish",       "ratio",  ">= 10x faster"),
+]
+ABS = {"noop-update": 1.0, "snapshot": 0.1}
+RATIO = {"cold-update": 5.0, "publish": 10.0}
+
+def ok(t):
+    return t is not None and t["rc"] == 0
+
+steps_out = []
+for key, label, kind, target in STEPS:
+    r = rows.get(key, {})
+    a, d = r.get("aptly"), r.get("depot")
+    ratio = None
+    if ok(a) and ok(d):
+        # GNU time resolution is 10 ms: a 0.00 depot time gives a lower bound
+        ratio = a["wall_s"] / max(d["wall_s"], 0.01)
+    passed = None
+    if kind == "ratio" and ratio is not None:
+        passed = ratio >= RATIO[key]
+    elif kind == "abs" and ok(d):
+        passed = d["wall_s"] < ABS[key]
+    steps_out.append({"step": key, "label": label, "aptly": a, "depot": d,
+                      "ratio": None if ratio is None else round(ratio, 2),
+                      "target": target, "pass": passed})
+
+def peak(tool):
+    v = [r[tool]["peak_rss_kb"] for r in rows.values() if tool in r]
+    return max(v) if v else None
+
+pa, pd = peak("aptly"), peak("depot")
+rss_ratio = pa / pd if pa and pd else None
+rss = {"aptly_kb": pa, "depot_kb": pd,
+       "ratio": None if rss_ratio is None else round(rss_ratio, 2),
+       "target": "depot <= 1/4 of aptly",
+       "pass": None if rss_ratio is None else rss_ratio >= 4.0}
+
+def fmt_s(t):
+    if t is None:
+        return "-"
+    return ("%.2f" % t["wall_s"]) + ("" if t["rc"] == 0 else " (FAIL)")
+
+def verdict(p):
+    return "" if p is None else ("PASS" if p else "MISS")
+
+print()
+print("Results: %s packages, %s" % (E["PACKAGES"], E["URL"]))
+hdr = "%-15s %10s %10s %12s  %-15s %s" % ("step", "aptly s", "depot s", "aptly/depot", "target", "")
+print(hdr)
+print("-" * len(hdr))
+for s in steps_out:
+    ratio = "-" if s["ratio"] is None else "%s%.1fx" % (
+        ">" if s["depot"]["wall_s"] < 0.01 else "", s["ratio"])
+    print("%-15s %10s %10s %12s  %-15s %s" % (s["label"], fmt_s(s["aptly"]), fmt_s(s["depot"]),
+                                             ratio, s["target"], verdict(s["pass"])))
+mb = lambda kb: "-" if kb is None else "%.0f MB" % (kb / 1024)
+print("%-15s %10s %10s %12s  %-15s %s" % ("peak RSS", mb(pa), mb(pd),
+      "-" if rss_ratio is None else "%.1fx" % rss_ratio, "depot <= 1/4", verdict(rss["pass"])))
+
+def num(name):
+    v = E.get(name, "")
+    return int(v) if v.isdigit() else None
+
+cpu = None
+try:
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+except OSError:
+    pass
+
+out = {
+    "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    "packages": int(E["PACKAGES"]), "seed": int(E["SEED"]),
+    "repo": E["REPO"], "url": E["URL"],
+    "host": {"nproc": os.cpu_count(), "cpu": cpu, "kernel": platform.release(),
+             "loadavg1_at_start": float(E["LOAD_START"])},
+    "aptly": {"version": E.get("APTLY_VERSION") or None,
+              "download_concurrency": num("APTLY_CONC"),
+              "mirror_packages": num("APTLY_MIRROR_PKGS"),
+              "published_packages": num("APTLY_PUBLISHED")} if E["RUN_APTLY"] == "1" else None,
+    "depot": {"binary": E["DEPOT"], "version": E.get("DEPOT_VERSION") or None,
+              "published_packages": num("DEPOT_PUBLISHED")} if E["RUN_DEPOT"] == "1" else None,
+    "steps": steps_out,
+    "peak_rss": rss,
+}
+path = os.path.join(E["WORK"], "results.json")
+with open(path, "w") as fh:
+    json.dump(out, fh, indent=2)
+    fh.write("\n")
+print("\nwrote %s (logs in %s/logs)" % (path, E["WORK"]))
+PY
+
+exit $FAILED

@@ -1,0 +1,517 @@
+//! Local repositories of CI-built packages (`depot repo`).
+//!
+//! A repo is a definition (`repos/NAME.yaml`) and its current package list
+//! (`repos/NAME.state.json`): for each `.deb`, its control stanza, size and
+//! SHA-256; the file itself is pooled like everything else. Adding is
+//! all-or-nothing: every file is read and checked before the list changes,
+//! so a corrupt file, a non-package or a conflicting rebuild leaves the
+//! repo as it was. A rebuild (same name, version and architecture, other
+//! bytes) is refused unless `--replace`: a version must name one content.
+//!
+//! A `.deb` is an `ar` archive of `debian-binary`, `control.tar.*` and
+//! `data.tar.*`; only `control.tar` is read (for its `control` file), the
+//! payload never is. The ar reader is a few lines here rather than a crate:
+//! depot reads one member of a format that has not changed since the 1990s.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::content::{AptContent, Content, IndexKind, IndexRef, RepoKind};
+use crate::digest::Sha256Digest;
+use crate::formats::compress::decompress_named;
+use crate::formats::deb822;
+use crate::lock::{LockError, ObjectLock, Wait};
+use crate::names::InvalidName;
+use crate::pool::{Pool, PoolError};
+use crate::root::Root;
+use crate::snapshot::query::{Flavor, PackageFields, Query, QueryError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    #[error(transparent)]
+    InvalidName(#[from] InvalidName),
+    #[error(transparent)]
+    Query(#[from] QueryError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error("repo `{0}` already exists")]
+    Exists(String),
+    #[error("no repo named `{0}`")]
+    NotFound(String),
+    #[error("{what} {}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is not a valid .deb: {problem}", path.display())]
+    BadPackage { path: PathBuf, problem: String },
+    #[error("rpm files are not supported in local repos yet: {}", path.display())]
+    RpmUnsupported { path: PathBuf },
+    #[error(
+        "{name} {version} ({arch}) is already in repo `{repo}` with different content ({} differs); a version must name one build — bump the version, or pass --replace",
+        path.display()
+    )]
+    Conflict {
+        repo: String,
+        name: String,
+        version: String,
+        arch: String,
+        path: PathBuf,
+    },
+    #[error("repo `{repo}`: cannot store a package")]
+    Pool {
+        repo: String,
+        #[source]
+        source: PoolError,
+    },
+    #[error("repo `{0}` has a corrupt state file")]
+    Corrupt(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepoDef {
+    pub name: String,
+    pub kind: RepoKind,
+    /// Component the packages are published in.
+    pub component: String,
+    /// Architectures of the published indices; empty: those of the
+    /// packages (`amd64` if there are only `all` packages).
+    #[serde(default)]
+    pub architectures: Vec<String>,
+    pub created: Timestamp,
+}
+
+/// One package of a repo.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepoPackage {
+    pub name: String,
+    pub version: String,
+    pub arch: String,
+    pub source: String,
+    pub file_name: String,
+    pub size: u64,
+    pub sha256: Sha256Digest,
+    /// The control stanza as the package carries it.
+    pub control: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RepoState {
+    pub packages: Vec<RepoPackage>,
+}
+
+fn def_path(root: &Root, name: &str) -> PathBuf {
+    root.repos_dir().join(format!("{name}.yaml"))
+}
+
+fn state_path(root: &Root, name: &str) -> PathBuf {
+    root.repos_dir().join(format!("{name}.state.json"))
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<(), RepoError> {
+    crate::fsutil::write_atomic(path, bytes).map_err(|source| RepoError::Io {
+        what: "cannot write",
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// `depot repo create NAME --kind apt`.
+pub fn create(
+    root: &Root,
+    name: &str,
+    kind: RepoKind,
+    component: Option<String>,
+    architectures: Vec<String>,
+    now: Timestamp,
+) -> Result<RepoDef, RepoError> {
+    crate::names::validate("repo", name)?;
+    if def_path(root, name).exists() {
+        return Err(RepoError::Exists(name.to_owned()));
+    }
+    let def = RepoDef {
+        name: name.to_owned(),
+        kind,
+        component: component.unwrap_or_else(|| "main".into()),
+        architectures,
+        created: now,
+    };
+    let yaml = serde_norway::to_string(&def).map_err(|e| RepoError::Io {
+        what: "cannot serialise",
+        path: def_path(root, name),
+        source: std::io::Error::other(e),
+    })?;
+    write(&def_path(root, name), yaml.as_bytes())?;
+    Ok(def)
+}
+
+pub fn load(root: &Root, name: &str) -> Result<(RepoDef, RepoState), RepoError> {
+    crate::names::validate("repo", name)?;
+    let text = std::fs::read_to_string(def_path(root, name)).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            RepoError::NotFound(name.to_owned())
+        } else {
+            RepoError::Io {
+                what: "cannot read",
+                path: def_path(root, name),
+                source,
+            }
+        }
+    })?;
+    let def: RepoDef =
+        serde_norway::from_str(&text).map_err(|_| RepoError::Corrupt(name.to_owned()))?;
+    let state = match std::fs::read(state_path(root, name)) {
+        Ok(b) => serde_json::from_slice(&b).map_err(|_| RepoError::Corrupt(name.to_owned()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => RepoState::default(),
+        Err(source) => {
+            return Err(RepoError::Io {
+                what: "cannot read",
+                path: state_path(root, name),
+                source,
+            });
+        }
+    };
+    Ok((def, state))
+}
+
+fn save_state(root: &Root, name: &str, state: &RepoState) -> Result<(), RepoError> {
+    let json = serde_json::to_vec_pretty(state).expect("repo state serialises");
+    write(&state_path(root, name), &json)
+}
+
+/// Reads the control stanza of a `.deb` without touching its payload.
+pub fn read_deb_control(path: &Path, bytes: &[u8]) -> Result<String, RepoError> {
+    let bad = |problem: &str| RepoError::BadPackage {
+        path: path.to_owned(),
+        problem: problem.to_owned(),
+    };
+    let mut rest = bytes
+        .strip_prefix(b"!<arch>\n")
+        .ok_or_else(|| bad("not an ar archive (no `!<arch>` magic)"))?;
+    let mut saw_debian_binary = false;
+    while !rest.is_empty() {
+        if rest.len() < 60 {
+            return Err(bad("truncated ar member header"));
+        }
+        let (header, body) = rest.split_at(60);
+        if &header[58..60] != b"`\n" {
+            return Err(bad("corrupt ar member header"));
+        }
+        let name = std::str::from_utf8(&header[0..16])
+            .map_err(|_| bad("corrupt ar member name"))?
+            .trim_end()
+            .trim_end_matches('/');
+        let size: usize = std::str::from_utf8(&header[48..58])
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .ok_or_else(|| bad("corrupt ar member size"))?;
+        if body.len() < size {
+            return Err(bad("truncated (an ar member is cut short)"));
+        }
+        let data = &body[..size];
+        if name == "debian-binary" {
+            if !data.starts_with(b"2.") {
+                return Err(bad("unsupported debian-binary version"));
+            }
+            saw_debian_binary = true;
+        } else if name.starts_with("control.tar") {
+            if !saw_debian_binary {
+                return Err(bad("control.tar before debian-binary"));
+            }
+            let tar_bytes =
+                decompress_named(name, data).map_err(|e| bad(&format!("{name}: {e}")))?;
+            let mut archive = tar::Archive::new(&tar_bytes[..]);
+            let entries = archive
+                .entries()
+                .map_err(|e| bad(&format!("{name}: {e}")))?;
+            for entry in entries {
+                let mut entry = entry.map_err(|e| bad(&format!("{name}: {e}")))?;
+                let is_control = entry
+                    .path()
+                    .map(|p| p == Path::new("./control") || p == Path::new("control"))
+                    .unwrap_or(false);
+                if is_control {
+                    let mut text = String::new();
+                    entry
+                        .read_to_string(&mut text)
+                        .map_err(|e| bad(&format!("control: {e}")))?;
+                    return Ok(text);
+                }
+            }
+            return Err(bad("control.tar has no control file"));
+        }
+        let padded = size + (size % 2);
+        rest = body.get(padded..).unwrap_or(&[]);
+    }
+    Err(bad("no control.tar member"))
+}
+
+fn parse_package(path: &Path, bytes: &[u8]) -> Result<RepoPackage, RepoError> {
+    if bytes.starts_with(&[0xed, 0xab, 0xee, 0xdb]) {
+        return Err(RepoError::RpmUnsupported {
+            path: path.to_owned(),
+        });
+    }
+    let control = read_deb_control(path, bytes)?;
+    let bad = |problem: String| RepoError::BadPackage {
+        path: path.to_owned(),
+        problem,
+    };
+    let p = deb822::paragraphs(&control)
+        .next()
+        .ok_or_else(|| bad("empty control file".into()))?
+        .map_err(|e| bad(format!("control: {e}")))?;
+    let field = |f: &'static str| {
+        p.get(f)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| bad(format!("control has no `{f}` field")))
+    };
+    let (name, version, arch) = (field("Package")?, field("Version")?, field("Architecture")?);
+    let source = p
+        .get("Source")
+        .and_then(|s| s.split_whitespace().next())
+        .unwrap_or(&name)
+        .to_owned();
+    let upstream = version.split_once(':').map_or(version.as_str(), |(_, v)| v);
+    Ok(RepoPackage {
+        file_name: format!("{name}_{upstream}_{arch}.deb"),
+        size: bytes.len() as u64,
+        sha256: Sha256Digest::of(bytes),
+        control: control.trim_end().to_owned() + "\n",
+        name,
+        version,
+        arch,
+        source,
+    })
+}
+
+/// What `repo add` did.
+#[derive(Debug, Clone, Serialize)]
+pub struct AddSummary {
+    pub added: Vec<String>,
+    pub unchanged: Vec<String>,
+    pub replaced: Vec<String>,
+}
+
+/// `depot repo add NAME FILE…`.
+pub fn add(
+    root: &Root,
+    name: &str,
+    files: &[PathBuf],
+    replace: bool,
+) -> Result<AddSummary, RepoError> {
+    let _lock = ObjectLock::acquire(root, "repo", name, Wait::Yes)?;
+    let (_def, mut state) = load(root, name)?;
+    let pool = Pool::new(root);
+    let mut parsed = Vec::new();
+    for path in files {
+        let bytes = std::fs::read(path).map_err(|source| RepoError::Io {
+            what: "cannot read",
+            path: path.clone(),
+            source,
+        })?;
+        let pkg = parse_package(path, &bytes)?;
+        parsed.push((path.clone(), pkg, bytes));
+    }
+    let mut summary = AddSummary {
+        added: Vec::new(),
+        unchanged: Vec::new(),
+        replaced: Vec::new(),
+    };
+    // Check every file before changing anything.
+    for (path, pkg, _) in &parsed {
+        if let Some(old) = state
+            .packages
+            .iter()
+            .find(|o| o.name == pkg.name && o.version == pkg.version && o.arch == pkg.arch)
+            && old.sha256 != pkg.sha256
+            && !replace
+        {
+            return Err(RepoError::Conflict {
+                repo: name.to_owned(),
+                name: pkg.name.clone(),
+                version: pkg.version.clone(),
+                arch: pkg.arch.clone(),
+                path: path.clone(),
+            });
+        }
+    }
+    for (_, pkg, bytes) in parsed {
+        let label = format!("{} {} {}", pkg.name, pkg.version, pkg.arch);
+        pool.put(&bytes).map_err(|source| RepoError::Pool {
+            repo: name.to_owned(),
+            source,
+        })?;
+        match state
+            .packages
+            .iter_mut()
+            .find(|o| o.name == pkg.name && o.version == pkg.version && o.arch == pkg.arch)
+        {
+            Some(old) if old.sha256 == pkg.sha256 => summary.unchanged.push(label),
+            Some(old) => {
+                *old = pkg;
+                summary.replaced.push(label);
+            }
+            None => {
+                state.packages.push(pkg);
+                summary.added.push(label);
+            }
+        }
+    }
+    state
+        .packages
+        .sort_by(|a, b| (&a.name, &a.arch, &a.version).cmp(&(&b.name, &b.arch, &b.version)));
+    save_state(root, name, &state)?;
+    Ok(summary)
+}
+
+struct RepoView<'a>(&'a RepoPackage);
+
+impl PackageFields for RepoView<'_> {
+    fn name(&self) -> &str {
+        &self.0.name
+    }
+    fn version(&self) -> &str {
+        &self.0.version
+    }
+    fn arch(&self) -> &str {
+        &self.0.arch
+    }
+    fn source(&self) -> &str {
+        &self.0.source
+    }
+    fn package_type(&self) -> &str {
+        "deb"
+    }
+    fn field(&self, name: &str) -> Option<String> {
+        deb822::paragraphs(&self.0.control)
+            .next()?
+            .ok()?
+            .get(name)
+            .map(str::to_owned)
+    }
+}
+
+/// `depot repo remove NAME QUERY`: returns what was removed.
+pub fn remove(root: &Root, name: &str, query: &str) -> Result<Vec<String>, RepoError> {
+    let query = Query::parse(query)?;
+    let _lock = ObjectLock::acquire(root, "repo", name, Wait::Yes)?;
+    let (_, mut state) = load(root, name)?;
+    let mut removed = Vec::new();
+    state.packages.retain(|p| {
+        let hit = query.matches(&RepoView(p), Flavor::Deb);
+        if hit {
+            removed.push(format!("{} {} {}", p.name, p.version, p.arch));
+        }
+        !hit
+    });
+    save_state(root, name, &state)?;
+    Ok(removed)
+}
+
+/// `depot repo list`.
+pub fn list(root: &Root) -> Result<Vec<(RepoDef, usize)>, RepoError> {
+    let dir = root.repos_dir();
+    let entries = std::fs::read_dir(&dir).map_err(|source| RepoError::Io {
+        what: "cannot read",
+        path: dir.clone(),
+        source,
+    })?;
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_suffix(".yaml")
+                .map(str::to_owned)
+        })
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    names.sort();
+    names
+        .iter()
+        .map(|n| load(root, n).map(|(d, s)| (d, s.packages.len())))
+        .collect()
+}
+
+/// `depot repo drop NAME` (pooled files stay for snapshots that use them).
+pub fn drop_repo(root: &Root, name: &str) -> Result<(), RepoError> {
+    let _lock = ObjectLock::acquire(root, "repo", name, Wait::No)?;
+    load(root, name)?;
+    for path in [state_path(root, name), def_path(root, name)] {
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(RepoError::Io {
+                    what: "cannot remove",
+                    path,
+                    source,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The repo's packages as apt content: one index per architecture, with
+/// `all` packages in each.
+pub fn content(root: &Root, name: &str) -> Result<Content, RepoError> {
+    let (def, state) = load(root, name)?;
+    let pool = Pool::new(root);
+    let mut archs = def.architectures.clone();
+    if archs.is_empty() {
+        for p in &state.packages {
+            if p.arch != "all" && !archs.contains(&p.arch) {
+                archs.push(p.arch.clone());
+            }
+        }
+        if archs.is_empty() {
+            archs.push("amd64".into());
+        }
+    }
+    let mut indices = Vec::new();
+    for arch in archs {
+        let mut text = String::new();
+        let mut entries = 0;
+        for p in state
+            .packages
+            .iter()
+            .filter(|p| p.arch == arch || p.arch == "all")
+        {
+            text.push_str(&p.control);
+            text.push_str(&format!(
+                "Filename: pool/{}\nSize: {}\nSHA256: {}\n\n",
+                p.file_name, p.size, p.sha256
+            ));
+            entries += 1;
+        }
+        indices.push(IndexRef {
+            component: def.component.clone(),
+            kind: IndexKind::Binary,
+            arch: Some(arch),
+            blob: pool
+                .put(text.as_bytes())
+                .map_err(|source| RepoError::Pool {
+                    repo: name.to_owned(),
+                    source,
+                })?,
+            entries,
+        });
+    }
+    Ok(Content::Apt(AptContent {
+        origin: None,
+        label: None,
+        suite: name.to_owned(),
+        codename: None,
+        files_url: format!("file://{}/", root.repos_dir().display()),
+        indices,
+    }))
+}

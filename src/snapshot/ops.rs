@@ -1,0 +1,292 @@
+//! Operations that make new package sets from existing ones: filtering
+//! (with dependency closure), merging snapshots into integrated releases,
+//! searching and verifying dependencies.
+
+use std::collections::HashMap;
+
+use jiff::Timestamp;
+use serde::Serialize;
+
+use super::pkgset::{PackageSet, Pick, Resolver, Unsatisfied, View, build};
+use super::query::Query;
+use super::{Origin, PackageRow, Snapshot, SnapshotError, SourceRef, Store, load_any, write_new};
+use crate::content::IndexKind;
+use crate::pool::Pool;
+use crate::root::Root;
+
+fn load_set(root: &Root, snapshot: &Snapshot, store: Store) -> Result<PackageSet, SnapshotError> {
+    PackageSet::load(&Pool::new(root), &snapshot.content).map_err(|source| {
+        SnapshotError::Packages {
+            what: store.label(),
+            name: snapshot.name.clone(),
+            source,
+        }
+    })
+}
+
+fn rows(set: &PackageSet, selected: impl Fn(usize) -> bool) -> Vec<PackageRow> {
+    let mut out: Vec<PackageRow> = set
+        .pkgs
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| selected(*i))
+        .map(|(_, p)| PackageRow {
+            kind: p.kind,
+            name: p.name.clone(),
+            arch: p.arch.clone(),
+            version: p.version.clone(),
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Options of `depot snapshot filter`.
+#[derive(Debug, Clone)]
+pub struct FilterOptions {
+    pub from: String,
+    pub dest: String,
+    pub query: String,
+    pub with_deps: bool,
+    pub now: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FilterSummary {
+    pub snapshot: String,
+    pub packages: usize,
+    /// Dependencies of selected packages that nothing in the source
+    /// satisfies (only with `--with-deps`).
+    pub unsatisfied: Vec<Unsatisfied>,
+}
+
+/// Selects the packages of `set` matching `query`, closed under
+/// dependencies if asked. Returns the selection and what stayed missing.
+pub fn select(set: &PackageSet, query: &Query, with_deps: bool) -> (Vec<bool>, Vec<Unsatisfied>) {
+    let mut selected: Vec<bool> = set
+        .pkgs
+        .iter()
+        .map(|p| query.matches(&View { set, pkg: p }, set.flavor))
+        .collect();
+    let missing = if with_deps {
+        Resolver::new(set).close(&mut selected)
+    } else {
+        Vec::new()
+    };
+    (selected, missing)
+}
+
+/// `depot snapshot filter SRC DEST QUERY [--with-deps]`.
+pub fn filter(root: &Root, opts: &FilterOptions) -> Result<FilterSummary, SnapshotError> {
+    let query = Query::parse(&opts.query)?;
+    crate::names::validate("snapshot", &opts.dest)?;
+    let (store, src) = load_any(root, &opts.from)?;
+    let set = load_set(root, &src, store)?;
+    let (selected, unsatisfied) = select(&set, &query, opts.with_deps);
+    let picks: Vec<Pick> = (0..set.pkgs.len())
+        .filter(|&i| selected[i])
+        .map(|i| (0, i, None))
+        .collect();
+    let content =
+        build(&Pool::new(root), std::slice::from_ref(&set), &picks).map_err(|source| {
+            SnapshotError::Packages {
+                what: store.label(),
+                name: src.name.clone(),
+                source,
+            }
+        })?;
+    let snapshot = Snapshot {
+        name: opts.dest.clone(),
+        created: opts.now,
+        kind: src.kind,
+        origin: Origin::Filter {
+            from: src.name.clone(),
+            query: opts.query.clone(),
+            with_deps: opts.with_deps,
+        },
+        complete: src.complete,
+        content,
+    };
+    write_new(root, Store::Snapshot, &snapshot)?;
+    Ok(FilterSummary {
+        snapshot: snapshot.name,
+        packages: picks.len(),
+        unsatisfied,
+    })
+}
+
+/// `depot snapshot search NAME QUERY`.
+pub fn search(root: &Root, name: &str, query: &str) -> Result<Vec<PackageRow>, SnapshotError> {
+    let query = Query::parse(query)?;
+    let (store, s) = load_any(root, name)?;
+    let set = load_set(root, &s, store)?;
+    let (selected, _) = select(&set, &query, false);
+    Ok(rows(&set, |i| selected[i]))
+}
+
+/// `depot snapshot verify NAME` / `release verify NAME`: every dependency
+/// nothing in the set satisfies.
+pub fn verify(root: &Root, name: &str) -> Result<Vec<Unsatisfied>, SnapshotError> {
+    let (store, s) = load_any(root, name)?;
+    let set = load_set(root, &s, store)?;
+    Ok(Resolver::new(&set).verify())
+}
+
+/// Which version of a package name+arch a release keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MergePolicy {
+    /// The highest version across all sources.
+    Latest,
+    /// The one from the earliest listed source that has the package.
+    First,
+    /// Every version.
+    All,
+}
+
+impl MergePolicy {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Latest => "latest",
+            Self::First => "first",
+            Self::All => "all",
+        }
+    }
+}
+
+/// Options of `depot release create`.
+#[derive(Debug, Clone)]
+pub struct ReleaseOptions {
+    pub name: String,
+    /// Sources in priority order; their components are kept.
+    pub from: Vec<String>,
+    /// `--component COMP=SNAP,SNAP`: these sources' packages all go to COMP.
+    pub components: Vec<(String, Vec<String>)>,
+    pub policy: MergePolicy,
+    pub now: Timestamp,
+}
+
+/// `depot release create`.
+pub fn create_release(root: &Root, opts: &ReleaseOptions) -> Result<Snapshot, SnapshotError> {
+    crate::names::validate("release", &opts.name)?;
+    let mut sources: Vec<(String, Option<String>)> =
+        opts.from.iter().map(|s| (s.clone(), None)).collect();
+    for (comp, snaps) in &opts.components {
+        if comp.is_empty() || comp.contains(['/', ' ']) {
+            return Err(SnapshotError::Invalid(format!(
+                "invalid component `{comp}`"
+            )));
+        }
+        sources.extend(snaps.iter().map(|s| (s.clone(), Some(comp.clone()))));
+    }
+    if sources.is_empty() {
+        return Err(SnapshotError::Invalid(
+            "a release needs at least one source (--from or --component)".into(),
+        ));
+    }
+    let mut loaded = Vec::new();
+    let mut sets = Vec::new();
+    for (name, _) in &sources {
+        let (store, s) = load_any(root, name)?;
+        sets.push(load_set(root, &s, store)?);
+        loaded.push(s);
+    }
+    if loaded.iter().any(|s| s.kind != loaded[0].kind) {
+        return Err(SnapshotError::Invalid(
+            "a release cannot mix apt and rpm sources".into(),
+        ));
+    }
+    let picks = merge(&sets, &sources, opts.policy);
+    let content =
+        build(&Pool::new(root), &sets, &picks).map_err(|source| SnapshotError::Packages {
+            what: "release",
+            name: opts.name.clone(),
+            source,
+        })?;
+    let release = Snapshot {
+        name: opts.name.clone(),
+        created: opts.now,
+        kind: loaded[0].kind,
+        origin: Origin::Release {
+            sources: loaded
+                .iter()
+                .zip(&sources)
+                .map(|(s, (_, comp))| SourceRef {
+                    name: s.name.clone(),
+                    created: s.created,
+                    component: comp.clone(),
+                })
+                .collect(),
+            policy: opts.policy.label().to_owned(),
+        },
+        complete: loaded.iter().all(|s| s.complete),
+        content,
+    };
+    write_new(root, Store::Release, &release)?;
+    Ok(release)
+}
+
+/// Chooses, per package name+architecture (within each index
+/// architecture, so `all` packages are decided per architecture), which
+/// packages of which source the release keeps.
+fn merge(
+    sets: &[PackageSet],
+    sources: &[(String, Option<String>)],
+    policy: MergePolicy,
+) -> Vec<Pick> {
+    type Key<'a> = (&'a str, IndexKind, &'a str, &'a str);
+    let flavor = sets[0].flavor;
+    fn key(set: &PackageSet, i: usize) -> Key<'_> {
+        let p = &set.pkgs[i];
+        (set.domain(p), p.kind, p.name.as_str(), p.arch.as_str())
+    }
+    let mut chosen: HashMap<Key<'_>, Vec<(usize, usize)>> = HashMap::new();
+    for (si, set) in sets.iter().enumerate() {
+        for pi in 0..set.pkgs.len() {
+            let k = key(set, pi);
+            let version = &set.pkgs[pi].version;
+            let entry = chosen.entry(k).or_default();
+            match policy {
+                MergePolicy::All => {
+                    if !entry
+                        .iter()
+                        .any(|&(s, p)| sets[s].pkgs[p].version == *version)
+                    {
+                        entry.push((si, pi));
+                    }
+                }
+                MergePolicy::Latest => match entry.first() {
+                    None => entry.push((si, pi)),
+                    Some(&(s, p)) => {
+                        if flavor.compare(version, &sets[s].pkgs[p].version).is_gt() {
+                            entry[0] = (si, pi);
+                        }
+                    }
+                },
+                MergePolicy::First => match entry.first() {
+                    None => entry.push((si, pi)),
+                    Some(&(s, p)) => {
+                        if s == si && flavor.compare(version, &sets[s].pkgs[p].version).is_gt() {
+                            entry[0] = (si, pi);
+                        }
+                    }
+                },
+            }
+        }
+    }
+    let mut keep: Vec<Vec<bool>> = sets.iter().map(|s| vec![false; s.pkgs.len()]).collect();
+    for picks in chosen.values() {
+        for &(s, p) in picks {
+            keep[s][p] = true;
+        }
+    }
+    let mut out = Vec::new();
+    for (si, kept) in keep.iter().enumerate() {
+        for (pi, k) in kept.iter().enumerate() {
+            if *k {
+                out.push((si, pi, sources[si].1.clone()));
+            }
+        }
+    }
+    out
+}

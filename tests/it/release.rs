@@ -1,0 +1,545 @@
+//! Integrated releases: local repos of freshly built packages, filters with
+//! dependency closure, merges under each policy, verification.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::support::{Apt, Gpg, TestContext};
+
+/// Builds a real .deb with dpkg-deb; `fields` are extra control lines.
+fn build_deb(dir: &Path, name: &str, version: &str, arch: &str, fields: &str) -> PathBuf {
+    let tree = dir.join(format!("build-{name}-{}", version.replace(':', "_")));
+    std::fs::create_dir_all(tree.join("DEBIAN")).unwrap();
+    std::fs::create_dir_all(tree.join(format!("usr/share/doc/{name}"))).unwrap();
+    std::fs::write(
+        tree.join(format!("usr/share/doc/{name}/README")),
+        format!("{name} {version}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        tree.join("DEBIAN/control"),
+        format!(
+            "Package: {name}\nVersion: {version}\nArchitecture: {arch}\nMaintainer: CI <ci@depot.invalid>\n{}Description: test package {name}\n{fields}",
+            if fields.contains("Priority:") { "" } else { "Priority: optional\n" }
+        ),
+    )
+    .unwrap();
+    let out = dir.join(format!("{name}_{}_{arch}.deb", version.replace(':', "_")));
+    let run = Command::new("dpkg-deb")
+        .args(["--root-owner-group", "-Zgzip", "--build"])
+        .arg(&tree)
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    out
+}
+
+fn repo_with(ctx: &TestContext, repo: &str, debs: &[PathBuf]) {
+    ctx.depot(&["repo", "create", repo, "--kind", "apt", "--arch", "amd64"])
+        .ok();
+    let mut args = vec!["repo", "add", repo];
+    let paths: Vec<String> = debs.iter().map(|p| p.display().to_string()).collect();
+    args.extend(paths.iter().map(String::as_str));
+    ctx.depot(&args).ok();
+    ctx.depot(&["snapshot", "create", repo, "--repo", repo])
+        .ok();
+}
+
+fn versions(ctx: &TestContext, store: &str, name: &str, package: &str) -> Vec<String> {
+    let show = ctx
+        .depot(&[store, "show", name, "--packages", "--output-format", "json"])
+        .ok()
+        .json();
+    let mut v: Vec<String> = show["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["name"] == package)
+        .map(|r| r["version"].as_str().unwrap().to_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn debian_version_edge_set_merges_by_policy() {
+    let ctx = TestContext::new();
+    let dir = ctx.dir.path();
+    // Debian order: 1.0~rc1 < 1.0 < 1.0+b1 < 1:0.9.
+    for (repo, v) in [
+        ("rc", "1.0~rc1"),
+        ("plain", "1.0"),
+        ("binnmu", "1.0+b1"),
+        ("epoch", "1:0.9"),
+    ] {
+        repo_with(&ctx, repo, &[build_deb(dir, "edge", v, "amd64", "")]);
+    }
+    let from = ["--from", "plain", "rc", "epoch", "binnmu"];
+    for (name, policy, want) in [
+        ("latest", "latest", vec!["1:0.9"]),
+        ("first", "first", vec!["1.0"]),
+        ("all", "all", vec!["1.0", "1.0+b1", "1.0~rc1", "1:0.9"]),
+    ] {
+        let mut args = vec!["release", "create", name, "--policy", policy];
+        args.extend(from);
+        ctx.depot(&args).ok();
+        assert_eq!(
+            versions(&ctx, "release", name, "edge"),
+            want,
+            "policy {policy}"
+        );
+    }
+    // Without the epoch, 1.0+b1 wins; and first follows the listed order.
+    ctx.depot(&[
+        "release", "create", "noepoch", "--from", "rc", "plain", "binnmu",
+    ])
+    .ok();
+    assert_eq!(versions(&ctx, "release", "noepoch", "edge"), ["1.0+b1"]);
+    ctx.depot(&[
+        "release", "create", "rcfirst", "--policy", "first", "--from", "rc", "plain",
+    ])
+    .ok();
+    assert_eq!(versions(&ctx, "release", "rcfirst", "edge"), ["1.0~rc1"]);
+    // Provenance is recorded.
+    let show = ctx
+        .depot(&["release", "show", "latest", "--output-format", "json"])
+        .ok()
+        .json();
+    let sources: Vec<&str> = show["origin"]["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(sources, ["plain", "rc", "epoch", "binnmu"]);
+    let list = ctx
+        .depot(&["release", "list", "--output-format", "json"])
+        .ok()
+        .json();
+    assert_eq!(list.as_array().unwrap().len(), 5);
+    let diff = ctx
+        .depot(&["release", "diff", "noepoch", "latest"])
+        .ok()
+        .stdout;
+    assert_eq!(diff, "~ edge 1.0+b1 -> 1:0.9 amd64\n");
+}
+
+/// name, epoch, version, release
+type RpmNevr<'a> = (&'a str, &'a str, &'a str, &'a str);
+
+/// Writes an rpm repository whose packages exist only as metadata (mirrored
+/// with the on-demand policy, so no rpm is ever fetched).
+fn rpm_metadata_repo(dir: &Path, packages: &[RpmNevr]) {
+    let repodata = dir.join("repodata");
+    std::fs::create_dir_all(&repodata).unwrap();
+    let mut primary = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<metadata xmlns=\"http://linux.duke.edu/metadata/common\" xmlns:rpm=\"http://linux.duke.edu/metadata/rpm\" packages=\"{}\">\n",
+        packages.len()
+    );
+    let mut filelists = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<filelists xmlns=\"http://linux.duke.edu/metadata/filelists\" packages=\"{}\">\n",
+        packages.len()
+    );
+    for (i, (name, epoch, ver, rel)) in packages.iter().enumerate() {
+        let id = format!("{:064x}", i + 1 + dir.to_string_lossy().len() * 1000);
+        primary.push_str(&format!(
+            "<package type=\"rpm\"><name>{name}</name><arch>noarch</arch><version epoch=\"{epoch}\" ver=\"{ver}\" rel=\"{rel}\"/><checksum type=\"sha256\" pkgid=\"YES\">{id}</checksum><size package=\"10\" installed=\"1\" archive=\"1\"/><location href=\"Packages/{name}-{ver}-{rel}.noarch.rpm\"/><format><rpm:provides><rpm:entry name=\"{name}\" flags=\"EQ\" epoch=\"{epoch}\" ver=\"{ver}\" rel=\"{rel}\"/></rpm:provides></format></package>\n"
+        ));
+        filelists.push_str(&format!("<package pkgid=\"{id}\" name=\"{name}\" arch=\"noarch\"><version epoch=\"{epoch}\" ver=\"{ver}\" rel=\"{rel}\"/></package>\n"));
+    }
+    primary.push_str("</metadata>\n");
+    filelists.push_str("</filelists>\n");
+    let mut repomd = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<repomd xmlns=\"http://linux.duke.edu/metadata/repo\">\n",
+    );
+    for (t, text) in [("primary", &primary), ("filelists", &filelists)] {
+        let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes()));
+        std::fs::write(repodata.join(format!("{t}.xml")), text).unwrap();
+        repomd.push_str(&format!(
+            "<data type=\"{t}\"><checksum type=\"sha256\">{sha}</checksum><location href=\"repodata/{t}.xml\"/><size>{}</size></data>\n",
+            text.len()
+        ));
+    }
+    repomd.push_str("</repomd>\n");
+    std::fs::write(repodata.join("repomd.xml"), repomd).unwrap();
+}
+
+#[test]
+fn rpm_version_edge_set_merges_by_policy() {
+    let ctx = TestContext::new();
+    // rpm order: 1.0-1 < 1.0-1.el9; 1.0~rc < 1.0 < 1.0^post; epoch beats all.
+    let sets: [(&str, &[RpmNevr]); 3] = [
+        (
+            "a",
+            &[
+                ("rel", "0", "1.0", "1"),
+                ("tilde", "0", "1.0^post", "1"),
+                ("ep", "1", "0.1", "1"),
+            ],
+        ),
+        (
+            "b",
+            &[
+                ("rel", "0", "1.0", "1.el9"),
+                ("tilde", "0", "1.0~rc", "1"),
+                ("ep", "0", "9.9", "1"),
+            ],
+        ),
+        ("c", &[("tilde", "0", "1.0", "1")]),
+    ];
+    for (name, pkgs) in sets {
+        let dir = ctx.www.join(name);
+        rpm_metadata_repo(&dir, pkgs);
+        let url = ctx.server.url(&format!("{name}/"));
+        ctx.depot(&[
+            "mirror",
+            "create",
+            name,
+            &url,
+            "--kind",
+            "rpm",
+            "--no-verify",
+            "--policy",
+            "on-demand",
+        ])
+        .ok();
+        ctx.depot(&["mirror", "update", name]).ok();
+        ctx.depot(&["snapshot", "create", name, "--mirror", name])
+            .ok();
+    }
+    ctx.depot(&["release", "create", "latest", "--from", "a", "b", "c"])
+        .ok();
+    assert_eq!(versions(&ctx, "release", "latest", "rel"), ["1.0-1.el9"]);
+    assert_eq!(versions(&ctx, "release", "latest", "tilde"), ["1.0^post-1"]);
+    assert_eq!(versions(&ctx, "release", "latest", "ep"), ["1:0.1-1"]);
+    ctx.depot(&[
+        "release", "create", "first", "--policy", "first", "--from", "b", "a", "c",
+    ])
+    .ok();
+    assert_eq!(versions(&ctx, "release", "first", "tilde"), ["1.0~rc-1"]);
+    assert_eq!(versions(&ctx, "release", "first", "ep"), ["9.9-1"]);
+    ctx.depot(&[
+        "release", "create", "all", "--policy", "all", "--from", "a", "b", "c",
+    ])
+    .ok();
+    assert_eq!(
+        versions(&ctx, "release", "all", "tilde"),
+        ["1.0-1", "1.0^post-1", "1.0~rc-1"]
+    );
+    // The merged metadata is consistent: one filelists entry per package.
+    let show = ctx
+        .depot(&["release", "show", "all", "--output-format", "json"])
+        .ok()
+        .json();
+    assert_eq!(show["package_count"], 7);
+}
+
+#[test]
+fn filter_with_deps_returns_exactly_the_closure_and_names_what_is_missing() {
+    let ctx = TestContext::new();
+    let d = ctx.dir.path();
+    let debs = vec![
+        build_deb(
+            d,
+            "app",
+            "1.0",
+            "amd64",
+            "Depends: libx | liby, mail-transport-agent, cyc-a (>= 1)\n",
+        ),
+        build_deb(d, "libx", "1.0", "amd64", ""),
+        build_deb(d, "liby", "1.0", "amd64", ""),
+        build_deb(d, "mta", "1.0", "amd64", "Provides: mail-transport-agent\n"),
+        build_deb(d, "cyc-a", "1.0", "all", "Pre-Depends: cyc-b\n"),
+        build_deb(d, "cyc-b", "1.0", "amd64", "Depends: cyc-a\n"),
+        build_deb(
+            d,
+            "broken",
+            "1.0",
+            "amd64",
+            "Depends: nonexistent (>= 1), libx\n",
+        ),
+        build_deb(d, "unrelated", "1.0", "amd64", "Priority: required\n"),
+    ];
+    repo_with(&ctx, "all", &debs);
+    let run = ctx
+        .depot(&[
+            "snapshot",
+            "filter",
+            "all",
+            "app-closure",
+            "app",
+            "--with-deps",
+            "--output-format",
+            "json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(run["packages"], 5);
+    assert_eq!(run["unsatisfied"], serde_json::json!([]));
+    let rows = ctx
+        .depot(&[
+            "snapshot",
+            "show",
+            "app-closure",
+            "--packages",
+            "--output-format",
+            "json",
+        ])
+        .ok()
+        .json();
+    let mut names: Vec<&str> = rows["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["app", "cyc-a", "cyc-b", "libx", "mta"]);
+
+    let run = ctx
+        .depot(&[
+            "snapshot",
+            "filter",
+            "all",
+            "broken-closure",
+            "broken",
+            "--with-deps",
+            "--output-format",
+            "json",
+        ])
+        .ok();
+    assert!(run.stderr.contains("nonexistent (>= 1)"), "{}", run.stderr);
+    let json = run.json();
+    assert_eq!(json["packages"], 2);
+    assert_eq!(json["unsatisfied"][0]["dependency"], "nonexistent (>= 1)");
+    assert_eq!(json["unsatisfied"][0]["package"], "broken");
+
+    // Without --with-deps only the matches; field queries work.
+    let run = ctx
+        .depot(&[
+            "snapshot",
+            "filter",
+            "all",
+            "req",
+            "Priority (required)",
+            "--output-format",
+            "json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(run["packages"], 1);
+    let found = ctx
+        .depot(&[
+            "snapshot",
+            "search",
+            "all",
+            "Name (% cyc-*), !$Architecture (all)",
+            "--output-format",
+            "json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(found.as_array().unwrap().len(), 1);
+    assert_eq!(found[0]["name"], "cyc-b");
+
+    // verify: exit 1 naming the unsatisfiable dependency; clean sets pass.
+    let run = ctx
+        .depot(&["snapshot", "verify", "all"])
+        .fails(1, "unsatisfied");
+    assert!(
+        run.stdout
+            .contains("broken 1.0 (amd64): nothing satisfies `nonexistent (>= 1)`"),
+        "{}",
+        run.stdout
+    );
+    ctx.depot(&["snapshot", "verify", "app-closure"]).ok();
+    // A malformed query is a usage error pointing at the problem.
+    let run = ctx
+        .depot(&["snapshot", "search", "all", "app (>= 1"])
+        .fails(2, "position 5");
+    assert!(run.stderr.contains('^'));
+}
+
+#[test]
+fn release_of_mirror_and_local_repo_installs_with_apt() {
+    let ctx = TestContext::new();
+    let gpg = Gpg::new();
+    let url = ctx.serve_apt("state1", "up");
+    let keyring = ctx.keyring("good.gpg");
+    ctx.depot(&[
+        "mirror",
+        "create",
+        "deb",
+        &url,
+        "--kind",
+        "apt",
+        "--suite",
+        "stable",
+        "--component",
+        "main",
+        "--arch",
+        "amd64",
+        "--keyring",
+        &keyring,
+    ])
+    .ok();
+    ctx.depot(&["mirror", "update", "deb"]).ok();
+    ctx.depot(&["snapshot", "create", "deb-snap", "--mirror", "deb"])
+        .ok();
+    let local = build_deb(
+        ctx.dir.path(),
+        "localapp",
+        "2.0",
+        "amd64",
+        "Depends: beta (>= 2.0)\n",
+    );
+    repo_with(&ctx, "ci", &[local]);
+    ctx.depot(&[
+        "release",
+        "create",
+        "rel",
+        "--from",
+        "deb-snap",
+        "--component",
+        "internal=ci",
+    ])
+    .ok();
+    let show = ctx
+        .depot(&["release", "show", "rel", "--output-format", "json"])
+        .ok()
+        .json();
+    assert_eq!(show["package_count"], 5);
+    ctx.depot(&["release", "verify", "rel"]).ok();
+
+    let mut cmd = ctx.command();
+    cmd.env("GNUPGHOME", gpg.home.path());
+    let out = cmd
+        .args([
+            "publish",
+            "rel",
+            "--dist",
+            "prod",
+            "--sign-key",
+            "test@depot.invalid",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::os::unix::fs::symlink(ctx.root.join("public"), ctx.www.join("public")).unwrap();
+    let apt = Apt::new(&format!(
+        "deb [signed-by={}] {} stable main internal",
+        gpg.public_key.display(),
+        ctx.server.url("public/prod/dev")
+    ));
+    let update = apt.run(&["update"]).ok();
+    assert!(!update.stderr.contains("W:"), "{}", update.stderr);
+    apt.run(&["install", "-y", "--download-only", "localapp"])
+        .ok();
+    let archives = apt.dir.path().join("cache/archives");
+    for f in [
+        "localapp_2.0_amd64.deb",
+        "beta_2.0-1_amd64.deb",
+        "alpha_1.0-1_amd64.deb",
+    ] {
+        assert!(archives.join(f).is_file(), "{f} was not fetched");
+    }
+    // And dpkg installs them into a private root.
+    let target = ctx.dir.path().join("target");
+    std::fs::create_dir_all(target.join("var/lib/dpkg/info")).unwrap();
+    std::fs::create_dir_all(target.join("var/lib/dpkg/updates")).unwrap();
+    std::fs::write(target.join("var/lib/dpkg/status"), "").unwrap();
+    let debs: Vec<PathBuf> = [
+        "alpha_1.0-1_amd64.deb",
+        "beta_2.0-1_amd64.deb",
+        "localapp_2.0_amd64.deb",
+    ]
+    .iter()
+    .map(|f| archives.join(f))
+    .collect();
+    let run = Command::new("dpkg")
+        .arg(format!("--root={}", target.display()))
+        .args([
+            "--force-not-root",
+            "--force-script-chrootless",
+            "--log=/dev/null",
+            "-i",
+        ])
+        .args(&debs)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(target.join("usr/share/doc/localapp/README").is_file());
+}
+
+#[test]
+fn repo_add_refuses_bad_files_and_rebuilds_and_keeps_the_repo() {
+    let ctx = TestContext::new();
+    let d = ctx.dir.path();
+    let good = build_deb(d, "tool", "1.0", "amd64", "");
+    ctx.depot(&["repo", "create", "ci", "--kind", "apt"]).ok();
+    ctx.depot(&["repo", "add", "ci", good.to_str().unwrap()])
+        .ok();
+    let state = ctx.root.join("repos/ci.state.json");
+    let before = std::fs::read(&state).unwrap();
+
+    let corrupt = d.join("corrupt.deb");
+    let bytes = std::fs::read(&good).unwrap();
+    std::fs::write(&corrupt, &bytes[..bytes.len() / 2]).unwrap();
+    let other = build_deb(d, "other", "1.0", "amd64", "");
+    // The good file beside the bad one is not added either.
+    ctx.depot(&[
+        "repo",
+        "add",
+        "ci",
+        other.to_str().unwrap(),
+        corrupt.to_str().unwrap(),
+    ])
+    .fails(1, "not a valid .deb");
+    let text = d.join("notes.txt");
+    std::fs::write(&text, "hello\n").unwrap();
+    ctx.depot(&["repo", "add", "ci", text.to_str().unwrap()])
+        .fails(1, "not an ar archive");
+    let rebuild_dir = d.join("rebuild");
+    std::fs::create_dir_all(&rebuild_dir).unwrap();
+    let rebuild = build_deb(
+        &rebuild_dir,
+        "tool",
+        "1.0",
+        "amd64",
+        "Homepage: https://rebuilt.invalid\n",
+    );
+    ctx.depot(&["repo", "add", "ci", rebuild.to_str().unwrap()])
+        .fails(1, "--replace");
+    assert_eq!(std::fs::read(&state).unwrap(), before, "the repo changed");
+
+    // Adding the same file again is a no-op; --replace takes the rebuild.
+    let run = ctx
+        .depot(&["repo", "add", "ci", good.to_str().unwrap()])
+        .ok();
+    assert!(run.stdout.contains("unchanged tool 1.0 amd64"));
+    ctx.depot(&["repo", "add", "ci", "--replace", rebuild.to_str().unwrap()])
+        .ok();
+    let removed = ctx
+        .depot(&["repo", "remove", "ci", "tool", "--output-format", "json"])
+        .ok()
+        .json();
+    assert_eq!(removed, serde_json::json!(["tool 1.0 amd64"]));
+    let show = ctx
+        .depot(&["repo", "show", "ci", "--output-format", "json"])
+        .ok()
+        .json();
+    assert_eq!(show["packages"], serde_json::json!([]));
+}
