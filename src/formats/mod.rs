@@ -4,4 +4,5 @@
 pub mod apt;
 pub mod compress;
 pub mod deb822;
+pub mod debversion;
 pub mod rpm;

@@ -405,7 +405,8 @@ pub fn packages(
                     snapshot: snapshot.to_owned(),
                     source,
                 })?;
-            let text = String::from_utf8_lossy(&bytes);
+            let text = String::from_utf8(bytes)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
             let (_, pkgs) = crate::formats::rpm::parse_primary(&text).map_err(|source| {
                 SnapshotError::MalformedRpm {
                     snapshot: snapshot.to_owned(),
@@ -563,14 +564,14 @@ pub fn diff_packages(old: Vec<PackageRow>, new: Vec<PackageRow>) -> Diff {
 /// `snapshot diff` / `release diff`: A and B may each be a snapshot or a
 /// release.
 pub fn diff(root: &Root, a: &str, b: &str) -> Result<Diff, SnapshotError> {
-    let pool = Pool::new(root);
-    let ((_, sa), (_, sb)) = (load_any(root, a)?, load_any(root, b)?);
-    if sa.content == sb.content {
+    let manifests = [load_any(root, a)?, load_any(root, b)?];
+    if manifests[0].1.content == manifests[1].1.content {
         return Ok(Diff::default());
     }
+    let sets = ops::load_sets(root, &manifests)?;
     Ok(diff_packages(
-        packages(&pool, a, &sa.content)?,
-        packages(&pool, b, &sb.content)?,
+        ops::rows(&sets[0], |_| true),
+        ops::rows(&sets[1], |_| true),
     ))
 }
 

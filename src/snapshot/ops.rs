@@ -2,7 +2,7 @@
 //! (with dependency closure), merging snapshots into integrated releases,
 //! searching and verifying dependencies.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 
 use jiff::Timestamp;
 use serde::Serialize;
@@ -24,7 +24,25 @@ fn load_set(root: &Root, snapshot: &Snapshot, store: Store) -> Result<PackageSet
     })
 }
 
-fn rows(set: &PackageSet, selected: impl Fn(usize) -> bool) -> Vec<PackageRow> {
+/// Loads several package sets at once, one thread each: parsing indices
+/// is the bulk of a merge or diff, and each set is independent.
+pub(super) fn load_sets(
+    root: &Root,
+    manifests: &[(Store, Snapshot)],
+) -> Result<Vec<PackageSet>, SnapshotError> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = manifests
+            .iter()
+            .map(|(store, m)| s.spawn(move || load_set(root, m, *store)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("loader threads do not panic"))
+            .collect()
+    })
+}
+
+pub(super) fn rows(set: &PackageSet, selected: impl Fn(usize) -> bool) -> Vec<PackageRow> {
     let mut out: Vec<PackageRow> = set
         .pkgs
         .iter()
@@ -185,12 +203,11 @@ pub fn create_release(root: &Root, opts: &ReleaseOptions) -> Result<Snapshot, Sn
         ));
     }
     let mut loaded = Vec::new();
-    let mut sets = Vec::new();
     for (name, _) in &sources {
-        let (store, s) = load_any(root, name)?;
-        sets.push(load_set(root, &s, store)?);
-        loaded.push(s);
+        loaded.push(load_any(root, name)?);
     }
+    let sets = load_sets(root, &loaded)?;
+    let loaded: Vec<Snapshot> = loaded.into_iter().map(|(_, s)| s).collect();
     if loaded.iter().any(|s| s.kind != loaded[0].kind) {
         return Err(SnapshotError::Invalid(
             "a release cannot mix apt and rpm sources".into(),
@@ -240,7 +257,7 @@ fn merge(
         let p = &set.pkgs[i];
         (set.domain(p), p.kind, p.name.as_str(), p.arch.as_str())
     }
-    let mut chosen: HashMap<Key<'_>, Vec<(usize, usize)>> = HashMap::new();
+    let mut chosen: FxHashMap<Key<'_>, Vec<(usize, usize)>> = FxHashMap::default();
     for (si, set) in sets.iter().enumerate() {
         for pi in 0..set.pkgs.len() {
             let k = key(set, pi);

@@ -7,6 +7,8 @@
 //! filelists/other), so selections are written back verbatim.
 
 use std::collections::{BTreeMap, HashMap};
+
+use rustc_hash::FxHashMap;
 use std::ops::Range;
 
 use super::query::{Flavor, Op, PackageFields};
@@ -24,6 +26,12 @@ pub enum PackageSetError {
     Rpm(#[from] rpmfmt::RpmFormatError),
     #[error("cannot merge apt and rpm content")]
     MixedKinds,
+}
+
+/// Index texts are UTF-8 (checked when mirrored); a damaged blob is read
+/// lossily rather than refused, so it can still be inspected.
+fn utf8(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// One dependency alternative.
@@ -89,7 +97,7 @@ pub type OtherMetadata = (
 );
 
 /// Packages providing a name in a domain, with the provided version.
-type ProvideMap<'a> = HashMap<(&'a str, &'a str), Vec<(usize, Option<&'a str>)>>;
+type ProvideMap<'a> = FxHashMap<(&'a str, &'a str), Vec<(usize, Option<&'a str>)>>;
 
 /// The rpm metadata a set was read from.
 #[derive(Debug, Clone)]
@@ -234,22 +242,30 @@ impl PackageSet {
     fn load_apt(pool: &Pool, content: &AptContent) -> Result<Self, PackageSetError> {
         let mut texts = Vec::with_capacity(content.indices.len());
         for index in &content.indices {
-            texts.push(String::from_utf8_lossy(&pool.read(&index.blob)?).into_owned());
+            texts.push(utf8(pool.read(&index.blob)?));
         }
         let mut pkgs = Vec::new();
         for (i, (index, text)) in content.indices.iter().zip(&texts).enumerate() {
             for p in deb822::paragraphs(text) {
                 let p = p.map_err(aptfmt::AptFormatError::from)?;
                 let span = p.span.clone();
-                let (name, version, arch, source) = match index.kind {
-                    IndexKind::Source => {
-                        let s = aptfmt::SourceStanza::from_paragraph(p.clone())?;
-                        (s.name, s.version, "source", s.name)
-                    }
-                    _ => {
-                        let s = aptfmt::BinaryStanza::from_paragraph(p.clone())?;
-                        (s.name, s.version, s.architecture, s.source)
-                    }
+                // Indices were checked stanza by stanza when they entered
+                // the pool; only the fields used here are read again.
+                let missing = |field| aptfmt::AptFormatError::MissingField {
+                    line: p.line,
+                    field,
+                };
+                let name = p.get("Package").ok_or_else(|| missing("Package"))?;
+                let version = p.get("Version").ok_or_else(|| missing("Version"))?;
+                let (arch, source) = match index.kind {
+                    IndexKind::Source => ("source", name),
+                    _ => (
+                        p.get("Architecture")
+                            .ok_or_else(|| missing("Architecture"))?,
+                        p.get("Source")
+                            .and_then(|s| s.split_whitespace().next())
+                            .unwrap_or(name),
+                    ),
                 };
                 let mut depends = Vec::new();
                 for f in ["Pre-Depends", "Depends"] {
@@ -290,7 +306,7 @@ impl PackageSet {
 
     fn load_rpm(pool: &Pool, content: &RpmContent) -> Result<Self, PackageSetError> {
         let read = |m: &RpmMetadataRef| -> Result<String, PackageSetError> {
-            Ok(String::from_utf8_lossy(&pool.read(&m.blob)?).into_owned())
+            Ok(utf8(pool.read(&m.blob)?))
         };
         let primary_ref = content
             .get("primary")
@@ -392,16 +408,16 @@ impl PackageSet {
 /// Lookup tables for dependency resolution within one set.
 pub struct Resolver<'a> {
     set: &'a PackageSet,
-    by_name: HashMap<(&'a str, &'a str), Vec<usize>>,
+    by_name: FxHashMap<(&'a str, &'a str), Vec<usize>>,
     by_provide: ProvideMap<'a>,
-    by_file: HashMap<&'a str, Vec<usize>>,
+    by_file: FxHashMap<&'a str, Vec<usize>>,
 }
 
 impl<'a> Resolver<'a> {
     pub fn new(set: &'a PackageSet) -> Self {
-        let mut by_name: HashMap<(&str, &str), Vec<usize>> = HashMap::new();
-        let mut by_provide: ProvideMap<'_> = HashMap::new();
-        let mut by_file: HashMap<&str, Vec<usize>> = HashMap::new();
+        let mut by_name: FxHashMap<(&str, &str), Vec<usize>> = FxHashMap::default();
+        let mut by_provide: ProvideMap<'_> = FxHashMap::default();
+        let mut by_file: FxHashMap<&str, Vec<usize>> = FxHashMap::default();
         for (i, p) in set.pkgs.iter().enumerate() {
             if p.kind == IndexKind::Source {
                 continue;

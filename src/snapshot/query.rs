@@ -28,13 +28,7 @@ pub enum Flavor {
 impl Flavor {
     pub fn compare(self, a: &str, b: &str) -> Ordering {
         match self {
-            Self::Deb => match (
-                a.parse::<debversion::Version>(),
-                b.parse::<debversion::Version>(),
-            ) {
-                (Ok(x), Ok(y)) => x.cmp(&y),
-                _ => a.cmp(b),
-            },
+            Self::Deb => crate::formats::debversion::compare(a, b),
             Self::Rpm => {
                 crate::formats::rpm::Evr::parse(a).cmp(&crate::formats::rpm::Evr::parse(b))
             }

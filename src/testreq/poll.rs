@@ -331,13 +331,7 @@ fn tested_older_self(package: &str, trigger: &str, tested: &str) -> bool {
     if src != package {
         return false;
     }
-    match (
-        ver.parse::<debversion::Version>(),
-        tested.parse::<debversion::Version>(),
-    ) {
-        (Ok(want), Ok(got)) => got < want,
-        _ => false,
-    }
+    crate::formats::debversion::compare(tested, ver).is_lt()
 }
 
 #[cfg(test)]
