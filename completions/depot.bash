@@ -949,7 +949,7 @@ _depot() {
             return 0
             ;;
         depot__subcmd__mirror__subcmd__create)
-            opts="-q -v -h -V --kind --suite --component --arch --keyring --no-verify --policy --mode --with-sources --with-udebs --root --config --quiet --verbose --no-progress --output-format --help --version"
+            opts="-q -v -h -V --kind --suite --component --arch --keyring --no-verify --policy --mode --with-sources --with-udebs --filter --with-deps --root --config --quiet --verbose --no-progress --output-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -981,6 +981,10 @@ _depot() {
                     ;;
                 --mode)
                     COMPREPLY=($(compgen -W "mirror additive" -- "${cur}"))
+                    return 0
+                    ;;
+                --filter)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --root)
@@ -1029,7 +1033,7 @@ _depot() {
             return 0
             ;;
         depot__subcmd__mirror__subcmd__edit)
-            opts="-q -v -h -V --url --suite --component --arch --keyring --no-verify --policy --mode --with-sources --with-udebs --root --config --quiet --verbose --no-progress --output-format --help --version"
+            opts="-q -v -h -V --url --suite --component --arch --keyring --no-verify --policy --mode --with-sources --with-udebs --filter --with-deps --root --config --quiet --verbose --no-progress --output-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1068,6 +1072,14 @@ _depot() {
                     return 0
                     ;;
                 --with-udebs)
+                    COMPREPLY=($(compgen -W "true false" -- "${cur}"))
+                    return 0
+                    ;;
+                --filter)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --with-deps)
                     COMPREPLY=($(compgen -W "true false" -- "${cur}"))
                     return 0
                     ;;

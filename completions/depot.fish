@@ -66,6 +66,7 @@ complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subc
 on-demand\t'Keep metadata only; fetch a package the first time it is published'"
 complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -l mode -d 'What happens to packages upstream dropped' -r -f -a "mirror\t'Each update makes the mirror equal to upstream'
 additive\t'Keep packages upstream dropped (rpm only)'"
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -l filter -d 'Mirror only the packages matching this query (aptly syntax)' -r
 complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
 complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
 complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
@@ -73,6 +74,7 @@ json\t''"
 complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -l no-verify -d 'Do not check upstream signatures (checksums are still checked)'
 complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -l with-sources -d 'Also mirror source packages (Sources and the files they name)'
 complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -l with-udebs -d 'Also mirror installer packages (debian-installer udebs)'
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -l with-deps -d 'With --filter: also every dependency of what it selects'
 complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -s q -l quiet -d 'Print only errors'
 complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
 complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -l no-progress -d 'Never draw progress bars'
@@ -119,6 +121,9 @@ additive\t'Keep packages upstream dropped (rpm only)'"
 complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from edit" -l with-sources -r -f -a "true\t''
 false\t''"
 complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from edit" -l with-udebs -r -f -a "true\t''
+false\t''"
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from edit" -l filter -d 'Mirror only the packages matching this query (\'\' removes the filter)' -r
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from edit" -l with-deps -d 'With the filter: also every dependency of what it selects' -r -f -a "true\t''
 false\t''"
 complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from edit" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
 complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from edit" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F

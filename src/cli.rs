@@ -152,6 +152,12 @@ pub struct MirrorCreateArgs {
     /// Also mirror installer packages (debian-installer udebs)
     #[arg(long)]
     pub with_udebs: bool,
+    /// Mirror only the packages matching this query (aptly syntax)
+    #[arg(long, value_name = "QUERY")]
+    pub filter: Option<String>,
+    /// With --filter: also every dependency of what it selects
+    #[arg(long, requires = "filter")]
+    pub with_deps: bool,
 }
 
 #[derive(Debug, Args)]
@@ -192,6 +198,12 @@ pub struct MirrorEditArgs {
     pub with_sources: Option<bool>,
     #[arg(long, value_name = "BOOL")]
     pub with_udebs: Option<bool>,
+    /// Mirror only the packages matching this query ('' removes the filter)
+    #[arg(long, value_name = "QUERY")]
+    pub filter: Option<String>,
+    /// With the filter: also every dependency of what it selects
+    #[arg(long, value_name = "BOOL")]
+    pub with_deps: Option<bool>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -65,7 +65,9 @@ pub fn error_kind(err: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> 
     }
     if let Some(e) = err.downcast_ref::<mirror::MirrorError>() {
         return Some(match e {
-            mirror::MirrorError::InvalidName(_) | mirror::MirrorError::Invalid(_) => Usage,
+            mirror::MirrorError::InvalidName(_)
+            | mirror::MirrorError::Invalid(_)
+            | mirror::MirrorError::Query(_) => Usage,
             mirror::MirrorError::Lock(l) => error_kind(l).unwrap_or(Failure),
             _ => Failure,
         });

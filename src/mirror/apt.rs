@@ -306,6 +306,8 @@ pub(super) async fn update(
             downloaded_bytes: 0,
             already_pooled: 0,
             deferred: prev.deferred,
+            filtered_out: 0,
+            unsatisfied: Vec::new(),
         };
         return Ok((None, summary));
     }
@@ -442,6 +444,37 @@ pub(super) async fn update(
         }
     }
 
+    // With a filter, only the kept stanzas' files are wanted (every stanza
+    // was checked above all the same).
+    let mut content = AptContent {
+        origin: release.origin.clone(),
+        label: release.label.clone(),
+        suite: release.suite.clone().unwrap_or_else(|| def.suite.clone()),
+        codename: release.codename.clone(),
+        files_url: files_url.to_string(),
+        indices,
+    };
+    let (filtered, filtered_out, unsatisfied) =
+        super::apply_filter(root, def, Content::Apt(content.clone()))?;
+    if def.filter.is_some()
+        && let Content::Apt(f) = filtered
+    {
+        content = f;
+        wanted.clear();
+        seen.clear();
+        for index in &content.indices {
+            let bytes = pool.read(&index.blob).map_err(pool_err)?;
+            let text = String::from_utf8_lossy(&bytes);
+            collect_files(
+                &ctx,
+                index.kind,
+                &text,
+                &index.dist_path(),
+                &mut wanted,
+                &mut seen,
+            )?;
+        }
+    }
     let wanted = wanted
         .into_iter()
         .map(|w| {
@@ -459,20 +492,14 @@ pub(super) async fn update(
     let mut summary = UpdateSummary {
         mirror: def.name.clone(),
         changed: true,
-        indices: indices.len(),
+        indices: content.indices.len(),
         packages: 0,
         downloaded_files: outcome.downloaded_files,
         downloaded_bytes: outcome.downloaded_bytes,
         already_pooled: outcome.already_pooled,
         deferred: outcome.deferred,
-    };
-    let content = AptContent {
-        origin: release.origin.clone(),
-        label: release.label.clone(),
-        suite: release.suite.clone().unwrap_or_else(|| def.suite.clone()),
-        codename: release.codename.clone(),
-        files_url: files_url.to_string(),
-        indices,
+        filtered_out,
+        unsatisfied,
     };
     summary.packages = content.package_count();
     let state = MirrorState {

@@ -83,6 +83,12 @@ pub struct MirrorDef {
     pub with_sources: bool,
     #[serde(default)]
     pub with_udebs: bool,
+    /// Only packages matching this query (aptly syntax) are mirrored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+    /// With `filter`: also every dependency of what it selects.
+    #[serde(default)]
+    pub filter_with_deps: bool,
     pub created: Timestamp,
 }
 
@@ -106,6 +112,8 @@ impl MirrorDef {
             self.mode,
             self.with_sources,
             self.with_udebs,
+            self.filter,
+            self.filter_with_deps,
         ]);
         Sha256Digest::of(key.to_string().as_bytes())
     }
@@ -129,6 +137,14 @@ pub struct MirrorState {
 pub enum MirrorError {
     #[error(transparent)]
     InvalidName(#[from] InvalidName),
+    #[error(transparent)]
+    Query(#[from] crate::snapshot::query::QueryError),
+    #[error("mirror `{mirror}`: cannot apply the filter")]
+    Filter {
+        mirror: String,
+        #[source]
+        source: crate::snapshot::pkgset::PackageSetError,
+    },
     #[error("invalid mirror definition: {0}")]
     Invalid(String),
     #[error("mirror `{0}` already exists")]
@@ -227,6 +243,8 @@ pub struct CreateOptions {
     pub mode: Mode,
     pub with_sources: bool,
     pub with_udebs: bool,
+    pub filter: Option<String>,
+    pub filter_with_deps: bool,
     pub now: Timestamp,
 }
 
@@ -313,6 +331,11 @@ fn validate(def: &MirrorDef) -> Result<(), MirrorError> {
             )));
         }
     }
+    if let Some(q) = &def.filter {
+        crate::snapshot::query::Query::parse(q)?;
+    } else if def.filter_with_deps {
+        return Err(MirrorError::Invalid("--with-deps needs --filter".into()));
+    }
     if def.is_flat() && (def.with_sources || def.with_udebs) && !def.components.is_empty() {
         return Err(MirrorError::Invalid(
             "a flat repository has no components".into(),
@@ -349,6 +372,8 @@ pub fn create(root: &crate::root::Root, opts: CreateOptions) -> Result<MirrorDef
         mode: opts.mode,
         with_sources: opts.with_sources,
         with_udebs: opts.with_udebs,
+        filter: opts.filter,
+        filter_with_deps: opts.filter_with_deps,
         created: opts.now,
     };
     validate(&def)?;
@@ -484,6 +509,9 @@ pub struct EditOptions {
     pub no_verify: Option<bool>,
     pub policy: Option<Policy>,
     pub mode: Option<Mode>,
+    /// `Some(None)` removes the filter.
+    pub filter: Option<Option<String>>,
+    pub filter_with_deps: Option<bool>,
     pub with_sources: Option<bool>,
     pub with_udebs: Option<bool>,
 }
@@ -533,6 +561,15 @@ pub fn edit(
     if let Some(m) = changes.mode {
         def.mode = m;
     }
+    if let Some(f) = changes.filter {
+        if f.is_none() {
+            def.filter_with_deps = false;
+        }
+        def.filter = f;
+    }
+    if let Some(w) = changes.filter_with_deps {
+        def.filter_with_deps = w;
+    }
     if let Some(s) = changes.with_sources {
         def.with_sources = s;
     }
@@ -581,6 +618,44 @@ pub struct UpdateSummary {
     pub already_pooled: usize,
     /// Files left for on-demand fetching.
     pub deferred: usize,
+    /// Packages the filter left out.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub filtered_out: usize,
+    /// Dependencies of filtered packages nothing upstream satisfies.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unsatisfied: Vec<crate::snapshot::pkgset::Unsatisfied>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// Applies the mirror's filter to freshly fetched content: the kept
+/// packages' entries, verbatim, as new index blobs.
+pub(crate) fn apply_filter(
+    root: &crate::root::Root,
+    def: &MirrorDef,
+    content: Content,
+) -> Result<(Content, usize, Vec<crate::snapshot::pkgset::Unsatisfied>), MirrorError> {
+    let Some(q) = &def.filter else {
+        return Ok((content, 0, Vec::new()));
+    };
+    let query = crate::snapshot::query::Query::parse(q)?;
+    let pool = crate::pool::Pool::new(root);
+    let filter_err = |source| MirrorError::Filter {
+        mirror: def.name.clone(),
+        source,
+    };
+    let set = crate::snapshot::pkgset::PackageSet::load(&pool, &content).map_err(filter_err)?;
+    let (selected, unsatisfied) = crate::snapshot::ops::select(&set, &query, def.filter_with_deps);
+    let picks: Vec<_> = (0..set.pkgs.len())
+        .filter(|&i| selected[i])
+        .map(|i| (0, i, None))
+        .collect();
+    let out = set.pkgs.len() - picks.len();
+    let filtered = crate::snapshot::pkgset::build(&pool, std::slice::from_ref(&set), &picks)
+        .map_err(filter_err)?;
+    Ok((filtered, out, unsatisfied))
 }
 
 /// `depot mirror update NAME`.

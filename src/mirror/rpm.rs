@@ -135,6 +135,8 @@ pub(super) async fn update(
                 downloaded_bytes: 0,
                 already_pooled: 0,
                 deferred: prev.deferred,
+                filtered_out: 0,
+                unsatisfied: Vec::new(),
             },
         ));
     }
@@ -357,6 +359,26 @@ pub(super) async fn update(
         });
     }
 
+    let mut content = RpmContent {
+        files_url: base.to_string(),
+        metadata,
+        packages: packages.len(),
+    };
+    let (filtered, filtered_out, unsatisfied) =
+        super::apply_filter(root, def, Content::Rpm(content.clone()))?;
+    if def.filter.is_some()
+        && let Content::Rpm(f) = filtered
+    {
+        content = f;
+        let primary = content.get("primary").map(|m| m.blob);
+        if let Some(blob) = primary {
+            let bytes = pool.read(&blob).map_err(pool_err)?;
+            let text = String::from_utf8_lossy(&bytes);
+            packages = fmt::parse_primary(&text)
+                .map_err(|e| malformed(def, primary_url, e))?
+                .1;
+        }
+    }
     let mut wanted = Vec::with_capacity(packages.len());
     let mut seen = HashSet::new();
     for p in &packages {
@@ -393,11 +415,6 @@ pub(super) async fn update(
         });
     }
     let outcome = download_missing(def, &fetcher, &pool, wanted, opts, reporter).await?;
-    let content = RpmContent {
-        files_url: base.to_string(),
-        metadata,
-        packages: packages.len(),
-    };
     let summary = UpdateSummary {
         mirror: def.name.clone(),
         changed: true,
@@ -407,6 +424,8 @@ pub(super) async fn update(
         downloaded_bytes: outcome.downloaded_bytes,
         already_pooled: outcome.already_pooled,
         deferred: outcome.deferred,
+        filtered_out,
+        unsatisfied,
     };
     let state = MirrorState {
         updated: opts.now,

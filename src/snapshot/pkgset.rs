@@ -321,7 +321,7 @@ impl PackageSet {
                 "filelists" | "other" => {
                     let text = read(m)?;
                     let s = rpmfmt::split_packages(&text)?;
-                    let by_id = s
+                    let by_id: HashMap<String, Range<usize>> = s
                         .packages
                         .iter()
                         .filter_map(|(r, id)| id.clone().map(|id| (id, r.clone())))
@@ -332,7 +332,7 @@ impl PackageSet {
                 _ => extras.push(m.clone()),
             }
         }
-        let pkgs = parsed
+        let mut pkgs: Vec<Pkg> = parsed
             .into_iter()
             .map(|p| {
                 let mut provides: Vec<(String, Option<String>)> = p
@@ -379,6 +379,38 @@ impl PackageSet {
                 }
             })
             .collect();
+        // primary lists only some files (/etc, bin dirs); a file dependency
+        // on any other path is looked up in filelists, for just those paths.
+        let listed: std::collections::HashSet<&str> = pkgs
+            .iter()
+            .flat_map(|p| p.files.iter().map(String::as_str))
+            .collect();
+        let wanted: Vec<String> = pkgs
+            .iter()
+            .flat_map(|p| p.depends.iter().flatten())
+            .filter(|d| d.name.starts_with('/') && !listed.contains(d.name.as_str()))
+            .map(|d| d.name.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if !wanted.is_empty()
+            && let Some((_, text, _, by_id)) = others.iter().find(|(t, ..)| t == "filelists")
+        {
+            for p in &mut pkgs {
+                let Slot::Rpm { pkgid, .. } = &p.slot else {
+                    continue;
+                };
+                let Some(range) = by_id.get(pkgid) else {
+                    continue;
+                };
+                let fragment = &text[range.clone()];
+                for f in &wanted {
+                    if fragment.contains(&format!(">{f}</file>")) {
+                        p.files.push(f.clone());
+                    }
+                }
+            }
+        }
         Ok(Self {
             flavor: Flavor::Rpm,
             apt: None,

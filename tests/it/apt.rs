@@ -636,3 +636,52 @@ fn default_snapshot_name_uses_the_utc_clock() {
         .json();
     assert_eq!(s["version"], "20261122T102436Z");
 }
+
+#[test]
+fn a_filtered_mirror_downloads_only_the_selection_and_its_dependencies() {
+    let ctx = TestContext::new();
+    let url = ctx.serve_apt("state1", "up");
+    create_mirror(&ctx, "m", &url, &["--filter", "beta", "--with-deps"]);
+    let run = ctx
+        .depot(&["mirror", "update", "m", "--output-format", "json"])
+        .ok()
+        .json();
+    assert_eq!(run[0]["packages"], 2);
+    assert_eq!(run[0]["filtered_out"], 2);
+    let debs: Vec<String> = ctx
+        .server
+        .requests()
+        .into_iter()
+        .filter(|r| r.ends_with(".deb"))
+        .collect();
+    assert_eq!(debs.len(), 2, "{debs:?}");
+    assert!(
+        debs.iter().any(|r| r.contains("alpha_1.0-1"))
+            && debs.iter().any(|r| r.contains("beta_2.0-1"))
+    );
+    // A bad query is refused when the mirror is defined.
+    let keyring = ctx.keyring("good.gpg");
+    ctx.depot(&[
+        "mirror",
+        "create",
+        "x",
+        &url,
+        "--kind",
+        "apt",
+        "--suite",
+        "stable",
+        "--keyring",
+        &keyring,
+        "--filter",
+        "beta (",
+    ])
+    .fails(2, "invalid query");
+    // Removing the filter brings the rest.
+    ctx.depot(&["mirror", "edit", "m", "--filter", ""]).ok();
+    let run = ctx
+        .depot(&["mirror", "update", "m", "--output-format", "json"])
+        .ok()
+        .json();
+    assert_eq!(run[0]["packages"], 4);
+    assert_eq!(run[0]["already_pooled"], 2);
+}

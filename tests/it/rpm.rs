@@ -394,3 +394,50 @@ fn compressions_are_read_and_written() {
     assert!(repomd.contains("-primary.xml.zst\""), "{repomd}");
     assert!(repomd.contains("<data type=\"group_zst\">"));
 }
+
+#[test]
+fn rpm_filter_follows_requires_provides_and_file_dependencies() {
+    let ctx = TestContext::new();
+    let url = ctx.serve_rpm("state1", "up");
+    // beta requires alpha and /usr/share/doc/alpha/README (a file only
+    // filelists lists).
+    create_mirror(&ctx, "r", &url, &["--filter", "beta", "--with-deps"]);
+    let run = ctx
+        .depot(&["mirror", "update", "r", "--output-format", "json"])
+        .ok()
+        .json();
+    assert_eq!(run[0]["packages"], 2, "{run}");
+    assert!(run[0].get("unsatisfied").is_none(), "{run}");
+    ctx.depot(&["snapshot", "create", "s", "--mirror", "r"])
+        .ok();
+    ctx.depot(&["snapshot", "verify", "s"]).ok();
+    let rows = ctx
+        .depot(&[
+            "snapshot",
+            "search",
+            "s",
+            "Name (% *)",
+            "--output-format",
+            "json",
+        ])
+        .ok()
+        .json();
+    let names: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["alpha", "beta"]);
+    // The filtered metadata publishes and is consistent.
+    let s = publish_json(&ctx, "s", "f", &[]);
+    let primary = primary_names(&ctx, "f", s["version"].as_str().unwrap());
+    assert!(primary.contains("packages=\"2\""));
+    assert!(
+        !ctx.root
+            .join("public/f")
+            .join(s["version"].as_str().unwrap())
+            .join("Packages/delta-1.0-1.x86_64.rpm")
+            .exists()
+    );
+}

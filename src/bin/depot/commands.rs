@@ -109,6 +109,8 @@ async fn mirror_cmd(cmd: MirrorCommand, root: &Root, settings: &Settings) -> Res
                     mode: mode(a.mode),
                     with_sources: a.with_sources,
                     with_udebs: a.with_udebs,
+                    filter: a.filter,
+                    filter_with_deps: a.with_deps,
                     now: settings.now,
                 },
             )?;
@@ -142,6 +144,16 @@ async fn mirror_cmd(cmd: MirrorCommand, root: &Root, settings: &Settings) -> Res
             for name in &names {
                 match mirror::update(root, name, &opts, &reporter).await {
                     Ok(s) => {
+                        for u in &s.unsatisfied {
+                            tracing::warn!(
+                                "{}: {} {} ({}): nothing satisfies `{}`",
+                                s.mirror,
+                                u.package,
+                                u.version,
+                                u.arch,
+                                u.dependency
+                            );
+                        }
                         if settings.format == depot::cli::OutputFormat::Text {
                             output::print(&if s.changed {
                                 format!(
@@ -225,6 +237,8 @@ async fn mirror_cmd(cmd: MirrorCommand, root: &Root, settings: &Settings) -> Res
                 mode: a.mode.map(mode),
                 with_sources: a.with_sources,
                 with_udebs: a.with_udebs,
+                filter: a.filter.map(|f| (!f.is_empty()).then_some(f)),
+                filter_with_deps: a.with_deps,
             };
             let def = mirror::edit(root, &a.name, changes)?;
             let m = mirror::show(root, &def.name)?;
