@@ -17,7 +17,6 @@ use crate::formats::apt::{self as fmt, Release};
 use crate::formats::compress::Compression;
 use crate::formats::deb822;
 use crate::http::{Fetcher, redact};
-use crate::pool::Pool;
 use crate::report::{Event, Reporter};
 use crate::root::Root;
 use crate::signing::Verifier;
@@ -272,15 +271,10 @@ pub(super) async fn update(
     opts: &UpdateOptions,
     reporter: &dyn Reporter,
 ) -> Result<(Option<MirrorState>, UpdateSummary), MirrorError> {
-    let pool = Pool::new(root);
-    pool.clean_stale_temp_files();
+    let (pool, fetcher) = super::start(root, def)?;
     let ctx = Ctx {
         def,
-        fetcher: Fetcher::new().map_err(|source| MirrorError::Fetch {
-            mirror: def.name.clone(),
-            what: "starting".into(),
-            source: Box::new(source),
-        })?,
+        fetcher,
         reporter,
     };
     let dir = release_dir(def)?;
@@ -290,25 +284,7 @@ pub(super) async fn update(
     });
     let (release_text, release_raw) = fetch_release(&ctx, &dir).await?;
     let fetch_digest = def.fetch_digest();
-    if let Some(prev) = previous
-        && prev.release_raw == release_raw
-        && prev.fetch_digest == fetch_digest
-    {
-        let summary = UpdateSummary {
-            mirror: def.name.clone(),
-            changed: false,
-            indices: match &prev.content {
-                Content::Apt(a) => a.indices.len(),
-                Content::Rpm(r) => r.metadata.len(),
-            },
-            packages: prev.content.package_count(),
-            downloaded_files: 0,
-            downloaded_bytes: 0,
-            already_pooled: 0,
-            deferred: prev.deferred,
-            filtered_out: 0,
-            unsatisfied: Vec::new(),
-        };
+    if let Some(summary) = UpdateSummary::unchanged(def, previous, release_raw) {
         return Ok((None, summary));
     }
     let release = Release::parse(&release_text).map_err(|source| MirrorError::Malformed {

@@ -626,6 +626,52 @@ pub struct UpdateSummary {
     pub unsatisfied: Vec<crate::snapshot::pkgset::Unsatisfied>,
 }
 
+impl UpdateSummary {
+    /// The summary of an update that found upstream unchanged, if it did:
+    /// same raw top-level metadata and same definition as last time.
+    fn unchanged(
+        def: &MirrorDef,
+        previous: Option<&MirrorState>,
+        release_raw: Sha256Digest,
+    ) -> Option<Self> {
+        let prev = previous?;
+        if prev.release_raw != release_raw || prev.fetch_digest != def.fetch_digest() {
+            return None;
+        }
+        Some(Self {
+            mirror: def.name.clone(),
+            changed: false,
+            indices: match &prev.content {
+                Content::Apt(a) => a.indices.len(),
+                Content::Rpm(r) => r.metadata.len(),
+            },
+            packages: prev.content.package_count(),
+            downloaded_files: 0,
+            downloaded_bytes: 0,
+            already_pooled: 0,
+            deferred: prev.deferred,
+            filtered_out: 0,
+            unsatisfied: Vec::new(),
+        })
+    }
+}
+
+/// What every update starts with: temp files of killed runs removed, and
+/// an HTTP client.
+fn start(
+    root: &crate::root::Root,
+    def: &MirrorDef,
+) -> Result<(crate::pool::Pool, crate::http::Fetcher), MirrorError> {
+    let pool = crate::pool::Pool::new(root);
+    pool.clean_stale_temp_files();
+    let fetcher = crate::http::Fetcher::new().map_err(|source| MirrorError::Fetch {
+        mirror: def.name.clone(),
+        what: "starting".into(),
+        source: Box::new(source),
+    })?;
+    Ok((pool, fetcher))
+}
+
 fn is_zero(n: &usize) -> bool {
     *n == 0
 }

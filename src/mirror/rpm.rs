@@ -17,8 +17,7 @@ use crate::content::{Content, RpmContent, RpmMetadataRef};
 use crate::digest::{Expected, Sha256Digest};
 use crate::formats::compress::decompress_named;
 use crate::formats::rpm::{self as fmt, RepomdRecord, RpmFormatError};
-use crate::http::{Fetcher, redact};
-use crate::pool::Pool;
+use crate::http::redact;
 use crate::report::{Event, Reporter};
 use crate::root::Root;
 use crate::signing::Verifier;
@@ -64,8 +63,7 @@ pub(super) async fn update(
     opts: &UpdateOptions,
     reporter: &dyn Reporter,
 ) -> Result<(Option<MirrorState>, UpdateSummary), MirrorError> {
-    let pool = Pool::new(root);
-    pool.clean_stale_temp_files();
+    let (pool, fetcher) = super::start(root, def)?;
     let fetch_err = |what: String| {
         move |source| MirrorError::Fetch {
             mirror: def.name.clone(),
@@ -73,7 +71,6 @@ pub(super) async fn update(
             source: Box::new(source),
         }
     };
-    let fetcher = Fetcher::new().map_err(fetch_err("starting".into()))?;
     let base = Url::parse(&def.url).map_err(|e| MirrorError::Invalid(e.to_string()))?;
     let join = |p: &str| {
         base.join(p)
@@ -116,29 +113,8 @@ pub(super) async fn update(
     }
     let release_raw = Sha256Digest::of(&digest_input);
     let fetch_digest = def.fetch_digest();
-    if let Some(prev) = previous
-        && prev.release_raw == release_raw
-        && prev.fetch_digest == fetch_digest
-    {
-        let indices = match &prev.content {
-            Content::Rpm(r) => r.metadata.len(),
-            Content::Apt(a) => a.indices.len(),
-        };
-        return Ok((
-            None,
-            UpdateSummary {
-                mirror: def.name.clone(),
-                changed: false,
-                indices,
-                packages: prev.content.package_count(),
-                downloaded_files: 0,
-                downloaded_bytes: 0,
-                already_pooled: 0,
-                deferred: prev.deferred,
-                filtered_out: 0,
-                unsatisfied: Vec::new(),
-            },
-        ));
+    if let Some(summary) = UpdateSummary::unchanged(def, previous, release_raw) {
+        return Ok((None, summary));
     }
     let repomd_text = String::from_utf8(repomd).map_err(|_| MirrorError::Upstream {
         mirror: def.name.clone(),
