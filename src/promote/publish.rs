@@ -116,9 +116,15 @@ pub(super) struct Writer<'a> {
     pool: &'a Pool,
     made_dirs: HashSet<PathBuf>,
     linked: HashMap<String, Sha256Digest>,
-    /// Links planned by [`Writer::link`], made by [`Writer::with_links`].
+    /// Links planned by [`Writer::link`] and not yet handed to a worker.
     pending: Vec<(String, Sha256Digest)>,
+    /// Inside [`Writer::with_links`]: the link workers' queues.
+    workers: Vec<std::sync::mpsc::Sender<Vec<(String, Sha256Digest)>>>,
+    next_worker: usize,
 }
+
+/// Links are handed to workers in batches of this many.
+const LINK_BATCH: usize = 2048;
 
 impl Writer<'_> {
     pub fn io(&self, path: &Path) -> impl FnOnce(std::io::Error) -> PublishError {
@@ -148,7 +154,22 @@ impl Writer<'_> {
         }
         self.linked.insert(rel.to_owned(), digest);
         self.pending.push((rel.to_owned(), digest));
+        if self.pending.len() >= LINK_BATCH {
+            self.hand_off();
+        }
         Ok(())
+    }
+
+    /// Gives the pending links to the next worker (if workers run).
+    fn hand_off(&mut self) {
+        if self.workers.is_empty() || self.pending.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.pending);
+        let i = self.next_worker % self.workers.len();
+        self.next_worker += 1;
+        // A worker that stopped has failed; its error is reported on join.
+        let _ = self.workers[i].send(batch);
     }
 
     /// Runs `f` (typically compressing indices) while another thread makes
@@ -158,31 +179,31 @@ impl Writer<'_> {
         &mut self,
         f: impl FnOnce(&mut Self) -> Result<T, PublishError>,
     ) -> Result<T, PublishError> {
-        let pending = std::mem::take(&mut self.pending);
-        let mut sorted: Vec<(&str, &str, Sha256Digest)> = pending
-            .iter()
-            .map(|(rel, d)| {
-                let (dir, name) = rel.rsplit_once('/').unwrap_or(("", rel));
-                (dir, name, *d)
-            })
-            .collect();
-        sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
         let (stage, pool, dist) = (self.stage.clone(), self.pool, self.dist);
         std::thread::scope(|s| {
-            // One thread per core: link(2) calls in different directories
-            // proceed in parallel in the kernel.
+            // One worker per core, fed batches while `f` still plans links
+            // (rewriting indices) and then compresses: link(2) calls in
+            // different directories proceed in parallel in the kernel.
             let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-            let chunk = sorted.len().div_ceil(cores).max(1);
-            let links: Vec<_> = sorted
-                .chunks(chunk)
-                .map(|part| {
-                    let stage = &stage;
-                    s.spawn(move || make_links(dist, stage, pool, part))
-                })
-                .collect();
+            let mut handles = Vec::new();
+            for _ in 0..cores {
+                let (tx, rx) = std::sync::mpsc::channel::<Vec<(String, Sha256Digest)>>();
+                self.workers.push(tx);
+                let stage = &stage;
+                handles.push(s.spawn(move || {
+                    let mut linker = Linker::new(dist, stage, pool)?;
+                    for batch in rx {
+                        linker.link_all(&batch)?;
+                    }
+                    Ok::<(), PublishError>(())
+                }));
+            }
+            self.hand_off();
             let result = f(self);
-            for l in links {
-                l.join().expect("link threads do not panic")?;
+            self.hand_off();
+            self.workers.clear();
+            for h in handles {
+                h.join().expect("link workers do not panic")?;
             }
             result
         })
@@ -234,64 +255,82 @@ async fn fetch_missing(
         .map_err(fetch_err)
 }
 
-/// Makes `pending` links (sorted by directory) relative to open directory
-/// handles — `linkat(pool, "ab/cd/HASH", dir, NAME)` — so the kernel walks
-/// two short paths per file instead of two absolute ones: this is most of a
-/// large publish's system time.
-fn make_links(
-    dist: &str,
-    stage: &Path,
-    pool: &Pool,
-    pending: &[(&str, &str, Sha256Digest)],
-) -> Result<(), PublishError> {
-    use rustix::fs::{AtFlags, Mode, OFlags, linkat, openat};
-    let io = |path: PathBuf| move |source: std::io::Error| PublishError::Io { path, source };
-    let open_dir = |path: &Path| {
-        openat(
-            rustix::fs::CWD,
-            path,
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| io(path.to_owned())(e.into()))
-    };
-    let pool_fd = open_dir(pool.dir())?;
-    let mut current: Option<(&str, rustix::fd::OwnedFd)> = None;
-    for &(dir, name, digest) in pending {
-        if current.as_ref().is_none_or(|(d, _)| *d != dir) {
-            let path = stage.join(dir);
-            std::fs::create_dir_all(&path).map_err(io(path.clone()))?;
-            current = Some((dir, open_dir(&path)?));
-        }
-        let Some((_, dir_fd)) = current.as_ref() else {
-            continue;
-        };
-        match linkat(
-            &pool_fd,
-            Pool::relative_path(&digest),
-            dir_fd,
-            name,
-            AtFlags::empty(),
-        ) {
-            Ok(()) => {}
-            Err(rustix::io::Errno::EXIST) => {}
-            Err(rustix::io::Errno::NOENT) => {
-                return Err(PublishError::Pool {
-                    dist: dist.to_owned(),
-                    source: PoolError::Missing {
-                        digest,
-                        path: pool.path(&digest),
-                    },
-                });
-            }
-            Err(_) => {
-                // Another filesystem (EXDEV) or no hardlinks: copy.
-                let dst = stage.join(dir).join(name);
-                crate::fsutil::link_or_copy(&pool.path(&digest), &dst).map_err(io(dst.clone()))?;
-            }
-        }
+/// Makes links relative to open directory handles — `linkat(pool,
+/// "ab/cd/HASH", dir, NAME)` — so the kernel walks two short paths per
+/// file instead of two absolute ones.
+struct Linker<'a> {
+    dist: &'a str,
+    stage: &'a Path,
+    pool: &'a Pool,
+    pool_fd: rustix::fd::OwnedFd,
+    dirs: HashMap<String, rustix::fd::OwnedFd>,
+}
+
+fn open_dir(path: &Path) -> Result<rustix::fd::OwnedFd, PublishError> {
+    use rustix::fs::{Mode, OFlags, openat};
+    openat(
+        rustix::fs::CWD,
+        path,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| PublishError::Io {
+        path: path.to_owned(),
+        source: e.into(),
+    })
+}
+
+impl<'a> Linker<'a> {
+    fn new(dist: &'a str, stage: &'a Path, pool: &'a Pool) -> Result<Self, PublishError> {
+        Ok(Self {
+            dist,
+            stage,
+            pool,
+            pool_fd: open_dir(pool.dir())?,
+            dirs: HashMap::new(),
+        })
     }
-    Ok(())
+
+    fn link_all(&mut self, batch: &[(String, Sha256Digest)]) -> Result<(), PublishError> {
+        use rustix::fs::{AtFlags, linkat};
+        for (rel, digest) in batch {
+            let (dir, name) = rel.rsplit_once('/').unwrap_or(("", rel));
+            if !self.dirs.contains_key(dir) {
+                let path = self.stage.join(dir);
+                std::fs::create_dir_all(&path).map_err(|source| PublishError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                self.dirs.insert(dir.to_owned(), open_dir(&path)?);
+            }
+            let dir_fd = &self.dirs[dir];
+            match linkat(
+                &self.pool_fd,
+                Pool::relative_path(digest),
+                dir_fd,
+                name,
+                AtFlags::empty(),
+            ) {
+                Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                Err(rustix::io::Errno::NOENT) => {
+                    return Err(PublishError::Pool {
+                        dist: self.dist.to_owned(),
+                        source: PoolError::Missing {
+                            digest: *digest,
+                            path: self.pool.path(digest),
+                        },
+                    });
+                }
+                Err(_) => {
+                    // Another filesystem (EXDEV) or no hardlinks: copy.
+                    let dst = self.stage.join(rel);
+                    crate::fsutil::link_or_copy(&self.pool.path(digest), &dst)
+                        .map_err(|source| PublishError::Io { path: dst, source })?;
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 pub(super) fn rfc2822(t: Timestamp) -> String {
@@ -374,6 +413,8 @@ pub async fn publish(
         made_dirs: HashSet::new(),
         linked: HashMap::new(),
         pending: Vec::new(),
+        workers: Vec::new(),
+        next_worker: 0,
     };
     let result = match &prepared {
         Prepared::Apt(p) => super::publish_apt::write_version(&mut w, opts, p, when, signer),

@@ -197,11 +197,12 @@ pub(super) fn write_version(
             compressions.push(*c);
         }
     }
-    let mut plains = Vec::with_capacity(texts.len());
-    for (index, (kind, text)) in content.indices.iter().zip(texts) {
-        plains.push(rewrite_index(w, &index.component, *kind, text)?);
-    }
     w.with_links(|w| {
+        // Rewriting plans the links, which workers make meanwhile.
+        let mut plains = Vec::with_capacity(texts.len());
+        for (index, (kind, text)) in content.indices.iter().zip(texts) {
+            plains.push(rewrite_index(w, &index.component, *kind, text)?);
+        }
         for (index, plain) in content.indices.iter().zip(&plains) {
             let rel = index.dist_path();
             let by_hash_dir = format!(
@@ -242,7 +243,6 @@ pub(super) fn write_version(
         }
         Ok(())
     })?;
-    drop(plains);
 
     let components = content.components();
     let archs = content.architectures();
