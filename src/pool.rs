@@ -1,7 +1,7 @@
 //! The content-addressed pool.
 //!
 //! Every file depot keeps — a package, an upstream index, a generated
-//! index — is a blob stored at `pool/ab/cd/<sha256>`, named by the SHA-256 of
+//! index — is a blob stored at `pool/ab/<sha256>`, named by the SHA-256 of
 //! its bytes. One copy per content exists across all mirrors and snapshots.
 //! Blobs are written to `tmp/`, hashed while written, checked against what
 //! the signed index promised, and only then renamed into place, so a blob's
@@ -61,13 +61,15 @@ impl Pool {
     /// The blob's path relative to [`Pool::dir`].
     pub fn relative_path(digest: &Sha256Digest) -> String {
         let hex = digest.to_hex();
-        format!("{}/{}/{hex}", &hex[0..2], &hex[2..4])
+        format!("{}/{hex}", &hex[0..2])
     }
 
     /// Where the blob named `digest` lives (whether or not it exists).
     pub fn path(&self, digest: &Sha256Digest) -> PathBuf {
         let hex = digest.to_hex();
-        self.dir.join(&hex[0..2]).join(&hex[2..4]).join(hex)
+        // One level of 256 folders: a second level would mean ~40k
+        // mkdirs for a 63k-package mirror, for folders of ~250 entries.
+        self.dir.join(&hex[0..2]).join(hex)
     }
 
     pub fn contains(&self, digest: &Sha256Digest) -> bool {

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! ROOT/
-//!   pool/ab/cd/<sha256>     content-addressed blobs (packages, indices)
+//!   pool/ab/<sha256>        content-addressed blobs (packages, indices)
 //!   tmp/                    downloads in flight (same filesystem as pool/)
 //!   mirrors/NAME.yaml       hand-editable mirror definitions
 //!   mirrors/NAME.state.json what the last successful update fetched

@@ -256,7 +256,7 @@ async fn fetch_missing(
 }
 
 /// Makes links relative to open directory handles — `linkat(pool,
-/// "ab/cd/HASH", dir, NAME)` — so the kernel walks two short paths per
+/// "ab/HASH", dir, NAME)` — so the kernel walks two short paths per
 /// file instead of two absolute ones.
 struct Linker<'a> {
     dist: &'a str,
