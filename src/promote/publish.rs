@@ -115,7 +115,7 @@ pub(super) struct Writer<'a> {
     pub stage: PathBuf,
     pool: &'a Pool,
     made_dirs: HashSet<PathBuf>,
-    linked: HashMap<String, Sha256Digest>,
+    linked: rustc_hash::FxHashMap<String, Sha256Digest>,
     /// Links planned by [`Writer::link`] and not yet handed to a worker.
     pending: Vec<(String, Sha256Digest)>,
     /// Inside [`Writer::with_links`]: the link workers' queues.
@@ -411,7 +411,7 @@ pub async fn publish(
         stage: stage.clone(),
         pool: &pool,
         made_dirs: HashSet::new(),
-        linked: HashMap::new(),
+        linked: rustc_hash::FxHashMap::default(),
         pending: Vec::new(),
         workers: Vec::new(),
         next_worker: 0,
