@@ -264,7 +264,7 @@ pub enum RepoCommand {
         #[arg(long = "arch", value_name = "A")]
         architectures: Vec<String>,
     },
-    /// Add package files (.deb): read, checked and pooled
+    /// Add package files (.deb or .rpm): headers read, checked and pooled
     Add {
         name: String,
         #[arg(required = true)]

@@ -8,6 +8,10 @@
 //! repo as it was. A rebuild (same name, version and architecture, other
 //! bytes) is refused unless `--replace`: a version must name one content.
 //!
+//! An `.rpm` is read with the `rpm` crate up to the end of its header (the
+//! payload is never read) and becomes primary/filelists/other entries
+//! (`formats::rpm_header`).
+//!
 //! A `.deb` is an `ar` archive of `debian-binary`, `control.tar.*` and
 //! `data.tar.*`; only `control.tar` is read (for its `control` file), the
 //! payload never is. The ar reader is a few lines here rather than a crate:
@@ -50,8 +54,15 @@ pub enum RepoError {
     },
     #[error("{} is not a valid .deb: {problem}", path.display())]
     BadPackage { path: PathBuf, problem: String },
-    #[error("rpm files are not supported in local repos yet: {}", path.display())]
-    RpmUnsupported { path: PathBuf },
+    #[error("{} is not a valid .rpm: {problem}", path.display())]
+    BadRpm { path: PathBuf, problem: String },
+    #[error("{} is {found}, but repo `{repo}` holds {kind} packages", path.display())]
+    WrongKind {
+        repo: String,
+        path: PathBuf,
+        found: &'static str,
+        kind: RepoKind,
+    },
     #[error(
         "{name} {version} ({arch}) is already in repo `{repo}` with different content ({} differs); a version must name one build — bump the version, or pass --replace",
         path.display()
@@ -97,8 +108,14 @@ pub struct RepoPackage {
     pub file_name: String,
     pub size: u64,
     pub sha256: Sha256Digest,
-    /// The control stanza as the package carries it.
+    /// apt: the control stanza as the package carries it; rpm: its
+    /// primary.xml `<package>` entry.
     pub control: String,
+    /// rpm: the filelists.xml and other.xml entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filelists: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub other: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -252,11 +269,27 @@ pub fn read_deb_control(path: &Path, bytes: &[u8]) -> Result<String, RepoError> 
     Err(bad("no control.tar member"))
 }
 
-fn parse_package(path: &Path, bytes: &[u8]) -> Result<RepoPackage, RepoError> {
-    if bytes.starts_with(&[0xed, 0xab, 0xee, 0xdb]) {
-        return Err(RepoError::RpmUnsupported {
-            path: path.to_owned(),
-        });
+const RPM_MAGIC: [u8; 4] = [0xed, 0xab, 0xee, 0xdb];
+
+fn parse_package(def: &RepoDef, path: &Path, bytes: &[u8]) -> Result<RepoPackage, RepoError> {
+    let is_rpm = bytes.starts_with(&RPM_MAGIC);
+    let wrong = |found| RepoError::WrongKind {
+        repo: def.name.clone(),
+        path: path.to_owned(),
+        found,
+        kind: def.kind,
+    };
+    match (def.kind, is_rpm) {
+        (RepoKind::Rpm, true) => return parse_rpm(path, bytes),
+        (RepoKind::Apt, true) => return Err(wrong("an rpm")),
+        (RepoKind::Rpm, false) if bytes.starts_with(b"!<arch>\n") => return Err(wrong("a .deb")),
+        (RepoKind::Rpm, false) => {
+            return Err(RepoError::BadRpm {
+                path: path.to_owned(),
+                problem: "no rpm lead (magic ed ab ee db)".into(),
+            });
+        }
+        (RepoKind::Apt, false) => {}
     }
     let control = read_deb_control(path, bytes)?;
     let bad = |problem: String| RepoError::BadPackage {
@@ -281,6 +314,8 @@ fn parse_package(path: &Path, bytes: &[u8]) -> Result<RepoPackage, RepoError> {
         .to_owned();
     let upstream = version.split_once(':').map_or(version.as_str(), |(_, v)| v);
     Ok(RepoPackage {
+        filelists: None,
+        other: None,
         file_name: format!("{name}_{upstream}_{arch}.deb"),
         size: bytes.len() as u64,
         sha256: Sha256Digest::of(bytes),
@@ -289,6 +324,50 @@ fn parse_package(path: &Path, bytes: &[u8]) -> Result<RepoPackage, RepoError> {
         version,
         arch,
         source,
+    })
+}
+
+/// Reads an rpm's header (never its payload) into repodata entries.
+fn parse_rpm(path: &Path, bytes: &[u8]) -> Result<RepoPackage, RepoError> {
+    let sha256 = Sha256Digest::of(bytes);
+    let bad = |problem: String| RepoError::BadRpm {
+        path: path.to_owned(),
+        problem,
+    };
+    // A first pass names the file; the location is part of the entry.
+    let probe = crate::formats::rpm_header::fragments(bytes, "", "", 0)
+        .map_err(|e| bad(crate::http::error_chain(&e)))?;
+    let file_name = format!(
+        "{}-{}.{}.rpm",
+        probe.name,
+        probe.evr.rsplit(':').next().unwrap_or(&probe.evr),
+        probe.arch
+    );
+    let prefix = probe
+        .name
+        .chars()
+        .next()
+        .unwrap_or('_')
+        .to_ascii_lowercase();
+    let href = format!("Packages/{prefix}/{file_name}");
+    let mtime = std::fs::metadata(path)
+        .ok()
+        .and_then(|m| m.modified().ok())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    let f = crate::formats::rpm_header::fragments(bytes, &sha256.to_hex(), &href, mtime)
+        .map_err(|e| bad(crate::http::error_chain(&e)))?;
+    Ok(RepoPackage {
+        source: f.name.clone(),
+        name: f.name,
+        version: f.evr,
+        arch: f.arch,
+        file_name,
+        size: bytes.len() as u64,
+        sha256,
+        control: f.primary,
+        filelists: Some(f.filelists),
+        other: Some(f.other),
     })
 }
 
@@ -308,7 +387,7 @@ pub fn add(
     replace: bool,
 ) -> Result<AddSummary, RepoError> {
     let _lock = ObjectLock::acquire(root, "repo", name, Wait::Yes)?;
-    let (_def, mut state) = load(root, name)?;
+    let (def, mut state) = load(root, name)?;
     let pool = Pool::new(root);
     let mut parsed = Vec::new();
     for path in files {
@@ -317,7 +396,7 @@ pub fn add(
             path: path.clone(),
             source,
         })?;
-        let pkg = parse_package(path, &bytes)?;
+        let pkg = parse_package(&def, path, &bytes)?;
         parsed.push((path.clone(), pkg, bytes));
     }
     let mut summary = AddSummary {
@@ -372,7 +451,7 @@ pub fn add(
     Ok(summary)
 }
 
-struct RepoView<'a>(&'a RepoPackage);
+struct RepoView<'a>(&'a RepoPackage, RepoKind);
 
 impl PackageFields for RepoView<'_> {
     fn name(&self) -> &str {
@@ -388,9 +467,15 @@ impl PackageFields for RepoView<'_> {
         &self.0.source
     }
     fn package_type(&self) -> &str {
-        "deb"
+        match self.1 {
+            RepoKind::Apt => "deb",
+            RepoKind::Rpm => "rpm",
+        }
     }
     fn field(&self, name: &str) -> Option<String> {
+        if self.1 == RepoKind::Rpm {
+            return None;
+        }
         deb822::paragraphs(&self.0.control)
             .next()?
             .ok()?
@@ -403,10 +488,14 @@ impl PackageFields for RepoView<'_> {
 pub fn remove(root: &Root, name: &str, query: &str) -> Result<Vec<String>, RepoError> {
     let query = Query::parse(query)?;
     let _lock = ObjectLock::acquire(root, "repo", name, Wait::Yes)?;
-    let (_, mut state) = load(root, name)?;
+    let (def, mut state) = load(root, name)?;
+    let flavor = match def.kind {
+        RepoKind::Apt => Flavor::Deb,
+        RepoKind::Rpm => Flavor::Rpm,
+    };
     let mut removed = Vec::new();
     state.packages.retain(|p| {
-        let hit = query.matches(&RepoView(p), Flavor::Deb);
+        let hit = query.matches(&RepoView(p, def.kind), flavor);
         if hit {
             removed.push(format!("{} {} {}", p.name, p.version, p.arch));
         }
@@ -466,6 +555,54 @@ pub fn drop_repo(root: &Root, name: &str) -> Result<(), RepoError> {
 pub fn content(root: &Root, name: &str) -> Result<Content, RepoError> {
     let (def, state) = load(root, name)?;
     let pool = Pool::new(root);
+    let put = |text: String| {
+        pool.put(text.as_bytes()).map_err(|source| RepoError::Pool {
+            repo: name.to_owned(),
+            source,
+        })
+    };
+    if def.kind == RepoKind::Rpm {
+        use crate::formats::rpm::splice;
+        use crate::formats::rpm_header::{FILELISTS_ROOT, OTHER_ROOT, PRIMARY_ROOT};
+        let pick =
+            |f: fn(&RepoPackage) -> &str| -> Vec<&str> { state.packages.iter().map(f).collect() };
+        let metadata = [
+            (
+                "primary",
+                splice(PRIMARY_ROOT, "metadata", &pick(|p| &p.control)),
+            ),
+            (
+                "filelists",
+                splice(
+                    FILELISTS_ROOT,
+                    "filelists",
+                    &pick(|p| p.filelists.as_deref().unwrap_or("")),
+                ),
+            ),
+            (
+                "other",
+                splice(
+                    OTHER_ROOT,
+                    "otherdata",
+                    &pick(|p| p.other.as_deref().unwrap_or("")),
+                ),
+            ),
+        ]
+        .into_iter()
+        .map(|(t, text)| {
+            Ok(crate::content::RpmMetadataRef {
+                mdtype: t.to_owned(),
+                ext: "xml".to_owned(),
+                blob: put(text)?,
+            })
+        })
+        .collect::<Result<Vec<_>, RepoError>>()?;
+        return Ok(Content::Rpm(crate::content::RpmContent {
+            files_url: format!("file://{}/", root.repos_dir().display()),
+            metadata,
+            packages: state.packages.len(),
+        }));
+    }
     let mut archs = def.architectures.clone();
     if archs.is_empty() {
         for p in &state.packages {

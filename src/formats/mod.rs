@@ -6,3 +6,4 @@ pub mod compress;
 pub mod deb822;
 pub mod debversion;
 pub mod rpm;
+pub mod rpm_header;

@@ -543,3 +543,122 @@ fn repo_add_refuses_bad_files_and_rebuilds_and_keeps_the_repo() {
         .json();
     assert_eq!(show["packages"], serde_json::json!([]));
 }
+
+/// Builds a small noarch rpm with rpmbuild; `content` goes into its file.
+fn build_rpm(dir: &Path, name: &str, version: &str, content: &str) -> PathBuf {
+    let top = dir.join(format!("rpmbuild-{name}-{version}-{}", content.len()));
+    std::fs::create_dir_all(&top).unwrap();
+    let spec = top.join(format!("{name}.spec"));
+    std::fs::write(
+        &spec,
+        format!(
+            "Name: {name}\nVersion: {version}\nRelease: 1\nSummary: test {name}\nLicense: MIT\nBuildArch: noarch\n%description\ntest package\n%install\nmkdir -p %{{buildroot}}/usr/share/doc/{name}\necho '{content}' > %{{buildroot}}/usr/share/doc/{name}/README\n%files\n/usr/share/doc/{name}/README\n"
+        ),
+    )
+    .unwrap();
+    let run = Command::new("rpmbuild")
+        .arg("-bb")
+        .arg("--define")
+        .arg(format!("_topdir {}", top.display()))
+        .arg("--define")
+        .arg("_build_id_links none")
+        .arg(&spec)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    top.join(format!("RPMS/noarch/{name}-{version}-1.noarch.rpm"))
+}
+
+#[test]
+fn local_rpm_repo_publishes_for_dnf_and_refuses_bad_files() {
+    let ctx = TestContext::new();
+    let gpg = Gpg::new();
+    ctx.depot(&["repo", "create", "rci", "--kind", "rpm"]).ok();
+    let fixture = crate::support::fixtures().join("rpm/state1/Packages");
+    let rpms: Vec<String> = ["alpha-1.0-1.noarch.rpm", "beta-2.0-1.x86_64.rpm"]
+        .iter()
+        .map(|f| fixture.join(f).display().to_string())
+        .collect();
+    ctx.depot(&["repo", "add", "rci", &rpms[0], &rpms[1]]).ok();
+    let state = ctx.root.join("repos/rci.state.json");
+    let before = std::fs::read(&state).unwrap();
+
+    // Refused, repo unchanged: truncated, tampered, not a package, a .deb,
+    // and a rebuild of the same NEVRA with other content.
+    let d = ctx.dir.path();
+    let bytes = std::fs::read(fixture.join("gamma-0.5-1.noarch.rpm")).unwrap();
+    std::fs::write(d.join("short.rpm"), &bytes[..bytes.len() - 50]).unwrap();
+    ctx.depot(&["repo", "add", "rci", d.join("short.rpm").to_str().unwrap()])
+        .fails(1, "not a valid .rpm");
+    let mut tampered = bytes.clone();
+    let n = tampered.len() - 30;
+    tampered[n] ^= 0x40;
+    std::fs::write(d.join("tampered.rpm"), tampered).unwrap();
+    ctx.depot(&[
+        "repo",
+        "add",
+        "rci",
+        d.join("tampered.rpm").to_str().unwrap(),
+    ])
+    .fails(1, "payload digest");
+    std::fs::write(d.join("notes.rpm"), "hello").unwrap();
+    ctx.depot(&["repo", "add", "rci", d.join("notes.rpm").to_str().unwrap()])
+        .fails(1, "no rpm lead");
+    let deb = build_deb(d, "debpkg", "1.0", "amd64", "");
+    ctx.depot(&["repo", "add", "rci", deb.to_str().unwrap()])
+        .fails(1, "holds rpm packages");
+    let one = build_rpm(&d.join("one"), "tool", "1.0", "first build");
+    let two = build_rpm(&d.join("two"), "tool", "1.0", "second, different build");
+    ctx.depot(&["repo", "add", "rci", one.to_str().unwrap()])
+        .ok();
+    let with_tool = std::fs::read(&state).unwrap();
+    ctx.depot(&["repo", "add", "rci", two.to_str().unwrap()])
+        .fails(1, "--replace");
+    assert_eq!(std::fs::read(&state).unwrap(), with_tool);
+    ctx.depot(&["repo", "remove", "rci", "tool"]).ok();
+    assert_eq!(std::fs::read(&state).unwrap(), before);
+
+    // What remains publishes, and dnf installs beta with alpha (whose
+    // file dependency is found through filelists).
+    ctx.depot(&["snapshot", "create", "rs", "--repo", "rci"])
+        .ok();
+    ctx.depot(&["snapshot", "verify", "rs"]).ok();
+    let mut cmd = ctx.command();
+    cmd.env("GNUPGHOME", gpg.home.path());
+    let out = cmd
+        .args([
+            "publish",
+            "rs",
+            "--dist",
+            "ci",
+            "--sign-key",
+            "test@depot.invalid",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::os::unix::fs::symlink(ctx.root.join("public"), ctx.www.join("public")).unwrap();
+    let dnf = crate::support::Dnf::new(
+        &ctx.server.url("public/ci/dev"),
+        &[
+            &gpg.public_key,
+            &crate::support::fixtures().join("rpm/keys/good.asc"),
+        ],
+    );
+    dnf.run(&["makecache"]).ok();
+    dnf.run(&["install", "beta"]).ok();
+    assert!(
+        dnf.dir
+            .path()
+            .join("root/usr/share/doc/alpha/README")
+            .is_file()
+    );
+}

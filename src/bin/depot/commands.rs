@@ -505,9 +505,6 @@ fn repo_cmd(cmd: RepoCommand, root: &Root, settings: &Settings) -> Result<()> {
             component,
             architectures,
         } => {
-            if k == Kind::Rpm {
-                anyhow::bail!("local rpm repos are not supported yet; use --kind apt");
-            }
             let def = repo::create(
                 root,
                 &name,

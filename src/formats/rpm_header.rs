@@ -1,0 +1,293 @@
+//! repodata entries for an rpm file, read from its header only.
+//!
+//! `repo add` of an `.rpm` reads the lead, signature and main header with
+//! the `rpm` crate (`PackageMetadata::parse` stops before the payload) and
+//! writes the `<package>` elements createrepo_c would: primary (with the
+//! header range, dependencies and the files dependency resolution needs),
+//! filelists (every file), other (no changelogs).
+
+use quick_xml::escape::escape;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RpmHeaderError {
+    #[error("unreadable rpm header")]
+    Header(#[from] rpm::Error),
+    #[error("{0}")]
+    Payload(String),
+}
+
+/// A package's three repodata fragments.
+pub struct Fragments {
+    pub name: String,
+    pub arch: String,
+    /// `[epoch:]version-release`
+    pub evr: String,
+    pub primary: String,
+    pub filelists: String,
+    pub other: String,
+}
+
+fn flags(f: rpm::DependencyFlags) -> Option<&'static str> {
+    use rpm::DependencyFlags as F;
+    let cmp = f & (F::LESS | F::GREATER | F::EQUAL);
+    Some(if cmp == F::LESS | F::EQUAL {
+        "LE"
+    } else if cmp == F::GREATER | F::EQUAL {
+        "GE"
+    } else if cmp == F::EQUAL {
+        "EQ"
+    } else if cmp == F::LESS {
+        "LT"
+    } else if cmp == F::GREATER {
+        "GT"
+    } else {
+        return None;
+    })
+}
+
+fn entries(tag: &str, deps: &[rpm::Dependency]) -> String {
+    let deps: Vec<&rpm::Dependency> = deps
+        .iter()
+        .filter(|d| !d.name.starts_with("rpmlib("))
+        .collect();
+    if deps.is_empty() {
+        return String::new();
+    }
+    let mut out = format!("    <rpm:{tag}>\n");
+    for d in deps {
+        out.push_str(&format!("      <rpm:entry name=\"{}\"", escape(&d.name)));
+        if let (Some(f), false) = (flags(d.flags), d.version.is_empty()) {
+            let evr = super::rpm::Evr::parse(&d.version);
+            out.push_str(&format!(
+                " flags=\"{f}\" epoch=\"{}\" ver=\"{}\"",
+                evr.epoch,
+                escape(&evr.version)
+            ));
+            if !evr.release.is_empty() {
+                out.push_str(&format!(" rel=\"{}\"", escape(&evr.release)));
+            }
+        }
+        if d.flags.intersects(
+            rpm::DependencyFlags::PREREQ
+                | rpm::DependencyFlags::SCRIPT_PRE
+                | rpm::DependencyFlags::SCRIPT_POST,
+        ) {
+            out.push_str(" pre=\"1\"");
+        }
+        out.push_str("/>\n");
+    }
+    out.push_str(&format!("    </rpm:{tag}>\n"));
+    out
+}
+
+/// The files createrepo_c lists in primary (what dependencies usually name).
+fn in_primary(path: &str) -> bool {
+    path.starts_with("/etc/") || path.contains("bin/") || path == "/usr/lib/sendmail"
+}
+
+/// Checks the payload without unpacking it: the signature header's size
+/// (header + payload) against the file, and the header's payload digest
+/// (SHA-256) against the payload bytes. A truncated or tampered rpm is
+/// refused here rather than by a client's install.
+fn check_payload(
+    meta: &rpm::PackageMetadata,
+    bytes: &[u8],
+    header_start: u64,
+    payload_start: u64,
+) -> Result<(), RpmHeaderError> {
+    let bad = RpmHeaderError::Payload;
+    let size = meta
+        .signature
+        .get_entry_data_as_u64(rpm::IndexSignatureTag::RPMSIGTAG_LONGSIZE)
+        .ok()
+        .or_else(|| {
+            meta.signature
+                .get_entry_data_as_u32(rpm::IndexSignatureTag::RPMSIGTAG_SIZE)
+                .ok()
+                .map(u64::from)
+        });
+    if let Some(size) = size
+        && header_start + size != bytes.len() as u64
+    {
+        return Err(bad(format!(
+            "size: the header says {} bytes, the file has {}",
+            header_start + size,
+            bytes.len()
+        )));
+    }
+    // RPMTAG_PAYLOADSHA256 (rpm ≥ 4.14) digests the compressed payload as
+    // stored; older rpms lack it and only the size is checked.
+    if let Ok(digests) = meta
+        .header
+        .get_entry_data_as_string_array(rpm::IndexTag::RPMTAG_PAYLOADSHA256)
+        && let Some(want) = digests.first()
+    {
+        let payload = bytes.get(payload_start as usize..).unwrap_or(&[]);
+        let got = crate::digest::Sha256Digest::of(payload).to_hex();
+        if !got.eq_ignore_ascii_case(want) {
+            return Err(bad("payload digest mismatch (the file was altered)".into()));
+        }
+    }
+    Ok(())
+}
+
+/// Reads the header of an rpm file (`bytes`) and writes its entries.
+pub fn fragments(
+    bytes: &[u8],
+    sha256: &str,
+    href: &str,
+    mtime: u64,
+) -> Result<Fragments, RpmHeaderError> {
+    let meta = rpm::PackageMetadata::parse(&mut std::io::BufReader::new(bytes))?;
+    let name = meta.get_name()?.to_owned();
+    let arch = if meta.is_source_package() {
+        "src".to_owned()
+    } else {
+        meta.get_arch()?.to_owned()
+    };
+    let epoch = meta.get_epoch().unwrap_or(0);
+    let (ver, rel) = (
+        meta.get_version()?.to_owned(),
+        meta.get_release()?.to_owned(),
+    );
+    let opt = |r: Result<&str, rpm::Error>| escape(r.unwrap_or("")).into_owned();
+    let offsets = meta.get_package_segment_offsets();
+    check_payload(&meta, bytes, offsets.header, offsets.payload)?;
+    let files: Vec<(String, bool)> = meta
+        .get_file_entries()
+        .unwrap_or_default()
+        .iter()
+        .map(|f| {
+            (
+                f.path().to_string_lossy().into_owned(),
+                f.mode().file_type() == rpm::FileType::Dir,
+            )
+        })
+        .collect();
+    let version = format!(
+        "<version epoch=\"{epoch}\" ver=\"{}\" rel=\"{}\"/>",
+        escape(&ver),
+        escape(&rel)
+    );
+    let mut primary = format!(
+        "<package type=\"rpm\">\n  <name>{}</name>\n  <arch>{}</arch>\n  {version}\n  <checksum type=\"sha256\" pkgid=\"YES\">{sha256}</checksum>\n  <summary>{}</summary>\n  <description>{}</description>\n  <packager>{}</packager>\n  <url>{}</url>\n  <time file=\"{mtime}\" build=\"{}\"/>\n  <size package=\"{}\" installed=\"{}\" archive=\"{}\"/>\n  <location href=\"{}\"/>\n  <format>\n    <rpm:license>{}</rpm:license>\n    <rpm:vendor>{}</rpm:vendor>\n    <rpm:group>{}</rpm:group>\n    <rpm:buildhost>{}</rpm:buildhost>\n    <rpm:sourcerpm>{}</rpm:sourcerpm>\n    <rpm:header-range start=\"{}\" end=\"{}\"/>\n",
+        escape(&name),
+        escape(&arch),
+        opt(meta.get_summary()),
+        opt(meta.get_description()),
+        opt(meta.get_packager()),
+        opt(meta.get_url()),
+        meta.get_build_time().unwrap_or(0),
+        bytes.len(),
+        meta.get_installed_size().unwrap_or(0),
+        offsets.payload.saturating_sub(offsets.header),
+        escape(href),
+        opt(meta.get_license()),
+        opt(meta.get_vendor()),
+        opt(meta.get_group()),
+        opt(meta.get_build_host()),
+        opt(meta.get_source_rpm()),
+        offsets.header,
+        offsets.payload,
+    );
+    for (tag, deps) in [
+        ("provides", meta.get_provides()),
+        ("requires", meta.get_requires()),
+        ("conflicts", meta.get_conflicts()),
+        ("obsoletes", meta.get_obsoletes()),
+        ("recommends", meta.get_recommends()),
+        ("suggests", meta.get_suggests()),
+    ] {
+        primary.push_str(&entries(tag, &deps.unwrap_or_default()));
+    }
+    for (path, is_dir) in &files {
+        if in_primary(path) {
+            let ty = if *is_dir { " type=\"dir\"" } else { "" };
+            primary.push_str(&format!("    <file{ty}>{}</file>\n", escape(path)));
+        }
+    }
+    primary.push_str("  </format>\n</package>");
+    let head = format!(
+        "<package pkgid=\"{sha256}\" name=\"{}\" arch=\"{}\">\n  {version}\n",
+        escape(&name),
+        escape(&arch)
+    );
+    let mut filelists = head.clone();
+    for (path, is_dir) in &files {
+        let ty = if *is_dir { " type=\"dir\"" } else { "" };
+        filelists.push_str(&format!("  <file{ty}>{}</file>\n", escape(path)));
+    }
+    filelists.push_str("</package>");
+    let other = head + "</package>";
+    let evr = if epoch == 0 {
+        format!("{ver}-{rel}")
+    } else {
+        format!("{epoch}:{ver}-{rel}")
+    };
+    Ok(Fragments {
+        name,
+        arch,
+        evr,
+        primary,
+        filelists,
+        other,
+    })
+}
+
+/// Root start tags of the three documents.
+pub const PRIMARY_ROOT: &str = "<metadata xmlns=\"http://linux.duke.edu/metadata/common\" xmlns:rpm=\"http://linux.duke.edu/metadata/rpm\" packages=\"0\">";
+pub const FILELISTS_ROOT: &str =
+    "<filelists xmlns=\"http://linux.duke.edu/metadata/filelists\" packages=\"0\">";
+pub const OTHER_ROOT: &str =
+    "<otherdata xmlns=\"http://linux.duke.edu/metadata/other\" packages=\"0\">";
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn fixture_rpm_header_becomes_primary_entries() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/rpm/state1/Packages/beta-2.0-1.x86_64.rpm"
+        );
+        let bytes = std::fs::read(path).unwrap();
+        let f = super::fragments(
+            &bytes,
+            &"0".repeat(64),
+            "Packages/b/beta-2.0-1.x86_64.rpm",
+            0,
+        )
+        .unwrap();
+        assert_eq!(
+            (f.name.as_str(), f.arch.as_str(), f.evr.as_str()),
+            ("beta", "x86_64", "2.0-1")
+        );
+        let doc = crate::formats::rpm::splice(super::PRIMARY_ROOT, "metadata", &[&f.primary]);
+        let (_, pkgs) = crate::formats::rpm::parse_primary(&doc).unwrap();
+        assert_eq!(pkgs[0].name, "beta");
+        assert!(
+            pkgs[0]
+                .requires
+                .iter()
+                .any(|r| r.name == "/usr/share/doc/alpha/README")
+        );
+        assert!(pkgs[0].requires.iter().any(|r| r.name == "alpha"));
+        assert!(
+            f.filelists
+                .contains("<file>/usr/share/doc/beta/README</file>"),
+            "{}",
+            f.filelists
+        );
+        let garbage = super::fragments(b"not an rpm at all", "x", "y", 0);
+        assert!(garbage.is_err());
+        let truncated = super::fragments(&bytes[..bytes.len() - 10], "x", "y", 0);
+        assert!(truncated.is_err());
+        let mut tampered = bytes.clone();
+        let n = tampered.len() - 20;
+        tampered[n] ^= 0xff;
+        let err = super::fragments(&tampered, "x", "y", 0)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("payload digest"), "{err}");
+    }
+}
