@@ -428,6 +428,9 @@ pub fn packages(
             return Ok(rows.into_iter().collect());
         }
     };
+    // Indices were checked when they entered the pool: read just the
+    // three fields, without re-validating every stanza.
+    let mut list: Vec<PackageRow> = Vec::new();
     for index in &content.indices {
         let bytes = pool
             .read(&index.blob)
@@ -435,37 +438,52 @@ pub fn packages(
                 snapshot: snapshot.to_owned(),
                 source,
             })?;
-        let text = String::from_utf8_lossy(&bytes);
-        let malformed = |source| SnapshotError::Malformed {
-            snapshot: snapshot.to_owned(),
-            source,
-        };
-        match index.kind {
-            IndexKind::Binary | IndexKind::Udeb => {
-                for s in crate::formats::apt::binary_stanzas(&text) {
-                    let s = s.map_err(malformed)?;
-                    rows.insert(PackageRow {
-                        kind: index.kind,
-                        name: s.name.to_owned(),
-                        arch: s.architecture.to_owned(),
-                        version: s.version.to_owned(),
-                    });
+        let text = String::from_utf8(bytes)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        for p in crate::formats::deb822::paragraphs(&text) {
+            let p = p.map_err(|e| SnapshotError::Malformed {
+                snapshot: snapshot.to_owned(),
+                source: e.into(),
+            })?;
+            let missing = |field| SnapshotError::Malformed {
+                snapshot: snapshot.to_owned(),
+                source: crate::formats::apt::AptFormatError::MissingField {
+                    line: p.line,
+                    field,
+                },
+            };
+            let (mut name, mut version, mut arch) = (None, None, None);
+            for f in &p.fields {
+                match f.name {
+                    "Package" => name = Some(f.value),
+                    "Version" => version = Some(f.value),
+                    "Architecture" => arch = Some(f.value),
+                    _ => {}
                 }
             }
-            IndexKind::Source => {
-                for s in crate::formats::apt::source_stanzas(&text) {
-                    let s = s.map_err(malformed)?;
-                    rows.insert(PackageRow {
-                        kind: index.kind,
-                        name: s.name.to_owned(),
-                        arch: "source".to_owned(),
-                        version: s.version.to_owned(),
-                    });
-                }
-            }
+            let name = name
+                .or_else(|| p.get("Package"))
+                .ok_or_else(|| missing("Package"))?;
+            let version = version
+                .or_else(|| p.get("Version"))
+                .ok_or_else(|| missing("Version"))?;
+            let arch = match index.kind {
+                IndexKind::Source => "source",
+                _ => arch
+                    .or_else(|| p.get("Architecture"))
+                    .ok_or_else(|| missing("Architecture"))?,
+            };
+            list.push(PackageRow {
+                kind: index.kind,
+                name: name.to_owned(),
+                arch: arch.to_owned(),
+                version: version.to_owned(),
+            });
         }
     }
-    Ok(rows.into_iter().collect())
+    list.sort_unstable();
+    list.dedup();
+    Ok(list)
 }
 
 /// `depot snapshot show NAME [--packages]`.
@@ -568,11 +586,14 @@ pub fn diff(root: &Root, a: &str, b: &str) -> Result<Diff, SnapshotError> {
     if manifests[0].1.content == manifests[1].1.content {
         return Ok(Diff::default());
     }
-    let sets = ops::load_sets(root, &manifests)?;
-    Ok(diff_packages(
-        ops::rows(&sets[0], |_| true),
-        ops::rows(&sets[1], |_| true),
-    ))
+    let pool = Pool::new(root);
+    let (old, new) = std::thread::scope(|s| {
+        let [(_, ma), (_, mb)] = &manifests;
+        let a = s.spawn(|| packages(&pool, &ma.name, &ma.content));
+        let b = packages(&pool, &mb.name, &mb.content);
+        (a.join().expect("loader threads do not panic"), b)
+    });
+    Ok(diff_packages(old?, new?))
 }
 
 /// `depot snapshot drop NAME`. Published versions keep their own links to
