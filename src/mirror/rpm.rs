@@ -213,48 +213,46 @@ pub(super) async fn update(
         texts.insert(mdtype, (text, url));
     }
 
-    let (primary_text, primary_url) = &texts["primary"];
+    let primary_url = texts["primary"].1.clone();
+    let primary_url = &primary_url;
     let (split, mut packages) =
-        fmt::parse_primary(primary_text).map_err(|e| malformed(def, primary_url, e))?;
+        fmt::parse_primary(&texts["primary"].0).map_err(|e| malformed(def, primary_url, e))?;
+    // Per-package copies of the entries are needed only to carry dropped
+    // packages over (additive mode); the mirror mode stores texts as they
+    // came, so a large repository's metadata is held once, not twice.
+    let additive = def.mode == Mode::Additive;
     let mut fragments: HashMap<&str, Vec<String>> = HashMap::new();
-    fragments.insert(
-        "primary",
-        split
-            .packages
-            .iter()
-            .map(|(r, _)| primary_text[r.clone()].to_owned())
-            .collect(),
-    );
     let mut roots: HashMap<&str, (String, String)> = HashMap::new();
-    roots.insert(
-        "primary",
-        (
-            primary_text[split.root_tag.clone()].to_owned(),
-            split.root_name.clone(),
-        ),
-    );
-    let mut pkgids: HashMap<&str, Vec<Option<String>>> = HashMap::new();
-    pkgids.insert(
-        "primary",
-        split.packages.iter().map(|(_, id)| id.clone()).collect(),
-    );
+    let mut splits = vec![("primary", split)];
     for t in ["filelists", "other"] {
         if let Some((text, url)) = texts.get(t) {
-            let s = fmt::split_packages(text).map_err(|e| malformed(def, url, e))?;
+            splits.push((
+                t,
+                fmt::split_packages(text).map_err(|e| malformed(def, url, e))?,
+            ));
+        }
+    }
+    if additive {
+        for (t, split) in &splits {
+            let text = &texts[t].0;
             fragments.insert(
                 t,
-                s.packages
+                split
+                    .packages
                     .iter()
                     .map(|(r, _)| text[r.clone()].to_owned())
                     .collect(),
             );
-            pkgids.insert(t, s.packages.iter().map(|(_, id)| id.clone()).collect());
             roots.insert(
                 t,
-                (text[s.root_tag.clone()].to_owned(), s.root_name.clone()),
+                (
+                    text[split.root_tag.clone()].to_owned(),
+                    split.root_name.clone(),
+                ),
             );
         }
     }
+    drop(splits);
     for t in ["updateinfo", "group", "modules"] {
         if let Some((text, url)) = texts.get(t)
             && exts.get(t).is_some_and(|e| e == "xml")
@@ -265,7 +263,7 @@ pub(super) async fn update(
 
     // Additive: bring back what the previous state had and upstream dropped.
     let mut carried = 0;
-    if def.mode == Mode::Additive
+    if additive
         && let Some(MirrorState {
             content: Content::Rpm(prev),
             ..
@@ -321,19 +319,22 @@ pub(super) async fn update(
     };
     let mut metadata = Vec::new();
     for (mdtype, _) in &chosen {
-        let text = match (fragments.get(mdtype), roots.get(mdtype)) {
+        let blob = match (fragments.get(mdtype), roots.get(mdtype)) {
             (Some(frags), Some((tag, name))) if carried > 0 => {
                 let refs: Vec<&str> = frags.iter().map(String::as_str).collect();
-                fmt::splice(tag, name, &refs)
+                pool.put(fmt::splice(tag, name, &refs).as_bytes())
             }
-            _ => texts[mdtype].0.clone(),
+            _ => pool.put(texts[mdtype].0.as_bytes()),
         };
         metadata.push(RpmMetadataRef {
             mdtype: (*mdtype).to_owned(),
             ext: exts[mdtype].clone(),
-            blob: pool.put(text.as_bytes()).map_err(pool_err)?,
+            blob: blob.map_err(pool_err)?,
         });
     }
+    // Nothing below needs the texts: free them before the downloads.
+    drop(fragments);
+    drop(texts);
 
     let mut content = RpmContent {
         files_url: base.to_string(),
