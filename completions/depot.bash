@@ -16,11 +16,17 @@ _depot() {
             ",$1")
                 cmd="depot"
                 ;;
+            depot,dist)
+                cmd="depot__subcmd__dist"
+                ;;
             depot,help)
                 cmd="depot__subcmd__help"
                 ;;
             depot,mirror)
                 cmd="depot__subcmd__mirror"
+                ;;
+            depot,promote)
+                cmd="depot__subcmd__promote"
                 ;;
             depot,publish)
                 cmd="depot__subcmd__publish"
@@ -37,11 +43,35 @@ _depot() {
             depot,test)
                 cmd="depot__subcmd__test"
                 ;;
+            depot__subcmd__dist,help)
+                cmd="depot__subcmd__dist__subcmd__help"
+                ;;
+            depot__subcmd__dist,list)
+                cmd="depot__subcmd__dist__subcmd__list"
+                ;;
+            depot__subcmd__dist,show)
+                cmd="depot__subcmd__dist__subcmd__show"
+                ;;
+            depot__subcmd__dist__subcmd__help,help)
+                cmd="depot__subcmd__dist__subcmd__help__subcmd__help"
+                ;;
+            depot__subcmd__dist__subcmd__help,list)
+                cmd="depot__subcmd__dist__subcmd__help__subcmd__list"
+                ;;
+            depot__subcmd__dist__subcmd__help,show)
+                cmd="depot__subcmd__dist__subcmd__help__subcmd__show"
+                ;;
+            depot__subcmd__help,dist)
+                cmd="depot__subcmd__help__subcmd__dist"
+                ;;
             depot__subcmd__help,help)
                 cmd="depot__subcmd__help__subcmd__help"
                 ;;
             depot__subcmd__help,mirror)
                 cmd="depot__subcmd__help__subcmd__mirror"
+                ;;
+            depot__subcmd__help,promote)
+                cmd="depot__subcmd__help__subcmd__promote"
                 ;;
             depot__subcmd__help,publish)
                 cmd="depot__subcmd__help__subcmd__publish"
@@ -57,6 +87,12 @@ _depot() {
                 ;;
             depot__subcmd__help,test)
                 cmd="depot__subcmd__help__subcmd__test"
+                ;;
+            depot__subcmd__help__subcmd__dist,list)
+                cmd="depot__subcmd__help__subcmd__dist__subcmd__list"
+                ;;
+            depot__subcmd__help__subcmd__dist,show)
+                cmd="depot__subcmd__help__subcmd__dist__subcmd__show"
                 ;;
             depot__subcmd__help__subcmd__mirror,create)
                 cmd="depot__subcmd__help__subcmd__mirror__subcmd__create"
@@ -365,7 +401,7 @@ _depot() {
 
     case "${cmd}" in
         depot)
-            opts="-q -v -h -V --root --config --quiet --verbose --no-progress --output-format --help --version mirror snapshot repo release publish test help"
+            opts="-q -v -h -V --root --config --quiet --verbose --no-progress --output-format --help --version mirror snapshot repo release publish dist promote test help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -390,9 +426,185 @@ _depot() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        depot__subcmd__help)
-            opts="mirror snapshot repo release publish test help"
+        depot__subcmd__dist)
+            opts="-q -v -h -V --root --config --quiet --verbose --no-progress --output-format --help --version list show help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        depot__subcmd__dist__subcmd__help)
+            opts="list show help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        depot__subcmd__dist__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        depot__subcmd__dist__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        depot__subcmd__dist__subcmd__help__subcmd__show)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        depot__subcmd__dist__subcmd__list)
+            opts="-q -v -h -V --root --config --quiet --verbose --no-progress --output-format --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        depot__subcmd__dist__subcmd__show)
+            opts="-q -v -h -V --root --config --quiet --verbose --no-progress --output-format --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        depot__subcmd__help)
+            opts="mirror snapshot repo release publish dist promote test help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        depot__subcmd__help__subcmd__dist)
+            opts="list show"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        depot__subcmd__help__subcmd__dist__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        depot__subcmd__help__subcmd__dist__subcmd__show)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -505,6 +717,20 @@ _depot() {
         depot__subcmd__help__subcmd__mirror__subcmd__update)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        depot__subcmd__help__subcmd__promote)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1275,6 +1501,36 @@ _depot() {
             case "${prev}" in
                 --concurrency)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        depot__subcmd__promote)
+            opts="-q -v -h -V --to --dry-run --root --config --quiet --verbose --no-progress --output-format --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --to)
+                    COMPREPLY=($(compgen -W "dev release" -- "${cur}"))
                     return 0
                     ;;
                 --root)

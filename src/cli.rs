@@ -74,6 +74,22 @@ pub enum Command {
     Release(ReleaseCommand),
     /// Publish a snapshot or release as a new signed version of a distribution
     Publish(PublishArgs),
+    /// Inspect distributions: versions and the stages that serve them
+    #[command(subcommand)]
+    Dist(DistCommand),
+    /// Point a stage of a distribution at a version (atomic, audited)
+    Promote {
+        dist: String,
+        /// The version (YYYYMMDDTHHMMSSZ) the stage should serve
+        #[arg(id = "target_version", value_name = "VERSION")]
+        version: String,
+        /// The stage to move
+        #[arg(long, value_enum)]
+        to: StageArg,
+        /// Show what would change, change nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Submit, run and poll autopkgtest-style test requests
     #[command(subcommand)]
     Test(test::TestCommand),
@@ -281,6 +297,20 @@ pub enum RepoCommand {
     Show { name: String },
     /// Delete a repo (its snapshots are kept)
     Drop { name: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StageArg {
+    Dev,
+    Release,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DistCommand {
+    /// List distributions with the versions their stages serve
+    List,
+    /// Show a distribution's versions, sources and stages
+    Show { dist: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

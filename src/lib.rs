@@ -88,6 +88,13 @@ pub fn error_kind(err: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> 
             _ => Failure,
         });
     }
+    if let Some(e) = err.downcast_ref::<promote::dist::DistError>() {
+        return Some(match e {
+            promote::dist::DistError::InvalidName(_) => Usage,
+            promote::dist::DistError::Lock(l) => error_kind(l).unwrap_or(Failure),
+            _ => Failure,
+        });
+    }
     if let Some(e) = err.downcast_ref::<promote::PublishError>() {
         return Some(match e {
             promote::PublishError::InvalidName(_) | promote::PublishError::InvalidSuite(_) => Usage,

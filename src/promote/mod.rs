@@ -5,6 +5,7 @@
 //! DIR/DIST/VERSION/   a complete, signed repository root (VERSION is the
 //!                     UTC time of the publish, YYYYMMDDTHHMMSSZ)
 //! DIR/DIST/dev        symlink to the version the dev stage serves
+//! DIR/DIST/release    symlink to the version the release stage serves
 //! ```
 //!
 //! A version is built in a hidden `.VERSION.partial-PID` folder next to its
@@ -13,6 +14,7 @@
 //! half-written tree. This module owns the publish root; it reads snapshots
 //! and the pool but never changes them.
 
+pub mod dist;
 pub mod publish;
 mod publish_apt;
 mod publish_rpm;

@@ -68,6 +68,12 @@ pub enum PublishError {
     },
     #[error("distribution `{dist}`: {path} would hold two different files")]
     Conflict { dist: String, path: String },
+    #[error("distribution `{dist}`: cannot record the new version")]
+    Record {
+        dist: String,
+        #[source]
+        source: Box<super::dist::DistError>,
+    },
     #[error("distribution `{dist}`: signing failed")]
     Signing {
         dist: String,
@@ -452,6 +458,22 @@ pub async fn publish(
     crate::audit::append(root, &entry).map_err(|source| PublishError::Io {
         path: root.audit_log(),
         source,
+    })?;
+    super::dist::record_publish(
+        root,
+        dist,
+        &publish_root,
+        &super::dist::VersionRecord {
+            version: version.clone(),
+            published: opts.now,
+            source: snapshot.name.clone(),
+            digest: release_sha256,
+            released: None,
+        },
+    )
+    .map_err(|e| PublishError::Record {
+        dist: dist.to_owned(),
+        source: Box::new(e),
     })?;
     Ok(PublishSummary {
         dist: dist.to_owned(),

@@ -3,8 +3,8 @@
 
 use anyhow::{Context as _, Result};
 use depot::cli::{
-    Command, Kind, MergePolicyArg, MirrorCommand, ModeArg, PolicyArg, PublishArgs, ReleaseCommand,
-    RepoCommand, SnapshotCommand,
+    Command, DistCommand, Kind, MergePolicyArg, MirrorCommand, ModeArg, PolicyArg, PublishArgs,
+    ReleaseCommand, RepoCommand, SnapshotCommand, StageArg,
 };
 use depot::content::RepoKind;
 use depot::formats::compress::Compression;
@@ -23,6 +23,13 @@ pub async fn run(command: Command, settings: &Settings) -> Result<()> {
         Command::Snapshot(cmd) => snapshot_cmd(cmd, &root, settings),
         Command::Release(cmd) => release_cmd(cmd, &root, settings),
         Command::Repo(cmd) => repo_cmd(cmd, &root, settings),
+        Command::Dist(cmd) => dist_cmd(cmd, &root, settings),
+        Command::Promote {
+            dist,
+            version,
+            to,
+            dry_run,
+        } => promote_cmd(&root, settings, dist, version, to, dry_run),
         Command::Publish(args) => publish_cmd(args, &root, settings).await,
         Command::Test(cmd) => crate::test_cmd::run(cmd, &root, settings).await,
     }
@@ -599,6 +606,102 @@ fn repo_cmd(cmd: RepoCommand, root: &Root, settings: &Settings) -> Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+fn dist_cmd(cmd: DistCommand, root: &Root, settings: &Settings) -> Result<()> {
+    use depot::promote::dist;
+    match cmd {
+        DistCommand::List => {
+            let dists = dist::list(root)?;
+            render(settings.format, &dists, || {
+                let rows: Vec<Vec<String>> = dists
+                    .iter()
+                    .map(|d| {
+                        vec![
+                            d.name.clone(),
+                            d.versions.len().to_string(),
+                            d.dev.clone().unwrap_or_else(|| "-".into()),
+                            d.release.clone().unwrap_or_else(|| "-".into()),
+                        ]
+                    })
+                    .collect();
+                table(&["DIST", "VERSIONS", "DEV", "RELEASE"], &rows)
+            });
+        }
+        DistCommand::Show { dist: name } => {
+            let d = dist::show(root, &name)?;
+            render(settings.format, &d, || {
+                let rows: Vec<Vec<String>> = d
+                    .versions
+                    .iter()
+                    .map(|v| {
+                        let mut stages = Vec::new();
+                        if d.dev.as_deref() == Some(v.version.as_str()) {
+                            stages.push("dev");
+                        }
+                        if d.release.as_deref() == Some(v.version.as_str()) {
+                            stages.push("release");
+                        } else if v.released.is_some() {
+                            stages.push("(released before)");
+                        }
+                        vec![
+                            v.version.clone(),
+                            time(v.published),
+                            v.source.clone(),
+                            if stages.is_empty() {
+                                "-".into()
+                            } else {
+                                stages.join(" ")
+                            },
+                        ]
+                    })
+                    .collect();
+                format!(
+                    "Distribution: {}\nPublished in: {}\n\n{}",
+                    d.name,
+                    d.publish_root.join(&d.name).display(),
+                    table(&["VERSION", "PUBLISHED", "SOURCE", "STAGE"], &rows)
+                )
+            });
+        }
+    }
+    Ok(())
+}
+
+fn promote_cmd(
+    root: &Root,
+    settings: &Settings,
+    dist: String,
+    version: String,
+    to: StageArg,
+    dry_run: bool,
+) -> Result<()> {
+    use depot::promote::dist::{self, Stage};
+    let s = dist::promote(
+        root,
+        &dist::PromoteOptions {
+            dist,
+            version,
+            to: match to {
+                StageArg::Dev => Stage::Dev,
+                StageArg::Release => Stage::Release,
+            },
+            dry_run,
+            now: settings.now,
+        },
+    )?;
+    render(settings.format, &s, || {
+        format!(
+            "{}{} {}: {} -> {}{}\n",
+            if s.dry_run { "would move " } else { "" },
+            s.dist,
+            s.stage.name(),
+            s.from.as_deref().unwrap_or("(none)"),
+            s.to,
+            if s.rollback { " (rollback)" } else { "" }
+        )
+    });
     Ok(())
 }
 

@@ -1,0 +1,251 @@
+//! Distributions and stages: which published versions exist, and which one
+//! each stage (`dev`, `release`) serves.
+//!
+//! A publish adds a version record (`dists/DIST/VERSION.json` in the data
+//! root) and points `DIR/DIST/dev` at it; `depot promote DIST VERSION --to
+//! release` moves `DIR/DIST/release` — an atomic symlink switch, under the
+//! distribution's lock — and appends the move to the audit log. Promoting an
+//! older version than the one released is a rollback, audited the same way.
+//! Content never moves: stages are pointers.
+
+use std::path::{Path, PathBuf};
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use crate::digest::Sha256Digest;
+use crate::lock::{LockError, ObjectLock, Wait};
+use crate::names::InvalidName;
+use crate::root::Root;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DistError {
+    #[error(transparent)]
+    InvalidName(#[from] InvalidName),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error("no distribution named `{0}` (publish to it first)")]
+    NotFound(String),
+    #[error("distribution `{dist}` has no version `{version}`")]
+    NoVersion { dist: String, version: String },
+    #[error("cannot access {}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A stage a version can be promoted to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    Dev,
+    Release,
+}
+
+impl Stage {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Dev => "dev",
+            Self::Release => "release",
+        }
+    }
+}
+
+/// `dists/DIST/dist.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct DistFile {
+    publish_root: PathBuf,
+}
+
+/// `dists/DIST/VERSION.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionRecord {
+    pub version: String,
+    pub published: Timestamp,
+    /// The snapshot or release it was published from.
+    pub source: String,
+    /// SHA-256 of its top-level metadata (Release, repomd.xml).
+    pub digest: Sha256Digest,
+    /// When it was first promoted to release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub released: Option<Timestamp>,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DistError + '_ {
+    move |source| DistError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn dist_dir(root: &Root, dist: &str) -> PathBuf {
+    root.path().join("dists").join(dist)
+}
+
+fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), DistError> {
+    let json = serde_json::to_vec_pretty(value).expect("records serialise");
+    crate::fsutil::write_atomic(path, &json).map_err(io(path))
+}
+
+/// Records a new version (called by publish, under the dist's lock).
+pub(crate) fn record_publish(
+    root: &Root,
+    dist: &str,
+    publish_root: &Path,
+    record: &VersionRecord,
+) -> Result<(), DistError> {
+    let dir = dist_dir(root, dist);
+    let publish_root = std::path::absolute(publish_root).map_err(io(publish_root))?;
+    write_json(&dir.join("dist.json"), &DistFile { publish_root })?;
+    write_json(&dir.join(format!("{}.json", record.version)), record)
+}
+
+/// A distribution and its versions, for `dist show`.
+#[derive(Debug, Clone, Serialize)]
+pub struct DistInfo {
+    pub name: String,
+    pub publish_root: PathBuf,
+    pub dev: Option<String>,
+    pub release: Option<String>,
+    /// Oldest first.
+    pub versions: Vec<VersionRecord>,
+}
+
+fn pointer(dir: &Path, stage: Stage) -> Option<String> {
+    std::fs::read_link(dir.join(stage.name()))
+        .ok()
+        .map(|t| t.to_string_lossy().into_owned())
+}
+
+/// `depot dist show DIST`.
+pub fn show(root: &Root, dist: &str) -> Result<DistInfo, DistError> {
+    crate::names::validate("distribution", dist)?;
+    let dir = dist_dir(root, dist);
+    let file = dir.join("dist.json");
+    let bytes = std::fs::read(&file).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            DistError::NotFound(dist.to_owned())
+        } else {
+            io(&file)(e)
+        }
+    })?;
+    let meta: DistFile = serde_json::from_slice(&bytes)
+        .map_err(|e| io(&file)(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
+    let mut versions = Vec::new();
+    for entry in std::fs::read_dir(&dir).map_err(io(&dir))?.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name == "dist.json" || !name.ends_with(".json") {
+            continue;
+        }
+        let path = entry.path();
+        let bytes = std::fs::read(&path).map_err(io(&path))?;
+        if let Ok(record) = serde_json::from_slice::<VersionRecord>(&bytes) {
+            versions.push(record);
+        }
+    }
+    versions.sort_by(|a, b| a.version.cmp(&b.version));
+    let published = meta.publish_root.join(dist);
+    Ok(DistInfo {
+        name: dist.to_owned(),
+        dev: pointer(&published, Stage::Dev),
+        release: pointer(&published, Stage::Release),
+        publish_root: meta.publish_root,
+        versions,
+    })
+}
+
+/// `depot dist list`.
+pub fn list(root: &Root) -> Result<Vec<DistInfo>, DistError> {
+    let dir = root.path().join("dists");
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(Vec::new());
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    names.sort();
+    names.iter().map(|n| show(root, n)).collect()
+}
+
+/// Options of `depot promote`.
+#[derive(Debug, Clone)]
+pub struct PromoteOptions {
+    pub dist: String,
+    pub version: String,
+    pub to: Stage,
+    pub dry_run: bool,
+    pub now: Timestamp,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PromoteSummary {
+    pub dist: String,
+    pub stage: Stage,
+    /// The version the stage served before.
+    pub from: Option<String>,
+    pub to: String,
+    /// The stage moved back to an older version.
+    pub rollback: bool,
+    pub dry_run: bool,
+}
+
+/// `depot promote DIST VERSION --to STAGE [--dry-run]`.
+pub fn promote(root: &Root, opts: &PromoteOptions) -> Result<PromoteSummary, DistError> {
+    crate::names::validate("distribution", &opts.dist)?;
+    // Refuse rather than queue: two promotions racing on one distribution
+    // is a mistake a release engineer wants to hear about.
+    let _lock = ObjectLock::acquire(root, "dist", &opts.dist, Wait::No)?;
+    let info = show(root, &opts.dist)?;
+    let no_version = || DistError::NoVersion {
+        dist: opts.dist.clone(),
+        version: opts.version.clone(),
+    };
+    let mut record = info
+        .versions
+        .iter()
+        .find(|v| v.version == opts.version)
+        .cloned()
+        .ok_or_else(no_version)?;
+    let published = info.publish_root.join(&opts.dist);
+    if !published.join(&opts.version).is_dir() {
+        return Err(no_version());
+    }
+    let from = pointer(&published, opts.to);
+    let rollback = from.as_ref().is_some_and(|f| *f > opts.version);
+    let summary = PromoteSummary {
+        dist: opts.dist.clone(),
+        stage: opts.to,
+        from: from.clone(),
+        to: opts.version.clone(),
+        rollback,
+        dry_run: opts.dry_run,
+    };
+    if opts.dry_run {
+        return Ok(summary);
+    }
+    let link = published.join(opts.to.name());
+    crate::fsutil::switch_symlink(Path::new(&opts.version), &link).map_err(io(&link))?;
+    if opts.to == Stage::Release && record.released.is_none() {
+        record.released = Some(opts.now);
+        write_json(
+            &dist_dir(root, &opts.dist).join(format!("{}.json", record.version)),
+            &record,
+        )?;
+    }
+    let entry = crate::audit::AuditEntry {
+        time: opts.now,
+        user: crate::audit::current_user(),
+        action: if rollback { "rollback" } else { "promote" },
+        dist: &opts.dist,
+        version: &opts.version,
+        from: from.as_deref().unwrap_or("-"),
+        to: opts.to.name(),
+        digest: record.digest.to_hex(),
+    };
+    crate::audit::append(root, &entry).map_err(io(&root.audit_log()))?;
+    Ok(summary)
+}

@@ -1,0 +1,157 @@
+//! Stages and promotion: dev → release, rollback, audit, locking.
+
+use std::process::Command;
+
+use crate::support::TestContext;
+
+#[test]
+fn promotion_moves_the_release_pointer_and_is_audited() {
+    let mut ctx = TestContext::new();
+    let url = ctx.serve_apt("state1", "up");
+    let keyring = ctx.keyring("good.gpg");
+    ctx.depot(&[
+        "mirror",
+        "create",
+        "m",
+        &url,
+        "--kind",
+        "apt",
+        "--suite",
+        "stable",
+        "--keyring",
+        &keyring,
+    ])
+    .ok();
+    ctx.depot(&["mirror", "update", "m"]).ok();
+    ctx.depot(&["snapshot", "create", "s", "--mirror", "m"])
+        .ok();
+    let mut versions = Vec::new();
+    for t in ["2026-11-20T10:00:00Z", "2026-11-21T10:00:00Z"] {
+        ctx.env.insert("DEPOT_NOW".into(), t.into());
+        let s = ctx
+            .depot(&[
+                "publish",
+                "s",
+                "--dist",
+                "d",
+                "--skip-signing",
+                "--output-format",
+                "json",
+            ])
+            .ok()
+            .json();
+        versions.push(s["version"].as_str().unwrap().to_owned());
+    }
+    let (v1, v2) = (&versions[0], &versions[1]);
+    let public = ctx.root.join("public/d");
+    assert_eq!(
+        std::fs::read_link(public.join("dev"))
+            .unwrap()
+            .to_str()
+            .unwrap(),
+        v2
+    );
+    assert!(!public.join("release").exists());
+
+    // A dry run changes nothing.
+    let dry = ctx
+        .depot(&["promote", "d", v2, "--to", "release", "--dry-run"])
+        .ok();
+    assert!(dry.stdout.contains("would move"), "{}", dry.stdout);
+    assert!(!public.join("release").exists());
+
+    ctx.depot(&["promote", "d", v2, "--to", "release"]).ok();
+    assert_eq!(
+        std::fs::read_link(public.join("release"))
+            .unwrap()
+            .to_str()
+            .unwrap(),
+        v2
+    );
+    // Rollback to the previous version.
+    let back = ctx
+        .depot(&[
+            "promote",
+            "d",
+            v1,
+            "--to",
+            "release",
+            "--output-format",
+            "json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(back["rollback"], true);
+    assert_eq!(back["from"].as_str(), Some(v2.as_str()));
+    assert_eq!(
+        std::fs::read_link(public.join("release"))
+            .unwrap()
+            .to_str()
+            .unwrap(),
+        v1
+    );
+    ctx.depot(&["promote", "d", "20990101T000000Z", "--to", "release"])
+        .fails(1, "has no version");
+
+    let show = ctx
+        .depot(&["dist", "show", "d", "--output-format", "json"])
+        .ok()
+        .json();
+    assert_eq!(show["release"].as_str(), Some(v1.as_str()));
+    assert_eq!(show["dev"].as_str(), Some(v2.as_str()));
+    assert_eq!(show["versions"].as_array().unwrap().len(), 2);
+    assert_eq!(show["versions"][0]["source"], "s");
+    let text = ctx.depot(&["dist", "show", "d"]).ok().stdout;
+    assert!(text.contains("(released before)"), "{text}");
+
+    let audit: Vec<serde_json::Value> = std::fs::read_to_string(ctx.root.join("audit.log"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let actions: Vec<(&str, &str, &str)> = audit
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap(),
+                e["version"].as_str().unwrap(),
+                e["from"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("publish", v1.as_str(), "s"),
+            ("publish", v2.as_str(), "s"),
+            ("promote", v2.as_str(), "-"),
+            ("rollback", v1.as_str(), v2.as_str())
+        ]
+    );
+    assert!(
+        audit
+            .iter()
+            .all(|e| e["digest"].as_str().is_some_and(|d| d.len() == 64) && e["user"].is_string())
+    );
+
+    // While another process holds the distribution, promotion refuses with
+    // exit 3 and the pointer stays whole.
+    let lock = ctx.root.join("locks/dist-d.lock");
+    let mut holder = Command::new("flock")
+        .arg(&lock)
+        .args(["sleep", "5"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    ctx.depot(&["promote", "d", v2, "--to", "release"])
+        .fails(3, "is busy");
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert_eq!(
+        std::fs::read_link(public.join("release"))
+            .unwrap()
+            .to_str()
+            .unwrap(),
+        v1
+    );
+}
