@@ -1523,7 +1523,7 @@ _depot() {
             return 0
             ;;
         depot__subcmd__promote)
-            opts="-q -v -h -V --to --dry-run --root --config --quiet --verbose --no-progress --output-format --help --version"
+            opts="-q -v -h -V --to --dry-run --require-tests --root --config --quiet --verbose --no-progress --output-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2811,12 +2811,20 @@ _depot() {
             return 0
             ;;
         depot__subcmd__test__subcmd__submit)
-            opts="-q -v -h -V --release --arch --trigger --ppa --env --test-git --build-git --test-bzr --all-proposed --testname --swiftuser --readable-by --requester --queue-kind --broker --spool --root --config --quiet --verbose --no-progress --output-format --help --version"
+            opts="-q -v -h -V --for --results --release --arch --trigger --ppa --env --test-git --build-git --test-bzr --all-proposed --testname --swiftuser --readable-by --requester --queue-kind --broker --spool --root --config --quiet --verbose --no-progress --output-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --for)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --results)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --release)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -477,6 +477,7 @@ complete -c depot -n "__fish_depot_using_subcommand promote" -l config -d 'Setti
 complete -c depot -n "__fish_depot_using_subcommand promote" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
 json\t''"
 complete -c depot -n "__fish_depot_using_subcommand promote" -l dry-run -d 'Show what would change, change nothing'
+complete -c depot -n "__fish_depot_using_subcommand promote" -l require-tests -d 'Refuse (exit 3) unless every test recorded for the version passed'
 complete -c depot -n "__fish_depot_using_subcommand promote" -s q -l quiet -d 'Print only errors'
 complete -c depot -n "__fish_depot_using_subcommand promote" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
 complete -c depot -n "__fish_depot_using_subcommand promote" -l no-progress -d 'Never draw progress bars'
@@ -496,6 +497,8 @@ complete -c depot -n "__fish_depot_using_subcommand test; and not __fish_seen_su
 complete -c depot -n "__fish_depot_using_subcommand test; and not __fish_seen_subcommand_from submit poll worker plan help" -f -a "worker" -d 'Run queued requests with COMMAND and store results under file://'
 complete -c depot -n "__fish_depot_using_subcommand test; and not __fish_seen_subcommand_from submit poll worker plan help" -f -a "plan" -d 'Tests to request for what changed between two snapshots'
 complete -c depot -n "__fish_depot_using_subcommand test; and not __fish_seen_subcommand_from submit poll worker plan help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from submit" -l for -d 'Record the request against a published version, DIST/VERSION, for `depot promote --require-tests`' -r
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from submit" -l results -d 'Where the recorded test\'s results will be polled [default: results/ in the data root]' -r
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from submit" -l release -r
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from submit" -l arch -d 'Architecture (repeatable: one request each)' -r
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from submit" -l trigger -d 'Package version the test is for, SRCPKG/VERSION (repeatable)' -r

@@ -89,6 +89,9 @@ pub enum Command {
         /// Show what would change, change nothing
         #[arg(long)]
         dry_run: bool,
+        /// Refuse (exit 3) unless every test recorded for the version passed
+        #[arg(long)]
+        require_tests: bool,
     },
     /// Submit, run and poll autopkgtest-style test requests
     #[command(subcommand)]

@@ -91,6 +91,7 @@ pub fn error_kind(err: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> 
     if let Some(e) = err.downcast_ref::<promote::dist::DistError>() {
         return Some(match e {
             promote::dist::DistError::InvalidName(_) => Usage,
+            promote::dist::DistError::Gate { .. } => Refused,
             promote::dist::DistError::Lock(l) => error_kind(l).unwrap_or(Failure),
             _ => Failure,
         });

@@ -50,6 +50,13 @@ pub struct QueueArgs {
 pub struct SubmitArgs {
     /// Source package whose tests run
     pub package: String,
+    /// Record the request against a published version, DIST/VERSION, for
+    /// `depot promote --require-tests`
+    #[arg(long = "for", value_name = "DIST/VERSION")]
+    pub for_version: Option<String>,
+    /// Where the recorded test's results will be polled [default: results/ in the data root]
+    #[arg(long, value_name = "URL", requires = "for_version")]
+    pub results: Option<String>,
     #[arg(long, value_name = "R")]
     pub release: String,
     /// Architecture (repeatable: one request each)

@@ -28,6 +28,22 @@ pub enum DistError {
     NotFound(String),
     #[error("distribution `{dist}` has no version `{version}`")]
     NoVersion { dist: String, version: String },
+    #[error(
+        "promotion of {dist} {version} refused: {}",
+        if problems.is_empty() { "no tests are recorded for it (depot test submit … --for DIST/VERSION)".to_owned() } else { format!("tests not passed:\n  {}", problems.join("\n  ")) }
+    )]
+    Gate {
+        dist: String,
+        version: String,
+        problems: Vec<String>,
+    },
+    #[error("cannot poll the test results of {dist} {version}")]
+    Poll {
+        dist: String,
+        version: String,
+        #[source]
+        source: Box<crate::testreq::results::ResultsError>,
+    },
     #[error("cannot access {}", path.display())]
     Io {
         path: PathBuf,
@@ -100,6 +116,115 @@ pub(crate) fn record_publish(
     let publish_root = std::path::absolute(publish_root).map_err(io(publish_root))?;
     write_json(&dir.join("dist.json"), &DistFile { publish_root })?;
     write_json(&dir.join(format!("{}.json", record.version)), record)
+}
+
+/// A test requested for a version (`depot test submit … --for DIST/VERSION`),
+/// polled again when the version is promoted with `--require-tests`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TestRecord {
+    pub package: String,
+    pub release: String,
+    pub archs: Vec<String>,
+    pub triggers: Vec<String>,
+    #[serde(default)]
+    pub ppas: Vec<String>,
+    #[serde(default)]
+    pub private: bool,
+    /// Where results are polled (`file://DIR` or a Swift account URL).
+    pub results: String,
+}
+
+fn tests_path(root: &Root, dist: &str, version: &str) -> PathBuf {
+    dist_dir(root, dist).join(format!("{version}.tests.json"))
+}
+
+/// The tests recorded for a version.
+pub fn recorded_tests(
+    root: &Root,
+    dist: &str,
+    version: &str,
+) -> Result<Vec<TestRecord>, DistError> {
+    let path = tests_path(root, dist, version);
+    match std::fs::read(&path) {
+        Ok(b) => serde_json::from_slice(&b)
+            .map_err(|e| io(&path)(std::io::Error::new(std::io::ErrorKind::InvalidData, e))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(io(&path)(e)),
+    }
+}
+
+/// Records a submitted test against `dist`/`version` (which must exist).
+pub fn record_test(
+    root: &Root,
+    dist: &str,
+    version: &str,
+    record: TestRecord,
+) -> Result<(), DistError> {
+    let info = show(root, dist)?;
+    if !info.versions.iter().any(|v| v.version == version) {
+        return Err(DistError::NoVersion {
+            dist: dist.to_owned(),
+            version: version.to_owned(),
+        });
+    }
+    let _lock = ObjectLock::acquire(root, "dist", dist, Wait::Yes)?;
+    let mut all = recorded_tests(root, dist, version)?;
+    if !all.contains(&record) {
+        all.push(record);
+    }
+    write_json(&tests_path(root, dist, version), &all)
+}
+
+/// Polls every recorded test; returns what did not pass (fail, tmpfail,
+/// pending, unreadable results), one line each.
+async fn gate(root: &Root, dist: &str, version: &str) -> Result<Vec<String>, DistError> {
+    use crate::testreq::poll::{PollOptions, Status, poll};
+    let records = recorded_tests(root, dist, version)?;
+    if records.is_empty() {
+        return Err(DistError::Gate {
+            dist: dist.to_owned(),
+            version: version.to_owned(),
+            problems: Vec::new(),
+        });
+    }
+    let mut problems = Vec::new();
+    for r in records {
+        let report = poll(&PollOptions {
+            package: r.package.clone(),
+            release: r.release.clone(),
+            archs: r.archs.clone(),
+            triggers: r.triggers.clone(),
+            ppas: r.ppas.clone(),
+            private: r.private,
+            results: r.results.clone(),
+            concurrency: 8,
+        })
+        .await
+        .map_err(|source| DistError::Poll {
+            dist: dist.to_owned(),
+            version: version.to_owned(),
+            source: Box::new(source),
+        })?;
+        for row in &report.rows {
+            if !matches!(row.status, Status::Pass | Status::Neutral) {
+                problems.push(format!(
+                    "{} {}/{}{}: {}",
+                    row.package,
+                    row.release,
+                    row.arch,
+                    row.trigger
+                        .as_ref()
+                        .map(|t| format!(" [{t}]"))
+                        .unwrap_or_default(),
+                    serde_json::to_value(row.status)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default()
+                ));
+            }
+        }
+    }
+    Ok(problems)
 }
 
 /// A distribution and its versions, for `dist show`.
@@ -178,6 +303,9 @@ pub struct PromoteOptions {
     pub version: String,
     pub to: Stage,
     pub dry_run: bool,
+    /// Refuse unless every test recorded for the version passed (or is
+    /// neutral).
+    pub require_tests: bool,
     pub now: Timestamp,
 }
 
@@ -193,9 +321,19 @@ pub struct PromoteSummary {
     pub dry_run: bool,
 }
 
-/// `depot promote DIST VERSION --to STAGE [--dry-run]`.
-pub fn promote(root: &Root, opts: &PromoteOptions) -> Result<PromoteSummary, DistError> {
+/// `depot promote DIST VERSION --to STAGE [--require-tests] [--dry-run]`.
+pub async fn promote(root: &Root, opts: &PromoteOptions) -> Result<PromoteSummary, DistError> {
     crate::names::validate("distribution", &opts.dist)?;
+    if opts.require_tests {
+        let problems = gate(root, &opts.dist, &opts.version).await?;
+        if !problems.is_empty() {
+            return Err(DistError::Gate {
+                dist: opts.dist.clone(),
+                version: opts.version.clone(),
+                problems,
+            });
+        }
+    }
     // Refuse rather than queue: two promotions racing on one distribution
     // is a mistake a release engineer wants to hear about.
     let _lock = ObjectLock::acquire(root, "dist", &opts.dist, Wait::No)?;

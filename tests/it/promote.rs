@@ -155,3 +155,112 @@ fn promotion_moves_the_release_pointer_and_is_audited() {
         v1
     );
 }
+
+#[test]
+fn require_tests_refuses_until_the_recorded_tests_pass() {
+    let mut ctx = TestContext::new();
+    let url = ctx.serve_apt("state1", "up");
+    let keyring = ctx.keyring("good.gpg");
+    ctx.depot(&[
+        "mirror",
+        "create",
+        "m",
+        &url,
+        "--kind",
+        "apt",
+        "--suite",
+        "stable",
+        "--keyring",
+        &keyring,
+    ])
+    .ok();
+    ctx.depot(&["mirror", "update", "m"]).ok();
+    ctx.depot(&["snapshot", "create", "s", "--mirror", "m"])
+        .ok();
+    let mut versions = Vec::new();
+    for t in ["2026-11-20T10:00:00Z", "2026-11-21T10:00:00Z"] {
+        ctx.env.insert("DEPOT_NOW".into(), t.into());
+        let s = ctx
+            .depot(&[
+                "publish",
+                "s",
+                "--dist",
+                "d",
+                "--skip-signing",
+                "--output-format",
+                "json",
+            ])
+            .ok()
+            .json();
+        versions.push(s["version"].as_str().unwrap().to_owned());
+    }
+    ctx.env.remove("DEPOT_NOW");
+    let (v1, v2) = (versions[0].clone(), versions[1].clone());
+    let release = ctx.root.join("public/d/release");
+
+    ctx.depot(&["promote", "d", &v1, "--to", "release", "--require-tests"])
+        .fails(3, "no tests are recorded");
+    ctx.depot(&[
+        "test",
+        "submit",
+        "alpha",
+        "--release",
+        "noble",
+        "--arch",
+        "amd64",
+        "--trigger",
+        "alpha/1.0-1",
+        "--for",
+        "d/nope",
+    ])
+    .fails(1, "has no version");
+    let for_v1 = format!("d/{v1}");
+    ctx.depot(&[
+        "test",
+        "submit",
+        "alpha",
+        "--release",
+        "noble",
+        "--arch",
+        "amd64",
+        "--trigger",
+        "alpha/1.0-1",
+        "--for",
+        &for_v1,
+    ])
+    .ok();
+    ctx.depot(&["promote", "d", &v1, "--to", "release", "--require-tests"])
+        .fails(3, "pending");
+    assert!(!release.exists());
+    ctx.depot(&["test", "worker", "--once", "--", "true"]).ok();
+    ctx.depot(&["promote", "d", &v1, "--to", "release", "--require-tests"])
+        .ok();
+    assert_eq!(std::fs::read_link(&release).unwrap().to_str().unwrap(), v1);
+
+    let for_v2 = format!("d/{v2}");
+    ctx.depot(&[
+        "test",
+        "submit",
+        "beta",
+        "--release",
+        "noble",
+        "--arch",
+        "amd64",
+        "--trigger",
+        "beta/2.0-1",
+        "--for",
+        &for_v2,
+    ])
+    .ok();
+    ctx.depot(&["test", "worker", "--once", "--", "sh", "-c", "exit 4"])
+        .ok();
+    let run = ctx
+        .depot(&["promote", "d", &v2, "--to", "release", "--require-tests"])
+        .fails(3, "tests not passed");
+    assert!(
+        run.stderr.contains("beta noble/amd64 [beta/2.0-1]: fail"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(std::fs::read_link(&release).unwrap().to_str().unwrap(), v1);
+}

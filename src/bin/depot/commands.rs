@@ -29,7 +29,8 @@ pub async fn run(command: Command, settings: &Settings) -> Result<()> {
             version,
             to,
             dry_run,
-        } => promote_cmd(&root, settings, dist, version, to, dry_run),
+            require_tests,
+        } => promote_cmd(&root, settings, dist, version, to, dry_run, require_tests).await,
         Command::Publish(args) => publish_cmd(args, &root, settings).await,
         Command::Test(cmd) => crate::test_cmd::run(cmd, &root, settings).await,
     }
@@ -669,13 +670,14 @@ fn dist_cmd(cmd: DistCommand, root: &Root, settings: &Settings) -> Result<()> {
     Ok(())
 }
 
-fn promote_cmd(
+async fn promote_cmd(
     root: &Root,
     settings: &Settings,
     dist: String,
     version: String,
     to: StageArg,
     dry_run: bool,
+    require_tests: bool,
 ) -> Result<()> {
     use depot::promote::dist::{self, Stage};
     let s = dist::promote(
@@ -688,9 +690,11 @@ fn promote_cmd(
                 StageArg::Release => Stage::Release,
             },
             dry_run,
+            require_tests,
             now: settings.now,
         },
-    )?;
+    )
+    .await?;
     render(settings.format, &s, || {
         format!(
             "{}{} {}: {} -> {}{}\n",

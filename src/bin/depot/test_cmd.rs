@@ -83,6 +83,33 @@ async fn submit_cmd(a: SubmitArgs, root: &Root, settings: &Settings) -> Result<(
         }
         _ => None,
     };
+    let for_version = match &a.for_version {
+        Some(fv) => {
+            let (dist, version) = fv
+                .split_once('/')
+                .ok_or_else(|| anyhow::anyhow!("--for expects DIST/VERSION, got `{fv}`"))?;
+            Some((dist.to_owned(), version.to_owned()))
+        }
+        None => None,
+    };
+    let record = for_version
+        .as_ref()
+        .map(|(_, _)| depot::promote::dist::TestRecord {
+            package: a.package.clone(),
+            release: a.release.clone(),
+            archs: a.archs.clone(),
+            triggers: a.triggers.clone(),
+            ppas: a.ppas.clone(),
+            private: a.swiftuser.is_some(),
+            results: results_url(a.results.clone(), root),
+        });
+    if let Some((dist, version)) = &for_version {
+        // The version must exist before anything is queued.
+        let info = depot::promote::dist::show(root, dist)?;
+        if !info.versions.iter().any(|v| &v.version == version) {
+            anyhow::bail!("distribution `{dist}` has no version `{version}`");
+        }
+    }
     let opts = RequestOptions {
         package: a.package,
         release: a.release,
@@ -107,6 +134,9 @@ async fn submit_cmd(a: SubmitArgs, root: &Root, settings: &Settings) -> Result<(
     let submitted = submit_to(&target, &requests).await?;
     for s in &submitted {
         tracing::debug!(queue = %s.queue, id = %s.id, "queued");
+    }
+    if let (Some((dist, version)), Some(record)) = (for_version, record) {
+        depot::promote::dist::record_test(root, &dist, &version, record)?;
     }
     render_submitted(settings, &submitted);
     Ok(())
