@@ -19,7 +19,8 @@ pub mod test;
     long_about = "depot mirrors apt and rpm repositories into a content-addressed pool, takes \
 immutable snapshots of them and publishes snapshots as signed repositories that apt and dnf \
 consume.\n\n\
-Exit codes: 0 success; 1 the operation failed; 2 usage error; 3 refused (object busy); \
+Exit codes: 0 success; 1 the operation failed; 2 usage error; 3 refused (object busy, or a \
+promotion gate); \
 4 still pending (test results not there yet); 130 interrupted.",
     propagate_version = true
 )]
