@@ -1449,3 +1449,28 @@ fn a_long_running_amqp_worker_consumes_one_request_at_a_time() {
     assert!(saw_one_waiting);
     assert_eq!(broker.count(&queue), 0);
 }
+
+#[test]
+fn the_broker_url_may_come_from_the_settings_file() {
+    let ctx = TestContext::new();
+    let broker = Broker::connect();
+    let rel = unique_release();
+    // The test context points XDG_CONFIG_HOME at its temp dir.
+    let config = ctx.dir.path().join("depot/config.yaml");
+    std::fs::create_dir_all(config.parent().unwrap()).unwrap();
+    std::fs::write(&config, format!("broker: {}\n", amqp_url())).unwrap();
+    ctx.depot(&[
+        "test",
+        "submit",
+        "hello",
+        "--release",
+        &rel,
+        "--arch",
+        "amd64",
+    ])
+    .ok();
+    let queue = format!("debci-{rel}-amd64");
+    let msg = broker.get(&queue).expect("the request reached RabbitMQ");
+    assert!(msg.body.starts_with(b"hello\n"));
+    assert!(!ctx.root.join("spool").join(&queue).exists());
+}

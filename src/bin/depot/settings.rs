@@ -10,7 +10,7 @@ use jiff::Timestamp;
 use serde::Deserialize;
 
 /// `$XDG_CONFIG_HOME/depot/config.yaml` (or `--config FILE`).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ConfigFile {
     /// Data root.
@@ -21,6 +21,21 @@ pub struct ConfigFile {
     pub concurrency: Option<u16>,
     /// Default `--compress` of `depot publish`.
     pub compress: Option<Vec<String>>,
+    /// RabbitMQ URL for `depot test` when neither `--broker`, `$DEPOT_BROKER`
+    /// nor `--spool` is given. Keep the file private: it holds a password.
+    pub broker: Option<String>,
+}
+
+impl std::fmt::Debug for ConfigFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConfigFile")
+            .field("root", &self.root)
+            .field("sign_key", &self.sign_key)
+            .field("concurrency", &self.concurrency)
+            .field("compress", &self.compress)
+            .field("broker", &self.broker.as_ref().map(|_| "***"))
+            .finish()
+    }
 }
 
 #[derive(Debug)]

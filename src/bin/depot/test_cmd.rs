@@ -45,11 +45,14 @@ enum Target {
     Spool(PathBuf),
 }
 
-fn target(args: &QueueArgs, root: &Root) -> Result<Target> {
-    Ok(match (&args.broker, &args.spool) {
-        (Some(url), _) => Target::Broker(BrokerUrl::parse(url)?),
-        (None, Some(dir)) => Target::Spool(dir.clone()),
-        (None, None) => Target::Spool(root.path().join("spool")),
+/// `--broker` / `$DEPOT_BROKER`, else `--spool`, else the settings file's
+/// `broker`, else the data root's spool.
+fn target(args: &QueueArgs, root: &Root, settings: &Settings) -> Result<Target> {
+    Ok(match (&args.broker, &args.spool, &settings.config.broker) {
+        (Some(url), _, _) => Target::Broker(BrokerUrl::parse(url)?),
+        (None, Some(dir), _) => Target::Spool(dir.clone()),
+        (None, None, Some(url)) => Target::Broker(BrokerUrl::parse(url)?),
+        (None, None, None) => Target::Spool(root.path().join("spool")),
     })
 }
 
@@ -130,7 +133,7 @@ async fn submit_cmd(a: SubmitArgs, root: &Root, settings: &Settings) -> Result<(
     };
     // Everything is validated before the broker is even contacted.
     let requests = opts.build()?;
-    let target = target(&a.queue, root)?;
+    let target = target(&a.queue, root, settings)?;
     let submitted = submit_to(&target, &requests).await?;
     for s in &submitted {
         tracing::debug!(queue = %s.queue, id = %s.id, "queued");
@@ -291,7 +294,7 @@ async fn worker_cmd(a: WorkerArgs, root: &Root, settings: &Settings) -> Result<(
             "give --release and --arch together (or neither, to take from every spooled queue)"
         )),
     };
-    let summary = match target(&a.queue, root)? {
+    let summary = match target(&a.queue, root, settings)? {
         Target::Broker(url) => {
             let Some(queues) = named else {
                 bail!(RequestError::Combination(
@@ -356,7 +359,7 @@ async fn plan_cmd(a: PlanArgs, root: &Root, settings: &Settings) -> Result<()> {
         return Ok(());
     }
     let requests = p.requests(queue_kind(a.queue_kind), settings.now)?;
-    let target = target(&a.queue, root)?;
+    let target = target(&a.queue, root, settings)?;
     let submitted = submit_to(&target, &requests).await?;
     render_submitted(settings, &submitted);
     Ok(())
