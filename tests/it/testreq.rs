@@ -1421,8 +1421,10 @@ fn a_long_running_amqp_worker_consumes_one_request_at_a_time() {
             "--interval",
             "200ms",
             "--",
+            // Long enough that the sampling below sees the second request
+            // waiting even on a loaded CI machine (0.3 s was flaky).
             "sleep",
-            "0.3",
+            "1",
         ])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
