@@ -38,7 +38,8 @@ complete -c depot -n "__fish_depot_needs_command" -f -a "snapshot" -d 'Take, ins
 complete -c depot -n "__fish_depot_needs_command" -f -a "repo" -d 'Local repositories of CI-built packages'
 complete -c depot -n "__fish_depot_needs_command" -f -a "release" -d 'Merge snapshots into integrated releases'
 complete -c depot -n "__fish_depot_needs_command" -f -a "publish" -d 'Publish a snapshot or release as a new signed version of a distribution'
-complete -c depot -n "__fish_depot_needs_command" -f -a "dist" -d 'Inspect distributions: versions and the stages that serve them'
+complete -c depot -n "__fish_depot_needs_command" -f -a "dist" -d 'Configure and inspect distributions: versions, stages, guards'
+complete -c depot -n "__fish_depot_needs_command" -f -a "guard" -d 'Content guards: who may read a stage'
 complete -c depot -n "__fish_depot_needs_command" -f -a "promote" -d 'Point a stage of a distribution at a version (atomic, audited)'
 complete -c depot -n "__fish_depot_needs_command" -f -a "test" -d 'Submit, run and poll autopkgtest-style test requests'
 complete -c depot -n "__fish_depot_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -437,18 +438,31 @@ complete -c depot -n "__fish_depot_using_subcommand publish" -s v -l verbose -d 
 complete -c depot -n "__fish_depot_using_subcommand publish" -l no-progress -d 'Never draw progress bars'
 complete -c depot -n "__fish_depot_using_subcommand publish" -s h -l help -d 'Print help'
 complete -c depot -n "__fish_depot_using_subcommand publish" -s V -l version -d 'Print version'
-complete -c depot -n "__fish_depot_using_subcommand dist; and not __fish_seen_subcommand_from list show help" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
-complete -c depot -n "__fish_depot_using_subcommand dist; and not __fish_seen_subcommand_from list show help" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
-complete -c depot -n "__fish_depot_using_subcommand dist; and not __fish_seen_subcommand_from list show help" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+complete -c depot -n "__fish_depot_using_subcommand dist; and not __fish_seen_subcommand_from create list show help" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand dist; and not __fish_seen_subcommand_from create list show help" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand dist; and not __fish_seen_subcommand_from create list show help" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
 json\t''"
-complete -c depot -n "__fish_depot_using_subcommand dist; and not __fish_seen_subcommand_from list show help" -s q -l quiet -d 'Print only errors'
-complete -c depot -n "__fish_depot_using_subcommand dist; and not __fish_seen_subcommand_from list show help" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
-complete -c depot -n "__fish_depot_using_subcommand dist; and not __fish_seen_subcommand_from list show help" -l no-progress -d 'Never draw progress bars'
-complete -c depot -n "__fish_depot_using_subcommand dist; and not __fish_seen_subcommand_from list show help" -s h -l help -d 'Print help'
-complete -c depot -n "__fish_depot_using_subcommand dist; and not __fish_seen_subcommand_from list show help" -s V -l version -d 'Print version'
-complete -c depot -n "__fish_depot_using_subcommand dist; and not __fish_seen_subcommand_from list show help" -f -a "list" -d 'List distributions with the versions their stages serve'
-complete -c depot -n "__fish_depot_using_subcommand dist; and not __fish_seen_subcommand_from list show help" -f -a "show" -d 'Show a distribution\'s versions, sources and stages'
-complete -c depot -n "__fish_depot_using_subcommand dist; and not __fish_seen_subcommand_from list show help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c depot -n "__fish_depot_using_subcommand dist; and not __fish_seen_subcommand_from create list show help" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand dist; and not __fish_seen_subcommand_from create list show help" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand dist; and not __fish_seen_subcommand_from create list show help" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand dist; and not __fish_seen_subcommand_from create list show help" -s h -l help -d 'Print help'
+complete -c depot -n "__fish_depot_using_subcommand dist; and not __fish_seen_subcommand_from create list show help" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand dist; and not __fish_seen_subcommand_from create list show help" -f -a "create" -d 'Configure a distribution: the guard of each stage, the test gate'
+complete -c depot -n "__fish_depot_using_subcommand dist; and not __fish_seen_subcommand_from create list show help" -f -a "list" -d 'List distributions with the versions their stages serve'
+complete -c depot -n "__fish_depot_using_subcommand dist; and not __fish_seen_subcommand_from create list show help" -f -a "show" -d 'Show a distribution\'s versions, sources and stages'
+complete -c depot -n "__fish_depot_using_subcommand dist; and not __fish_seen_subcommand_from create list show help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from create" -l stage -d 'Guard of a stage, STAGE=GUARD (repeatable; `public` means no guard) [default: dev=dev, release=release]' -r
+complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from create" -l to -d 'Publish root [default: public/ in the data root]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from create" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from create" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from create" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+json\t''"
+complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from create" -l require-tests -d 'Promotion to release requires passing tests'
+complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from create" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from create" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from create" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help'
+complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from create" -s V -l version -d 'Print version'
 complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from list" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
 complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from list" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
 complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from list" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
@@ -467,9 +481,68 @@ complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcom
 complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from show" -l no-progress -d 'Never draw progress bars'
 complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
 complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from help" -f -a "create" -d 'Configure a distribution: the guard of each stage, the test gate'
 complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from help" -f -a "list" -d 'List distributions with the versions their stages serve'
 complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show a distribution\'s versions, sources and stages'
 complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c depot -n "__fish_depot_using_subcommand guard; and not __fish_seen_subcommand_from create list show drop help" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand guard; and not __fish_seen_subcommand_from create list show drop help" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand guard; and not __fish_seen_subcommand_from create list show drop help" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+json\t''"
+complete -c depot -n "__fish_depot_using_subcommand guard; and not __fish_seen_subcommand_from create list show drop help" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand guard; and not __fish_seen_subcommand_from create list show drop help" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand guard; and not __fish_seen_subcommand_from create list show drop help" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand guard; and not __fish_seen_subcommand_from create list show drop help" -s h -l help -d 'Print help'
+complete -c depot -n "__fish_depot_using_subcommand guard; and not __fish_seen_subcommand_from create list show drop help" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand guard; and not __fish_seen_subcommand_from create list show drop help" -f -a "create" -d 'Create a guard: client certificates from a CA, or bearer tokens'
+complete -c depot -n "__fish_depot_using_subcommand guard; and not __fish_seen_subcommand_from create list show drop help" -f -a "list" -d 'List guards'
+complete -c depot -n "__fish_depot_using_subcommand guard; and not __fish_seen_subcommand_from create list show drop help" -f -a "show" -d 'Show a guard (never its tokens)'
+complete -c depot -n "__fish_depot_using_subcommand guard; and not __fish_seen_subcommand_from create list show drop help" -f -a "drop" -d 'Delete a guard'
+complete -c depot -n "__fish_depot_using_subcommand guard; and not __fish_seen_subcommand_from create list show drop help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from create" -l x509-ca -d 'CA bundle (PEM) client certificates must chain to' -r -F
+complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from create" -l subject -d 'With --x509-ca: the certificate subject must match this regex' -r
+complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from create" -l token-file -d 'File of accepted tokens, one per line (stored hashed)' -r -F
+complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from create" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from create" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from create" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+json\t''"
+complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from create" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from create" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from create" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help'
+complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from create" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from list" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from list" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from list" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+json\t''"
+complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from list" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from list" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from show" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from show" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from show" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+json\t''"
+complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from show" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from show" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
+complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from drop" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from drop" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from drop" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+json\t''"
+complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from drop" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from drop" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from drop" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from drop" -s h -l help -d 'Print help'
+complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from drop" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from help" -f -a "create" -d 'Create a guard: client certificates from a CA, or bearer tokens'
+complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from help" -f -a "list" -d 'List guards'
+complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show a guard (never its tokens)'
+complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from help" -f -a "drop" -d 'Delete a guard'
+complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c depot -n "__fish_depot_using_subcommand promote" -l to -d 'The stage to move' -r -f -a "dev\t''
 release\t''"
 complete -c depot -n "__fish_depot_using_subcommand promote" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
@@ -585,15 +658,16 @@ complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcom
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from help" -f -a "worker" -d 'Run queued requests with COMMAND and store results under file://'
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from help" -f -a "plan" -d 'Tests to request for what changed between two snapshots'
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist promote test help" -f -a "mirror" -d 'Define and update mirrors of upstream repositories'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist promote test help" -f -a "snapshot" -d 'Take, inspect and compare immutable snapshots'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist promote test help" -f -a "repo" -d 'Local repositories of CI-built packages'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist promote test help" -f -a "release" -d 'Merge snapshots into integrated releases'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist promote test help" -f -a "publish" -d 'Publish a snapshot or release as a new signed version of a distribution'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist promote test help" -f -a "dist" -d 'Inspect distributions: versions and the stages that serve them'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist promote test help" -f -a "promote" -d 'Point a stage of a distribution at a version (atomic, audited)'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist promote test help" -f -a "test" -d 'Submit, run and poll autopkgtest-style test requests'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist promote test help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard promote test help" -f -a "mirror" -d 'Define and update mirrors of upstream repositories'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard promote test help" -f -a "snapshot" -d 'Take, inspect and compare immutable snapshots'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard promote test help" -f -a "repo" -d 'Local repositories of CI-built packages'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard promote test help" -f -a "release" -d 'Merge snapshots into integrated releases'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard promote test help" -f -a "publish" -d 'Publish a snapshot or release as a new signed version of a distribution'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard promote test help" -f -a "dist" -d 'Configure and inspect distributions: versions, stages, guards'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard promote test help" -f -a "guard" -d 'Content guards: who may read a stage'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard promote test help" -f -a "promote" -d 'Point a stage of a distribution at a version (atomic, audited)'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard promote test help" -f -a "test" -d 'Submit, run and poll autopkgtest-style test requests'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard promote test help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from mirror" -f -a "create" -d 'Define a new mirror'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from mirror" -f -a "update" -d 'Fetch and verify upstream\'s current state into the pool'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from mirror" -f -a "list" -d 'List mirrors'
@@ -620,8 +694,13 @@ complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcom
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from release" -f -a "diff" -d 'Packages added, removed and changed from A to B'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from release" -f -a "drop" -d 'Delete a release (published versions are not affected)'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from release" -f -a "verify" -d 'Report every dependency nothing in the release satisfies (exit 1 if any)'
+complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from dist" -f -a "create" -d 'Configure a distribution: the guard of each stage, the test gate'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from dist" -f -a "list" -d 'List distributions with the versions their stages serve'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from dist" -f -a "show" -d 'Show a distribution\'s versions, sources and stages'
+complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from guard" -f -a "create" -d 'Create a guard: client certificates from a CA, or bearer tokens'
+complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from guard" -f -a "list" -d 'List guards'
+complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from guard" -f -a "show" -d 'Show a guard (never its tokens)'
+complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from guard" -f -a "drop" -d 'Delete a guard'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from test" -f -a "submit" -d 'Queue a test request per architecture (autopkgtest-cloud format)'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from test" -f -a "poll" -d 'Report test results for triggers; exit 0 passed, 1 failed, 4 pending'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from test" -f -a "worker" -d 'Run queued requests with COMMAND and store results under file://'

@@ -75,9 +75,12 @@ pub enum Command {
     Release(ReleaseCommand),
     /// Publish a snapshot or release as a new signed version of a distribution
     Publish(PublishArgs),
-    /// Inspect distributions: versions and the stages that serve them
+    /// Configure and inspect distributions: versions, stages, guards
     #[command(subcommand)]
     Dist(DistCommand),
+    /// Content guards: who may read a stage
+    #[command(subcommand)]
+    Guard(GuardCommand),
     /// Point a stage of a distribution at a version (atomic, audited)
     Promote {
         dist: String,
@@ -303,6 +306,34 @@ pub enum RepoCommand {
     Drop { name: String },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum GuardCommand {
+    /// Create a guard: client certificates from a CA, or bearer tokens
+    Create {
+        name: String,
+        /// CA bundle (PEM) client certificates must chain to
+        #[arg(
+            long,
+            value_name = "FILE",
+            required_unless_present = "token_file",
+            conflicts_with = "token_file"
+        )]
+        x509_ca: Option<PathBuf>,
+        /// With --x509-ca: the certificate subject must match this regex
+        #[arg(long, value_name = "REGEX", requires = "x509_ca")]
+        subject: Option<String>,
+        /// File of accepted tokens, one per line (stored hashed)
+        #[arg(long, value_name = "FILE")]
+        token_file: Option<PathBuf>,
+    },
+    /// List guards
+    List,
+    /// Show a guard (never its tokens)
+    Show { name: String },
+    /// Delete a guard
+    Drop { name: String },
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum StageArg {
     Dev,
@@ -311,6 +342,20 @@ pub enum StageArg {
 
 #[derive(Debug, Subcommand)]
 pub enum DistCommand {
+    /// Configure a distribution: the guard of each stage, the test gate
+    Create {
+        dist: String,
+        /// Guard of a stage, STAGE=GUARD (repeatable; `public` means no guard)
+        /// [default: dev=dev, release=release]
+        #[arg(long = "stage", value_name = "STAGE=GUARD")]
+        stages: Vec<String>,
+        /// Promotion to release requires passing tests
+        #[arg(long)]
+        require_tests: bool,
+        /// Publish root [default: public/ in the data root]
+        #[arg(long, value_name = "DIR")]
+        to: Option<PathBuf>,
+    },
     /// List distributions with the versions their stages serve
     List,
     /// Show a distribution's versions, sources and stages

@@ -88,9 +88,17 @@ pub fn error_kind(err: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> 
             _ => Failure,
         });
     }
+    if let Some(e) = err.downcast_ref::<promote::guard::GuardError>() {
+        return Some(match e {
+            promote::guard::GuardError::InvalidName(_)
+            | promote::guard::GuardError::Reserved
+            | promote::guard::GuardError::Subject(_) => Usage,
+            _ => Failure,
+        });
+    }
     if let Some(e) = err.downcast_ref::<promote::dist::DistError>() {
         return Some(match e {
-            promote::dist::DistError::InvalidName(_) => Usage,
+            promote::dist::DistError::InvalidName(_) | promote::dist::DistError::Config(_) => Usage,
             promote::dist::DistError::Gate { .. } => Refused,
             promote::dist::DistError::Lock(l) => error_kind(l).unwrap_or(Failure),
             _ => Failure,

@@ -44,6 +44,8 @@ pub enum DistError {
         #[source]
         source: Box<crate::testreq::results::ResultsError>,
     },
+    #[error("{0}")]
+    Config(String),
     #[error("cannot access {}", path.display())]
     Io {
         path: PathBuf,
@@ -73,6 +75,68 @@ impl Stage {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct DistFile {
     publish_root: PathBuf,
+    /// The guard of each stage (`public`: none).
+    #[serde(default = "default_stages")]
+    stages: std::collections::BTreeMap<String, String>,
+    /// Promotion to release needs passing tests.
+    #[serde(default)]
+    require_tests: bool,
+}
+
+fn default_stages() -> std::collections::BTreeMap<String, String> {
+    [("dev", "dev"), ("release", "release")]
+        .into_iter()
+        .map(|(s, g)| (s.to_owned(), g.to_owned()))
+        .collect()
+}
+
+fn load_file(root: &Root, dist: &str) -> Result<Option<DistFile>, DistError> {
+    let file = dist_dir(root, dist).join("dist.json");
+    match std::fs::read(&file) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| io(&file)(std::io::Error::new(std::io::ErrorKind::InvalidData, e))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io(&file)(e)),
+    }
+}
+
+/// Options of `depot dist create`.
+#[derive(Debug, Clone)]
+pub struct CreateOptions {
+    pub dist: String,
+    /// `(stage, guard)`; stages not given keep their defaults (`dev` and
+    /// `release` guards).
+    pub stages: Vec<(String, String)>,
+    pub require_tests: bool,
+    pub publish_root: PathBuf,
+}
+
+/// `depot dist create DIST [--stage STAGE=GUARD]… [--require-tests]`:
+/// configures a distribution (before or after its first publish).
+pub fn create(root: &Root, opts: &CreateOptions) -> Result<DistInfo, DistError> {
+    crate::names::validate("distribution", &opts.dist)?;
+    let _lock = ObjectLock::acquire(root, "dist", &opts.dist, Wait::Yes)?;
+    let mut file = load_file(root, &opts.dist)?.unwrap_or(DistFile {
+        publish_root: std::path::absolute(&opts.publish_root).map_err(io(&opts.publish_root))?,
+        stages: default_stages(),
+        require_tests: false,
+    });
+    for (stage, guard) in &opts.stages {
+        if !matches!(stage.as_str(), "dev" | "release") {
+            return Err(DistError::Config(format!(
+                "unknown stage `{stage}` (stages are dev and release)"
+            )));
+        }
+        if guard != "public" {
+            super::guard::load(root, guard).map_err(|e| DistError::Config(e.to_string()))?;
+        }
+        file.stages.insert(stage.clone(), guard.clone());
+    }
+    file.require_tests = opts.require_tests;
+    write_json(&dist_dir(root, &opts.dist).join("dist.json"), &file)?;
+    drop(_lock);
+    show(root, &opts.dist)
 }
 
 /// `dists/DIST/VERSION.json`.
@@ -114,7 +178,13 @@ pub(crate) fn record_publish(
 ) -> Result<(), DistError> {
     let dir = dist_dir(root, dist);
     let publish_root = std::path::absolute(publish_root).map_err(io(publish_root))?;
-    write_json(&dir.join("dist.json"), &DistFile { publish_root })?;
+    let mut file = load_file(root, dist)?.unwrap_or(DistFile {
+        publish_root: publish_root.clone(),
+        stages: default_stages(),
+        require_tests: false,
+    });
+    file.publish_root = publish_root;
+    write_json(&dir.join("dist.json"), &file)?;
     write_json(&dir.join(format!("{}.json", record.version)), record)
 }
 
@@ -234,6 +304,9 @@ pub struct DistInfo {
     pub publish_root: PathBuf,
     pub dev: Option<String>,
     pub release: Option<String>,
+    /// The guard of each stage (`public`: none).
+    pub stages: std::collections::BTreeMap<String, String>,
+    pub require_tests: bool,
     /// Oldest first.
     pub versions: Vec<VersionRecord>,
 }
@@ -248,16 +321,7 @@ fn pointer(dir: &Path, stage: Stage) -> Option<String> {
 pub fn show(root: &Root, dist: &str) -> Result<DistInfo, DistError> {
     crate::names::validate("distribution", dist)?;
     let dir = dist_dir(root, dist);
-    let file = dir.join("dist.json");
-    let bytes = std::fs::read(&file).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            DistError::NotFound(dist.to_owned())
-        } else {
-            io(&file)(e)
-        }
-    })?;
-    let meta: DistFile = serde_json::from_slice(&bytes)
-        .map_err(|e| io(&file)(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
+    let meta = load_file(root, dist)?.ok_or_else(|| DistError::NotFound(dist.to_owned()))?;
     let mut versions = Vec::new();
     for entry in std::fs::read_dir(&dir).map_err(io(&dir))?.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -277,6 +341,8 @@ pub fn show(root: &Root, dist: &str) -> Result<DistInfo, DistError> {
         dev: pointer(&published, Stage::Dev),
         release: pointer(&published, Stage::Release),
         publish_root: meta.publish_root,
+        stages: meta.stages,
+        require_tests: meta.require_tests,
         versions,
     })
 }
@@ -324,7 +390,8 @@ pub struct PromoteSummary {
 /// `depot promote DIST VERSION --to STAGE [--require-tests] [--dry-run]`.
 pub async fn promote(root: &Root, opts: &PromoteOptions) -> Result<PromoteSummary, DistError> {
     crate::names::validate("distribution", &opts.dist)?;
-    if opts.require_tests {
+    let configured = load_file(root, &opts.dist)?.is_some_and(|f| f.require_tests);
+    if opts.require_tests || (configured && opts.to == Stage::Release) {
         let problems = gate(root, &opts.dist, &opts.version).await?;
         if !problems.is_empty() {
             return Err(DistError::Gate {

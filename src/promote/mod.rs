@@ -15,6 +15,7 @@
 //! and the pool but never changes them.
 
 pub mod dist;
+pub mod guard;
 pub mod publish;
 mod publish_apt;
 mod publish_rpm;

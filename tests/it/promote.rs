@@ -264,3 +264,162 @@ fn require_tests_refuses_until_the_recorded_tests_pass() {
     );
     assert_eq!(std::fs::read_link(&release).unwrap().to_str().unwrap(), v1);
 }
+
+#[test]
+fn guards_and_distribution_stages_are_configured() {
+    let ctx = TestContext::new();
+    let d = ctx.dir.path();
+    // A throwaway CA made with openssl.
+    let ca_key = d.join("ca.key");
+    let ca = d.join("ca.pem");
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=depot test CA",
+        ])
+        .arg("-keyout")
+        .arg(&ca_key)
+        .arg("-out")
+        .arg(&ca)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ca_s = ca.display().to_string();
+    ctx.depot(&[
+        "guard",
+        "create",
+        "devs",
+        "--x509-ca",
+        &ca_s,
+        "--subject",
+        "^CN=ci-",
+    ])
+    .ok();
+    ctx.depot(&[
+        "guard",
+        "create",
+        "bad",
+        "--x509-ca",
+        &ca_s,
+        "--subject",
+        "(",
+    ])
+    .fails(2, "regex");
+    ctx.depot(&[
+        "guard",
+        "create",
+        "nocert",
+        "--x509-ca",
+        ctx.keyring("good.asc").as_str(),
+    ])
+    .fails(1, "no PEM certificate");
+    let tokens = d.join("tokens");
+    std::fs::write(&tokens, "customer-token-1\ncustomer-token-2\n").unwrap();
+    ctx.depot(&[
+        "guard",
+        "create",
+        "customers",
+        "--token-file",
+        tokens.to_str().unwrap(),
+    ])
+    .ok();
+    ctx.depot(&[
+        "guard",
+        "create",
+        "public",
+        "--token-file",
+        tokens.to_str().unwrap(),
+    ])
+    .fails(2, "no guard");
+    let list = ctx
+        .depot(&["guard", "list", "--output-format", "json"])
+        .ok();
+    assert!(!list.stdout.contains("customer-token"), "{}", list.stdout);
+    let list = list.json();
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    assert_eq!(list[0]["kind"], "token");
+    assert_eq!(list[1]["kind"], "x509");
+    assert_eq!(list[1]["subject"], "^CN=ci-");
+
+    ctx.depot(&["dist", "create", "d", "--stage", "dev=nosuch"])
+        .fails(2, "no guard named `nosuch`");
+    ctx.depot(&["dist", "create", "d", "--stage", "nightly=devs"])
+        .fails(2, "unknown stage");
+    ctx.depot(&[
+        "dist",
+        "create",
+        "d",
+        "--stage",
+        "dev=devs",
+        "--stage",
+        "release=customers",
+        "--require-tests",
+    ])
+    .ok();
+    let show = ctx
+        .depot(&["dist", "show", "d", "--output-format", "json"])
+        .ok()
+        .json();
+    assert_eq!(
+        show["stages"],
+        serde_json::json!({ "dev": "devs", "release": "customers" })
+    );
+    assert_eq!(show["require_tests"], true);
+
+    // The distribution's own setting gates promotion without the flag, and
+    // a publish keeps the configuration.
+    let url = ctx.serve_apt("state1", "up");
+    let keyring = ctx.keyring("good.gpg");
+    ctx.depot(&[
+        "mirror",
+        "create",
+        "m",
+        &url,
+        "--kind",
+        "apt",
+        "--suite",
+        "stable",
+        "--keyring",
+        &keyring,
+    ])
+    .ok();
+    ctx.depot(&["mirror", "update", "m"]).ok();
+    ctx.depot(&["snapshot", "create", "s", "--mirror", "m"])
+        .ok();
+    let v = ctx
+        .depot(&[
+            "publish",
+            "s",
+            "--dist",
+            "d",
+            "--skip-signing",
+            "--output-format",
+            "json",
+        ])
+        .ok()
+        .json();
+    let v = v["version"].as_str().unwrap();
+    ctx.depot(&["promote", "d", v, "--to", "release"])
+        .fails(3, "no tests are recorded");
+    let show = ctx
+        .depot(&["dist", "show", "d", "--output-format", "json"])
+        .ok()
+        .json();
+    assert_eq!(show["stages"]["release"], "customers");
+    ctx.depot(&["guard", "drop", "devs"]).ok();
+    ctx.depot(&["guard", "show", "devs"])
+        .fails(1, "no guard named `devs`");
+}

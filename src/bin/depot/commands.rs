@@ -3,8 +3,8 @@
 
 use anyhow::{Context as _, Result};
 use depot::cli::{
-    Command, DistCommand, Kind, MergePolicyArg, MirrorCommand, ModeArg, PolicyArg, PublishArgs,
-    ReleaseCommand, RepoCommand, SnapshotCommand, StageArg,
+    Command, DistCommand, GuardCommand, Kind, MergePolicyArg, MirrorCommand, ModeArg, PolicyArg,
+    PublishArgs, ReleaseCommand, RepoCommand, SnapshotCommand, StageArg,
 };
 use depot::content::RepoKind;
 use depot::formats::compress::Compression;
@@ -24,6 +24,7 @@ pub async fn run(command: Command, settings: &Settings) -> Result<()> {
         Command::Release(cmd) => release_cmd(cmd, &root, settings),
         Command::Repo(cmd) => repo_cmd(cmd, &root, settings),
         Command::Dist(cmd) => dist_cmd(cmd, &root, settings),
+        Command::Guard(cmd) => guard_cmd(cmd, &root, settings),
         Command::Promote {
             dist,
             version,
@@ -610,9 +611,114 @@ fn repo_cmd(cmd: RepoCommand, root: &Root, settings: &Settings) -> Result<()> {
     Ok(())
 }
 
+fn guard_cmd(cmd: GuardCommand, root: &Root, settings: &Settings) -> Result<()> {
+    use depot::promote::guard::{self, GuardKind, GuardSpec};
+    let describe = |g: &guard::Guard| match &g.kind {
+        GuardKind::X509 {
+            ca_certificates,
+            subject,
+        } => format!(
+            "x509 ({ca_certificates} CA certificate(s){})",
+            subject
+                .as_ref()
+                .map(|s| format!(", subject ~ {s}"))
+                .unwrap_or_default()
+        ),
+        GuardKind::Token { token_sha256 } => {
+            format!("token ({} token(s), stored hashed)", token_sha256.len())
+        }
+    };
+    match cmd {
+        GuardCommand::Create {
+            name,
+            x509_ca,
+            subject,
+            token_file,
+        } => {
+            let spec = match (x509_ca, token_file) {
+                (Some(ca), _) => GuardSpec::X509 { ca, subject },
+                (None, Some(file)) => GuardSpec::Token { file },
+                (None, None) => anyhow::bail!("give --x509-ca FILE or --token-file FILE"),
+            };
+            let g = guard::create(root, &name, spec, settings.now)?;
+            render(settings.format, &g, || {
+                format!("created guard {}: {}\n", g.name, describe(&g))
+            });
+        }
+        GuardCommand::List => {
+            let guards = guard::list(root)?;
+            render(settings.format, &guards, || {
+                let rows: Vec<Vec<String>> = guards
+                    .iter()
+                    .map(|g| vec![g.name.clone(), describe(g), time(g.created)])
+                    .collect();
+                table(&["GUARD", "KIND", "CREATED"], &rows)
+            });
+        }
+        GuardCommand::Show { name } => {
+            let g = guard::load(root, &name)?;
+            render(settings.format, &g, || {
+                format!(
+                    "Guard:   {}\nKind:    {}\nCreated: {}\n",
+                    g.name,
+                    describe(&g),
+                    time(g.created)
+                )
+            });
+        }
+        GuardCommand::Drop { name } => {
+            guard::drop_guard(root, &name)?;
+            render(
+                settings.format,
+                &serde_json::json!({ "dropped": name }),
+                || format!("dropped guard {name}\n"),
+            );
+        }
+    }
+    Ok(())
+}
+
 fn dist_cmd(cmd: DistCommand, root: &Root, settings: &Settings) -> Result<()> {
     use depot::promote::dist;
     match cmd {
+        DistCommand::Create {
+            dist: name,
+            stages,
+            require_tests,
+            to,
+        } => {
+            let stages = stages
+                .iter()
+                .map(|s| {
+                    s.split_once('=')
+                        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+                        .ok_or_else(|| anyhow::anyhow!("--stage expects STAGE=GUARD, got `{s}`"))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let d = dist::create(
+                root,
+                &dist::CreateOptions {
+                    dist: name,
+                    stages,
+                    require_tests,
+                    publish_root: to.unwrap_or_else(|| root.public_dir()),
+                },
+            )?;
+            render(settings.format, &d, || {
+                let stages: Vec<String> =
+                    d.stages.iter().map(|(s, g)| format!("{s}={g}")).collect();
+                format!(
+                    "distribution {}: stages {}{}\n",
+                    d.name,
+                    stages.join(" "),
+                    if d.require_tests {
+                        ", tests required for release"
+                    } else {
+                        ""
+                    }
+                )
+            });
+        }
         DistCommand::List => {
             let dists = dist::list(root)?;
             render(settings.format, &dists, || {
@@ -658,10 +764,18 @@ fn dist_cmd(cmd: DistCommand, root: &Root, settings: &Settings) -> Result<()> {
                         ]
                     })
                     .collect();
+                let stages: Vec<String> =
+                    d.stages.iter().map(|(s, g)| format!("{s}={g}")).collect();
                 format!(
-                    "Distribution: {}\nPublished in: {}\n\n{}",
+                    "Distribution: {}\nPublished in: {}\nStages:       {}{}\n\n{}",
                     d.name,
                     d.publish_root.join(&d.name).display(),
+                    stages.join(" "),
+                    if d.require_tests {
+                        " (tests required for release)"
+                    } else {
+                        ""
+                    },
                     table(&["VERSION", "PUBLISHED", "SOURCE", "STAGE"], &rows)
                 )
             });

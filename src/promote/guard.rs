@@ -1,0 +1,257 @@
+//! Content guards: who may read a stage of a distribution.
+//!
+//! A guard is either an x509 guard — a client certificate must chain to
+//! its CA bundle (intermediates allowed), be within its validity period,
+//! and optionally have a subject matching a regular expression — or a
+//! token guard, whose tokens are stored only as SHA-256 digests and
+//! compared in constant time. `guards/NAME.yaml` (and `NAME.ca.pem`) in the
+//! data root; `depot serve` enforces them per stage.
+
+use std::path::{Path, PathBuf};
+
+use jiff::Timestamp;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject;
+use serde::{Deserialize, Serialize};
+
+use crate::digest::Sha256Digest;
+use crate::names::InvalidName;
+use crate::root::Root;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GuardError {
+    #[error(transparent)]
+    InvalidName(#[from] InvalidName),
+    #[error("`public` means no guard; choose another name")]
+    Reserved,
+    #[error("guard `{0}` already exists")]
+    Exists(String),
+    #[error("no guard named `{0}`")]
+    NotFound(String),
+    #[error("{} holds no PEM certificate", path.display())]
+    NoCertificate { path: PathBuf },
+    #[error("{} holds no token (one per line)", path.display())]
+    NoToken { path: PathBuf },
+    #[error("invalid --subject regex")]
+    Subject(#[source] regex::Error),
+    #[error("cannot access {}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("guard `{0}` is corrupt")]
+    Corrupt(String),
+}
+
+/// How a guard admits a reader.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum GuardKind {
+    X509 {
+        /// Number of CA certificates in `guards/NAME.ca.pem`.
+        ca_certificates: usize,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        subject: Option<String>,
+    },
+    Token {
+        /// SHA-256 of each accepted token; the tokens are not kept.
+        token_sha256: Vec<Sha256Digest>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Guard {
+    pub name: String,
+    #[serde(flatten)]
+    pub kind: GuardKind,
+    pub created: Timestamp,
+}
+
+/// What `guard create` takes.
+#[derive(Debug, Clone)]
+pub enum GuardSpec {
+    X509 {
+        ca: PathBuf,
+        subject: Option<String>,
+    },
+    Token {
+        file: PathBuf,
+    },
+}
+
+fn dir(root: &Root) -> PathBuf {
+    root.path().join("guards")
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> GuardError + '_ {
+    move |source| GuardError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// The CA bundle of an x509 guard.
+pub fn ca_path(root: &Root, name: &str) -> PathBuf {
+    dir(root).join(format!("{name}.ca.pem"))
+}
+
+/// Compares two byte strings in time independent of where they differ.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl Guard {
+    /// Whether `token` is one of a token guard's tokens.
+    pub fn accepts_token(&self, token: &str) -> bool {
+        let GuardKind::Token { token_sha256 } = &self.kind else {
+            return false;
+        };
+        let digest = Sha256Digest::of(token.as_bytes()).to_hex();
+        // Every stored digest is compared, so timing says nothing about
+        // which (if any) matched.
+        token_sha256.iter().fold(false, |hit, d| {
+            constant_time_eq(d.to_hex().as_bytes(), digest.as_bytes()) | hit
+        })
+    }
+}
+
+/// `depot guard create`.
+pub fn create(
+    root: &Root,
+    name: &str,
+    spec: GuardSpec,
+    now: Timestamp,
+) -> Result<Guard, GuardError> {
+    crate::names::validate("guard", name)?;
+    if name == "public" {
+        return Err(GuardError::Reserved);
+    }
+    let d = dir(root);
+    std::fs::create_dir_all(&d).map_err(io(&d))?;
+    let path = d.join(format!("{name}.yaml"));
+    if path.exists() {
+        return Err(GuardError::Exists(name.to_owned()));
+    }
+    let kind = match spec {
+        GuardSpec::X509 { ca, subject } => {
+            let pem = std::fs::read(&ca).map_err(io(&ca))?;
+            let certs: Vec<CertificateDer<'_>> = CertificateDer::pem_slice_iter(&pem)
+                .filter_map(Result::ok)
+                .collect();
+            if certs.is_empty() {
+                return Err(GuardError::NoCertificate { path: ca });
+            }
+            if let Some(s) = &subject {
+                regex::Regex::new(s).map_err(GuardError::Subject)?;
+            }
+            let dest = ca_path(root, name);
+            crate::fsutil::write_atomic(&dest, &pem).map_err(io(&dest))?;
+            GuardKind::X509 {
+                ca_certificates: certs.len(),
+                subject,
+            }
+        }
+        GuardSpec::Token { file } => {
+            let text = std::fs::read_to_string(&file).map_err(io(&file))?;
+            let token_sha256: Vec<Sha256Digest> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(|t| Sha256Digest::of(t.as_bytes()))
+                .collect();
+            if token_sha256.is_empty() {
+                return Err(GuardError::NoToken { path: file });
+            }
+            GuardKind::Token { token_sha256 }
+        }
+    };
+    let guard = Guard {
+        name: name.to_owned(),
+        kind,
+        created: now,
+    };
+    let yaml = serde_norway::to_string(&guard).map_err(|e| io(&path)(std::io::Error::other(e)))?;
+    crate::fsutil::write_atomic(&path, yaml.as_bytes()).map_err(io(&path))?;
+    Ok(guard)
+}
+
+pub fn load(root: &Root, name: &str) -> Result<Guard, GuardError> {
+    crate::names::validate("guard", name)?;
+    let path = dir(root).join(format!("{name}.yaml"));
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            GuardError::NotFound(name.to_owned())
+        } else {
+            io(&path)(e)
+        }
+    })?;
+    serde_norway::from_str(&text).map_err(|_| GuardError::Corrupt(name.to_owned()))
+}
+
+/// `depot guard list`.
+pub fn list(root: &Root) -> Result<Vec<Guard>, GuardError> {
+    let Ok(entries) = std::fs::read_dir(dir(root)) else {
+        return Ok(Vec::new());
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_suffix(".yaml")
+                .map(str::to_owned)
+        })
+        .collect();
+    names.sort();
+    names.iter().map(|n| load(root, n)).collect()
+}
+
+/// `depot guard drop`.
+pub fn drop_guard(root: &Root, name: &str) -> Result<(), GuardError> {
+    load(root, name)?;
+    for path in [dir(root).join(format!("{name}.yaml")), ca_path(root, name)] {
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(&path)(e)),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_stored_hashed_and_compared_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::open(dir.path()).unwrap();
+        let file = dir.path().join("tokens");
+        std::fs::write(&file, "# customers\nsecret-one\n\nsecret-two\n").unwrap();
+        let now: Timestamp = "2026-11-22T00:00:00Z".parse().unwrap();
+        let g = create(&root, "customers", GuardSpec::Token { file }, now).unwrap();
+        let yaml = std::fs::read_to_string(dir.path().join("guards/customers.yaml")).unwrap();
+        assert!(!yaml.contains("secret"), "{yaml}");
+        assert!(g.accepts_token("secret-one") && g.accepts_token("secret-two"));
+        assert!(!g.accepts_token("secret-on") && !g.accepts_token(""));
+        assert_eq!(load(&root, "customers").unwrap(), g);
+        assert!(matches!(
+            create(
+                &root,
+                "public",
+                GuardSpec::Token {
+                    file: dir.path().join("tokens")
+                },
+                now
+            ),
+            Err(GuardError::Reserved)
+        ));
+        assert!(
+            constant_time_eq(b"abc", b"abc")
+                && !constant_time_eq(b"abc", b"abd")
+                && !constant_time_eq(b"ab", b"abc")
+        );
+    }
+}
