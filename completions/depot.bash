@@ -40,6 +40,9 @@ _depot() {
             depot,repo)
                 cmd="depot__subcmd__repo"
                 ;;
+            depot,serve)
+                cmd="depot__subcmd__serve"
+                ;;
             depot,snapshot)
                 cmd="depot__subcmd__snapshot"
                 ;;
@@ -123,6 +126,9 @@ _depot() {
                 ;;
             depot__subcmd__help,repo)
                 cmd="depot__subcmd__help__subcmd__repo"
+                ;;
+            depot__subcmd__help,serve)
+                cmd="depot__subcmd__help__subcmd__serve"
                 ;;
             depot__subcmd__help,snapshot)
                 cmd="depot__subcmd__help__subcmd__snapshot"
@@ -458,7 +464,7 @@ _depot() {
 
     case "${cmd}" in
         depot)
-            opts="-q -v -h -V --root --config --quiet --verbose --no-progress --output-format --help --version mirror snapshot repo release publish dist guard promote test help"
+            opts="-q -v -h -V --root --config --quiet --verbose --no-progress --output-format --help --version mirror snapshot repo release publish dist guard serve promote test help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -892,7 +898,7 @@ _depot() {
             return 0
             ;;
         depot__subcmd__help)
-            opts="mirror snapshot repo release publish dist guard promote test help"
+            opts="mirror snapshot repo release publish dist guard serve promote test help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1356,6 +1362,20 @@ _depot() {
         depot__subcmd__help__subcmd__repo__subcmd__show)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        depot__subcmd__help__subcmd__serve)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -2606,6 +2626,36 @@ _depot() {
                 return 0
             fi
             case "${prev}" in
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        depot__subcmd__serve)
+            opts="-q -v -h -V --listen --root --config --quiet --verbose --no-progress --output-format --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --root)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -81,6 +81,12 @@ pub enum Command {
     /// Content guards: who may read a stage
     #[command(subcommand)]
     Guard(GuardCommand),
+    /// Serve the publish root over HTTP, enforcing each stage's token guard
+    Serve {
+        /// Address to listen on (port 0: any free port)
+        #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+        listen: std::net::SocketAddr,
+    },
     /// Point a stage of a distribution at a version (atomic, audited)
     Promote {
         dist: String,

@@ -19,5 +19,6 @@ pub mod guard;
 pub mod publish;
 mod publish_apt;
 mod publish_rpm;
+pub mod serve;
 
 pub use publish::{PublishError, PublishOptions, PublishSummary, publish};

@@ -423,3 +423,252 @@ fn guards_and_distribution_stages_are_configured() {
     ctx.depot(&["guard", "show", "devs"])
         .fails(1, "no guard named `devs`");
 }
+
+fn curl(args: &[&str]) -> (String, Vec<u8>) {
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/stdout", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .unwrap();
+    let mut body = out.stdout;
+    let split = body.iter().rposition(|b| *b == b'\n').unwrap();
+    let code = String::from_utf8_lossy(&body[split + 1..]).into_owned();
+    body.truncate(split);
+    (code, body)
+}
+
+#[test]
+fn serve_enforces_token_guards_per_stage_and_apt_reads_through_it() {
+    let mut ctx = TestContext::new();
+    let d = ctx.dir.path();
+    std::fs::write(d.join("dev-tokens"), "dev-token\n").unwrap();
+    std::fs::write(d.join("customer-tokens"), "customer-token\n").unwrap();
+    ctx.depot(&[
+        "guard",
+        "create",
+        "devs",
+        "--token-file",
+        d.join("dev-tokens").to_str().unwrap(),
+    ])
+    .ok();
+    ctx.depot(&[
+        "guard",
+        "create",
+        "customers",
+        "--token-file",
+        d.join("customer-tokens").to_str().unwrap(),
+    ])
+    .ok();
+    ctx.depot(&[
+        "dist",
+        "create",
+        "d",
+        "--stage",
+        "dev=devs",
+        "--stage",
+        "release=customers",
+    ])
+    .ok();
+    let url = ctx.serve_apt("state1", "up");
+    let keyring = ctx.keyring("good.gpg");
+    ctx.depot(&[
+        "mirror",
+        "create",
+        "m",
+        &url,
+        "--kind",
+        "apt",
+        "--suite",
+        "stable",
+        "--component",
+        "main",
+        "--arch",
+        "amd64",
+        "--keyring",
+        &keyring,
+    ])
+    .ok();
+    ctx.depot(&["mirror", "update", "m"]).ok();
+    ctx.depot(&["snapshot", "create", "s", "--mirror", "m"])
+        .ok();
+    let mut versions = Vec::new();
+    for t in ["2026-11-20T10:00:00Z", "2026-11-21T10:00:00Z"] {
+        ctx.env.insert("DEPOT_NOW".into(), t.into());
+        let s = ctx
+            .depot(&[
+                "publish",
+                "s",
+                "--dist",
+                "d",
+                "--skip-signing",
+                "--output-format",
+                "json",
+            ])
+            .ok()
+            .json();
+        versions.push(s["version"].as_str().unwrap().to_owned());
+    }
+    ctx.env.remove("DEPOT_NOW");
+    let (v1, v2) = (versions[0].clone(), versions[1].clone());
+
+    let mut server = ctx
+        .command()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned();
+    let u = |p: &str| format!("{base}/d/{p}");
+    let bearer = |t: &str| format!("Authorization: Bearer {t}");
+    let release_file = "dists/stable/Release";
+    let get = |path: String, token: Option<&str>| -> String {
+        match token {
+            Some(t) => curl(&["-H", &bearer(t), &path]).0,
+            None => curl(&[&path]).0,
+        }
+    };
+
+    // Before promotion: dev readers read everything, customers nothing, and
+    // a refusal does not reveal whether the path exists.
+    assert_eq!(
+        get(u(&format!("dev/{release_file}")), Some("dev-token")),
+        "200"
+    );
+    assert_eq!(
+        get(u(&format!("{v1}/{release_file}")), Some("dev-token")),
+        "200"
+    );
+    assert_eq!(get(u(&format!("dev/{release_file}")), None), "401");
+    assert_eq!(
+        get(u(&format!("{v1}/{release_file}")), Some("customer-token")),
+        "403"
+    );
+    assert_eq!(
+        get(
+            u(&format!("release/{release_file}")),
+            Some("customer-token")
+        ),
+        "403"
+    );
+    assert_eq!(
+        get(u(&format!("{v1}/no/such/file")), Some("customer-token")),
+        "403"
+    );
+    assert_eq!(
+        get(u(&format!("{v1}/{release_file}")), Some("wrong")),
+        "403"
+    );
+
+    ctx.depot(&["promote", "d", &v1, "--to", "release"]).ok();
+    assert_eq!(
+        get(
+            u(&format!("release/{release_file}")),
+            Some("customer-token")
+        ),
+        "200"
+    );
+    assert_eq!(
+        get(u(&format!("{v1}/{release_file}")), Some("customer-token")),
+        "200"
+    );
+    assert_eq!(
+        get(u(&format!("{v2}/{release_file}")), Some("customer-token")),
+        "403"
+    );
+    assert_eq!(
+        get(u(&format!("{v1}/{release_file}")), Some("dev-token")),
+        "200"
+    );
+    assert_eq!(
+        get(u(&format!("{v1}/no/such/file")), Some("customer-token")),
+        "404"
+    );
+    assert_eq!(
+        get(u(&format!("{v1}/../../etc/passwd")), Some("customer-token")),
+        "404"
+    );
+    // Basic auth with the token as password; ranges; HEAD.
+    assert_eq!(
+        curl(&[
+            "-u",
+            "x:customer-token",
+            &u(&format!("release/{release_file}"))
+        ])
+        .0,
+        "200"
+    );
+    let whole = std::fs::read(ctx.root.join("public/d").join(&v1).join(release_file)).unwrap();
+    let (code, part) = curl(&[
+        "-H",
+        &bearer("customer-token"),
+        "-r",
+        "5-14",
+        &u(&format!("release/{release_file}")),
+    ]);
+    assert_eq!((code.as_str(), part.as_slice()), ("206", &whole[5..15]));
+    let head = Command::new("curl")
+        .args([
+            "-sI",
+            "-H",
+            &bearer("customer-token"),
+            &u(&format!("release/{release_file}")),
+        ])
+        .output()
+        .unwrap();
+    let head = String::from_utf8_lossy(&head.stdout).to_lowercase();
+    assert!(
+        head.contains(&format!("content-length: {}", whole.len())),
+        "{head}"
+    );
+    assert!(
+        head.contains("last-modified:") && head.contains("accept-ranges: bytes"),
+        "{head}"
+    );
+
+    // Real apt-get reads the release stage through depot serve with the
+    // customer token (auth.conf), unsigned publish so [trusted=yes].
+    let apt = crate::support::Apt::new(&format!("deb [trusted=yes] {} stable main", u("release")));
+    let auth = apt.dir.path().join("etc/auth.conf");
+    let host = base.trim_start_matches("http://");
+    std::fs::write(
+        &auth,
+        format!("machine http://{host}\nlogin customer\npassword customer-token\n"),
+    )
+    .unwrap();
+    let update = apt
+        .run(&[
+            "-o",
+            &format!("Dir::Etc::netrc={}", auth.display()),
+            "update",
+        ])
+        .ok();
+    assert!(!update.stderr.contains("E:"), "{}", update.stderr);
+    apt.run(&[
+        "-o",
+        &format!("Dir::Etc::netrc={}", auth.display()),
+        "download",
+        "alpha",
+    ])
+    .ok();
+    assert!(apt.dir.path().join("dl/alpha_1.0-1_amd64.deb").is_file());
+
+    server.kill().unwrap();
+    let out = server.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        log.contains("GET /d/release/dists/stable/Release 200"),
+        "no access log:\n{log}"
+    );
+}

@@ -25,6 +25,13 @@ pub async fn run(command: Command, settings: &Settings) -> Result<()> {
         Command::Repo(cmd) => repo_cmd(cmd, &root, settings),
         Command::Dist(cmd) => dist_cmd(cmd, &root, settings),
         Command::Guard(cmd) => guard_cmd(cmd, &root, settings),
+        Command::Serve { listen } => {
+            depot::promote::serve::serve(root, listen, |addr| {
+                output::print(&format!("listening on http://{addr}/\n"));
+            })
+            .await?;
+            Ok(())
+        }
         Command::Promote {
             dist,
             version,

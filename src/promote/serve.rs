@@ -1,0 +1,356 @@
+//! `depot serve`: the publish root over HTTP, with each stage's guard
+//! enforced.
+//!
+//! Paths are `/DIST/dev/…`, `/DIST/release/…` (the stage pointers) and
+//! `/DIST/VERSION/…`. A version's level is `release` once it has been
+//! promoted to release, else `dev`; a reader admitted by the guard of
+//! stage S may read every version whose level is S or later (dev readers
+//! read dev and released versions, release readers only released ones).
+//! Credentials are `Authorization: Bearer TOKEN` or basic auth with the
+//! token as password, checked against token guards. A refused request gets
+//! 401 (no credentials) or 403 (wrong ones) before anything is looked up,
+//! so a refusal never tells whether a path exists.
+//!
+//! Not yet here: TLS and x509 (mTLS) guards — such a stage admits nobody.
+
+use std::net::SocketAddr;
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use hyper::body::Frame;
+use hyper::{Method, Request, Response, StatusCode, header};
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use super::dist::{self, DistInfo};
+use super::guard::{self, GuardKind};
+use crate::root::Root;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+type Body = BoxBody<Bytes, std::io::Error>;
+
+fn empty(status: StatusCode) -> Response<Body> {
+    let mut r = Response::new(Full::new(Bytes::new()).map_err(|e| match e {}).boxed());
+    *r.status_mut() = status;
+    r
+}
+
+/// The token a request carries, if any.
+fn token(req: &Request<hyper::body::Incoming>) -> Option<String> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    if let Some(t) = value.strip_prefix("Bearer ") {
+        return Some(t.trim().to_owned());
+    }
+    let basic = value.strip_prefix("Basic ")?;
+    let decoded = base64_decode(basic.trim())?;
+    let text = String::from_utf8(decoded).ok()?;
+    text.split_once(':')
+        .map(|(_, password)| password.to_owned())
+}
+
+/// Standard base64 (for basic auth): small enough not to need a crate.
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let mut acc = 0u32;
+    let mut bits = 0;
+    for c in s.bytes().filter(|c| *c != b'=') {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Access {
+    Allowed,
+    NoCredentials,
+    Forbidden,
+}
+
+/// Whether the request's credentials admit a reader at any of `stages`.
+fn admitted(root: &Root, info: &DistInfo, stages: &[&str], token: Option<&str>) -> Access {
+    let mut needs_credentials = false;
+    for stage in stages {
+        let Some(guard_name) = info.stages.get(*stage) else {
+            continue;
+        };
+        if guard_name == "public" {
+            return Access::Allowed;
+        }
+        needs_credentials = true;
+        if let (Ok(g), Some(t)) = (guard::load(root, guard_name), token)
+            && matches!(g.kind, GuardKind::Token { .. })
+            && g.accepts_token(t)
+        {
+            return Access::Allowed;
+        }
+    }
+    match (needs_credentials, token) {
+        (_, None) => Access::NoCredentials,
+        _ => Access::Forbidden,
+    }
+}
+
+fn clean(rest: &[&str]) -> Option<PathBuf> {
+    let mut p = PathBuf::new();
+    for seg in rest {
+        let decoded = percent_decode(seg)?;
+        let c = Path::new(&decoded);
+        if decoded.is_empty()
+            || decoded.contains('/')
+            || !matches!(c.components().next(), Some(Component::Normal(_)))
+        {
+            return None;
+        }
+        p.push(decoded);
+    }
+    Some(p)
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let h = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(h, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+async fn handle(root: Arc<Root>, req: Request<hyper::body::Incoming>) -> Response<Body> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return empty(StatusCode::METHOD_NOT_ALLOWED);
+    }
+    let path = req.uri().path().to_owned();
+    let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    let (Some(dist_name), Some(selector)) = (segs.first(), segs.get(1)) else {
+        return empty(StatusCode::NOT_FOUND);
+    };
+    let Ok(info) = dist::show(&root, dist_name) else {
+        return empty(StatusCode::NOT_FOUND);
+    };
+    let token = token(&req);
+    // Which stages' readers may read this selector (decided before any
+    // file is looked at).
+    let version = match *selector {
+        "dev" => info.dev.clone(),
+        "release" => info.release.clone(),
+        v => Some(v.to_owned()),
+    };
+    let released = version.as_deref().is_some_and(|v| {
+        info.release.as_deref() == Some(v)
+            || info
+                .versions
+                .iter()
+                .any(|r| r.version == v && r.released.is_some())
+    });
+    let stages: &[&str] = match *selector {
+        "dev" => &["dev"],
+        _ if released => &["release", "dev"],
+        _ => &["dev"],
+    };
+    match admitted(&root, &info, stages, token.as_deref()) {
+        Access::Allowed => {}
+        Access::NoCredentials => {
+            let mut r = empty(StatusCode::UNAUTHORIZED);
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Basic realm=\"depot\""),
+            );
+            return r;
+        }
+        Access::Forbidden => return empty(StatusCode::FORBIDDEN),
+    }
+    let (Some(version), Some(rest)) = (version, clean(&segs[2..])) else {
+        return empty(StatusCode::NOT_FOUND);
+    };
+    let file = info.publish_root.join(dist_name).join(&version).join(rest);
+    serve_file(&req, &file).await
+}
+
+fn http_date(t: std::time::SystemTime) -> Option<String> {
+    let ts = jiff::Timestamp::try_from(t).ok()?;
+    Some(ts.strftime("%a, %d %b %Y %H:%M:%S GMT").to_string())
+}
+
+/// Parses a single `bytes=A-B` / `bytes=A-` / `bytes=-N` range.
+fn range(value: &str, len: u64) -> Option<(u64, u64)> {
+    let spec = value.strip_prefix("bytes=")?;
+    if spec.contains(',') {
+        return None;
+    }
+    let (a, b) = spec.split_once('-')?;
+    let (start, end) = match (a.trim(), b.trim()) {
+        ("", n) => {
+            let n: u64 = n.parse().ok()?;
+            (len.saturating_sub(n), len.checked_sub(1)?)
+        }
+        (a, "") => (a.parse().ok()?, len.checked_sub(1)?),
+        (a, b) => (
+            a.parse().ok()?,
+            b.parse::<u64>().ok()?.min(len.checked_sub(1)?),
+        ),
+    };
+    (start <= end && start < len).then_some((start, end))
+}
+
+async fn serve_file(req: &Request<hyper::body::Incoming>, path: &Path) -> Response<Body> {
+    let Ok(meta) = tokio::fs::metadata(path).await else {
+        return empty(StatusCode::NOT_FOUND);
+    };
+    if !meta.is_file() {
+        return empty(StatusCode::NOT_FOUND);
+    }
+    let len = meta.len();
+    let (status, start, end) = match req
+        .headers()
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(r) => match range(r, len) {
+            Some((s, e)) => (StatusCode::PARTIAL_CONTENT, s, e),
+            None => {
+                let mut resp = empty(StatusCode::RANGE_NOT_SATISFIABLE);
+                if let Ok(v) = header::HeaderValue::from_str(&format!("bytes */{len}")) {
+                    resp.headers_mut().insert(header::CONTENT_RANGE, v);
+                }
+                return resp;
+            }
+        },
+        None => (StatusCode::OK, 0, len.saturating_sub(1)),
+    };
+    let count = if len == 0 { 0 } else { end - start + 1 };
+    let body: Body = if req.method() == Method::HEAD || count == 0 {
+        Full::new(Bytes::new()).map_err(|e| match e {}).boxed()
+    } else {
+        let Ok(mut f) = tokio::fs::File::open(path).await else {
+            return empty(StatusCode::NOT_FOUND);
+        };
+        if f.seek(std::io::SeekFrom::Start(start)).await.is_err() {
+            return empty(StatusCode::INTERNAL_SERVER_ERROR);
+        }
+        let stream = tokio_util::io::ReaderStream::new(f.take(count)).map_ok(Frame::data);
+        BodyExt::boxed(StreamBody::new(stream))
+    };
+    let mut resp = Response::new(body);
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_LENGTH, count.into());
+    h.insert(
+        header::ACCEPT_RANGES,
+        header::HeaderValue::from_static("bytes"),
+    );
+    if status == StatusCode::PARTIAL_CONTENT
+        && let Ok(v) = header::HeaderValue::from_str(&format!("bytes {start}-{end}/{len}"))
+    {
+        h.insert(header::CONTENT_RANGE, v);
+    }
+    if let Some(d) = meta.modified().ok().and_then(http_date)
+        && let Ok(v) = header::HeaderValue::from_str(&d)
+    {
+        h.insert(header::LAST_MODIFIED, v);
+    }
+    resp
+}
+
+/// `depot serve --listen ADDR`: binds, calls `ready` with the bound address
+/// (the port may have been 0), then serves until the task is dropped.
+pub async fn serve(
+    root: Root,
+    listen: SocketAddr,
+    ready: impl FnOnce(SocketAddr),
+) -> Result<(), ServeError> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServeError::Bind {
+        addr: listen,
+        source,
+    })?;
+    ready(addr);
+    let root = Arc::new(root);
+    loop {
+        let Ok((stream, remote)) = listener.accept().await else {
+            continue;
+        };
+        let root = root.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                let root = root.clone();
+                async move {
+                    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+                    let resp = handle(root, req).await;
+                    tracing::info!(
+                        target: "depot::access",
+                        "{remote} {method} {path} {} {}",
+                        resp.status().as_u16(),
+                        resp.headers()
+                            .get(header::CONTENT_LENGTH)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("-")
+                    );
+                    Ok::<_, std::convert::Infallible>(resp)
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ranges_and_base64() {
+        assert_eq!(super::range("bytes=0-9", 100), Some((0, 9)));
+        assert_eq!(super::range("bytes=90-", 100), Some((90, 99)));
+        assert_eq!(super::range("bytes=-10", 100), Some((90, 99)));
+        assert_eq!(super::range("bytes=50-500", 100), Some((50, 99)));
+        assert_eq!(super::range("bytes=100-", 100), None);
+        assert_eq!(super::range("bytes=0-1,5-6", 100), None);
+        assert_eq!(
+            super::base64_decode("dXNlcjpzZWNyZXQ=").unwrap(),
+            b"user:secret"
+        );
+        assert!(super::clean(&["..", "x"]).is_none());
+        assert!(super::clean(&["a%2F..", "x"]).is_none());
+        assert_eq!(
+            super::clean(&["dists", "a%2Bb"]).unwrap(),
+            std::path::Path::new("dists/a+b")
+        );
+    }
+}
