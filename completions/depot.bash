@@ -2646,13 +2646,21 @@ _depot() {
             return 0
             ;;
         depot__subcmd__serve)
-            opts="-q -v -h -V --listen --root --config --quiet --verbose --no-progress --output-format --help --version"
+            opts="-q -v -h -V --listen --tls-cert --tls-key --root --config --quiet --verbose --no-progress --output-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --listen)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -40,7 +40,7 @@ complete -c depot -n "__fish_depot_needs_command" -f -a "release" -d 'Merge snap
 complete -c depot -n "__fish_depot_needs_command" -f -a "publish" -d 'Publish a snapshot or release as a new signed version of a distribution'
 complete -c depot -n "__fish_depot_needs_command" -f -a "dist" -d 'Configure and inspect distributions: versions, stages, guards'
 complete -c depot -n "__fish_depot_needs_command" -f -a "guard" -d 'Content guards: who may read a stage'
-complete -c depot -n "__fish_depot_needs_command" -f -a "serve" -d 'Serve the publish root over HTTP, enforcing each stage\'s token guard'
+complete -c depot -n "__fish_depot_needs_command" -f -a "serve" -d 'Serve the publish root over HTTP(S), enforcing each stage\'s guard'
 complete -c depot -n "__fish_depot_needs_command" -f -a "promote" -d 'Point a stage of a distribution at a version (atomic, audited)'
 complete -c depot -n "__fish_depot_needs_command" -f -a "test" -d 'Submit, run and poll autopkgtest-style test requests'
 complete -c depot -n "__fish_depot_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -545,6 +545,8 @@ complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subco
 complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from help" -f -a "drop" -d 'Delete a guard'
 complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c depot -n "__fish_depot_using_subcommand serve" -l listen -d 'Address to listen on (port 0: any free port)' -r
+complete -c depot -n "__fish_depot_using_subcommand serve" -l tls-cert -d 'Serve HTTPS with this certificate chain (PEM); x509 guards need it' -r -F
+complete -c depot -n "__fish_depot_using_subcommand serve" -l tls-key -d 'Private key (PEM) of --tls-cert' -r -F
 complete -c depot -n "__fish_depot_using_subcommand serve" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
 complete -c depot -n "__fish_depot_using_subcommand serve" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
 complete -c depot -n "__fish_depot_using_subcommand serve" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
@@ -676,7 +678,7 @@ complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_su
 complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test help" -f -a "publish" -d 'Publish a snapshot or release as a new signed version of a distribution'
 complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test help" -f -a "dist" -d 'Configure and inspect distributions: versions, stages, guards'
 complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test help" -f -a "guard" -d 'Content guards: who may read a stage'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test help" -f -a "serve" -d 'Serve the publish root over HTTP, enforcing each stage\'s token guard'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test help" -f -a "serve" -d 'Serve the publish root over HTTP(S), enforcing each stage\'s guard'
 complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test help" -f -a "promote" -d 'Point a stage of a distribution at a version (atomic, audited)'
 complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test help" -f -a "test" -d 'Submit, run and poll autopkgtest-style test requests'
 complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

@@ -81,11 +81,17 @@ pub enum Command {
     /// Content guards: who may read a stage
     #[command(subcommand)]
     Guard(GuardCommand),
-    /// Serve the publish root over HTTP, enforcing each stage's token guard
+    /// Serve the publish root over HTTP(S), enforcing each stage's guard
     Serve {
         /// Address to listen on (port 0: any free port)
         #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
         listen: std::net::SocketAddr,
+        /// Serve HTTPS with this certificate chain (PEM); x509 guards need it
+        #[arg(long, value_name = "FILE", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// Private key (PEM) of --tls-cert
+        #[arg(long, value_name = "FILE", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Point a stage of a distribution at a version (atomic, audited)
     Promote {

@@ -11,7 +11,13 @@
 //! 401 (no credentials) or 403 (wrong ones) before anything is looked up,
 //! so a refusal never tells whether a path exists.
 //!
-//! Not yet here: TLS and x509 (mTLS) guards — such a stage admits nobody.
+//! With `--tls-cert/--tls-key` it serves HTTPS and asks for (without
+//! requiring) a client certificate chaining to one of the x509 guards' CAs;
+//! a request is admitted by an x509 guard when its certificate chain
+//! verifies against that guard's own CA bundle and is within its validity
+//! period. A guard with a `--subject` pattern admits nobody yet: depot does
+//! not parse certificate subjects, and a guard must not be weaker than
+//! configured.
 
 use std::net::SocketAddr;
 use std::path::{Component, Path, PathBuf};
@@ -36,6 +42,99 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot read the TLS certificate or key {}", path.display())]
+    TlsFile {
+        path: PathBuf,
+        #[source]
+        source: rustls_pki_types::pem::Error,
+    },
+    #[error("invalid TLS configuration")]
+    Tls(#[source] rustls::Error),
+    #[error("cannot build the client-certificate verifier")]
+    Verifier(#[source] rustls::server::VerifierBuilderError),
+}
+
+type Chain = Arc<Vec<rustls_pki_types::CertificateDer<'static>>>;
+
+/// CA certificates of every x509 guard (what TLS asks clients for).
+fn x509_roots(root: &Root, only: Option<&str>) -> rustls::RootCertStore {
+    use rustls_pki_types::pem::PemObject;
+    let mut store = rustls::RootCertStore::empty();
+    for g in guard::list(root).unwrap_or_default() {
+        if !matches!(g.kind, GuardKind::X509 { .. }) || only.is_some_and(|o| o != g.name) {
+            continue;
+        }
+        if let Ok(iter) =
+            rustls_pki_types::CertificateDer::pem_file_iter(guard::ca_path(root, &g.name))
+        {
+            for cert in iter.flatten() {
+                let _ = store.add(cert);
+            }
+        }
+    }
+    store
+}
+
+/// Whether `chain` (end entity first) verifies against guard `name`'s CAs.
+fn chain_admitted(
+    root: &Root,
+    name: &str,
+    chain: &[rustls_pki_types::CertificateDer<'static>],
+) -> bool {
+    let Some((end_entity, intermediates)) = chain.split_first() else {
+        return false;
+    };
+    let roots = x509_roots(root, Some(name));
+    if roots.is_empty() {
+        return false;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let Ok(verifier) =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+    else {
+        return false;
+    };
+    verifier
+        .verify_client_cert(end_entity, intermediates, rustls_pki_types::UnixTime::now())
+        .is_ok()
+}
+
+fn tls_config(
+    root: &Root,
+    cert: &Path,
+    key: &Path,
+) -> Result<Arc<rustls::ServerConfig>, ServeError> {
+    use rustls_pki_types::pem::PemObject;
+    let file_err = |path: &Path| {
+        let path = path.to_owned();
+        move |source| ServeError::TlsFile { path, source }
+    };
+    let certs: Vec<rustls_pki_types::CertificateDer<'static>> =
+        rustls_pki_types::CertificateDer::pem_file_iter(cert)
+            .map_err(file_err(cert))?
+            .collect::<Result<_, _>>()
+            .map_err(file_err(cert))?;
+    let key = rustls_pki_types::PrivateKeyDer::from_pem_file(key).map_err(file_err(key))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let roots = x509_roots(root, None);
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(ServeError::Tls)?;
+    let builder = if roots.is_empty() {
+        builder.with_no_client_auth()
+    } else {
+        let verifier =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .allow_unauthenticated()
+                .build()
+                .map_err(ServeError::Verifier)?;
+        builder.with_client_cert_verifier(verifier)
+    };
+    let config = builder
+        .with_single_cert(certs, key)
+        .map_err(ServeError::Tls)?;
+    Ok(Arc::new(config))
 }
 
 type Body = BoxBody<Bytes, std::io::Error>;
@@ -91,7 +190,13 @@ enum Access {
 }
 
 /// Whether the request's credentials admit a reader at any of `stages`.
-fn admitted(root: &Root, info: &DistInfo, stages: &[&str], token: Option<&str>) -> Access {
+fn admitted(
+    root: &Root,
+    info: &DistInfo,
+    stages: &[&str],
+    token: Option<&str>,
+    chain: Option<&Chain>,
+) -> Access {
     let mut needs_credentials = false;
     for stage in stages {
         let Some(guard_name) = info.stages.get(*stage) else {
@@ -101,15 +206,26 @@ fn admitted(root: &Root, info: &DistInfo, stages: &[&str], token: Option<&str>) 
             return Access::Allowed;
         }
         needs_credentials = true;
-        if let (Ok(g), Some(t)) = (guard::load(root, guard_name), token)
-            && matches!(g.kind, GuardKind::Token { .. })
-            && g.accepts_token(t)
-        {
-            return Access::Allowed;
+        match guard::load(root, guard_name).map(|g| g.kind) {
+            Ok(GuardKind::Token { .. }) => {
+                if let (Ok(g), Some(t)) = (guard::load(root, guard_name), token)
+                    && g.accepts_token(t)
+                {
+                    return Access::Allowed;
+                }
+            }
+            Ok(GuardKind::X509 { subject: None, .. }) => {
+                if let Some(c) = chain
+                    && chain_admitted(root, guard_name, c)
+                {
+                    return Access::Allowed;
+                }
+            }
+            _ => {}
         }
     }
-    match (needs_credentials, token) {
-        (_, None) => Access::NoCredentials,
+    match (needs_credentials, token, chain) {
+        (_, None, None) => Access::NoCredentials,
         _ => Access::Forbidden,
     }
 }
@@ -147,7 +263,11 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-async fn handle(root: Arc<Root>, req: Request<hyper::body::Incoming>) -> Response<Body> {
+async fn handle(
+    root: Arc<Root>,
+    chain: Option<Chain>,
+    req: Request<hyper::body::Incoming>,
+) -> Response<Body> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return empty(StatusCode::METHOD_NOT_ALLOWED);
     }
@@ -179,7 +299,7 @@ async fn handle(root: Arc<Root>, req: Request<hyper::body::Incoming>) -> Respons
         _ if released => &["release", "dev"],
         _ => &["dev"],
     };
-    match admitted(&root, &info, stages, token.as_deref()) {
+    match admitted(&root, &info, stages, token.as_deref(), chain.as_ref()) {
         Access::Allowed => {}
         Access::NoCredentials => {
             let mut r = empty(StatusCode::UNAUTHORIZED);
@@ -283,13 +403,21 @@ async fn serve_file(req: &Request<hyper::body::Incoming>, path: &Path) -> Respon
     resp
 }
 
-/// `depot serve --listen ADDR`: binds, calls `ready` with the bound address
-/// (the port may have been 0), then serves until the task is dropped.
+/// `depot serve --listen ADDR [--tls-cert F --tls-key F]`: binds, calls
+/// `ready` with the bound address (the port may have been 0), then serves
+/// until the task is dropped.
 pub async fn serve(
     root: Root,
     listen: SocketAddr,
+    tls: Option<(PathBuf, PathBuf)>,
     ready: impl FnOnce(SocketAddr),
 ) -> Result<(), ServeError> {
+    let acceptor = match &tls {
+        Some((cert, key)) => Some(tokio_rustls::TlsAcceptor::from(tls_config(
+            &root, cert, key,
+        )?)),
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|source| ServeError::Bind {
@@ -306,30 +434,51 @@ pub async fn serve(
         let Ok((stream, remote)) = listener.accept().await else {
             continue;
         };
-        let root = root.clone();
+        let (root, acceptor) = (root.clone(), acceptor.clone());
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                let root = root.clone();
-                async move {
-                    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
-                    let resp = handle(root, req).await;
-                    tracing::info!(
-                        target: "depot::access",
-                        "{remote} {method} {path} {} {}",
-                        resp.status().as_u16(),
-                        resp.headers()
-                            .get(header::CONTENT_LENGTH)
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or("-")
-                    );
-                    Ok::<_, std::convert::Infallible>(resp)
+            match acceptor {
+                Some(acceptor) => {
+                    let Ok(tls) = acceptor.accept(stream).await else {
+                        tracing::info!(target: "depot::access", "{remote} TLS handshake refused");
+                        return;
+                    };
+                    let chain: Option<Chain> = tls
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .map(|c| Arc::new(c.iter().map(|c| c.clone().into_owned()).collect()));
+                    connection(hyper_util::rt::TokioIo::new(tls), root, chain, remote).await;
                 }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .await;
+                None => connection(hyper_util::rt::TokioIo::new(stream), root, None, remote).await,
+            }
         });
     }
+}
+
+async fn connection<I>(io: I, root: Arc<Root>, chain: Option<Chain>, remote: SocketAddr)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+        let (root, chain) = (root.clone(), chain.clone());
+        async move {
+            let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+            let resp = handle(root, chain, req).await;
+            tracing::info!(
+                target: "depot::access",
+                "{remote} {method} {path} {} {}",
+                resp.status().as_u16(),
+                resp.headers()
+                    .get(header::CONTENT_LENGTH)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-")
+            );
+            Ok::<_, std::convert::Infallible>(resp)
+        }
+    });
+    let _ = hyper::server::conn::http1::Builder::new()
+        .serve_connection(io, service)
+        .await;
 }
 
 #[cfg(test)]

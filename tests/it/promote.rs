@@ -672,3 +672,230 @@ fn serve_enforces_token_guards_per_stage_and_apt_reads_through_it() {
         "no access log:\n{log}"
     );
 }
+
+/// Runs openssl with `args` in `dir`.
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA, and a key + certificate signed by it with `subj` (and `ext`).
+fn ca_and_leaf(dir: &std::path::Path, ca: &str, leaf: &str, subj: &str, ext: &str) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    if !dir.join(format!("{ca}.pem")).exists() {
+        let mut args = vec!["req", "-x509"];
+        args.extend(ec);
+        let (k, c, s) = (
+            format!("{ca}.key"),
+            format!("{ca}.pem"),
+            format!("/CN={ca}"),
+        );
+        args.extend(["-days", "2", "-subj", &s, "-keyout", &k, "-out", &c]);
+        openssl(dir, &args);
+    }
+    let mut args = vec!["req", "-new"];
+    args.extend(ec);
+    let (k, csr) = (format!("{leaf}.key"), format!("{leaf}.csr"));
+    args.extend(["-subj", subj, "-keyout", &k, "-out", &csr]);
+    if !ext.is_empty() {
+        args.extend(["-addext", ext]);
+    }
+    openssl(dir, &args);
+    let (c, cak, cac) = (
+        format!("{leaf}.pem"),
+        format!("{ca}.key"),
+        format!("{ca}.pem"),
+    );
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &cac,
+            "-CAkey",
+            &cak,
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-copy_extensions",
+            "copy",
+            "-out",
+            &c,
+        ],
+    );
+}
+
+#[test]
+fn serve_over_tls_admits_client_certificates_of_the_stage_guard() {
+    let ctx = TestContext::new();
+    let d = ctx.dir.path().join("pki");
+    std::fs::create_dir_all(&d).unwrap();
+    ca_and_leaf(
+        &d,
+        "ca",
+        "server",
+        "/CN=127.0.0.1",
+        "subjectAltName=IP:127.0.0.1",
+    );
+    // An extension makes them v3 certificates (webpki refuses v1).
+    ca_and_leaf(
+        &d,
+        "ca",
+        "dev",
+        "/CN=ci-runner",
+        "extendedKeyUsage=clientAuth",
+    );
+    ca_and_leaf(
+        &d,
+        "other-ca",
+        "foreign",
+        "/CN=intruder",
+        "extendedKeyUsage=clientAuth",
+    );
+    let p = |f: &str| d.join(f).display().to_string();
+    ctx.depot(&["guard", "create", "devs", "--x509-ca", &p("ca.pem")])
+        .ok();
+    std::fs::write(d.join("tokens"), "customer-token\n").unwrap();
+    ctx.depot(&["guard", "create", "customers", "--token-file", &p("tokens")])
+        .ok();
+    ctx.depot(&[
+        "dist",
+        "create",
+        "d",
+        "--stage",
+        "dev=devs",
+        "--stage",
+        "release=customers",
+    ])
+    .ok();
+    let url = ctx.serve_apt("state1", "up");
+    let keyring = ctx.keyring("good.gpg");
+    ctx.depot(&[
+        "mirror",
+        "create",
+        "m",
+        &url,
+        "--kind",
+        "apt",
+        "--suite",
+        "stable",
+        "--component",
+        "main",
+        "--arch",
+        "amd64",
+        "--keyring",
+        &keyring,
+    ])
+    .ok();
+    ctx.depot(&["mirror", "update", "m"]).ok();
+    ctx.depot(&["snapshot", "create", "s", "--mirror", "m"])
+        .ok();
+    ctx.depot(&["publish", "s", "--dist", "d", "--skip-signing"])
+        .ok();
+
+    let mut server = ctx
+        .command()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            &p("server.pem"),
+            "--tls-key",
+            &p("server.key"),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned();
+    assert!(base.starts_with("https://"), "{base}");
+    let release = format!("{base}/d/dev/dists/stable/Release");
+    let ca = p("ca.pem");
+    assert_eq!(curl(&["--cacert", &ca, &release]).0, "401");
+    assert_eq!(
+        curl(&[
+            "--cacert",
+            &ca,
+            "--cert",
+            &p("dev.pem"),
+            "--key",
+            &p("dev.key"),
+            &release
+        ])
+        .0,
+        "200"
+    );
+    // A certificate from another CA does not even complete the handshake.
+    assert_eq!(
+        curl(&[
+            "--cacert",
+            &ca,
+            "--cert",
+            &p("foreign.pem"),
+            "--key",
+            &p("foreign.key"),
+            &release
+        ])
+        .0,
+        "000"
+    );
+    // The token guard works over TLS as well, and a dev certificate is not a
+    // customer credential.
+    assert_eq!(
+        curl(&[
+            "--cacert",
+            &ca,
+            "-H",
+            "Authorization: Bearer customer-token",
+            &release
+        ])
+        .0,
+        "403"
+    );
+
+    // Real apt-get with the dev client certificate.
+    let apt = crate::support::Apt::new(&format!("deb [trusted=yes] {base}/d/dev stable main"));
+    let opts = [
+        format!("Acquire::https::CaInfo={ca}"),
+        format!("Acquire::https::SslCert={}", p("dev.pem")),
+        format!("Acquire::https::SslKey={}", p("dev.key")),
+    ];
+    let mut args: Vec<&str> = Vec::new();
+    for o in &opts {
+        args.extend(["-o", o.as_str()]);
+    }
+    args.push("update");
+    let update = apt.run(&args).ok();
+    assert!(!update.stderr.contains("E:"), "{}", update.stderr);
+    server.kill().unwrap();
+    server.wait().unwrap();
+}

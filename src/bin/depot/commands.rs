@@ -25,9 +25,14 @@ pub async fn run(command: Command, settings: &Settings) -> Result<()> {
         Command::Repo(cmd) => repo_cmd(cmd, &root, settings),
         Command::Dist(cmd) => dist_cmd(cmd, &root, settings),
         Command::Guard(cmd) => guard_cmd(cmd, &root, settings),
-        Command::Serve { listen } => {
-            depot::promote::serve::serve(root, listen, |addr| {
-                output::print(&format!("listening on http://{addr}/\n"));
+        Command::Serve {
+            listen,
+            tls_cert,
+            tls_key,
+        } => {
+            let scheme = if tls_cert.is_some() { "https" } else { "http" };
+            depot::promote::serve::serve(root, listen, tls_cert.zip(tls_key), |addr| {
+                output::print(&format!("listening on {scheme}://{addr}/\n"));
             })
             .await?;
             Ok(())
