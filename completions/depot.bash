@@ -1610,7 +1610,7 @@ _depot() {
             return 0
             ;;
         depot__subcmd__mirror__subcmd__create)
-            opts="-q -v -h -V --kind --suite --component --arch --keyring --no-verify --policy --mode --with-sources --with-udebs --filter --with-deps --root --config --quiet --verbose --no-progress --output-format --help --version"
+            opts="-q -v -h -V --kind --suite --component --arch --keyring --no-verify --policy --mode --with-sources --with-udebs --filter --with-deps --client-cert --client-key --ca-cert --root --config --quiet --verbose --no-progress --output-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1645,6 +1645,18 @@ _depot() {
                     return 0
                     ;;
                 --filter)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --client-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --client-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-cert)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

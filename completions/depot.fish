@@ -71,6 +71,9 @@ on-demand\t'Keep metadata only; fetch a package the first time it is published'"
 complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -l mode -d 'What happens to packages upstream dropped' -r -f -a "mirror\t'Each update makes the mirror equal to upstream'
 additive\t'Keep packages upstream dropped (rpm only)'"
 complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -l filter -d 'Mirror only the packages matching this query (aptly syntax)' -r
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -l client-cert -d 'Client certificate (PEM) for an upstream behind an x509 guard' -r -F
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -l client-key -d 'Private key (PEM) of --client-cert' -r -F
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -l ca-cert -d 'CA bundle (PEM) to trust for the upstream\'s TLS certificate' -r -F
 complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
 complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
 complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''

@@ -193,6 +193,15 @@ pub struct MirrorCreateArgs {
     /// With --filter: also every dependency of what it selects
     #[arg(long, requires = "filter")]
     pub with_deps: bool,
+    /// Client certificate (PEM) for an upstream behind an x509 guard
+    #[arg(long, value_name = "FILE", requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+    /// Private key (PEM) of --client-cert
+    #[arg(long, value_name = "FILE", requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
+    /// CA bundle (PEM) to trust for the upstream's TLS certificate
+    #[arg(long, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -80,12 +80,46 @@ pub struct Fetcher {
     backoff: Duration,
 }
 
+/// TLS material for talking to a guarded upstream (another depot's
+/// `serve` behind an x509 guard): a client certificate and key, and a CA
+/// bundle to trust besides the system's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientTls {
+    pub cert: Option<std::path::PathBuf>,
+    pub key: Option<std::path::PathBuf>,
+    pub ca: Option<std::path::PathBuf>,
+}
+
 impl Fetcher {
     pub fn new() -> Result<Self, FetchError> {
+        Self::with_tls(&ClientTls::default())
+    }
+
+    pub fn with_tls(tls: &ClientTls) -> Result<Self, FetchError> {
         // Several tests and library users may race to install it; losing the
         // race is fine, one ring provider is as good as another.
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
+        let read = |p: &std::path::Path| {
+            std::fs::read(p).map_err(|source| FetchError::File {
+                url: p.display().to_string(),
+                source,
+            })
+        };
+        let mut builder = reqwest::Client::builder();
+        if let Some(ca) = &tls.ca {
+            for cert in
+                reqwest::Certificate::from_pem_bundle(&read(ca)?).map_err(FetchError::Client)?
+            {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        if let (Some(cert), Some(key)) = (&tls.cert, &tls.key) {
+            let mut pem = read(key)?;
+            pem.extend_from_slice(&read(cert)?);
+            builder =
+                builder.identity(reqwest::Identity::from_pem(&pem).map_err(FetchError::Client)?);
+        }
+        let client = builder
             .user_agent(concat!("depot/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(30))
             .read_timeout(Duration::from_secs(60))

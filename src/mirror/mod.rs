@@ -89,10 +89,26 @@ pub struct MirrorDef {
     /// With `filter`: also every dependency of what it selects.
     #[serde(default)]
     pub filter_with_deps: bool,
+    /// Client certificate and key for an upstream behind an x509 guard
+    /// (another depot's `serve`), and a CA bundle to trust.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert: Option<PathBuf>,
     pub created: Timestamp,
 }
 
 impl MirrorDef {
+    pub fn client_tls(&self) -> crate::http::ClientTls {
+        crate::http::ClientTls {
+            cert: self.client_cert.clone(),
+            key: self.client_key.clone(),
+            ca: self.ca_cert.clone(),
+        }
+    }
+
     pub fn is_flat(&self) -> bool {
         self.suite.ends_with('/')
     }
@@ -114,6 +130,9 @@ impl MirrorDef {
             self.with_udebs,
             self.filter,
             self.filter_with_deps,
+            self.client_cert,
+            self.client_key,
+            self.ca_cert,
         ]);
         Sha256Digest::of(key.to_string().as_bytes())
     }
@@ -245,6 +264,7 @@ pub struct CreateOptions {
     pub with_udebs: bool,
     pub filter: Option<String>,
     pub filter_with_deps: bool,
+    pub client_tls: crate::http::ClientTls,
     pub now: Timestamp,
 }
 
@@ -331,6 +351,22 @@ fn validate(def: &MirrorDef) -> Result<(), MirrorError> {
             )));
         }
     }
+    if def.client_cert.is_some() != def.client_key.is_some() {
+        return Err(MirrorError::Invalid(
+            "--client-cert and --client-key go together".into(),
+        ));
+    }
+    for f in [&def.client_cert, &def.client_key, &def.ca_cert]
+        .into_iter()
+        .flatten()
+    {
+        if !f.is_file() {
+            return Err(MirrorError::Invalid(format!(
+                "{} does not exist",
+                f.display()
+            )));
+        }
+    }
     if let Some(q) = &def.filter {
         crate::snapshot::query::Query::parse(q)?;
     } else if def.filter_with_deps {
@@ -342,6 +378,16 @@ fn validate(def: &MirrorDef) -> Result<(), MirrorError> {
         ));
     }
     Ok(())
+}
+
+fn abs(p: Option<PathBuf>) -> Result<Option<PathBuf>, MirrorError> {
+    p.map(|p| {
+        std::path::absolute(&p).map_err(|source| MirrorError::ReadDef {
+            path: p.clone(),
+            source,
+        })
+    })
+    .transpose()
 }
 
 /// `depot mirror create`: stores a new definition.
@@ -374,6 +420,9 @@ pub fn create(root: &crate::root::Root, opts: CreateOptions) -> Result<MirrorDef
         with_udebs: opts.with_udebs,
         filter: opts.filter,
         filter_with_deps: opts.filter_with_deps,
+        client_cert: abs(opts.client_tls.cert)?,
+        client_key: abs(opts.client_tls.key)?,
+        ca_cert: abs(opts.client_tls.ca)?,
         created: opts.now,
     };
     validate(&def)?;
@@ -664,11 +713,12 @@ fn start(
 ) -> Result<(crate::pool::Pool, crate::http::Fetcher), MirrorError> {
     let pool = crate::pool::Pool::new(root);
     pool.clean_stale_temp_files();
-    let fetcher = crate::http::Fetcher::new().map_err(|source| MirrorError::Fetch {
-        mirror: def.name.clone(),
-        what: "starting".into(),
-        source: Box::new(source),
-    })?;
+    let fetcher =
+        crate::http::Fetcher::with_tls(&def.client_tls()).map_err(|source| MirrorError::Fetch {
+            mirror: def.name.clone(),
+            what: "starting".into(),
+            source: Box::new(source),
+        })?;
     Ok((pool, fetcher))
 }
 

@@ -899,3 +899,167 @@ fn serve_over_tls_admits_client_certificates_of_the_stage_guard() {
     server.kill().unwrap();
     server.wait().unwrap();
 }
+
+#[test]
+fn a_second_depot_mirrors_the_release_stage_with_a_client_certificate() {
+    let ctx = TestContext::new();
+    let d = ctx.dir.path().join("pki");
+    std::fs::create_dir_all(&d).unwrap();
+    ca_and_leaf(
+        &d,
+        "srv-ca",
+        "server",
+        "/CN=127.0.0.1",
+        "subjectAltName=IP:127.0.0.1",
+    );
+    ca_and_leaf(&d, "dev-ca", "dev", "/CN=ci", "extendedKeyUsage=clientAuth");
+    ca_and_leaf(
+        &d,
+        "rel-ca",
+        "customer",
+        "/CN=customer",
+        "extendedKeyUsage=clientAuth",
+    );
+    let p = |f: &str| d.join(f).display().to_string();
+    ctx.depot(&["guard", "create", "devs", "--x509-ca", &p("dev-ca.pem")])
+        .ok();
+    ctx.depot(&[
+        "guard",
+        "create",
+        "customers",
+        "--x509-ca",
+        &p("rel-ca.pem"),
+    ])
+    .ok();
+    ctx.depot(&[
+        "dist",
+        "create",
+        "d",
+        "--stage",
+        "dev=devs",
+        "--stage",
+        "release=customers",
+    ])
+    .ok();
+    let url = ctx.serve_apt("state1", "up");
+    let keyring = ctx.keyring("good.gpg");
+    ctx.depot(&[
+        "mirror",
+        "create",
+        "m",
+        &url,
+        "--kind",
+        "apt",
+        "--suite",
+        "stable",
+        "--component",
+        "main",
+        "--arch",
+        "amd64",
+        "--keyring",
+        &keyring,
+    ])
+    .ok();
+    ctx.depot(&["mirror", "update", "m"]).ok();
+    ctx.depot(&["snapshot", "create", "s", "--mirror", "m"])
+        .ok();
+    let v = ctx
+        .depot(&[
+            "publish",
+            "s",
+            "--dist",
+            "d",
+            "--skip-signing",
+            "--output-format",
+            "json",
+        ])
+        .ok()
+        .json();
+    ctx.depot(&[
+        "promote",
+        "d",
+        v["version"].as_str().unwrap(),
+        "--to",
+        "release",
+    ])
+    .ok();
+
+    let mut server = ctx
+        .command()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            &p("server.pem"),
+            "--tls-key",
+            &p("server.key"),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned();
+
+    // The customer's depot: its own data root.
+    let other = ctx.dir.path().join("customer-root");
+    let customer = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_depot"))
+            .arg("--root")
+            .arg(&other)
+            .arg("--no-progress")
+            .env("XDG_CONFIG_HOME", ctx.dir.path())
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let tls = [
+        "--client-cert",
+        &p("customer.pem"),
+        "--client-key",
+        &p("customer.key"),
+        "--ca-cert",
+        &p("srv-ca.pem"),
+    ];
+    for (name, stage) in [("rel", "release"), ("dev", "dev")] {
+        let upstream = format!("{base}/d/{stage}/");
+        let mut args = vec![
+            "mirror",
+            "create",
+            name,
+            upstream.as_str(),
+            "--kind",
+            "apt",
+            "--suite",
+            "stable",
+            "--no-verify",
+        ];
+        args.extend(tls);
+        assert_eq!(customer(&args).0, 0);
+    }
+    let (code, err) = customer(&["mirror", "update", "rel"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _) = customer(&["snapshot", "create", "got", "--mirror", "rel"]);
+    assert_eq!(code, 0);
+    // The release certificate does not open the dev stage.
+    let (code, err) = customer(&["mirror", "update", "dev"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("HTTP 403"), "{err}");
+    server.kill().unwrap();
+    server.wait().unwrap();
+}

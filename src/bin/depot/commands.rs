@@ -132,6 +132,11 @@ async fn mirror_cmd(cmd: MirrorCommand, root: &Root, settings: &Settings) -> Res
                     with_udebs: a.with_udebs,
                     filter: a.filter,
                     filter_with_deps: a.with_deps,
+                    client_tls: depot::http::ClientTls {
+                        cert: a.client_cert,
+                        key: a.client_key,
+                        ca: a.ca_cert,
+                    },
                     now: settings.now,
                 },
             )?;
