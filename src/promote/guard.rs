@@ -96,6 +96,65 @@ pub fn ca_path(root: &Root, name: &str) -> PathBuf {
     dir(root).join(format!("{name}.ca.pem"))
 }
 
+/// The subject of a DER certificate as `CN=…,O=…` (RFC 4514 order
+/// reversed to the usual reading order: as the certificate lists it).
+///
+/// A minimal DER walk, enough for subjects of certificates webpki has
+/// already verified: depot needs one field, not a general X.509 parser.
+pub fn subject_of(der: &[u8]) -> Option<String> {
+    fn tlv(b: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+        let (&tag, rest) = b.split_first()?;
+        let (&first, rest) = rest.split_first()?;
+        let (len, rest) = if first < 0x80 {
+            (usize::from(first), rest)
+        } else {
+            let n = usize::from(first & 0x7f);
+            if n == 0 || n > 4 || rest.len() < n {
+                return None;
+            }
+            let len = rest[..n]
+                .iter()
+                .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+            (len, &rest[n..])
+        };
+        if rest.len() < len {
+            return None;
+        }
+        Some((tag, &rest[..len], &rest[len..]))
+    }
+    let (_, cert, _) = tlv(der)?;
+    let (_, tbs, _) = tlv(cert)?;
+    let mut fields = tbs;
+    // [0] version is optional; then serial, signature, issuer, validity.
+    let (tag, _, rest) = tlv(fields)?;
+    if tag == 0xa0 {
+        fields = rest;
+    }
+    for _ in 0..4 {
+        fields = tlv(fields)?.2;
+    }
+    let (_, mut name, _) = tlv(fields)?;
+    let mut parts = Vec::new();
+    while !name.is_empty() {
+        let (_, set, rest) = tlv(name)?;
+        name = rest;
+        let (_, atv, _) = tlv(set)?;
+        let (_, oid, rest) = tlv(atv)?;
+        let (_, value, _) = tlv(rest)?;
+        let key = match oid {
+            [0x55, 0x04, 0x03] => "CN",
+            [0x55, 0x04, 0x06] => "C",
+            [0x55, 0x04, 0x07] => "L",
+            [0x55, 0x04, 0x08] => "ST",
+            [0x55, 0x04, 0x0a] => "O",
+            [0x55, 0x04, 0x0b] => "OU",
+            _ => "?",
+        };
+        parts.push(format!("{key}={}", String::from_utf8_lossy(value)));
+    }
+    Some(parts.join(","))
+}
+
 /// Compares two byte strings in time independent of where they differ.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0

@@ -15,9 +15,8 @@
 //! requiring) a client certificate chaining to one of the x509 guards' CAs;
 //! a request is admitted by an x509 guard when its certificate chain
 //! verifies against that guard's own CA bundle and is within its validity
-//! period. A guard with a `--subject` pattern admits nobody yet: depot does
-//! not parse certificate subjects, and a guard must not be weaker than
-//! configured.
+//! period, and its subject (`CN=…,O=…`) matches the guard's `--subject`
+//! pattern when it has one.
 
 use std::net::SocketAddr;
 use std::path::{Component, Path, PathBuf};
@@ -73,6 +72,21 @@ fn x509_roots(root: &Root, only: Option<&str>) -> rustls::RootCertStore {
         }
     }
     store
+}
+
+/// Whether the end-entity certificate's subject matches the guard's
+/// pattern (if it has one). An unreadable subject never matches.
+fn subject_ok(pattern: Option<&str>, chain: &Chain) -> bool {
+    let Some(pattern) = pattern else {
+        return true;
+    };
+    let (Ok(re), Some(subject)) = (
+        regex::Regex::new(pattern),
+        chain.first().and_then(|c| guard::subject_of(c)),
+    ) else {
+        return false;
+    };
+    re.is_match(&subject)
 }
 
 /// Whether `chain` (end entity first) verifies against guard `name`'s CAs.
@@ -214,9 +228,10 @@ fn admitted(
                     return Access::Allowed;
                 }
             }
-            Ok(GuardKind::X509 { subject: None, .. }) => {
+            Ok(GuardKind::X509 { subject, .. }) => {
                 if let Some(c) = chain
                     && chain_admitted(root, guard_name, c)
+                    && subject_ok(subject.as_deref(), c)
                 {
                     return Access::Allowed;
                 }
