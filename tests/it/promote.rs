@@ -1063,3 +1063,133 @@ fn a_second_depot_mirrors_the_release_stage_with_a_client_certificate() {
     server.kill().unwrap();
     server.wait().unwrap();
 }
+
+#[test]
+fn dnf_reads_an_rpm_stage_over_mtls_with_the_right_certificate_only() {
+    let ctx = TestContext::new();
+    let gpg = crate::support::Gpg::new();
+    let d = ctx.dir.path().join("pki");
+    std::fs::create_dir_all(&d).unwrap();
+    ca_and_leaf(
+        &d,
+        "srv-ca",
+        "server",
+        "/CN=127.0.0.1",
+        "subjectAltName=IP:127.0.0.1",
+    );
+    ca_and_leaf(&d, "dev-ca", "dev", "/CN=ci", "extendedKeyUsage=clientAuth");
+    ca_and_leaf(
+        &d,
+        "rel-ca",
+        "customer",
+        "/CN=customer",
+        "extendedKeyUsage=clientAuth",
+    );
+    let p = |f: &str| d.join(f).display().to_string();
+    ctx.depot(&["guard", "create", "devs", "--x509-ca", &p("dev-ca.pem")])
+        .ok();
+    ctx.depot(&[
+        "guard",
+        "create",
+        "customers",
+        "--x509-ca",
+        &p("rel-ca.pem"),
+    ])
+    .ok();
+    ctx.depot(&[
+        "dist",
+        "create",
+        "el",
+        "--stage",
+        "dev=devs",
+        "--stage",
+        "release=customers",
+    ])
+    .ok();
+    let url = ctx.serve_rpm("state1", "up");
+    let key = crate::support::fixtures().join("rpm/keys/good.asc");
+    ctx.depot(&[
+        "mirror",
+        "create",
+        "r",
+        &url,
+        "--kind",
+        "rpm",
+        "--keyring",
+        key.to_str().unwrap(),
+    ])
+    .ok();
+    ctx.depot(&["mirror", "update", "r"]).ok();
+    ctx.depot(&["snapshot", "create", "s", "--mirror", "r"])
+        .ok();
+    let mut cmd = ctx.command();
+    cmd.env("GNUPGHOME", gpg.home.path());
+    let out = cmd
+        .args([
+            "publish",
+            "s",
+            "--dist",
+            "el",
+            "--sign-key",
+            "test@depot.invalid",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let mut server = ctx
+        .command()
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            &p("server.pem"),
+            "--tls-key",
+            &p("server.key"),
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned();
+    let dnf_with = |cert: &str| {
+        let mut dnf = crate::support::Dnf::new(&format!("{base}/el/dev"), &[&gpg.public_key, &key]);
+        dnf.repo_opts = vec![
+            format!("sslcacert={}", p("srv-ca.pem")),
+            format!("sslclientcert={}", p(&format!("{cert}.pem"))),
+            format!("sslclientkey={}", p(&format!("{cert}.key"))),
+        ];
+        dnf
+    };
+    let dev = dnf_with("dev");
+    dev.run(&["makecache"]).ok();
+    dev.run(&["install", "alpha"]).ok();
+    assert!(
+        dev.dir
+            .path()
+            .join("root/usr/share/doc/alpha/README")
+            .is_file()
+    );
+    // The customer certificate does not open the dev stage.
+    let customer = dnf_with("customer");
+    let run = customer.run(&["makecache"]);
+    assert_ne!(run.code, 0, "{}", run.stdout);
+    server.kill().unwrap();
+    server.wait().unwrap();
+}

@@ -385,6 +385,8 @@ pub struct Dnf {
     pub dir: tempfile::TempDir,
     repo_url: String,
     gpgkeys: Vec<String>,
+    /// Extra `--setopt=fx.KEY=VALUE` options (TLS client certificates, …).
+    pub repo_opts: Vec<String>,
 }
 
 impl Dnf {
@@ -398,6 +400,7 @@ impl Dnf {
                 .iter()
                 .map(|k| format!("file://{}", k.display()))
                 .collect(),
+            repo_opts: Vec::new(),
         }
     }
 
@@ -417,6 +420,7 @@ impl Dnf {
                 "--setopt=fx.repo_gpgcheck=1",
                 &format!("--setopt=fx.gpgkey={}", self.gpgkeys.join(" ")),
             ])
+            .args(self.repo_opts.iter().map(|o| format!("--setopt=fx.{o}")))
             .args(args)
             .output()
             .unwrap();
