@@ -759,7 +759,14 @@ fn serve_over_tls_admits_client_certificates_of_the_stage_guard() {
         &d,
         "ca",
         "dev",
-        "/CN=ci-runner",
+        "/CN=ci-runner/O=Example",
+        "extendedKeyUsage=clientAuth",
+    );
+    ca_and_leaf(
+        &d,
+        "ca",
+        "laptop",
+        "/CN=someones-laptop",
         "extendedKeyUsage=clientAuth",
     );
     ca_and_leaf(
@@ -769,9 +776,45 @@ fn serve_over_tls_admits_client_certificates_of_the_stage_guard() {
         "/CN=intruder",
         "extendedKeyUsage=clientAuth",
     );
+    // Same CA and subject as `dev`, but it expired yesterday.
+    ca_and_leaf(
+        &d,
+        "ca",
+        "expired",
+        "/CN=ci-runner/O=Example",
+        "extendedKeyUsage=clientAuth",
+    );
+    openssl(
+        &d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "expired.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "-1",
+            "-copy_extensions",
+            "copy",
+            "-out",
+            "expired.pem",
+        ],
+    );
     let p = |f: &str| d.join(f).display().to_string();
-    ctx.depot(&["guard", "create", "devs", "--x509-ca", &p("ca.pem")])
-        .ok();
+    ctx.depot(&[
+        "guard",
+        "create",
+        "devs",
+        "--x509-ca",
+        &p("ca.pem"),
+        "--subject",
+        "^CN=ci-.*,O=Example$",
+    ])
+    .ok();
     std::fs::write(d.join("tokens"), "customer-token\n").unwrap();
     ctx.depot(&["guard", "create", "customers", "--token-file", &p("tokens")])
         .ok();
@@ -854,7 +897,14 @@ fn serve_over_tls_admits_client_certificates_of_the_stage_guard() {
         .0,
         "200"
     );
-    // A certificate from another CA does not even complete the handshake.
+    let with_cert = |name: &str| {
+        let (cert, key) = (p(&format!("{name}.pem")), p(&format!("{name}.key")));
+        curl(&["--cacert", &ca, "--cert", &cert, "--key", &key, &release]).0
+    };
+    // Same CA, but the subject does not match the guard's pattern.
+    assert_eq!(with_cert("laptop"), "403");
+    // Expired, or from another CA: the handshake does not even complete.
+    assert_eq!(with_cert("expired"), "000");
     assert_eq!(
         curl(&[
             "--cacert",
