@@ -55,6 +55,49 @@ pub enum ServeError {
 
 type Chain = Arc<Vec<rustls_pki_types::CertificateDer<'static>>>;
 
+/// What a request needs to know about a distribution, cached until the
+/// distribution's records or stage pointers change (checked with a stat and
+/// two readlinks per request instead of reading every version record).
+struct Cache {
+    dists: std::sync::Mutex<std::collections::HashMap<String, (Stamp, Arc<DistInfo>)>>,
+}
+
+#[derive(Clone, PartialEq, Eq)]
+struct Stamp {
+    records: Option<std::time::SystemTime>,
+    dev: Option<PathBuf>,
+    release: Option<PathBuf>,
+}
+
+impl Cache {
+    fn dist(&self, root: &Root, name: &str) -> Option<Arc<DistInfo>> {
+        crate::names::validate("distribution", name).ok()?;
+        let records = root.path().join("dists").join(name);
+        let modified = std::fs::metadata(&records).and_then(|m| m.modified()).ok();
+        let mut guard = self.dists.lock().ok()?;
+        if let Some((stamp, info)) = guard.get(name) {
+            let published = info.publish_root.join(name);
+            let now = Stamp {
+                records: modified,
+                dev: std::fs::read_link(published.join("dev")).ok(),
+                release: std::fs::read_link(published.join("release")).ok(),
+            };
+            if *stamp == now {
+                return Some(info.clone());
+            }
+        }
+        let info = Arc::new(dist::show(root, name).ok()?);
+        let published = info.publish_root.join(name);
+        let stamp = Stamp {
+            records: modified,
+            dev: std::fs::read_link(published.join("dev")).ok(),
+            release: std::fs::read_link(published.join("release")).ok(),
+        };
+        guard.insert(name.to_owned(), (stamp, info.clone()));
+        Some(info)
+    }
+}
+
 /// CA certificates of every x509 guard (what TLS asks clients for).
 fn x509_roots(root: &Root, only: Option<&str>) -> rustls::RootCertStore {
     use rustls_pki_types::pem::PemObject;
@@ -280,6 +323,7 @@ fn percent_decode(s: &str) -> Option<String> {
 
 async fn handle(
     root: Arc<Root>,
+    cache: Arc<Cache>,
     chain: Option<Chain>,
     req: Request<hyper::body::Incoming>,
 ) -> Response<Body> {
@@ -291,7 +335,7 @@ async fn handle(
     let (Some(dist_name), Some(selector)) = (segs.first(), segs.get(1)) else {
         return empty(StatusCode::NOT_FOUND);
     };
-    let Ok(info) = dist::show(&root, dist_name) else {
+    let Some(info) = cache.dist(&root, dist_name) else {
         return empty(StatusCode::NOT_FOUND);
     };
     let token = token(&req);
@@ -360,7 +404,9 @@ fn range(value: &str, len: u64) -> Option<(u64, u64)> {
 }
 
 async fn serve_file(req: &Request<hyper::body::Incoming>, path: &Path) -> Response<Body> {
-    let Ok(meta) = tokio::fs::metadata(path).await else {
+    // Metadata and small files are read directly: a trip through tokio's
+    // blocking pool costs more than the read itself on a local disk.
+    let Ok(meta) = std::fs::metadata(path) else {
         return empty(StatusCode::NOT_FOUND);
     };
     if !meta.is_file() {
@@ -387,6 +433,17 @@ async fn serve_file(req: &Request<hyper::body::Incoming>, path: &Path) -> Respon
     let count = if len == 0 { 0 } else { end - start + 1 };
     let body: Body = if req.method() == Method::HEAD || count == 0 {
         Full::new(Bytes::new()).map_err(|e| match e {}).boxed()
+    } else if count <= 256 * 1024 {
+        use std::io::{Read, Seek};
+        let mut buf = vec![0u8; count as usize];
+        let read = std::fs::File::open(path).and_then(|mut f| {
+            f.seek(std::io::SeekFrom::Start(start))?;
+            f.read_exact(&mut buf)
+        });
+        if read.is_err() {
+            return empty(StatusCode::NOT_FOUND);
+        }
+        Full::new(Bytes::from(buf)).map_err(|e| match e {}).boxed()
     } else {
         let Ok(mut f) = tokio::fs::File::open(path).await else {
             return empty(StatusCode::NOT_FOUND);
@@ -394,7 +451,9 @@ async fn serve_file(req: &Request<hyper::body::Incoming>, path: &Path) -> Respon
         if f.seek(std::io::SeekFrom::Start(start)).await.is_err() {
             return empty(StatusCode::INTERNAL_SERVER_ERROR);
         }
-        let stream = tokio_util::io::ReaderStream::new(f.take(count)).map_ok(Frame::data);
+        // Large reads: each one is a trip to tokio's blocking pool.
+        let stream = tokio_util::io::ReaderStream::with_capacity(f.take(count), 256 * 1024)
+            .map_ok(Frame::data);
         BodyExt::boxed(StreamBody::new(stream))
     };
     let mut resp = Response::new(body);
@@ -445,11 +504,17 @@ pub async fn serve(
     })?;
     ready(addr);
     let root = Arc::new(root);
+    let cache = Arc::new(Cache {
+        dists: std::sync::Mutex::new(std::collections::HashMap::new()),
+    });
     loop {
         let Ok((stream, remote)) = listener.accept().await else {
             continue;
         };
-        let (root, acceptor) = (root.clone(), acceptor.clone());
+        // Headers and body go out in separate writes; without this, Nagle's
+        // algorithm holds the body until the client's delayed ACK (~40 ms).
+        let _ = stream.set_nodelay(true);
+        let (root, cache, acceptor) = (root.clone(), cache.clone(), acceptor.clone());
         tokio::spawn(async move {
             match acceptor {
                 Some(acceptor) => {
@@ -462,23 +527,44 @@ pub async fn serve(
                         .1
                         .peer_certificates()
                         .map(|c| Arc::new(c.iter().map(|c| c.clone().into_owned()).collect()));
-                    connection(hyper_util::rt::TokioIo::new(tls), root, chain, remote).await;
+                    connection(
+                        hyper_util::rt::TokioIo::new(tls),
+                        root,
+                        cache,
+                        chain,
+                        remote,
+                    )
+                    .await;
                 }
-                None => connection(hyper_util::rt::TokioIo::new(stream), root, None, remote).await,
+                None => {
+                    connection(
+                        hyper_util::rt::TokioIo::new(stream),
+                        root,
+                        cache,
+                        None,
+                        remote,
+                    )
+                    .await
+                }
             }
         });
     }
 }
 
-async fn connection<I>(io: I, root: Arc<Root>, chain: Option<Chain>, remote: SocketAddr)
-where
+async fn connection<I>(
+    io: I,
+    root: Arc<Root>,
+    cache: Arc<Cache>,
+    chain: Option<Chain>,
+    remote: SocketAddr,
+) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-        let (root, chain) = (root.clone(), chain.clone());
+        let (root, cache, chain) = (root.clone(), cache.clone(), chain.clone());
         async move {
             let (method, path) = (req.method().clone(), req.uri().path().to_owned());
-            let resp = handle(root, chain, req).await;
+            let resp = handle(root, cache, chain, req).await;
             tracing::info!(
                 target: "depot::access",
                 "{remote} {method} {path} {} {}",
