@@ -297,6 +297,28 @@ async fn gate(root: &Root, dist: &str, version: &str) -> Result<Vec<String>, Dis
     Ok(problems)
 }
 
+/// The state of the tests recorded for a version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TestState {
+    /// Nothing recorded with `test submit --for`.
+    None,
+    Passed,
+    Pending,
+    Failed,
+}
+
+/// Polls the tests recorded for a version and sums them up.
+pub async fn test_state(root: &Root, dist: &str, version: &str) -> Result<TestState, DistError> {
+    match gate(root, dist, version).await {
+        Err(DistError::Gate { problems, .. }) if problems.is_empty() => Ok(TestState::None),
+        Err(e) => Err(e),
+        Ok(problems) if problems.is_empty() => Ok(TestState::Passed),
+        Ok(problems) if problems.iter().any(|p| p.ends_with(": fail")) => Ok(TestState::Failed),
+        Ok(_) => Ok(TestState::Pending),
+    }
+}
+
 /// A distribution and its versions, for `dist show`.
 #[derive(Debug, Clone, Serialize)]
 pub struct DistInfo {
@@ -307,6 +329,9 @@ pub struct DistInfo {
     /// The guard of each stage (`public`: none).
     pub stages: std::collections::BTreeMap<String, String>,
     pub require_tests: bool,
+    /// Test state per version, when the caller polled it ([`test_state`]).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub tests: std::collections::BTreeMap<String, TestState>,
     /// Oldest first.
     pub versions: Vec<VersionRecord>,
 }
@@ -343,6 +368,7 @@ pub fn show(root: &Root, dist: &str) -> Result<DistInfo, DistError> {
         publish_root: meta.publish_root,
         stages: meta.stages,
         require_tests: meta.require_tests,
+        tests: std::collections::BTreeMap::new(),
         versions,
     })
 }

@@ -235,6 +235,12 @@ fn require_tests_refuses_until_the_recorded_tests_pass() {
     ctx.depot(&["test", "worker", "--once", "--", "true"]).ok();
     ctx.depot(&["promote", "d", &v1, "--to", "release", "--require-tests"])
         .ok();
+    let show = ctx
+        .depot(&["dist", "show", "d", "--output-format", "json"])
+        .ok()
+        .json();
+    assert_eq!(show["tests"][&v1], "passed");
+    assert_eq!(show["tests"][&v2], "none");
     assert_eq!(std::fs::read_link(&release).unwrap().to_str().unwrap(), v1);
 
     let for_v2 = format!("d/{v2}");
@@ -263,6 +269,11 @@ fn require_tests_refuses_until_the_recorded_tests_pass() {
         run.stderr
     );
     assert_eq!(std::fs::read_link(&release).unwrap().to_str().unwrap(), v1);
+    let show = ctx
+        .depot(&["dist", "show", "d", "--output-format", "json"])
+        .ok()
+        .json();
+    assert_eq!(show["tests"][&v2], "failed");
 }
 
 #[test]

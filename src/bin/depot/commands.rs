@@ -23,7 +23,7 @@ pub async fn run(command: Command, settings: &Settings) -> Result<()> {
         Command::Snapshot(cmd) => snapshot_cmd(cmd, &root, settings),
         Command::Release(cmd) => release_cmd(cmd, &root, settings),
         Command::Repo(cmd) => repo_cmd(cmd, &root, settings),
-        Command::Dist(cmd) => dist_cmd(cmd, &root, settings),
+        Command::Dist(cmd) => dist_cmd(cmd, &root, settings).await,
         Command::Guard(cmd) => guard_cmd(cmd, &root, settings),
         Command::Serve {
             listen,
@@ -695,7 +695,7 @@ fn guard_cmd(cmd: GuardCommand, root: &Root, settings: &Settings) -> Result<()> 
     Ok(())
 }
 
-fn dist_cmd(cmd: DistCommand, root: &Root, settings: &Settings) -> Result<()> {
+async fn dist_cmd(cmd: DistCommand, root: &Root, settings: &Settings) -> Result<()> {
     use depot::promote::dist;
     match cmd {
         DistCommand::Create {
@@ -754,7 +754,16 @@ fn dist_cmd(cmd: DistCommand, root: &Root, settings: &Settings) -> Result<()> {
             });
         }
         DistCommand::Show { dist: name } => {
-            let d = dist::show(root, &name)?;
+            let mut d = dist::show(root, &name)?;
+            for v in d
+                .versions
+                .iter()
+                .map(|v| v.version.clone())
+                .collect::<Vec<_>>()
+            {
+                let state = dist::test_state(root, &name, &v).await?;
+                d.tests.insert(v, state);
+            }
             render(settings.format, &d, || {
                 let rows: Vec<Vec<String>> = d
                     .versions
@@ -769,6 +778,12 @@ fn dist_cmd(cmd: DistCommand, root: &Root, settings: &Settings) -> Result<()> {
                         } else if v.released.is_some() {
                             stages.push("(released before)");
                         }
+                        let tests = match d.tests.get(&v.version) {
+                            Some(dist::TestState::Passed) => "passed",
+                            Some(dist::TestState::Failed) => "failed",
+                            Some(dist::TestState::Pending) => "pending",
+                            _ => "-",
+                        };
                         vec![
                             v.version.clone(),
                             time(v.published),
@@ -778,6 +793,7 @@ fn dist_cmd(cmd: DistCommand, root: &Root, settings: &Settings) -> Result<()> {
                             } else {
                                 stages.join(" ")
                             },
+                            tests.to_owned(),
                         ]
                     })
                     .collect();
@@ -793,7 +809,7 @@ fn dist_cmd(cmd: DistCommand, root: &Root, settings: &Settings) -> Result<()> {
                     } else {
                         ""
                     },
-                    table(&["VERSION", "PUBLISHED", "SOURCE", "STAGE"], &rows)
+                    table(&["VERSION", "PUBLISHED", "SOURCE", "STAGE", "TESTS"], &rows)
                 )
             });
         }
