@@ -209,6 +209,27 @@ impl Staging {
     }
 }
 
+/// Checks bytes held in memory (an index, a metadata file) against the
+/// size (when known) and SHA-256 a signed listing gave for them.
+pub fn check_bytes(bytes: &[u8], size: Option<u64>, sha256: Sha256Digest) -> Result<(), PoolError> {
+    if let Some(size) = size
+        && bytes.len() as u64 != size
+    {
+        return Err(PoolError::SizeMismatch {
+            expected: size,
+            actual: bytes.len() as u64,
+        });
+    }
+    let actual = Sha256Digest::of(bytes);
+    if actual != sha256 {
+        return Err(PoolError::ChecksumMismatch {
+            expected: sha256,
+            actual,
+        });
+    }
+    Ok(())
+}
+
 /// Hashes a file on disk (used to check pooled blobs).
 pub fn hash_file(path: &Path) -> io::Result<(u64, Sha256Digest)> {
     let mut file = File::open(path)?;

@@ -181,20 +181,7 @@ async fn fetch_index(
 }
 
 fn check(bytes: &[u8], expected: &Expected) -> Result<(), crate::pool::PoolError> {
-    if bytes.len() as u64 != expected.size {
-        return Err(crate::pool::PoolError::SizeMismatch {
-            expected: expected.size,
-            actual: bytes.len() as u64,
-        });
-    }
-    let actual = Sha256Digest::of(bytes);
-    if actual != expected.sha256 {
-        return Err(crate::pool::PoolError::ChecksumMismatch {
-            expected: expected.sha256,
-            actual,
-        });
-    }
-    Ok(())
+    crate::pool::check_bytes(bytes, Some(expected.size), expected.sha256)
 }
 
 /// A file the update needs in the pool.

@@ -179,7 +179,7 @@ pub(super) async fn update(
             source,
         };
         let expected_sha = hex_digest(def, &url, &rec.checksum)?;
-        check(&raw, rec.size, expected_sha).map_err(mismatch)?;
+        crate::pool::check_bytes(&raw, rec.size, expected_sha).map_err(mismatch)?;
         let plain =
             decompress_named(&rec.href, &raw).map_err(|source| MirrorError::Decompress {
                 mirror: def.name.clone(),
@@ -188,7 +188,7 @@ pub(super) async fn update(
             })?;
         if let Some(open) = &rec.open_checksum {
             let open_sha = hex_digest(def, &url, open)?;
-            check(&plain, rec.open_size, open_sha).map_err(|source| {
+            crate::pool::check_bytes(&plain, rec.open_size, open_sha).map_err(|source| {
                 MirrorError::IndexMismatch {
                     mirror: def.name.clone(),
                     url: format!("{} (uncompressed)", redact(&url)),
@@ -412,23 +412,4 @@ pub(super) async fn update(
         content: Content::Rpm(content),
     };
     Ok((Some(state), summary))
-}
-
-fn check(bytes: &[u8], size: Option<u64>, sha: Sha256Digest) -> Result<(), crate::pool::PoolError> {
-    if let Some(size) = size
-        && bytes.len() as u64 != size
-    {
-        return Err(crate::pool::PoolError::SizeMismatch {
-            expected: size,
-            actual: bytes.len() as u64,
-        });
-    }
-    let actual = Sha256Digest::of(bytes);
-    if actual != sha {
-        return Err(crate::pool::PoolError::ChecksumMismatch {
-            expected: sha,
-            actual,
-        });
-    }
-    Ok(())
 }

@@ -69,30 +69,29 @@ struct Stamp {
     release: Option<PathBuf>,
 }
 
+impl Stamp {
+    fn of(records: Option<std::time::SystemTime>, published: &Path) -> Self {
+        Self {
+            records,
+            dev: std::fs::read_link(published.join("dev")).ok(),
+            release: std::fs::read_link(published.join("release")).ok(),
+        }
+    }
+}
+
 impl Cache {
     fn dist(&self, root: &Root, name: &str) -> Option<Arc<DistInfo>> {
         crate::names::validate("distribution", name).ok()?;
         let records = root.path().join("dists").join(name);
         let modified = std::fs::metadata(&records).and_then(|m| m.modified()).ok();
         let mut guard = self.dists.lock().ok()?;
-        if let Some((stamp, info)) = guard.get(name) {
-            let published = info.publish_root.join(name);
-            let now = Stamp {
-                records: modified,
-                dev: std::fs::read_link(published.join("dev")).ok(),
-                release: std::fs::read_link(published.join("release")).ok(),
-            };
-            if *stamp == now {
-                return Some(info.clone());
-            }
+        if let Some((stamp, info)) = guard.get(name)
+            && *stamp == Stamp::of(modified, &info.publish_root.join(name))
+        {
+            return Some(info.clone());
         }
         let info = Arc::new(dist::show(root, name).ok()?);
-        let published = info.publish_root.join(name);
-        let stamp = Stamp {
-            records: modified,
-            dev: std::fs::read_link(published.join("dev")).ok(),
-            release: std::fs::read_link(published.join("release")).ok(),
-        };
+        let stamp = Stamp::of(modified, &info.publish_root.join(name));
         guard.insert(name.to_owned(), (stamp, info.clone()));
         Some(info)
     }
@@ -263,15 +262,16 @@ fn admitted(
             return Access::Allowed;
         }
         needs_credentials = true;
-        match guard::load(root, guard_name).map(|g| g.kind) {
-            Ok(GuardKind::Token { .. }) => {
-                if let (Ok(g), Some(t)) = (guard::load(root, guard_name), token)
-                    && g.accepts_token(t)
-                {
+        let Ok(g) = guard::load(root, guard_name) else {
+            continue;
+        };
+        match &g.kind {
+            GuardKind::Token { .. } => {
+                if token.is_some_and(|t| g.accepts_token(t)) {
                     return Access::Allowed;
                 }
             }
-            Ok(GuardKind::X509 { subject, .. }) => {
+            GuardKind::X509 { subject, .. } => {
                 if let Some(c) = chain
                     && chain_admitted(root, guard_name, c)
                     && subject_ok(subject.as_deref(), c)
@@ -279,7 +279,6 @@ fn admitted(
                     return Access::Allowed;
                 }
             }
-            _ => {}
         }
     }
     match (needs_credentials, token, chain) {

@@ -435,6 +435,36 @@ fn guards_and_distribution_stages_are_configured() {
         .fails(1, "no guard named `devs`");
 }
 
+/// Starts `depot serve` on a free loopback port with `extra` arguments
+/// (stderr captured when `log`); returns the child and its base URL.
+fn start_serve(ctx: &TestContext, extra: &[&str], log: bool) -> (std::process::Child, String) {
+    let mut server = ctx
+        .command()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(if log {
+            std::process::Stdio::piped()
+        } else {
+            std::process::Stdio::null()
+        })
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let base = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap()
+        .trim_end_matches('/')
+        .to_owned();
+    (server, base)
+}
+
 fn curl(args: &[&str]) -> (String, Vec<u8>) {
     let out = Command::new("curl")
         .args(["-s", "-o", "/dev/stdout", "-w", "\n%{http_code}"])
@@ -522,25 +552,7 @@ fn serve_enforces_token_guards_per_stage_and_apt_reads_through_it() {
     ctx.env.remove("DEPOT_NOW");
     let (v1, v2) = (versions[0].clone(), versions[1].clone());
 
-    let mut server = ctx
-        .command()
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .trim_end_matches('/')
-        .to_owned();
+    let (mut server, base) = start_serve(&ctx, &[], true);
     let u = |p: &str| format!("{base}/d/{p}");
     let bearer = |t: &str| format!("Authorization: Bearer {t}");
     let release_file = "dists/stable/Release";
@@ -864,33 +876,16 @@ fn serve_over_tls_admits_client_certificates_of_the_stage_guard() {
     ctx.depot(&["publish", "s", "--dist", "d", "--skip-signing"])
         .ok();
 
-    let mut server = ctx
-        .command()
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
+    let (mut server, base) = start_serve(
+        &ctx,
+        &[
             "--tls-cert",
             &p("server.pem"),
             "--tls-key",
             &p("server.key"),
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .trim_end_matches('/')
-        .to_owned();
+        ],
+        false,
+    );
     assert!(base.starts_with("https://"), "{base}");
     let release = format!("{base}/d/dev/dists/stable/Release");
     let ca = p("ca.pem");
@@ -1045,33 +1040,16 @@ fn a_second_depot_mirrors_the_release_stage_with_a_client_certificate() {
     ])
     .ok();
 
-    let mut server = ctx
-        .command()
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
+    let (mut server, base) = start_serve(
+        &ctx,
+        &[
             "--tls-cert",
             &p("server.pem"),
             "--tls-key",
             &p("server.key"),
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .trim_end_matches('/')
-        .to_owned();
+        ],
+        false,
+    );
 
     // The customer's depot: its own data root.
     let other = ctx.dir.path().join("customer-root");
@@ -1202,33 +1180,16 @@ fn dnf_reads_an_rpm_stage_over_mtls_with_the_right_certificate_only() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let mut server = ctx
-        .command()
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
+    let (mut server, base) = start_serve(
+        &ctx,
+        &[
             "--tls-cert",
             &p("server.pem"),
             "--tls-key",
             &p("server.key"),
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .trim_end_matches('/')
-        .to_owned();
+        ],
+        false,
+    );
     let dnf_with = |cert: &str| {
         let mut dnf = crate::support::Dnf::new(&format!("{base}/el/dev"), &[&gpg.public_key, &key]);
         dnf.repo_opts = vec![
