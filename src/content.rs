@@ -8,9 +8,30 @@
 //! blobs named by those SHA-256 fields, so a snapshot is a small manifest
 //! however many packages it has.
 
+use std::ops::Range;
+
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Sha256Digest;
+use crate::pool::{Pool, PoolError};
+
+/// Appends a run of stanzas, separated from what precedes by a blank line.
+fn push_run(out: &mut String, run: &str) {
+    let run = run.trim_start_matches('\n');
+    if run.trim().is_empty() {
+        return;
+    }
+    if !out.is_empty() {
+        if !out.ends_with('\n') {
+            out.push('\n');
+        }
+        out.push('\n');
+    }
+    out.push_str(run);
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord, Hash)]
 #[serde(rename_all = "lowercase")]
@@ -40,7 +61,13 @@ pub enum IndexKind {
     Source,
 }
 
-/// One uncompressed index, stored in the pool.
+/// One uncompressed index: the stanzas of one or more index blobs.
+///
+/// A mirrored index is one whole blob. A filtered snapshot or a release
+/// does not copy stanzas into new blobs: each of its indices names the
+/// blobs its stanzas come from and, per blob, which byte ranges it keeps
+/// (a [`Selection`]). Making one therefore writes a few kilobytes however
+/// large the indices, and the text is put together when it is published.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IndexRef {
     pub component: String,
@@ -48,12 +75,103 @@ pub struct IndexRef {
     /// The architecture of a binary or udeb index; `None` for sources.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arch: Option<String>,
-    pub blob: Sha256Digest,
+    pub parts: Vec<IndexPart>,
     /// Number of stanzas in the index.
     pub entries: usize,
 }
 
+/// Stanzas of one index blob.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexPart {
+    pub blob: Sha256Digest,
+    /// A pool blob holding the [`Selection`] of `blob` kept; the whole
+    /// blob when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub select: Option<Sha256Digest>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error(transparent)]
+    Pool(#[from] PoolError),
+    #[error("selection blob {0} is damaged")]
+    Selection(Sha256Digest),
+    #[error("index blob {0} is not UTF-8")]
+    Utf8(Sha256Digest),
+}
+
+/// Byte ranges of an index blob, each a run of whole stanzas (from the
+/// first byte of one to the last newline of another), increasing and not
+/// overlapping. Stored as a pool blob of little-endian `u32` pairs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selection(pub Vec<Range<u32>>);
+
+impl Selection {
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.0.len() * 8);
+        for r in &self.0 {
+            out.extend_from_slice(&r.start.to_le_bytes());
+            out.extend_from_slice(&r.end.to_le_bytes());
+        }
+        out
+    }
+
+    /// `None` unless the runs are well-formed and within `len` bytes.
+    pub fn decode(bytes: &[u8], len: usize) -> Option<Self> {
+        if !bytes.len().is_multiple_of(8) {
+            return None;
+        }
+        let mut runs = Vec::with_capacity(bytes.len() / 8);
+        let mut last_end = 0;
+        for c in bytes.chunks_exact(8) {
+            let start = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+            let end = u32::from_le_bytes([c[4], c[5], c[6], c[7]]);
+            if start < last_end || end < start || end as usize > len {
+                return None;
+            }
+            last_end = end;
+            runs.push(start..end);
+        }
+        Some(Self(runs))
+    }
+
+    pub fn load(pool: &Pool, digest: &Sha256Digest, len: usize) -> Result<Self, IndexError> {
+        Self::decode(&pool.read(digest)?, len).ok_or(IndexError::Selection(*digest))
+    }
+}
+
+impl IndexPart {
+    pub fn whole(blob: Sha256Digest) -> Self {
+        Self { blob, select: None }
+    }
+}
+
 impl IndexRef {
+    /// The index's text: each part's kept stanzas, a blank line between
+    /// runs.
+    pub fn text(&self, pool: &Pool) -> Result<String, IndexError> {
+        let mut out = String::new();
+        for part in &self.parts {
+            let bytes = pool.read(&part.blob)?;
+            let text = String::from_utf8(bytes).map_err(|_| IndexError::Utf8(part.blob))?;
+            let Some(select) = &part.select else {
+                if self.parts.len() == 1 {
+                    return Ok(text);
+                }
+                push_run(&mut out, &text);
+                continue;
+            };
+            let selection = Selection::load(pool, select, text.len())?;
+            for run in &selection.0 {
+                let run = text
+                    .get(run.start as usize..run.end as usize)
+                    .ok_or(IndexError::Selection(*select))?;
+                push_run(&mut out, run);
+            }
+        }
+        Ok(out)
+    }
+
     /// The index's path below `dists/SUITE/`, without compression suffix.
     pub fn dist_path(&self) -> String {
         let arch = self.arch.as_deref().unwrap_or("all");

@@ -25,6 +25,10 @@ impl Sha256Digest {
         Self(hasher.finalize().into())
     }
 
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
     pub fn to_hex(self) -> String {
         hex::encode(self.0)
     }

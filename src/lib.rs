@@ -15,6 +15,7 @@
 //! [`signing`] (GnuPG through gpgme) and [`formats`] (deb822, compression).
 
 pub mod audit;
+pub mod catalog;
 pub mod cli;
 pub mod content;
 pub mod digest;

@@ -43,6 +43,7 @@ pub enum PoolError {
 pub struct Pool {
     dir: PathBuf,
     tmp: PathBuf,
+    catalogs: crate::catalog::Cache,
 }
 
 impl Pool {
@@ -50,7 +51,13 @@ impl Pool {
         Self {
             dir: root.pool_dir(),
             tmp: root.tmp_dir(),
+            catalogs: crate::catalog::Cache::new(root),
         }
+    }
+
+    /// The catalogs of the pool's index blobs.
+    pub fn catalogs(&self) -> &crate::catalog::Cache {
+        &self.catalogs
     }
 
     /// The pool's directory.

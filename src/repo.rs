@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use crate::content::{AptContent, Content, IndexKind, IndexRef, RepoKind};
+use crate::content::{AptContent, Content, IndexKind, IndexPart, IndexRef, RepoKind};
 use crate::digest::Sha256Digest;
 use crate::formats::compress::decompress_named;
 use crate::formats::deb822;
@@ -634,12 +634,12 @@ pub fn content(root: &Root, name: &str) -> Result<Content, RepoError> {
             component: def.component.clone(),
             kind: IndexKind::Binary,
             arch: Some(arch),
-            blob: pool
-                .put(text.as_bytes())
-                .map_err(|source| RepoError::Pool {
+            parts: vec![IndexPart::whole(pool.put(text.as_bytes()).map_err(
+                |source| RepoError::Pool {
                     repo: name.to_owned(),
                     source,
-                })?,
+                },
+            )?)],
             entries,
         });
     }

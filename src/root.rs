@@ -4,6 +4,7 @@
 //! ROOT/
 //!   pool/ab/<sha256>        content-addressed blobs (packages, indices)
 //!   tmp/                    downloads in flight (same filesystem as pool/)
+//!   cache/catalog/ab/<sha256>.<deb|src>  index catalogs (derived, rebuildable)
 //!   mirrors/NAME.yaml       hand-editable mirror definitions
 //!   mirrors/NAME.state.json what the last successful update fetched
 //!   snapshots/NAME.json     immutable snapshot manifests

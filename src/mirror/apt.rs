@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use url::Url;
 
 use super::{MirrorDef, MirrorError, MirrorState, UpdateOptions, UpdateSummary};
-use crate::content::{AptContent, Content, IndexKind, IndexRef};
+use crate::content::{AptContent, Content, IndexKind, IndexPart, IndexRef};
 use crate::digest::{Expected, Sha256Digest};
 use crate::formats::apt::{self as fmt, Release};
 use crate::formats::compress::Compression;
@@ -390,7 +390,7 @@ pub(super) async fn update(
                     component: component.clone(),
                     kind,
                     arch: Some(a),
-                    blob,
+                    parts: vec![IndexPart::whole(blob)],
                     entries,
                 });
             }
@@ -401,7 +401,7 @@ pub(super) async fn update(
                 component,
                 kind,
                 arch,
-                blob,
+                parts: vec![IndexPart::whole(blob)],
                 entries,
             });
         }
@@ -426,8 +426,10 @@ pub(super) async fn update(
         wanted.clear();
         seen.clear();
         for index in &content.indices {
-            let bytes = pool.read(&index.blob).map_err(pool_err)?;
-            let text = String::from_utf8_lossy(&bytes);
+            let text = index.text(&pool).map_err(|source| MirrorError::Index {
+                mirror: def.name.clone(),
+                source,
+            })?;
             collect_files(
                 &ctx,
                 index.kind,

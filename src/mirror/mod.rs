@@ -190,6 +190,12 @@ pub enum MirrorError {
     },
     #[error(transparent)]
     Lock(#[from] LockError),
+    #[error("mirror `{mirror}`: cannot read an index")]
+    Index {
+        mirror: String,
+        #[source]
+        source: crate::content::IndexError,
+    },
     #[error("mirror `{mirror}`: {what}")]
     Fetch {
         mirror: String,
@@ -744,11 +750,11 @@ pub(crate) fn apply_filter(
     };
     let set = crate::snapshot::pkgset::PackageSet::load(&pool, &content).map_err(filter_err)?;
     let (selected, unsatisfied) = crate::snapshot::ops::select(&set, &query, def.filter_with_deps);
-    let picks: Vec<_> = (0..set.pkgs.len())
+    let picks: Vec<_> = (0..set.len())
         .filter(|&i| selected[i])
         .map(|i| (0, i, None))
         .collect();
-    let out = set.pkgs.len() - picks.len();
+    let out = set.len() - picks.len();
     let filtered = crate::snapshot::pkgset::build(&pool, std::slice::from_ref(&set), &picks)
         .map_err(filter_err)?;
     Ok((filtered, out, unsatisfied))

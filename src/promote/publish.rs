@@ -43,6 +43,12 @@ pub enum PublishError {
         source: std::io::Error,
     },
     #[error("distribution `{dist}`: cannot read an index of the snapshot")]
+    Index {
+        dist: String,
+        #[source]
+        source: crate::content::IndexError,
+    },
+    #[error("distribution `{dist}`: cannot read from the pool")]
     Pool {
         dist: String,
         #[source]

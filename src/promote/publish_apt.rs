@@ -56,15 +56,9 @@ pub(super) fn prepare(
     }
     let mut texts = Vec::with_capacity(content.indices.len());
     for index in &content.indices {
-        let bytes = pool
-            .read(&index.blob)
-            .map_err(|source| PublishError::Pool {
-                dist: dist.to_owned(),
-                source,
-            })?;
-        let text = String::from_utf8(bytes).map_err(|_| PublishError::Malformed {
+        let text = index.text(pool).map_err(|source| PublishError::Index {
             dist: dist.to_owned(),
-            source: AptFormatError::EmptyRelease,
+            source,
         })?;
         texts.push((index.kind, text));
     }

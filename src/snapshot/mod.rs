@@ -11,7 +11,7 @@ pub mod ops;
 pub mod pkgset;
 pub mod query;
 
-use std::collections::{BTreeMap, BTreeSet};
+use rustc_hash::FxHashMap;
 use std::path::PathBuf;
 
 use jiff::Timestamp;
@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::content::{Content, IndexKind, RepoKind};
 use crate::mirror::MirrorError;
 use crate::names::InvalidName;
-use crate::pool::{Pool, PoolError};
+use crate::pool::PoolError;
 use crate::root::Root;
 
 #[derive(Debug, thiserror::Error)]
@@ -38,7 +38,7 @@ pub enum SnapshotError {
         what: &'static str,
         name: String,
         #[source]
-        source: pkgset::PackageSetError,
+        source: Box<pkgset::PackageSetError>,
     },
     #[error("{0}")]
     Invalid(String),
@@ -385,107 +385,6 @@ pub struct PackageRow {
     pub version: String,
 }
 
-/// Every package of `content`, sorted and without the duplicates that
-/// `Architecture: all` packages make across architectures.
-pub fn packages(
-    pool: &Pool,
-    snapshot: &str,
-    content: &Content,
-) -> Result<Vec<PackageRow>, SnapshotError> {
-    let mut rows = BTreeSet::new();
-    let content = match content {
-        Content::Apt(a) => a,
-        Content::Rpm(r) => {
-            let Some(primary) = r.get("primary") else {
-                return Ok(Vec::new());
-            };
-            let bytes = pool
-                .read(&primary.blob)
-                .map_err(|source| SnapshotError::Index {
-                    snapshot: snapshot.to_owned(),
-                    source,
-                })?;
-            let text = String::from_utf8(bytes)
-                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
-            let (_, pkgs) = crate::formats::rpm::parse_primary(&text).map_err(|source| {
-                SnapshotError::MalformedRpm {
-                    snapshot: snapshot.to_owned(),
-                    source,
-                }
-            })?;
-            for p in pkgs {
-                rows.insert(PackageRow {
-                    kind: if p.arch == "src" {
-                        IndexKind::Source
-                    } else {
-                        IndexKind::Binary
-                    },
-                    version: p.evr.to_string(),
-                    name: p.name,
-                    arch: p.arch,
-                });
-            }
-            return Ok(rows.into_iter().collect());
-        }
-    };
-    // Indices were checked when they entered the pool: read just the
-    // three fields, without re-validating every stanza.
-    let mut list: Vec<PackageRow> = Vec::new();
-    for index in &content.indices {
-        let bytes = pool
-            .read(&index.blob)
-            .map_err(|source| SnapshotError::Index {
-                snapshot: snapshot.to_owned(),
-                source,
-            })?;
-        let text = String::from_utf8(bytes)
-            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
-        for p in crate::formats::deb822::paragraphs(&text) {
-            let p = p.map_err(|e| SnapshotError::Malformed {
-                snapshot: snapshot.to_owned(),
-                source: e.into(),
-            })?;
-            let missing = |field| SnapshotError::Malformed {
-                snapshot: snapshot.to_owned(),
-                source: crate::formats::apt::AptFormatError::MissingField {
-                    line: p.line,
-                    field,
-                },
-            };
-            let (mut name, mut version, mut arch) = (None, None, None);
-            for f in &p.fields {
-                match f.name {
-                    "Package" => name = Some(f.value),
-                    "Version" => version = Some(f.value),
-                    "Architecture" => arch = Some(f.value),
-                    _ => {}
-                }
-            }
-            let name = name
-                .or_else(|| p.get("Package"))
-                .ok_or_else(|| missing("Package"))?;
-            let version = version
-                .or_else(|| p.get("Version"))
-                .ok_or_else(|| missing("Version"))?;
-            let arch = match index.kind {
-                IndexKind::Source => "source",
-                _ => arch
-                    .or_else(|| p.get("Architecture"))
-                    .ok_or_else(|| missing("Architecture"))?,
-            };
-            list.push(PackageRow {
-                kind: index.kind,
-                name: name.to_owned(),
-                arch: arch.to_owned(),
-                version: version.to_owned(),
-            });
-        }
-    }
-    list.sort_unstable();
-    list.dedup();
-    Ok(list)
-}
-
 /// `depot snapshot show NAME [--packages]`.
 #[derive(Debug, Clone, Serialize)]
 pub struct SnapshotDetails {
@@ -504,7 +403,8 @@ pub fn show(
 ) -> Result<SnapshotDetails, SnapshotError> {
     let snapshot = load_in(root, store, name)?;
     let packages = if with_packages {
-        Some(packages(&Pool::new(root), name, &snapshot.content)?)
+        let set = ops::load_set(root, &snapshot, store)?;
+        Some(ops::rows(&set, |_| true))
     } else {
         None
     };
@@ -533,49 +433,62 @@ pub struct Diff {
     pub changed: Vec<Change>,
 }
 
-/// Compares two package lists by (kind, name, architecture).
-pub fn diff_packages(old: Vec<PackageRow>, new: Vec<PackageRow>) -> Diff {
-    type Key = (IndexKind, String, String);
-    let group = |rows: Vec<PackageRow>| {
-        let mut map: BTreeMap<Key, Vec<String>> = BTreeMap::new();
-        for r in rows {
-            map.entry((r.kind, r.name, r.arch))
-                .or_default()
-                .push(r.version);
+/// A package as diff compares it: (kind, name, architecture, version).
+pub type RowRef<'a> = (IndexKind, &'a str, &'a str, &'a str);
+
+/// Compares two package lists by (kind, name, architecture); a package
+/// listed twice (an `Architecture: all` package in two indices) counts once.
+pub fn diff_rows<'a>(
+    old: impl Iterator<Item = RowRef<'a>>,
+    new: impl Iterator<Item = RowRef<'a>>,
+) -> Diff {
+    type Key<'a> = (IndexKind, &'a str, &'a str);
+    fn group<'a>(rows: impl Iterator<Item = RowRef<'a>>) -> FxHashMap<Key<'a>, Vec<&'a str>> {
+        let mut map: FxHashMap<Key<'a>, Vec<&'a str>> = FxHashMap::default();
+        for (kind, name, arch, version) in rows {
+            let versions = map.entry((kind, name, arch)).or_default();
+            if !versions.contains(&version) {
+                versions.push(version);
+            }
+        }
+        for versions in map.values_mut() {
+            versions.sort_unstable();
         }
         map
+    }
+    let row = |(kind, name, arch): Key<'_>, version: &str| PackageRow {
+        kind,
+        name: name.to_owned(),
+        arch: arch.to_owned(),
+        version: version.to_owned(),
     };
+    let owned = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
     let (old, new) = (group(old), group(new));
     let mut diff = Diff::default();
     for (key, old_versions) in &old {
         match new.get(key) {
-            None => diff.removed.extend(old_versions.iter().map(|v| PackageRow {
-                kind: key.0,
-                name: key.1.clone(),
-                arch: key.2.clone(),
-                version: v.clone(),
-            })),
+            None => diff
+                .removed
+                .extend(old_versions.iter().map(|v| row(*key, v))),
             Some(new_versions) if new_versions != old_versions => diff.changed.push(Change {
                 kind: key.0,
-                name: key.1.clone(),
-                arch: key.2.clone(),
-                old: old_versions.clone(),
-                new: new_versions.clone(),
+                name: key.1.to_owned(),
+                arch: key.2.to_owned(),
+                old: owned(old_versions),
+                new: owned(new_versions),
             }),
             Some(_) => {}
         }
     }
-    for (key, new_versions) in new {
-        if !old.contains_key(&key) {
-            diff.added
-                .extend(new_versions.into_iter().map(|v| PackageRow {
-                    kind: key.0,
-                    name: key.1.clone(),
-                    arch: key.2.clone(),
-                    version: v,
-                }));
+    for (key, new_versions) in &new {
+        if !old.contains_key(key) {
+            diff.added.extend(new_versions.iter().map(|v| row(*key, v)));
         }
     }
+    diff.added.sort_unstable();
+    diff.removed.sort_unstable();
+    diff.changed
+        .sort_unstable_by(|a, b| (a.kind, &a.name, &a.arch).cmp(&(b.kind, &b.name, &b.arch)));
     diff
 }
 
@@ -586,14 +499,12 @@ pub fn diff(root: &Root, a: &str, b: &str) -> Result<Diff, SnapshotError> {
     if manifests[0].1.content == manifests[1].1.content {
         return Ok(Diff::default());
     }
-    let pool = Pool::new(root);
-    let (old, new) = std::thread::scope(|s| {
-        let [(_, ma), (_, mb)] = &manifests;
-        let a = s.spawn(|| packages(&pool, &ma.name, &ma.content));
-        let b = packages(&pool, &mb.name, &mb.content);
-        (a.join().expect("loader threads do not panic"), b)
-    });
-    Ok(diff_packages(old?, new?))
+    let sets = ops::load_sets(root, &manifests)?;
+    fn rows(set: &pkgset::PackageSet) -> impl Iterator<Item = RowRef<'_>> {
+        set.iter()
+            .map(|p| (p.kind(), p.name(), p.arch(), p.version()))
+    }
+    Ok(diff_rows(rows(&sets[0]), rows(&sets[1])))
 }
 
 /// `depot snapshot drop NAME`. Published versions keep their own links to
@@ -619,9 +530,12 @@ mod tests {
 
     #[test]
     fn diff_reports_added_removed_and_changed() {
-        let old = vec![row("a", "1"), row("b", "1"), row("c", "1")];
-        let new = vec![row("a", "2"), row("b", "1"), row("d", "1")];
-        let d = diff_packages(old, new);
+        const OLD: &[(&str, &str)] = &[("a", "1"), ("b", "1"), ("c", "1"), ("c", "1")];
+        const NEW: &[(&str, &str)] = &[("a", "2"), ("b", "1"), ("d", "1")];
+        let rows = |r: &'static [(&'static str, &'static str)]| {
+            r.iter().map(|(n, v)| (IndexKind::Binary, *n, "amd64", *v))
+        };
+        let d = diff_rows(rows(OLD), rows(NEW));
         assert_eq!(d.added, vec![row("d", "1")]);
         assert_eq!(d.removed, vec![row("c", "1")]);
         assert_eq!(d.changed.len(), 1);

@@ -14,12 +14,16 @@ use crate::content::IndexKind;
 use crate::pool::Pool;
 use crate::root::Root;
 
-fn load_set(root: &Root, snapshot: &Snapshot, store: Store) -> Result<PackageSet, SnapshotError> {
+pub(super) fn load_set(
+    root: &Root,
+    snapshot: &Snapshot,
+    store: Store,
+) -> Result<PackageSet, SnapshotError> {
     PackageSet::load(&Pool::new(root), &snapshot.content).map_err(|source| {
         SnapshotError::Packages {
             what: store.label(),
             name: snapshot.name.clone(),
-            source,
+            source: Box::new(source),
         }
     })
 }
@@ -44,15 +48,14 @@ pub(super) fn load_sets(
 
 pub(super) fn rows(set: &PackageSet, selected: impl Fn(usize) -> bool) -> Vec<PackageRow> {
     let mut out: Vec<PackageRow> = set
-        .pkgs
         .iter()
         .enumerate()
         .filter(|(i, _)| selected(*i))
         .map(|(_, p)| PackageRow {
-            kind: p.kind,
-            name: p.name.clone(),
-            arch: p.arch.clone(),
-            version: p.version.clone(),
+            kind: p.kind(),
+            name: p.name().to_owned(),
+            arch: p.arch().to_owned(),
+            version: p.version().to_owned(),
         })
         .collect();
     out.sort();
@@ -83,9 +86,8 @@ pub struct FilterSummary {
 /// dependencies if asked. Returns the selection and what stayed missing.
 pub fn select(set: &PackageSet, query: &Query, with_deps: bool) -> (Vec<bool>, Vec<Unsatisfied>) {
     let mut selected: Vec<bool> = set
-        .pkgs
         .iter()
-        .map(|p| query.matches(&View { set, pkg: p }, set.flavor))
+        .map(|pkg| query.matches(&View { set, pkg }, set.flavor))
         .collect();
     let missing = if with_deps {
         Resolver::new(set).close(&mut selected)
@@ -102,7 +104,7 @@ pub fn filter(root: &Root, opts: &FilterOptions) -> Result<FilterSummary, Snapsh
     let (store, src) = load_any(root, &opts.from)?;
     let set = load_set(root, &src, store)?;
     let (selected, unsatisfied) = select(&set, &query, opts.with_deps);
-    let picks: Vec<Pick> = (0..set.pkgs.len())
+    let picks: Vec<Pick> = (0..set.len())
         .filter(|&i| selected[i])
         .map(|i| (0, i, None))
         .collect();
@@ -111,7 +113,7 @@ pub fn filter(root: &Root, opts: &FilterOptions) -> Result<FilterSummary, Snapsh
             SnapshotError::Packages {
                 what: store.label(),
                 name: src.name.clone(),
-                source,
+                source: Box::new(source),
             }
         })?;
     let snapshot = Snapshot {
@@ -218,7 +220,7 @@ pub fn create_release(root: &Root, opts: &ReleaseOptions) -> Result<Snapshot, Sn
         build(&Pool::new(root), &sets, &picks).map_err(|source| SnapshotError::Packages {
             what: "release",
             name: opts.name.clone(),
-            source,
+            source: Box::new(source),
         })?;
     let release = Snapshot {
         name: opts.name.clone(),
@@ -253,37 +255,32 @@ fn merge(
 ) -> Vec<Pick> {
     type Key<'a> = (&'a str, IndexKind, &'a str, &'a str);
     let flavor = sets[0].flavor;
-    fn key(set: &PackageSet, i: usize) -> Key<'_> {
-        let p = &set.pkgs[i];
-        (set.domain(p), p.kind, p.name.as_str(), p.arch.as_str())
-    }
+    let version = |(s, p): (usize, usize)| sets[s].pkg(p).version();
     let mut chosen: FxHashMap<Key<'_>, Vec<(usize, usize)>> = FxHashMap::default();
+    chosen.reserve(sets.iter().map(PackageSet::len).max().unwrap_or(0));
     for (si, set) in sets.iter().enumerate() {
-        for pi in 0..set.pkgs.len() {
-            let k = key(set, pi);
-            let version = &set.pkgs[pi].version;
+        for (pi, p) in set.iter().enumerate() {
+            let k = (p.domain(), p.kind(), p.name(), p.arch());
+            let v = p.version();
             let entry = chosen.entry(k).or_default();
             match policy {
                 MergePolicy::All => {
-                    if !entry
-                        .iter()
-                        .any(|&(s, p)| sets[s].pkgs[p].version == *version)
-                    {
+                    if !entry.iter().any(|&c| version(c) == v) {
                         entry.push((si, pi));
                     }
                 }
                 MergePolicy::Latest => match entry.first() {
                     None => entry.push((si, pi)),
-                    Some(&(s, p)) => {
-                        if flavor.compare(version, &sets[s].pkgs[p].version).is_gt() {
+                    Some(&c) => {
+                        if flavor.compare(v, version(c)).is_gt() {
                             entry[0] = (si, pi);
                         }
                     }
                 },
                 MergePolicy::First => match entry.first() {
                     None => entry.push((si, pi)),
-                    Some(&(s, p)) => {
-                        if s == si && flavor.compare(version, &sets[s].pkgs[p].version).is_gt() {
+                    Some(&c) => {
+                        if c.0 == si && flavor.compare(v, version(c)).is_gt() {
                             entry[0] = (si, pi);
                         }
                     }
@@ -291,7 +288,7 @@ fn merge(
             }
         }
     }
-    let mut keep: Vec<Vec<bool>> = sets.iter().map(|s| vec![false; s.pkgs.len()]).collect();
+    let mut keep: Vec<Vec<bool>> = sets.iter().map(|s| vec![false; s.len()]).collect();
     for picks in chosen.values() {
         for &(s, p) in picks {
             keep[s][p] = true;

@@ -1,18 +1,26 @@
 //! Packages of a repository state as one list — for queries, dependency
 //! closure, verification and merging — and the way back from a selection
-//! of packages to new index blobs.
+//! of packages to new content.
 //!
-//! Each package keeps where its entry lives (an apt stanza's byte span in
-//! its index, an rpm `<package>` span in primary plus its pkgid for
-//! filelists/other), so selections are written back verbatim.
+//! A set reads catalogs (`crate::catalog`), not index texts: each package
+//! is an entry of one part's catalog, so loading a 63k-package snapshot
+//! costs a few milliseconds. A selection is written back as apt content
+//! that keeps byte ranges of the same index blobs (`content::Selection`),
+//! or as rpm repodata spliced from the picked `<package>` entries.
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+use std::sync::{Arc, OnceLock};
 
 use rustc_hash::FxHashMap;
-use std::ops::Range;
 
 use super::query::{Flavor, Op, PackageFields};
-use crate::content::{AptContent, Content, IndexKind, IndexRef, RpmContent, RpmMetadataRef};
+use crate::catalog::{self, Catalog, Dep, DepRec, Entry, NewEntry};
+use crate::content::{
+    AptContent, Content, IndexError, IndexKind, IndexPart, IndexRef, RpmContent, RpmMetadataRef,
+    Selection,
+};
+use crate::digest::Sha256Digest;
 use crate::formats::{apt as aptfmt, deb822, rpm as rpmfmt};
 use crate::pool::{Pool, PoolError};
 
@@ -20,6 +28,10 @@ use crate::pool::{Pool, PoolError};
 pub enum PackageSetError {
     #[error(transparent)]
     Pool(#[from] PoolError),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error(transparent)]
+    Catalog(#[from] catalog::CatalogError),
     #[error(transparent)]
     Apt(#[from] aptfmt::AptFormatError),
     #[error(transparent)]
@@ -34,60 +46,6 @@ fn utf8(bytes: Vec<u8>) -> String {
     String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
-/// One dependency alternative.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Dep {
-    pub name: String,
-    /// `:any` (apt multi-arch): any architecture satisfies it.
-    pub any_arch: bool,
-    pub rel: Option<(Op, String)>,
-}
-
-impl std::fmt::Display for Dep {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}", self.name)?;
-        if self.any_arch {
-            write!(f, ":any")?;
-        }
-        if let Some((op, v)) = &self.rel {
-            let op = match op {
-                Op::Eq => "=",
-                Op::Ge => ">=",
-                Op::Le => "<=",
-                Op::Gt => ">>",
-                Op::Lt => "<<",
-                Op::Glob => "%",
-                Op::Regex => "~",
-            };
-            write!(f, " ({op} {v})")?;
-        }
-        Ok(())
-    }
-}
-
-/// Where a package's entry lives.
-#[derive(Debug, Clone)]
-pub enum Slot {
-    Apt { index: usize, span: Range<usize> },
-    Rpm { span: Range<usize>, pkgid: String },
-}
-
-#[derive(Debug, Clone)]
-pub struct Pkg {
-    pub name: String,
-    pub version: String,
-    pub arch: String,
-    pub source: String,
-    pub kind: IndexKind,
-    pub slot: Slot,
-    /// Provided names, with the provided version if any.
-    pub provides: Vec<(String, Option<String>)>,
-    /// Dependency groups (`a | b` is one group of two alternatives).
-    pub depends: Vec<Vec<Dep>>,
-    /// rpm: file paths listed in primary (for file dependencies).
-    pub files: Vec<String>,
-}
-
 /// filelists/other: type, text, (root tag, root name), fragments by pkgid.
 pub type OtherMetadata = (
     String,
@@ -96,11 +54,8 @@ pub type OtherMetadata = (
     HashMap<String, Range<usize>>,
 );
 
-/// Packages providing a name in a domain, with the provided version.
-type ProvideMap<'a> = FxHashMap<(&'a str, &'a str), Vec<(usize, Option<&'a str>)>>;
-
 /// The rpm metadata a set was read from.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct RpmSource {
     pub primary: String,
     pub primary_root: (String, String),
@@ -111,36 +66,110 @@ pub struct RpmSource {
     pub files_url: String,
 }
 
-#[derive(Debug, Clone)]
+/// The packages of one index blob that a set holds.
+#[derive(Debug)]
+struct Part {
+    catalog: Arc<Catalog>,
+    blob: Sha256Digest,
+    /// The apt index (of the set's content) the part belongs to.
+    index: usize,
+    /// apt: the index's kind; rpm: `None` (decided per package).
+    kind: Option<IndexKind>,
+    /// The architecture domain dependencies resolve in: the index's
+    /// architecture for apt (so `all` packages resolve per architecture).
+    domain: String,
+    /// The blob's text, read only if a query asks for a field the catalog
+    /// does not hold.
+    text: OnceLock<Option<String>>,
+}
+
+#[derive(Debug)]
 pub struct PackageSet {
     pub flavor: Flavor,
-    /// apt: the content's metadata and each index's text.
-    pub apt: Option<(AptContent, Vec<String>)>,
+    pool: Pool,
+    /// apt: the content's metadata.
+    pub apt: Option<AptContent>,
     pub rpm: Option<RpmSource>,
-    pub pkgs: Vec<Pkg>,
+    parts: Vec<Part>,
+    /// (part, entry) of each package.
+    pkgs: Vec<(u32, u32)>,
+}
+
+/// A package of a set.
+#[derive(Clone, Copy)]
+pub struct Pkg<'a> {
+    part: &'a Part,
+    pub entry: &'a Entry,
+    ordinal: u32,
+}
+
+impl<'a> Pkg<'a> {
+    fn catalog(&self) -> &'a Catalog {
+        &self.part.catalog
+    }
+    pub fn name(&self) -> &'a str {
+        self.catalog().str(self.entry.name)
+    }
+    pub fn version(&self) -> &'a str {
+        self.catalog().str(self.entry.version)
+    }
+    pub fn arch(&self) -> &'a str {
+        self.catalog().str(self.entry.arch)
+    }
+    pub fn source(&self) -> &'a str {
+        self.catalog().str(self.entry.source)
+    }
+    pub fn kind(&self) -> IndexKind {
+        match self.part.kind {
+            Some(k) => k,
+            None if self.arch() == "src" => IndexKind::Source,
+            None => IndexKind::Binary,
+        }
+    }
+    pub fn domain(&self) -> &'a str {
+        &self.part.domain
+    }
+    /// Dependency groups (`a | b` is one group of two alternatives).
+    pub fn dep_groups(&self) -> impl Iterator<Item = &'a [DepRec]> + 'a {
+        self.catalog().dep_groups(self.entry)
+    }
+    pub fn dep(&self, d: &DepRec) -> Dep<'a> {
+        self.catalog().dep(d)
+    }
+    /// Provided names, with the provided version if any.
+    pub fn provides(&self) -> impl Iterator<Item = (&'a str, Option<&'a str>)> + 'a {
+        self.catalog().provides(self.entry)
+    }
+    /// rpm: file paths listed in primary (for file dependencies).
+    pub fn files(&self) -> impl Iterator<Item = &'a str> + 'a {
+        self.catalog().files(self.entry)
+    }
+    fn span(&self) -> Range<usize> {
+        self.entry.span[0] as usize..self.entry.span[1] as usize
+    }
 }
 
 /// A package seen through its set, for query evaluation.
 pub struct View<'a> {
     pub set: &'a PackageSet,
-    pub pkg: &'a Pkg,
+    pub pkg: Pkg<'a>,
 }
 
 impl PackageFields for View<'_> {
     fn name(&self) -> &str {
-        &self.pkg.name
+        self.pkg.name()
     }
     fn version(&self) -> &str {
-        &self.pkg.version
+        self.pkg.version()
     }
     fn arch(&self) -> &str {
-        &self.pkg.arch
+        self.pkg.arch()
     }
     fn source(&self) -> &str {
-        &self.pkg.source
+        self.pkg.source()
     }
     fn package_type(&self) -> &str {
-        match (self.set.flavor, self.pkg.kind) {
+        match (self.set.flavor, self.pkg.kind()) {
             (Flavor::Rpm, _) => "rpm",
             (_, IndexKind::Binary) => "deb",
             (_, IndexKind::Udeb) => "udeb",
@@ -148,76 +177,26 @@ impl PackageFields for View<'_> {
         }
     }
     fn field(&self, name: &str) -> Option<String> {
-        match &self.pkg.slot {
-            Slot::Apt { index, span } => {
-                let (_, texts) = self.set.apt.as_ref()?;
-                let text = &texts[*index][span.clone()];
-                let p = deb822::paragraphs(text).next()?.ok()?;
-                p.get(name).map(str::to_owned)
-            }
-            Slot::Rpm { .. } => None,
+        if self.set.flavor == Flavor::Rpm {
+            return None;
         }
-    }
-}
-
-/// Parses `a (>= 1), b | c:any [amd64] <!nocheck>` into groups.
-pub fn parse_apt_deps(value: &str) -> Vec<Vec<Dep>> {
-    value
-        .split(',')
-        .filter_map(|group| {
-            let alts: Vec<Dep> = group.split('|').filter_map(parse_apt_dep).collect();
-            (!alts.is_empty()).then_some(alts)
-        })
-        .collect()
-}
-
-fn parse_apt_dep(alt: &str) -> Option<Dep> {
-    // Architecture restrictions `[…]` and build profiles `<…>` do not
-    // apply to binary package indices; drop them (outside parentheses,
-    // where `<<` is an operator).
-    let mut cleaned = String::with_capacity(alt.len());
-    let (mut paren, mut skip) = (false, None);
-    for c in alt.chars() {
-        match (skip, c) {
-            (Some(close), c) if c == close => skip = None,
-            (Some(_), _) => {}
-            (None, '(') => {
-                paren = true;
-                cleaned.push(c);
-            }
-            (None, ')') => {
-                paren = false;
-                cleaned.push(c);
-            }
-            (None, '[') if !paren => skip = Some(']'),
-            (None, '<') if !paren => skip = Some('>'),
-            (None, c) => cleaned.push(c),
+        if name.eq_ignore_ascii_case("Priority") {
+            return self
+                .pkg
+                .catalog()
+                .get(self.pkg.entry.priority)
+                .map(str::to_owned);
         }
+        let part = self.pkg.part;
+        let text = part
+            .text
+            .get_or_init(|| self.set.pool.read(&part.blob).ok().map(utf8))
+            .as_deref()?;
+        let p = deb822::paragraphs(text.get(self.pkg.span())?)
+            .next()?
+            .ok()?;
+        p.get(name).map(str::to_owned)
     }
-    let s = cleaned.trim();
-    let (name_part, rel) = match s.split_once('(') {
-        Some((n, r)) => {
-            let r = r.trim_end().trim_end_matches(')').trim();
-            let op_len = r
-                .find(|c: char| !matches!(c, '<' | '>' | '='))
-                .unwrap_or(r.len());
-            let op = Op::parse(&r[..op_len])?;
-            (n.trim(), Some((op, r[op_len..].trim().to_owned())))
-        }
-        None => (s, None),
-    };
-    if name_part.is_empty() {
-        return None;
-    }
-    let (name, any_arch) = match name_part.split_once(':') {
-        Some((n, q)) => (n, q == "any"),
-        None => (name_part, false),
-    };
-    Some(Dep {
-        name: name.to_owned(),
-        any_arch,
-        rel,
-    })
 }
 
 fn rpm_op(flags: &str) -> Option<Op> {
@@ -231,6 +210,24 @@ fn rpm_op(flags: &str) -> Option<Op> {
     })
 }
 
+/// The entries of `catalog` whose stanzas lie within the runs of
+/// `selection`, in order.
+fn selected_entries(catalog: &Catalog, selection: &Selection) -> Vec<u32> {
+    let entries = catalog.entries();
+    let mut out = Vec::new();
+    let mut i = 0;
+    for run in &selection.0 {
+        while i < entries.len() && entries[i].span[0] < run.start {
+            i += 1;
+        }
+        while i < entries.len() && entries[i].span[1] <= run.end {
+            out.push(i as u32);
+            i += 1;
+        }
+    }
+    out
+}
+
 impl PackageSet {
     pub fn load(pool: &Pool, content: &Content) -> Result<Self, PackageSetError> {
         match content {
@@ -239,67 +236,80 @@ impl PackageSet {
         }
     }
 
-    fn load_apt(pool: &Pool, content: &AptContent) -> Result<Self, PackageSetError> {
-        let mut texts = Vec::with_capacity(content.indices.len());
-        for index in &content.indices {
-            texts.push(utf8(pool.read(&index.blob)?));
+    pub fn len(&self) -> usize {
+        self.pkgs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pkgs.is_empty()
+    }
+
+    pub fn pkg(&self, i: usize) -> Pkg<'_> {
+        let (part, ordinal) = self.pkgs[i];
+        let part = &self.parts[part as usize];
+        Pkg {
+            part,
+            entry: &part.catalog.entries()[ordinal as usize],
+            ordinal,
         }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = Pkg<'_>> + '_ {
+        (0..self.pkgs.len()).map(|i| self.pkg(i))
+    }
+
+    fn load_apt(pool: &Pool, content: &AptContent) -> Result<Self, PackageSetError> {
+        let mut catalogs: FxHashMap<(Sha256Digest, IndexKind), Arc<Catalog>> = FxHashMap::default();
+        let mut parts = Vec::new();
         let mut pkgs = Vec::new();
-        for (i, (index, text)) in content.indices.iter().zip(&texts).enumerate() {
-            for p in deb822::paragraphs(text) {
-                let p = p.map_err(aptfmt::AptFormatError::from)?;
-                let span = p.span.clone();
-                // Indices were checked stanza by stanza when they entered
-                // the pool; only the fields used here are read again.
-                let missing = |field| aptfmt::AptFormatError::MissingField {
-                    line: p.line,
-                    field,
+        for (i, index) in content.indices.iter().enumerate() {
+            for IndexPart { blob, select } in &index.parts {
+                let catalog = match catalogs.get(&(*blob, index.kind)) {
+                    Some(c) => c.clone(),
+                    None => {
+                        let c = Arc::new(pool.catalogs().apt(*blob, index.kind, || {
+                            Ok::<_, PackageSetError>(utf8(pool.read(blob)?))
+                        })?);
+                        catalogs.insert((*blob, index.kind), c.clone());
+                        c
+                    }
                 };
-                let name = p.get("Package").ok_or_else(|| missing("Package"))?;
-                let version = p.get("Version").ok_or_else(|| missing("Version"))?;
-                let (arch, source) = match index.kind {
-                    IndexKind::Source => ("source", name),
-                    _ => (
-                        p.get("Architecture")
-                            .ok_or_else(|| missing("Architecture"))?,
-                        p.get("Source")
-                            .and_then(|s| s.split_whitespace().next())
-                            .unwrap_or(name),
-                    ),
-                };
-                let mut depends = Vec::new();
-                for f in ["Pre-Depends", "Depends"] {
-                    if let Some(v) = p.get(f) {
-                        depends.extend(parse_apt_deps(v));
+                let part = parts.len() as u32;
+                match select {
+                    None => pkgs.extend((0..catalog.len() as u32).map(|e| (part, e))),
+                    Some(select) => {
+                        let len = pool
+                            .path(blob)
+                            .metadata()
+                            .map_err(|source| PoolError::Io {
+                                path: pool.path(blob),
+                                source,
+                            })?
+                            .len() as usize;
+                        let selection = Selection::load(pool, select, len)?;
+                        pkgs.extend(
+                            selected_entries(&catalog, &selection)
+                                .into_iter()
+                                .map(|e| (part, e)),
+                        );
                     }
                 }
-                let provides = p
-                    .get("Provides")
-                    .map(|v| {
-                        parse_apt_deps(v)
-                            .into_iter()
-                            .flatten()
-                            .map(|d| (d.name, d.rel.map(|(_, v)| v)))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                pkgs.push(Pkg {
-                    name: name.to_owned(),
-                    version: version.to_owned(),
-                    arch: arch.to_owned(),
-                    source: source.to_owned(),
-                    kind: index.kind,
-                    slot: Slot::Apt { index: i, span },
-                    provides,
-                    depends,
-                    files: Vec::new(),
+                parts.push(Part {
+                    catalog,
+                    blob: *blob,
+                    index: i,
+                    kind: Some(index.kind),
+                    domain: index.arch.clone().unwrap_or_else(|| "source".into()),
+                    text: OnceLock::new(),
                 });
             }
         }
         Ok(Self {
             flavor: Flavor::Deb,
-            apt: Some((content.clone(), texts)),
+            pool: pool.clone(),
+            apt: Some(content.clone()),
             rpm: None,
+            parts,
             pkgs,
         })
     }
@@ -332,87 +342,84 @@ impl PackageSet {
                 _ => extras.push(m.clone()),
             }
         }
-        let mut pkgs: Vec<Pkg> = parsed
-            .into_iter()
-            .map(|p| {
-                let mut provides: Vec<(String, Option<String>)> = p
-                    .provides
-                    .iter()
-                    .map(|e| (e.name.clone(), e.evr.as_ref().map(|v| v.to_string())))
-                    .collect();
-                provides.push((p.name.clone(), Some(p.evr.to_string())));
-                let depends = p
-                    .requires
-                    .iter()
-                    // rpmlib() capabilities are provided by rpm itself, and
-                    // rich (boolean) dependencies are not resolved here.
-                    .filter(|e| !e.name.starts_with("rpmlib(") && !e.name.starts_with('('))
-                    .map(|e| {
-                        vec![Dep {
-                            name: e.name.clone(),
-                            any_arch: true,
-                            rel: e
-                                .flags
-                                .as_deref()
-                                .and_then(rpm_op)
-                                .zip(e.evr.as_ref().map(|v| v.to_string())),
-                        }]
-                    })
-                    .collect();
-                Pkg {
-                    source: p.name.clone(),
-                    version: p.evr.to_string(),
-                    kind: if p.arch == "src" {
-                        IndexKind::Source
-                    } else {
-                        IndexKind::Binary
-                    },
-                    slot: Slot::Rpm {
-                        span: p.span.clone(),
-                        pkgid: p.sha256.clone(),
-                    },
-                    provides,
-                    depends,
-                    files: p.files.clone(),
-                    name: p.name,
-                    arch: p.arch,
-                }
-            })
-            .collect();
         // primary lists only some files (/etc, bin dirs); a file dependency
         // on any other path is looked up in filelists, for just those paths.
-        let listed: std::collections::HashSet<&str> = pkgs
+        let listed: std::collections::HashSet<&str> = parsed
             .iter()
             .flat_map(|p| p.files.iter().map(String::as_str))
             .collect();
-        let wanted: Vec<String> = pkgs
+        let wanted: std::collections::BTreeSet<&str> = parsed
             .iter()
-            .flat_map(|p| p.depends.iter().flatten())
-            .filter(|d| d.name.starts_with('/') && !listed.contains(d.name.as_str()))
-            .map(|d| d.name.clone())
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
+            .flat_map(|p| p.requires.iter())
+            .map(|d| d.name.as_str())
+            .filter(|n| n.starts_with('/') && !listed.contains(n))
             .collect();
-        if !wanted.is_empty()
-            && let Some((_, text, _, by_id)) = others.iter().find(|(t, ..)| t == "filelists")
-        {
-            for p in &mut pkgs {
-                let Slot::Rpm { pkgid, .. } = &p.slot else {
-                    continue;
-                };
-                let Some(range) = by_id.get(pkgid) else {
-                    continue;
-                };
+        let filelists = others.iter().find(|(t, ..)| t == "filelists");
+        let mut b = catalog::Builder::default();
+        for p in &parsed {
+            let version = p.evr.to_string();
+            let evrs: Vec<Option<String>> = p
+                .requires
+                .iter()
+                .map(|e| e.evr.as_ref().map(ToString::to_string))
+                .collect();
+            let deps = p
+                .requires
+                .iter()
+                .zip(&evrs)
+                // rpmlib() capabilities are provided by rpm itself, and
+                // rich (boolean) dependencies are not resolved here.
+                .filter(|(e, _)| !e.name.starts_with("rpmlib(") && !e.name.starts_with('('))
+                .map(|(e, evr)| {
+                    vec![Dep {
+                        name: &e.name,
+                        any_arch: true,
+                        rel: e.flags.as_deref().and_then(rpm_op).zip(evr.as_deref()),
+                    }]
+                })
+                .collect();
+            let provided: Vec<Option<String>> = p
+                .provides
+                .iter()
+                .map(|e| e.evr.as_ref().map(ToString::to_string))
+                .collect();
+            let mut provides: Vec<(&str, Option<&str>)> = p
+                .provides
+                .iter()
+                .zip(&provided)
+                .map(|(e, v)| (e.name.as_str(), v.as_deref()))
+                .collect();
+            provides.push((&p.name, Some(&version)));
+            let mut files: Vec<&str> = p.files.iter().map(String::as_str).collect();
+            if let Some((_, text, _, by_id)) = filelists
+                && !wanted.is_empty()
+                && let Some(range) = by_id.get(&p.sha256)
+            {
                 let fragment = &text[range.clone()];
-                for f in &wanted {
-                    if fragment.contains(&format!(">{f}</file>")) {
-                        p.files.push(f.clone());
-                    }
-                }
+                files.extend(
+                    wanted
+                        .iter()
+                        .filter(|f| fragment.contains(&format!(">{f}</file>"))),
+                );
             }
+            b.push(NewEntry {
+                name: &p.name,
+                version: &version,
+                arch: &p.arch,
+                source: &p.name,
+                priority: None,
+                pkgid: Some(&p.sha256),
+                span: p.span.clone(),
+                deps,
+                provides,
+                files,
+            });
         }
+        let catalog = Arc::new(b.finish(primary_ref.blob));
+        let pkgs = (0..catalog.len() as u32).map(|e| (0, e)).collect();
         Ok(Self {
             flavor: Flavor::Rpm,
+            pool: pool.clone(),
             apt: None,
             rpm: Some(RpmSource {
                 primary_root: (primary[split.root_tag.clone()].to_owned(), split.root_name),
@@ -421,48 +428,46 @@ impl PackageSet {
                 extras,
                 files_url: content.files_url.clone(),
             }),
+            parts: vec![Part {
+                catalog,
+                blob: primary_ref.blob,
+                index: 0,
+                kind: None,
+                domain: String::new(),
+                text: OnceLock::new(),
+            }],
             pkgs,
         })
     }
-
-    /// The architecture domain a package resolves dependencies in: its
-    /// index's architecture for apt (so `all` packages resolve per arch).
-    pub fn domain(&self, pkg: &Pkg) -> &str {
-        match (&pkg.slot, &self.apt) {
-            (Slot::Apt { index, .. }, Some((c, _))) => {
-                c.indices[*index].arch.as_deref().unwrap_or("source")
-            }
-            _ => "",
-        }
-    }
 }
+
+/// Packages providing a name in a domain, with the provided version.
+type ProvideMap<'a> = FxHashMap<(&'a str, &'a str), Vec<(u32, Option<&'a str>)>>;
 
 /// Lookup tables for dependency resolution within one set.
 pub struct Resolver<'a> {
     set: &'a PackageSet,
-    by_name: FxHashMap<(&'a str, &'a str), Vec<usize>>,
+    by_name: FxHashMap<(&'a str, &'a str), Vec<u32>>,
     by_provide: ProvideMap<'a>,
-    by_file: FxHashMap<&'a str, Vec<usize>>,
+    by_file: FxHashMap<&'a str, Vec<u32>>,
 }
 
 impl<'a> Resolver<'a> {
     pub fn new(set: &'a PackageSet) -> Self {
-        let mut by_name: FxHashMap<(&str, &str), Vec<usize>> = FxHashMap::default();
+        let mut by_name: FxHashMap<(&str, &str), Vec<u32>> = FxHashMap::default();
         let mut by_provide: ProvideMap<'_> = FxHashMap::default();
-        let mut by_file: FxHashMap<&str, Vec<usize>> = FxHashMap::default();
-        for (i, p) in set.pkgs.iter().enumerate() {
-            if p.kind == IndexKind::Source {
+        let mut by_file: FxHashMap<&str, Vec<u32>> = FxHashMap::default();
+        by_name.reserve(set.len());
+        for (i, p) in set.iter().enumerate() {
+            if p.kind() == IndexKind::Source {
                 continue;
             }
-            let d = set.domain(p);
-            by_name.entry((d, &p.name)).or_default().push(i);
-            for (name, v) in &p.provides {
-                by_provide
-                    .entry((d, name))
-                    .or_default()
-                    .push((i, v.as_deref()));
+            let (i, d) = (i as u32, p.domain());
+            by_name.entry((d, p.name())).or_default().push(i);
+            for (name, v) in p.provides() {
+                by_provide.entry((d, name)).or_default().push((i, v));
             }
-            for f in &p.files {
+            for f in p.files() {
                 by_file.entry(f).or_default().push(i);
             }
         }
@@ -474,38 +479,51 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    /// Packages satisfying `dep` for a package resolving in `domain`.
-    pub fn candidates(&self, dep: &Dep, domain: &str) -> Vec<usize> {
-        let flavor = self.set.flavor;
-        let ok_version = |have: Option<&str>| match (&dep.rel, have) {
+    fn version_ok(&self, dep: &Dep<'_>, have: Option<&str>) -> bool {
+        match (&dep.rel, have) {
             (None, _) => true,
-            (Some((op, want)), Some(have)) => op.holds(flavor.compare(have, want)),
+            (Some((op, want)), Some(have)) => op.holds(self.set.flavor.compare(have, want)),
             (Some(_), None) => false,
-        };
-        let mut out: Vec<usize> = Vec::new();
-        if let Some(v) = self.by_name.get(&(domain, dep.name.as_str())) {
-            out.extend(
-                v.iter()
-                    .copied()
-                    .filter(|&i| ok_version(Some(&self.set.pkgs[i].version))),
-            );
         }
-        if let Some(v) = self.by_provide.get(&(domain, dep.name.as_str())) {
-            out.extend(v.iter().filter(|(_, pv)| ok_version(*pv)).map(|(i, _)| *i));
-        }
-        if dep.name.starts_with('/')
-            && let Some(v) = self.by_file.get(dep.name.as_str())
-        {
-            out.extend(v.iter().copied());
-        }
-        out
+    }
+
+    /// Packages satisfying `dep` for a package resolving in `domain`.
+    fn candidates<'s>(
+        &'s self,
+        dep: &'s Dep<'_>,
+        domain: &'s str,
+    ) -> impl Iterator<Item = usize> + 's {
+        let by_name = self
+            .by_name
+            .get(&(domain, dep.name))
+            .into_iter()
+            .flatten()
+            .filter(|&&i| self.version_ok(dep, Some(self.set.pkg(i as usize).version())));
+        let by_provide = self
+            .by_provide
+            .get(&(domain, dep.name))
+            .into_iter()
+            .flatten()
+            .filter(|(_, v)| self.version_ok(dep, *v))
+            .map(|(i, _)| i);
+        let by_file = dep
+            .name
+            .starts_with('/')
+            .then(|| self.by_file.get(dep.name))
+            .flatten()
+            .into_iter()
+            .flatten();
+        by_name
+            .chain(by_provide)
+            .chain(by_file)
+            .map(|&i| i as usize)
     }
 
     fn best(&self, candidates: &[usize]) -> Option<usize> {
         let flavor = self.set.flavor;
         candidates.iter().copied().max_by(|&a, &b| {
             flavor
-                .compare(&self.set.pkgs[a].version, &self.set.pkgs[b].version)
+                .compare(self.set.pkg(a).version(), self.set.pkg(b).version())
                 .then(b.cmp(&a))
         })
     }
@@ -516,11 +534,14 @@ impl<'a> Resolver<'a> {
         let mut queue: Vec<usize> = (0..selected.len()).filter(|&i| selected[i]).collect();
         let mut missing = Vec::new();
         while let Some(i) = queue.pop() {
-            let pkg = &self.set.pkgs[i];
-            let domain = self.set.domain(pkg);
-            for group in &pkg.depends {
-                let options: Vec<Vec<usize>> =
-                    group.iter().map(|d| self.candidates(d, domain)).collect();
+            let pkg = self.set.pkg(i);
+            let domain = pkg.domain();
+            for group in pkg.dep_groups() {
+                let deps: Vec<Dep<'_>> = group.iter().map(|d| pkg.dep(d)).collect();
+                let options: Vec<Vec<usize>> = deps
+                    .iter()
+                    .map(|d| self.candidates(d, domain).collect())
+                    .collect();
                 if options.iter().flatten().any(|&c| selected[c]) {
                     continue;
                 }
@@ -533,7 +554,7 @@ impl<'a> Resolver<'a> {
                         selected[c] = true;
                         queue.push(c);
                     }
-                    None => missing.push(Unsatisfied::new(pkg, group)),
+                    None => missing.push(Unsatisfied::new(pkg, &deps)),
                 }
             }
         }
@@ -545,11 +566,16 @@ impl<'a> Resolver<'a> {
     /// Every dependency of every package that nothing in the set satisfies.
     pub fn verify(&self) -> Vec<Unsatisfied> {
         let mut missing = Vec::new();
-        for pkg in &self.set.pkgs {
-            let domain = self.set.domain(pkg);
-            for group in &pkg.depends {
-                if group.iter().all(|d| self.candidates(d, domain).is_empty()) {
-                    missing.push(Unsatisfied::new(pkg, group));
+        for pkg in self.set.iter() {
+            let domain = pkg.domain();
+            for group in pkg.dep_groups() {
+                let unsatisfied = group.iter().all(|d| {
+                    let d = pkg.dep(d);
+                    self.candidates(&d, domain).next().is_none()
+                });
+                if unsatisfied {
+                    let deps: Vec<Dep<'_>> = group.iter().map(|d| pkg.dep(d)).collect();
+                    missing.push(Unsatisfied::new(pkg, &deps));
                 }
             }
         }
@@ -569,11 +595,11 @@ pub struct Unsatisfied {
 }
 
 impl Unsatisfied {
-    fn new(pkg: &Pkg, group: &[Dep]) -> Self {
+    fn new(pkg: Pkg<'_>, group: &[Dep<'_>]) -> Self {
         Self {
-            package: pkg.name.clone(),
-            version: pkg.version.clone(),
-            arch: pkg.arch.clone(),
+            package: pkg.name().to_owned(),
+            version: pkg.version().to_owned(),
+            arch: pkg.arch().to_owned(),
             dependency: group
                 .iter()
                 .map(Dep::to_string)
@@ -586,7 +612,7 @@ impl Unsatisfied {
 /// A selected package: (set, package, component override).
 pub type Pick = (usize, usize, Option<String>);
 
-/// Writes the picked packages of `sets` as new content (new index blobs).
+/// Writes the picked packages of `sets` as new content.
 pub fn build(pool: &Pool, sets: &[PackageSet], picks: &[Pick]) -> Result<Content, PackageSetError> {
     let Some(first) = sets.first() else {
         return Err(PackageSetError::MixedKinds);
@@ -600,15 +626,23 @@ pub fn build(pool: &Pool, sets: &[PackageSet], picks: &[Pick]) -> Result<Content
     }
 }
 
+/// The stanzas an output index keeps of one blob, as they are picked.
+struct OutPart {
+    blob: Sha256Digest,
+    runs: Vec<Range<u32>>,
+    /// The entry after the last one picked: picking it extends the run.
+    next: u32,
+    count: usize,
+    total: usize,
+}
+
 fn build_apt(pool: &Pool, sets: &[PackageSet], picks: &[Pick]) -> Result<Content, PackageSetError> {
     type Key = (String, IndexKind, Option<String>);
     let mut order: Vec<Key> = Vec::new();
-    let mut texts: BTreeMap<usize, String> = BTreeMap::new();
-    let mut counts: BTreeMap<usize, usize> = BTreeMap::new();
     // Every index of every source exists in the output, even if empty, so
     // a filter that selects nothing of an architecture still publishes it.
     for (si, set) in sets.iter().enumerate() {
-        let Some((c, _)) = &set.apt else { continue };
+        let Some(c) = &set.apt else { continue };
         for idx in &c.indices {
             let comp = picks
                 .iter()
@@ -621,36 +655,75 @@ fn build_apt(pool: &Pool, sets: &[PackageSet], picks: &[Pick]) -> Result<Content
             }
         }
     }
+    let mut outs: Vec<Vec<OutPart>> = order.iter().map(|_| Vec::new()).collect();
+    let mut last_key: Option<(usize, usize, Option<&String>, usize)> = None;
     for (si, pi, comp) in picks {
         let set = &sets[*si];
-        let pkg = &set.pkgs[*pi];
-        let (Slot::Apt { index, span }, Some((c, t))) = (&pkg.slot, &set.apt) else {
-            continue;
+        let Some(c) = &set.apt else { continue };
+        let pkg = set.pkg(*pi);
+        let index = pkg.part.index;
+        // Picks come in runs from one index; find its output once per run.
+        let pos = match last_key {
+            Some((s, i, k, pos)) if s == *si && i == index && k == comp.as_ref() => pos,
+            _ => {
+                let idx = &c.indices[index];
+                let key = (
+                    comp.clone().unwrap_or_else(|| idx.component.clone()),
+                    idx.kind,
+                    idx.arch.clone(),
+                );
+                let pos = order.iter().position(|k| *k == key).unwrap_or(0);
+                last_key = Some((*si, index, comp.as_ref(), pos));
+                pos
+            }
         };
-        let idx = &c.indices[*index];
-        let key = (
-            comp.clone().unwrap_or_else(|| idx.component.clone()),
-            idx.kind,
-            idx.arch.clone(),
-        );
-        let pos = order.iter().position(|k| *k == key).unwrap_or(0);
-        let out = texts.entry(pos).or_default();
-        out.push_str(&t[*index][span.clone()]);
-        out.push_str("\n\n");
-        *counts.entry(pos).or_default() += 1;
+        let span = pkg.entry.span[0]..pkg.entry.span[1];
+        let parts = &mut outs[pos];
+        match parts.last_mut() {
+            Some(p) if p.blob == pkg.part.blob && pkg.ordinal >= p.next => {
+                match p.runs.last_mut() {
+                    Some(run) if pkg.ordinal == p.next => run.end = span.end,
+                    _ => p.runs.push(span),
+                }
+                p.next = pkg.ordinal + 1;
+                p.count += 1;
+            }
+            _ => parts.push(OutPart {
+                blob: pkg.part.blob,
+                runs: vec![span],
+                next: pkg.ordinal + 1,
+                count: 1,
+                total: pkg.part.catalog.len(),
+            }),
+        }
     }
     let mut indices = Vec::new();
-    for (pos, (component, kind, arch)) in order.into_iter().enumerate() {
-        let text = texts.remove(&pos).unwrap_or_default();
+    for ((component, kind, arch), parts) in order.into_iter().zip(outs) {
+        let entries = parts.iter().map(|p| p.count).sum();
+        let parts = parts
+            .into_iter()
+            .map(|p| {
+                // Picked in order and as many as there are: all of them.
+                let select = if p.count == p.total {
+                    None
+                } else {
+                    Some(pool.put(&Selection(p.runs).encode())?)
+                };
+                Ok(IndexPart {
+                    blob: p.blob,
+                    select,
+                })
+            })
+            .collect::<Result<_, PoolError>>()?;
         indices.push(IndexRef {
             component,
             kind,
             arch,
-            blob: pool.put(text.as_bytes())?,
-            entries: counts.get(&pos).copied().unwrap_or(0),
+            parts,
+            entries,
         });
     }
-    let (base, _) = sets[0].apt.as_ref().ok_or(PackageSetError::MixedKinds)?;
+    let base = sets[0].apt.as_ref().ok_or(PackageSetError::MixedKinds)?;
     Ok(Content::Apt(AptContent {
         origin: base.origin.clone(),
         label: base.label.clone(),
@@ -666,11 +739,12 @@ fn build_rpm(pool: &Pool, sets: &[PackageSet], picks: &[Pick]) -> Result<Content
     let mut primary_frags: Vec<&str> = Vec::new();
     let mut other_frags: BTreeMap<String, Vec<&str>> = BTreeMap::new();
     for (si, pi, _) in picks {
-        let (Some(src), Slot::Rpm { span, pkgid }) = (&sets[*si].rpm, &sets[*si].pkgs[*pi].slot)
-        else {
+        let Some(src) = &sets[*si].rpm else {
             continue;
         };
-        primary_frags.push(&src.primary[span.clone()]);
+        let pkg = sets[*si].pkg(*pi);
+        primary_frags.push(&src.primary[pkg.span()]);
+        let pkgid = pkg.catalog().str(pkg.entry.pkgid);
         for (mdtype, text, _, by_id) in &src.others {
             if let Some(r) = by_id.get(pkgid) {
                 other_frags
@@ -710,23 +784,4 @@ fn build_rpm(pool: &Pool, sets: &[PackageSet], picks: &[Pick]) -> Result<Content
         metadata,
         packages: primary_frags.len(),
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn apt_dependencies_parse_with_alternatives_and_qualifiers() {
-        let groups = parse_apt_deps(
-            "libc6 (>= 2.36), python3:any | python3-minimal, foo [amd64] <!nocheck>, bar (<< 2) [i386]",
-        );
-        assert_eq!(groups[3][0].rel, Some((Op::Lt, "2".into())));
-        assert_eq!(groups.len(), 4);
-        assert_eq!(groups[0][0].rel, Some((Op::Ge, "2.36".into())));
-        assert!(groups[1][0].any_arch);
-        assert_eq!(groups[1][1].name, "python3-minimal");
-        assert_eq!(groups[2][0].name, "foo");
-        assert_eq!(groups[0][0].to_string(), "libc6 (>= 2.36)");
-    }
 }

@@ -27,6 +27,9 @@ pub enum Flavor {
 
 impl Flavor {
     pub fn compare(self, a: &str, b: &str) -> Ordering {
+        if a == b {
+            return Ordering::Equal;
+        }
         match self {
             Self::Deb => crate::formats::debversion::compare(a, b),
             Self::Rpm => {

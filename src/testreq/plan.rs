@@ -40,7 +40,7 @@ pub enum PlanError {
     Index {
         snapshot: String,
         #[source]
-        source: crate::pool::PoolError,
+        source: crate::content::IndexError,
     },
     #[error("snapshot `{snapshot}`: an index is malformed")]
     Malformed {
@@ -152,11 +152,10 @@ fn read_packages(pool: &Pool, name: &str, content: &AptContent) -> Result<Packag
     let mut by_arch: BTreeMap<String, Vec<Binary>> = BTreeMap::new();
     let mut tested_sources: Option<HashSet<String>> = None;
     for index in &content.indices {
-        let bytes = pool.read(&index.blob).map_err(|source| PlanError::Index {
+        let text = index.text(pool).map_err(|source| PlanError::Index {
             snapshot: name.to_owned(),
             source,
         })?;
-        let text = String::from_utf8_lossy(&bytes);
         let malformed = |source| PlanError::Malformed {
             snapshot: name.to_owned(),
             source,
