@@ -3,10 +3,9 @@
 //!
 //! For each package a catalog holds its name, version, architecture,
 //! source, priority, dependency groups, provides and (rpm) listed files,
-//! plus the byte span of its entry in the index, by which selections are
-//! written back verbatim. Entries keep the index's order: entry `n` is the
-//! `n`-th stanza, which is what a selection (`content::IndexPart::select`)
-//! counts.
+//! plus the byte span of its entry in the index, by which selections
+//! (`content::Selection`) are mapped to entries and written back verbatim.
+//! Entries keep the index's order.
 //!
 //! A catalog is derived data. An apt index's catalog is built the first
 //! time it is needed (mirror updates build them as their indices arrive)
@@ -15,17 +14,19 @@
 //! and the format version, and every string handle is bounds-checked when
 //! used. rpm catalogs are built in memory from `primary.xml` each time.
 //!
-//! Layout (native-endian `u32` words; a cache is local to its host): a header, then the entry, dependency,
-//! provide and file tables, then the string bytes (each distinct string
-//! once). Loading is one read into a word buffer; the tables are cast in
-//! place (`bytemuck`), so a 63k-package catalog loads in a few
-//! milliseconds with no parsing. A general serialisation crate would
+//! Layout: a header and the entry, dependency, provide and file tables as
+//! native-endian `u32` words (a cache is local to its host), then the
+//! string bytes, each distinct string once. Loading reads the tables into a
+//! word buffer, casts them in place (`bytemuck`) and checks once that the
+//! strings are UTF-8, so a 63k-package catalog loads in a few milliseconds
+//! with no parsing. A general serialisation crate would
 //! decode every record (and allocate its strings) on each load, which is
 //! the cost this module exists to avoid.
 
-use std::io::{self, Read as _, Write as _};
+use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use bytemuck::{Pod, Zeroable};
 use rustc_hash::FxHashMap;
@@ -36,12 +37,12 @@ use crate::formats::{apt as aptfmt, deb822};
 use crate::snapshot::query::Op;
 
 const MAGIC: u32 = u32::from_ne_bytes(*b"DCAT");
-const VERSION: u32 = 1;
+const VERSION: u32 = 3;
 const HEADER_WORDS: usize = 2 + 8 + 5;
 
 /// A string in the catalog's string bytes; `off == u32::MAX` is "none".
 #[repr(C)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
 pub struct Str {
     off: u32,
     len: u32,
@@ -65,12 +66,34 @@ pub struct Entry {
     pub priority: Str,
     /// rpm: the package's checksum, its key in filelists/other.
     pub pkgid: Str,
+    /// [`key_hash`] of name and architecture, so that merges key packages
+    /// without reading their strings.
+    pub key: [u32; 2],
     /// Byte range of the entry in its index (apt stanza, rpm `<package>`).
     pub span: [u32; 2],
     /// Ranges into the dependency, provide and file tables.
     pub deps: [u32; 2],
     pub provides: [u32; 2],
     pub files: [u32; 2],
+}
+
+const ENTRY_WORDS: usize = size_of::<Entry>() / 4;
+
+/// A hash of a package's name and architecture (FNV-1a: stable across
+/// builds, as cached catalogs need).
+pub fn key_hash(name: &str, arch: &str) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes().chain([0xff]).chain(arch.bytes()) {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
+impl Entry {
+    pub fn key(&self) -> u64 {
+        u64::from(self.key[0]) | (u64::from(self.key[1]) << 32)
+    }
 }
 
 const GROUP_START: u32 = 0x100;
@@ -280,7 +303,9 @@ impl Builder {
             let f = self.intern(f);
             self.files.push(f);
         }
+        let key = key_hash(e.name, e.arch);
         let entry = Entry {
+            key: [key as u32, (key >> 32) as u32],
             name: self.intern(e.name),
             version: self.intern(e.version),
             arch: self.intern(e.arch),
@@ -296,18 +321,21 @@ impl Builder {
     }
 
     pub fn finish(self, index: Sha256Digest) -> Catalog {
-        let mut buf: Vec<u32> = Vec::with_capacity(
+        let mut words: Vec<u32> = Vec::with_capacity(
             HEADER_WORDS
-                + self.entries.len() * 20
+                + self.entries.len() * ENTRY_WORDS
                 + self.deps.len() * 5
                 + self.provides.len() * 4
-                + self.files.len() * 2
-                + self.strings.len() / 4
-                + 1,
+                + self.files.len() * 2,
         );
-        buf.push(MAGIC);
-        buf.push(VERSION);
-        buf.extend(words_of(index.as_bytes()));
+        words.push(MAGIC);
+        words.push(VERSION);
+        words.extend(
+            index
+                .as_bytes()
+                .chunks_exact(4)
+                .map(|c| u32::from_ne_bytes([c[0], c[1], c[2], c[3]])),
+        );
         for n in [
             self.entries.len(),
             self.deps.len(),
@@ -315,68 +343,77 @@ impl Builder {
             self.files.len(),
             self.strings.len(),
         ] {
-            buf.push(n as u32);
+            words.push(n as u32);
         }
-        buf.extend_from_slice(bytemuck::cast_slice(&self.entries));
-        buf.extend_from_slice(bytemuck::cast_slice(&self.deps));
-        buf.extend_from_slice(bytemuck::cast_slice(&self.provides));
-        buf.extend_from_slice(bytemuck::cast_slice(&self.files));
-        let mut strings = self.strings;
-        strings.resize(strings.len().next_multiple_of(4), 0);
-        buf.extend(words_of(&strings));
-        Catalog::from_words(buf, Some(index)).expect("a catalog just built is well-formed")
+        words.extend_from_slice(bytemuck::cast_slice(&self.entries));
+        words.extend_from_slice(bytemuck::cast_slice(&self.deps));
+        words.extend_from_slice(bytemuck::cast_slice(&self.provides));
+        words.extend_from_slice(bytemuck::cast_slice(&self.files));
+        let strings = String::from_utf8(self.strings).expect("interned from &str");
+        Catalog::from_parts(Tables::Words(words), strings, index)
+            .expect("a catalog just built is well-formed")
     }
 }
 
-/// `bytes` (a multiple of 4 long) as native-endian words, whatever its
-/// alignment: the words hold the same bytes in memory.
-fn words_of(bytes: &[u8]) -> impl Iterator<Item = u32> + '_ {
-    bytes
-        .chunks_exact(4)
-        .map(|c| u32::from_ne_bytes([c[0], c[1], c[2], c[3]]))
+/// The header and the tables: words as built, or the cache file mapped
+/// (page-aligned, so castable to words; only the pages used are read, and
+/// nothing is copied).
+#[derive(Debug)]
+enum Tables {
+    Words(Vec<u32>),
+    Mapped { map: memmap2::Mmap, words: usize },
+}
+
+impl Tables {
+    fn words(&self) -> &[u32] {
+        match self {
+            Self::Words(w) => w,
+            Self::Mapped { map, words } => bytemuck::cast_slice(&map[..words * 4]),
+        }
+    }
 }
 
 /// A loaded catalog. Cheap to query; see the module docs.
 #[derive(Debug)]
 pub struct Catalog {
-    words: Vec<u32>,
+    tables: Tables,
     entries: Range<usize>,
     deps: Range<usize>,
     provides: Range<usize>,
     files: Range<usize>,
-    /// Byte range of the strings within `words`.
-    strings: Range<usize>,
+    strings: String,
+}
+
+/// The word ranges of the tables a header announces, and the length of
+/// the strings; `None` unless it is a header of this format for `index`.
+fn layout(header: &[u32], index: Sha256Digest) -> Option<([Range<usize>; 4], usize)> {
+    if header.len() < HEADER_WORDS || header[0] != MAGIC || header[1] != VERSION {
+        return None;
+    }
+    if bytemuck::cast_slice::<u32, u8>(&header[2..10]) != index.as_bytes() {
+        return None;
+    }
+    let mut at = HEADER_WORDS;
+    let mut tables = [(); 4].map(|_| 0..0);
+    for (i, size) in [ENTRY_WORDS, 5, 4, 2].into_iter().enumerate() {
+        let end = at.checked_add((header[10 + i] as usize).checked_mul(size)?)?;
+        tables[i] = at..end;
+        at = end;
+    }
+    Some((tables, header[14] as usize))
 }
 
 impl Catalog {
-    /// Checks the header and table sizes; `None` when the words are not a
-    /// catalog of `index` in this format.
-    fn from_words(words: Vec<u32>, index: Option<Sha256Digest>) -> Option<Self> {
-        if words.len() < HEADER_WORDS || words[0] != MAGIC || words[1] != VERSION {
-            return None;
-        }
-        if let Some(index) = index
-            && bytemuck::cast_slice::<u32, u8>(&words[2..10]) != index.as_bytes()
-        {
-            return None;
-        }
-        let n = |i: usize| words[10 + i] as usize;
-        let mut at = HEADER_WORDS;
-        let mut table = |count: usize, size: usize| {
-            let r = at..at + count * size;
-            at = r.end;
-            r
-        };
-        let entries = table(n(0), 20);
-        let deps = table(n(1), 5);
-        let provides = table(n(2), 4);
-        let files = table(n(3), 2);
-        let strings = at * 4..at * 4 + n(4);
-        if strings.end.next_multiple_of(4) != words.len() * 4 {
+    /// `None` when `words` and `strings` are not a catalog of `index` in
+    /// this format.
+    fn from_parts(tables: Tables, strings: String, index: Sha256Digest) -> Option<Self> {
+        let words = tables.words();
+        let ([entries, deps, provides, files], strings_len) = layout(words, index)?;
+        if files.end != words.len() || strings_len != strings.len() {
             return None;
         }
         Some(Self {
-            words,
+            tables,
             entries,
             deps,
             provides,
@@ -386,7 +423,7 @@ impl Catalog {
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len() / 20
+        self.entries.len() / ENTRY_WORDS
     }
 
     pub fn is_empty(&self) -> bool {
@@ -394,11 +431,11 @@ impl Catalog {
     }
 
     pub fn entries(&self) -> &[Entry] {
-        bytemuck::cast_slice(&self.words[self.entries.clone()])
+        bytemuck::cast_slice(&self.tables.words()[self.entries.clone()])
     }
 
     fn table<T: Pod>(&self, words: &Range<usize>, range: [u32; 2]) -> &[T] {
-        let all: &[T] = bytemuck::cast_slice(&self.words[words.clone()]);
+        let all: &[T] = bytemuck::cast_slice(&self.tables.words()[words.clone()]);
         all.get(range[0] as usize..range[1] as usize).unwrap_or(&[])
     }
 
@@ -411,10 +448,8 @@ impl Catalog {
         if s.off == u32::MAX {
             return None;
         }
-        let bytes: &[u8] = bytemuck::cast_slice(&self.words);
-        let bytes = &bytes[self.strings.clone()];
         let start = s.off as usize;
-        std::str::from_utf8(bytes.get(start..start + s.len as usize)?).ok()
+        self.strings.get(start..start + s.len as usize)
     }
 
     /// The dependency groups of `e` (read each alternative with
@@ -458,8 +493,32 @@ impl Catalog {
         recs.iter().map(|s| self.str(*s))
     }
 
-    fn bytes(&self) -> &[u8] {
-        bytemuck::cast_slice(&self.words)
+    fn write_to(&self, out: &mut impl io::Write) -> io::Result<()> {
+        out.write_all(bytemuck::cast_slice(self.tables.words()))?;
+        out.write_all(self.strings.as_bytes())
+    }
+
+    /// Reads the catalog of `index` from `path`; `None` if it is missing,
+    /// of another index or format, or damaged.
+    fn read(path: &Path, index: Sha256Digest) -> Option<Self> {
+        let file = std::fs::File::open(path).ok()?;
+        // SAFETY: a mapping is undefined behaviour if the file changes while
+        // mapped. Catalog files are written whole to a temporary file and
+        // renamed into place, never written again (a rebuild replaces the
+        // name, not the inode), and the cache is depot's private data.
+        let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
+        let header: &[u32] = bytemuck::try_cast_slice(map.get(..HEADER_WORDS * 4)?).ok()?;
+        let ([.., files], strings_len) = layout(header, index)?;
+        let strings = map.get(files.end * 4..)?;
+        if strings.len() != strings_len {
+            return None;
+        }
+        let strings = std::str::from_utf8(strings).ok()?.to_owned();
+        let tables = Tables::Mapped {
+            words: files.end,
+            map,
+        };
+        Self::from_parts(tables, strings, index)
     }
 }
 
@@ -531,20 +590,26 @@ pub fn build_apt(
     Ok(b.finish(index))
 }
 
-/// The catalog cache under the data root.
+/// A catalog being loaded or loaded, shared by the threads that want it.
+type Slot = Arc<Mutex<Option<Arc<Catalog>>>>;
+
+/// The catalog cache under the data root, and the catalogs this process
+/// has loaded (two snapshots of one mirror share their index blobs).
 #[derive(Debug, Clone)]
 pub struct Cache {
     dir: PathBuf,
+    loaded: Arc<Mutex<FxHashMap<(Sha256Digest, IndexKind), Slot>>>,
 }
 
 impl Cache {
     pub fn new(root: &crate::root::Root) -> Self {
         Self {
             dir: root.path().join("cache").join("catalog"),
+            loaded: Arc::default(),
         }
     }
 
-    fn path(&self, index: &Sha256Digest, kind: IndexKind) -> PathBuf {
+    pub fn path(&self, index: &Sha256Digest, kind: IndexKind) -> PathBuf {
         let hex = index.to_hex();
         let tag = match kind {
             IndexKind::Source => "src",
@@ -561,38 +626,60 @@ impl Cache {
         index: Sha256Digest,
         kind: IndexKind,
         read: impl FnOnce() -> Result<String, E>,
-    ) -> Result<Catalog, E> {
+    ) -> Result<Arc<Catalog>, E> {
+        let kind = match kind {
+            IndexKind::Udeb => IndexKind::Binary,
+            k => k,
+        };
+        let slot: Slot = {
+            let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+            loaded.entry((index, kind)).or_default().clone()
+        };
+        let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = &*slot {
+            return Ok(c.clone());
+        }
         let path = self.path(&index, kind);
-        if let Some(c) = read_words(&path)
-            .ok()
-            .and_then(|w| Catalog::from_words(w, Some(index)))
-        {
-            return Ok(c);
-        }
-        let catalog = build_apt(index, kind, &read()?)?;
-        if let Err(e) = write_atomic(&path, catalog.bytes()) {
-            tracing::debug!("cannot cache the catalog at {}: {e}", path.display());
-        }
+        let catalog = match Catalog::read(&path, index) {
+            Some(c) => c,
+            None => {
+                let catalog = build_apt(index, kind, &read()?)?;
+                if let Err(e) = write_atomic(&path, &catalog) {
+                    tracing::debug!("cannot cache the catalog at {}: {e}", path.display());
+                }
+                catalog
+            }
+        };
+        let catalog = Arc::new(catalog);
+        *slot = Some(catalog.clone());
         Ok(catalog)
     }
 }
 
-fn read_words(path: &Path) -> io::Result<Vec<u32>> {
-    let mut file = std::fs::File::open(path)?;
-    let len = file.metadata()?.len() as usize;
-    if !len.is_multiple_of(4) {
-        return Err(io::ErrorKind::InvalidData.into());
+/// Builds and caches the catalog of every index blob of `content` not
+/// cached yet. A failure only means the catalog is built when first needed.
+pub fn warm(pool: &crate::pool::Pool, content: &crate::content::AptContent) {
+    for index in &content.indices {
+        for part in &index.parts {
+            if pool.catalogs().path(&part.blob, index.kind).exists() {
+                continue;
+            }
+            let read = || crate::content::index_text(pool, &part.blob);
+            if let Err(e) = pool.catalogs().apt(part.blob, index.kind, read) {
+                tracing::debug!("catalog of index {}: {e}", part.blob);
+            }
+        }
     }
-    let mut words = vec![0u32; len / 4];
-    file.read_exact(bytemuck::cast_slice_mut(&mut words))?;
-    Ok(words)
 }
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+fn write_atomic(path: &Path, catalog: &Catalog) -> io::Result<()> {
     let dir = path.parent().expect("catalog paths have a parent");
     std::fs::create_dir_all(dir)?;
     let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
-    tmp.write_all(bytes)?;
+    let mut out = io::BufWriter::new(tmp.as_file_mut());
+    catalog.write_to(&mut out)?;
+    io::Write::flush(&mut out)?;
+    drop(out);
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
 }
@@ -610,6 +697,7 @@ Package: b\nVersion: 2\nArchitecture: all\nSource: bsrc (1)\n";
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache {
             dir: dir.path().to_owned(),
+            loaded: Arc::default(),
         };
         let digest = Sha256Digest::of(INDEX.as_bytes());
         let built = cache
@@ -644,6 +732,7 @@ Package: b\nVersion: 2\nArchitecture: all\nSource: bsrc (1)\n";
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache {
             dir: dir.path().to_owned(),
+            loaded: Arc::default(),
         };
         let digest = Sha256Digest::of(INDEX.as_bytes());
         let path = cache.path(&digest, IndexKind::Binary);
@@ -657,8 +746,14 @@ Package: b\nVersion: 2\nArchitecture: all\nSource: bsrc (1)\n";
         }
         // A catalog of another index under this name is not used.
         let other = build_apt(Sha256Digest::of(b"x"), IndexKind::Binary, INDEX).unwrap();
-        std::fs::write(&path, other.bytes()).unwrap();
-        assert!(Catalog::from_words(read_words(&path).unwrap(), Some(digest)).is_none());
+        write_atomic(&path, &other).unwrap();
+        assert!(Catalog::read(&path, digest).is_none());
+        // A truncated one neither.
+        write_atomic(&path, &build_apt(digest, IndexKind::Binary, INDEX).unwrap()).unwrap();
+        let len = std::fs::metadata(&path).unwrap().len();
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.set_len(len - 1).unwrap();
+        assert!(Catalog::read(&path, digest).is_none());
     }
 
     #[test]

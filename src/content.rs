@@ -98,6 +98,8 @@ pub enum IndexError {
     Selection(Sha256Digest),
     #[error("index blob {0} is not UTF-8")]
     Utf8(Sha256Digest),
+    #[error(transparent)]
+    Catalog(#[from] crate::catalog::CatalogError),
 }
 
 /// Byte ranges of an index blob, each a run of whole stanzas (from the
@@ -146,14 +148,18 @@ impl IndexPart {
     }
 }
 
+/// The text of a whole index blob.
+pub fn index_text(pool: &Pool, blob: &Sha256Digest) -> Result<String, IndexError> {
+    String::from_utf8(pool.read(blob)?).map_err(|_| IndexError::Utf8(*blob))
+}
+
 impl IndexRef {
     /// The index's text: each part's kept stanzas, a blank line between
     /// runs.
     pub fn text(&self, pool: &Pool) -> Result<String, IndexError> {
         let mut out = String::new();
         for part in &self.parts {
-            let bytes = pool.read(&part.blob)?;
-            let text = String::from_utf8(bytes).map_err(|_| IndexError::Utf8(part.blob))?;
+            let text = index_text(pool, &part.blob)?;
             let Some(select) = &part.select else {
                 if self.parts.len() == 1 {
                     return Ok(text);
@@ -297,5 +303,31 @@ impl Content {
             Self::Apt(a) => a.architectures(),
             Self::Rpm(_) => Vec::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selections_round_trip_and_malformed_ones_are_refused() {
+        let s = Selection(vec![0..10, 12..40, 40..41]);
+        assert_eq!(Selection::decode(&s.encode(), 41), Some(s.clone()));
+        // Beyond the blob, overlapping, backwards, or not whole pairs.
+        assert_eq!(Selection::decode(&s.encode(), 40), None);
+        for bad in [vec![5..10, 8..12], vec![0..1, 10..5]] {
+            assert_eq!(Selection::decode(&Selection(bad).encode(), 100), None);
+        }
+        assert_eq!(Selection::decode(&s.encode()[..7], 100), None);
+    }
+
+    #[test]
+    fn runs_are_joined_by_one_blank_line() {
+        let mut out = String::new();
+        for run in ["A: 1\n", "\nB: 2\n\nC: 3\n", "", "D: 4"] {
+            push_run(&mut out, run);
+        }
+        assert_eq!(out, "A: 1\n\nB: 2\n\nC: 3\n\nD: 4\n");
     }
 }

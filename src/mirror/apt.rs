@@ -452,8 +452,15 @@ pub(super) async fn update(
                 .map_err(|e| MirrorError::Invalid(e.to_string()))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    // Catalogs are built while the packages download, so the first filter
+    // or merge of a snapshot of this state does not wait for them.
+    let warming = {
+        let (pool, content) = (pool.clone(), content.clone());
+        std::thread::spawn(move || crate::catalog::warm(&pool, &content))
+    };
     let outcome =
         super::download::download_missing(def, &ctx.fetcher, &pool, wanted, opts, reporter).await?;
+    let _ = warming.join();
     let mut summary = UpdateSummary {
         mirror: def.name.clone(),
         changed: true,

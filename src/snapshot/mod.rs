@@ -403,7 +403,7 @@ pub fn show(
 ) -> Result<SnapshotDetails, SnapshotError> {
     let snapshot = load_in(root, store, name)?;
     let packages = if with_packages {
-        let set = ops::load_set(root, &snapshot, store)?;
+        let set = ops::load_set(&crate::pool::Pool::new(root), &snapshot, store)?;
         Some(ops::rows(&set, |_| true))
     } else {
         None
@@ -436,26 +436,56 @@ pub struct Diff {
 /// A package as diff compares it: (kind, name, architecture, version).
 pub type RowRef<'a> = (IndexKind, &'a str, &'a str, &'a str);
 
+type Key<'a> = (IndexKind, &'a str, &'a str);
+
+/// The versions of each (kind, name, architecture): nearly always one, so
+/// only keys with several get a list.
+struct Versions<'a> {
+    single: FxHashMap<Key<'a>, &'a str>,
+    /// Every version, sorted, of the keys that have more than one.
+    multi: FxHashMap<Key<'a>, Vec<&'a str>>,
+}
+
+impl<'a> Versions<'a> {
+    fn of(rows: impl Iterator<Item = RowRef<'a>>) -> Self {
+        let mut single: FxHashMap<Key<'a>, &'a str> = FxHashMap::default();
+        let mut multi: FxHashMap<Key<'a>, Vec<&'a str>> = FxHashMap::default();
+        single.reserve(rows.size_hint().0);
+        for (kind, name, arch, version) in rows {
+            let key = (kind, name, arch);
+            match single.entry(key) {
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(version);
+                }
+                std::collections::hash_map::Entry::Occupied(e) if *e.get() != version => {
+                    let all = multi.entry(key).or_insert_with(|| vec![*e.get()]);
+                    if !all.contains(&version) {
+                        all.push(version);
+                    }
+                }
+                std::collections::hash_map::Entry::Occupied(_) => {}
+            }
+        }
+        for all in multi.values_mut() {
+            all.sort_unstable();
+        }
+        Self { single, multi }
+    }
+
+    fn get(&self, key: &Key<'a>) -> Option<&[&'a str]> {
+        match self.multi.get(key) {
+            Some(all) => Some(all),
+            None => self.single.get(key).map(std::slice::from_ref),
+        }
+    }
+}
+
 /// Compares two package lists by (kind, name, architecture); a package
 /// listed twice (an `Architecture: all` package in two indices) counts once.
 pub fn diff_rows<'a>(
     old: impl Iterator<Item = RowRef<'a>>,
     new: impl Iterator<Item = RowRef<'a>>,
 ) -> Diff {
-    type Key<'a> = (IndexKind, &'a str, &'a str);
-    fn group<'a>(rows: impl Iterator<Item = RowRef<'a>>) -> FxHashMap<Key<'a>, Vec<&'a str>> {
-        let mut map: FxHashMap<Key<'a>, Vec<&'a str>> = FxHashMap::default();
-        for (kind, name, arch, version) in rows {
-            let versions = map.entry((kind, name, arch)).or_default();
-            if !versions.contains(&version) {
-                versions.push(version);
-            }
-        }
-        for versions in map.values_mut() {
-            versions.sort_unstable();
-        }
-        map
-    }
     let row = |(kind, name, arch): Key<'_>, version: &str| PackageRow {
         kind,
         name: name.to_owned(),
@@ -463,9 +493,10 @@ pub fn diff_rows<'a>(
         version: version.to_owned(),
     };
     let owned = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-    let (old, new) = (group(old), group(new));
+    let (old, new) = (Versions::of(old), Versions::of(new));
     let mut diff = Diff::default();
-    for (key, old_versions) in &old {
+    for key in old.single.keys() {
+        let old_versions = old.get(key).unwrap_or_default();
         match new.get(key) {
             None => diff
                 .removed
@@ -480,9 +511,10 @@ pub fn diff_rows<'a>(
             Some(_) => {}
         }
     }
-    for (key, new_versions) in &new {
-        if !old.contains_key(key) {
-            diff.added.extend(new_versions.iter().map(|v| row(*key, v)));
+    for key in new.single.keys() {
+        if !old.single.contains_key(key) {
+            let versions = new.get(key).unwrap_or_default();
+            diff.added.extend(versions.iter().map(|v| row(*key, v)));
         }
     }
     diff.added.sort_unstable();

@@ -2,12 +2,14 @@
 //! (with dependency closure), merging snapshots into integrated releases,
 //! searching and verifying dependencies.
 
+use std::collections::hash_map::Entry;
+
 use rustc_hash::FxHashMap;
 
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::pkgset::{PackageSet, Pick, Resolver, Unsatisfied, View, build};
+use super::pkgset::{FactsOf, MergeFacts, PackageSet, Pick, Resolver, Unsatisfied, View, build};
 use super::query::Query;
 use super::{Origin, PackageRow, Snapshot, SnapshotError, SourceRef, Store, load_any, write_new};
 use crate::content::IndexKind;
@@ -15,16 +17,14 @@ use crate::pool::Pool;
 use crate::root::Root;
 
 pub(super) fn load_set(
-    root: &Root,
+    pool: &Pool,
     snapshot: &Snapshot,
     store: Store,
 ) -> Result<PackageSet, SnapshotError> {
-    PackageSet::load(&Pool::new(root), &snapshot.content).map_err(|source| {
-        SnapshotError::Packages {
-            what: store.label(),
-            name: snapshot.name.clone(),
-            source: Box::new(source),
-        }
+    PackageSet::load(pool, &snapshot.content).map_err(|source| SnapshotError::Packages {
+        what: store.label(),
+        name: snapshot.name.clone(),
+        source: Box::new(source),
     })
 }
 
@@ -34,10 +34,12 @@ pub(super) fn load_sets(
     root: &Root,
     manifests: &[(Store, Snapshot)],
 ) -> Result<Vec<PackageSet>, SnapshotError> {
+    // One pool, so sets sharing an index blob share its catalog.
+    let pool = &Pool::new(root);
     std::thread::scope(|s| {
         let handles: Vec<_> = manifests
             .iter()
-            .map(|(store, m)| s.spawn(move || load_set(root, m, *store)))
+            .map(|(store, m)| s.spawn(move || load_set(pool, m, *store)))
             .collect();
         handles
             .into_iter()
@@ -102,7 +104,7 @@ pub fn filter(root: &Root, opts: &FilterOptions) -> Result<FilterSummary, Snapsh
     let query = Query::parse(&opts.query)?;
     crate::names::validate("snapshot", &opts.dest)?;
     let (store, src) = load_any(root, &opts.from)?;
-    let set = load_set(root, &src, store)?;
+    let set = load_set(&Pool::new(root), &src, store)?;
     let (selected, unsatisfied) = select(&set, &query, opts.with_deps);
     let picks: Vec<Pick> = (0..set.len())
         .filter(|&i| selected[i])
@@ -140,7 +142,7 @@ pub fn filter(root: &Root, opts: &FilterOptions) -> Result<FilterSummary, Snapsh
 pub fn search(root: &Root, name: &str, query: &str) -> Result<Vec<PackageRow>, SnapshotError> {
     let query = Query::parse(query)?;
     let (store, s) = load_any(root, name)?;
-    let set = load_set(root, &s, store)?;
+    let set = load_set(&Pool::new(root), &s, store)?;
     let (selected, _) = select(&set, &query, false);
     Ok(rows(&set, |i| selected[i]))
 }
@@ -149,7 +151,7 @@ pub fn search(root: &Root, name: &str, query: &str) -> Result<Vec<PackageRow>, S
 /// nothing in the set satisfies.
 pub fn verify(root: &Root, name: &str) -> Result<Vec<Unsatisfied>, SnapshotError> {
     let (store, s) = load_any(root, name)?;
-    let set = load_set(root, &s, store)?;
+    let set = load_set(&Pool::new(root), &s, store)?;
     Ok(Resolver::new(&set).verify())
 }
 
@@ -248,51 +250,99 @@ pub fn create_release(root: &Root, opts: &ReleaseOptions) -> Result<Snapshot, Sn
 /// Chooses, per package name+architecture (within each index
 /// architecture, so `all` packages are decided per architecture), which
 /// packages of which source the release keeps.
+///
+/// Packages are first partitioned by the top bits of their key hash,
+/// keeping source order within a partition; each partition's table then
+/// stays in cache, where one table over all packages would miss it for
+/// nearly every package.
 fn merge(
     sets: &[PackageSet],
     sources: &[(String, Option<String>)],
     policy: MergePolicy,
 ) -> Vec<Pick> {
-    type Key<'a> = (&'a str, IndexKind, &'a str, &'a str);
+    const BITS: u32 = 8;
+    let bucket = |hash: u64| (hash >> (64 - BITS)) as usize;
     let flavor = sets[0].flavor;
-    let version = |(s, p): (usize, usize)| sets[s].pkg(p).version();
-    let mut chosen: FxHashMap<Key<'_>, Vec<(usize, usize)>> = FxHashMap::default();
-    chosen.reserve(sets.iter().map(PackageSet::len).max().unwrap_or(0));
+    let facts = FactsOf(sets);
+    let mut starts = vec![0usize; (1 << BITS) + 1];
+    for set in sets {
+        for p in set.iter() {
+            starts[bucket(p.key_hash()) + 1] += 1;
+        }
+    }
+    for b in 1..starts.len() {
+        starts[b] += starts[b - 1];
+    }
+    let mut parted = vec![MergeFacts::default(); starts[1 << BITS]];
+    let mut next = starts.clone();
     for (si, set) in sets.iter().enumerate() {
-        for (pi, p) in set.iter().enumerate() {
-            let k = (p.domain(), p.kind(), p.name(), p.arch());
-            let v = p.version();
-            let entry = chosen.entry(k).or_default();
-            match policy {
-                MergePolicy::All => {
-                    if !entry.iter().any(|&c| version(c) == v) {
-                        entry.push((si, pi));
-                    }
-                }
-                MergePolicy::Latest => match entry.first() {
-                    None => entry.push((si, pi)),
-                    Some(&c) => {
-                        if flavor.compare(v, version(c)).is_gt() {
-                            entry[0] = (si, pi);
-                        }
-                    }
-                },
-                MergePolicy::First => match entry.first() {
-                    None => entry.push((si, pi)),
-                    Some(&c) => {
-                        if c.0 == si && flavor.compare(v, version(c)).is_gt() {
-                            entry[0] = (si, pi);
-                        }
-                    }
-                },
-            }
+        for pi in 0..set.len() {
+            let f = set.merge_facts(si, pi);
+            let b = bucket(f.hash);
+            parted[next[b]] = f;
+            next[b] += 1;
         }
     }
     let mut keep: Vec<Vec<bool>> = sets.iter().map(|s| vec![false; s.len()]).collect();
-    for picks in chosen.values() {
-        for &(s, p) in picks {
-            keep[s][p] = true;
+    // Per partition: key hash → the chosen package (an index in `parted`).
+    let mut chosen: FxHashMap<u64, usize> = FxHashMap::default();
+    // A package whose hash another key took (a collision) is keyed by its
+    // strings instead.
+    type Key<'a> = (&'a str, IndexKind, &'a str, &'a str);
+    let mut collided: FxHashMap<Key<'_>, usize> = FxHashMap::default();
+    // `all`: the further versions of the package chosen first.
+    let mut more: FxHashMap<usize, Vec<usize>> = FxHashMap::default();
+    for b in 0..1 << BITS {
+        chosen.clear();
+        for i in starts[b]..starts[b + 1] {
+            let f = &parted[i];
+            let slot = match chosen.entry(f.hash) {
+                Entry::Vacant(e) => {
+                    e.insert(i);
+                    continue;
+                }
+                Entry::Occupied(e) if facts.same_key(f, &parted[*e.get()]) => e.into_mut(),
+                Entry::Occupied(_) => {
+                    let p = sets[f.set as usize].pkg(f.pkg as usize);
+                    match collided.entry((p.domain(), p.kind(), p.name(), p.arch())) {
+                        Entry::Vacant(e) => {
+                            e.insert(i);
+                            continue;
+                        }
+                        Entry::Occupied(e) => e.into_mut(),
+                    }
+                }
+            };
+            let c = &parted[*slot];
+            if facts.same_version(f, c) {
+                continue;
+            }
+            let newer = || flavor.compare(facts.version(f), facts.version(c)).is_gt();
+            match policy {
+                MergePolicy::All => {
+                    let others = more.entry(*slot).or_default();
+                    if !others.iter().any(|&o| facts.same_version(f, &parted[o])) {
+                        others.push(i);
+                    }
+                }
+                MergePolicy::Latest => {
+                    if newer() {
+                        *slot = i;
+                    }
+                }
+                MergePolicy::First => {
+                    if c.set == f.set && newer() {
+                        *slot = i;
+                    }
+                }
+            }
         }
+        for &i in chosen.values() {
+            keep[parted[i].set as usize][parted[i].pkg as usize] = true;
+        }
+    }
+    for &i in collided.values().chain(more.values().flatten()) {
+        keep[parted[i].set as usize][parted[i].pkg as usize] = true;
     }
     let mut out = Vec::new();
     for (si, kept) in keep.iter().enumerate() {

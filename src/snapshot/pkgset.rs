@@ -15,10 +15,10 @@ use std::sync::{Arc, OnceLock};
 use rustc_hash::FxHashMap;
 
 use super::query::{Flavor, Op, PackageFields};
-use crate::catalog::{self, Catalog, Dep, DepRec, Entry, NewEntry};
+use crate::catalog::{self, Catalog, Dep, DepRec, Entry, NewEntry, Str};
 use crate::content::{
     AptContent, Content, IndexError, IndexKind, IndexPart, IndexRef, RpmContent, RpmMetadataRef,
-    Selection,
+    Selection, index_text,
 };
 use crate::digest::Sha256Digest;
 use crate::formats::{apt as aptfmt, deb822, rpm as rpmfmt};
@@ -81,6 +81,34 @@ struct Part {
     /// The blob's text, read only if a query asks for a field the catalog
     /// does not hold.
     text: OnceLock<Option<String>>,
+    /// Mixed into the packages' key hashes: the domain and the kind.
+    salt: u64,
+}
+
+impl Part {
+    fn new(
+        catalog: Arc<Catalog>,
+        blob: Sha256Digest,
+        index: usize,
+        kind: Option<IndexKind>,
+        domain: String,
+    ) -> Self {
+        let kind_tag = match kind {
+            None => "",
+            Some(IndexKind::Binary) => "deb",
+            Some(IndexKind::Udeb) => "udeb",
+            Some(IndexKind::Source) => "source",
+        };
+        Self {
+            salt: catalog::key_hash(&domain, kind_tag),
+            catalog,
+            blob,
+            index,
+            kind,
+            domain,
+            text: OnceLock::new(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -144,8 +172,84 @@ impl<'a> Pkg<'a> {
     pub fn files(&self) -> impl Iterator<Item = &'a str> + 'a {
         self.catalog().files(self.entry)
     }
+    /// A hash of what a release merges by: domain, kind, name and
+    /// architecture. Equal keys hash equal; check with [`FactsOf::same_key`].
+    pub fn key_hash(&self) -> u64 {
+        self.entry.key().wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ self.part.salt
+    }
+
     fn span(&self) -> Range<usize> {
         self.entry.span[0] as usize..self.entry.span[1] as usize
+    }
+}
+
+/// What a merge compares of a package, gathered in one pass in index
+/// order, so that deciding reads no catalog at random.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct MergeFacts {
+    /// [`Pkg::key_hash`].
+    pub hash: u64,
+    pub set: u32,
+    pub pkg: u32,
+    part: u32,
+    name: Str,
+    arch: Str,
+    version: Str,
+}
+
+impl PackageSet {
+    /// The merge facts of package `i`; `set` is this set's number.
+    pub fn merge_facts(&self, set: usize, i: usize) -> MergeFacts {
+        let (part, _) = self.pkgs[i];
+        let p = self.pkg(i);
+        MergeFacts {
+            hash: p.key_hash(),
+            set: set as u32,
+            pkg: i as u32,
+            part,
+            name: p.entry.name,
+            arch: p.entry.arch,
+            version: p.entry.version,
+        }
+    }
+}
+
+/// Compares merge facts of packages of `sets`.
+pub struct FactsOf<'a>(pub &'a [PackageSet]);
+
+impl FactsOf<'_> {
+    fn part(&self, f: &MergeFacts) -> &Part {
+        &self.0[f.set as usize].parts[f.part as usize]
+    }
+
+    fn str(&self, f: &MergeFacts, s: Str) -> &str {
+        self.part(f).catalog.str(s)
+    }
+
+    /// Same domain, kind, name and architecture.
+    pub fn same_key(&self, a: &MergeFacts, b: &MergeFacts) -> bool {
+        let (pa, pb) = (self.part(a), self.part(b));
+        if pa.domain != pb.domain || pa.kind != pb.kind {
+            return false;
+        }
+        // Strings are interned per catalog: equal strings, equal handles.
+        if Arc::ptr_eq(&pa.catalog, &pb.catalog) {
+            a.name == b.name && a.arch == b.arch
+        } else {
+            self.str(a, a.name) == self.str(b, b.name) && self.str(a, a.arch) == self.str(b, b.arch)
+        }
+    }
+
+    pub fn same_version(&self, a: &MergeFacts, b: &MergeFacts) -> bool {
+        if Arc::ptr_eq(&self.part(a).catalog, &self.part(b).catalog) {
+            a.version == b.version
+        } else {
+            self.version(a) == self.version(b)
+        }
+    }
+
+    pub fn version(&self, f: &MergeFacts) -> &str {
+        self.str(f, f.version)
     }
 }
 
@@ -190,7 +294,7 @@ impl PackageFields for View<'_> {
         let part = self.pkg.part;
         let text = part
             .text
-            .get_or_init(|| self.set.pool.read(&part.blob).ok().map(utf8))
+            .get_or_init(|| index_text(&self.set.pool, &part.blob).ok())
             .as_deref()?;
         let p = deb822::paragraphs(text.get(self.pkg.span())?)
             .next()?
@@ -259,21 +363,13 @@ impl PackageSet {
     }
 
     fn load_apt(pool: &Pool, content: &AptContent) -> Result<Self, PackageSetError> {
-        let mut catalogs: FxHashMap<(Sha256Digest, IndexKind), Arc<Catalog>> = FxHashMap::default();
         let mut parts = Vec::new();
         let mut pkgs = Vec::new();
         for (i, index) in content.indices.iter().enumerate() {
             for IndexPart { blob, select } in &index.parts {
-                let catalog = match catalogs.get(&(*blob, index.kind)) {
-                    Some(c) => c.clone(),
-                    None => {
-                        let c = Arc::new(pool.catalogs().apt(*blob, index.kind, || {
-                            Ok::<_, PackageSetError>(utf8(pool.read(blob)?))
-                        })?);
-                        catalogs.insert((*blob, index.kind), c.clone());
-                        c
-                    }
-                };
+                let catalog = pool
+                    .catalogs()
+                    .apt(*blob, index.kind, || index_text(pool, blob))?;
                 let part = parts.len() as u32;
                 match select {
                     None => pkgs.extend((0..catalog.len() as u32).map(|e| (part, e))),
@@ -294,14 +390,13 @@ impl PackageSet {
                         );
                     }
                 }
-                parts.push(Part {
+                parts.push(Part::new(
                     catalog,
-                    blob: *blob,
-                    index: i,
-                    kind: Some(index.kind),
-                    domain: index.arch.clone().unwrap_or_else(|| "source".into()),
-                    text: OnceLock::new(),
-                });
+                    *blob,
+                    i,
+                    Some(index.kind),
+                    index.arch.clone().unwrap_or_else(|| "source".into()),
+                ));
             }
         }
         Ok(Self {
@@ -428,14 +523,7 @@ impl PackageSet {
                 extras,
                 files_url: content.files_url.clone(),
             }),
-            parts: vec![Part {
-                catalog,
-                blob: primary_ref.blob,
-                index: 0,
-                kind: None,
-                domain: String::new(),
-                text: OnceLock::new(),
-            }],
+            parts: vec![Part::new(catalog, primary_ref.blob, 0, None, String::new())],
             pkgs,
         })
     }
@@ -626,16 +714,10 @@ pub fn build(pool: &Pool, sets: &[PackageSet], picks: &[Pick]) -> Result<Content
     }
 }
 
-/// The stanzas an output index keeps of one blob, as they are picked.
-struct OutPart {
-    blob: Sha256Digest,
-    runs: Vec<Range<u32>>,
-    /// The entry after the last one picked: picking it extends the run.
-    next: u32,
-    count: usize,
-    total: usize,
-}
-
+/// Writes apt content keeping byte ranges of the picked packages' index
+/// blobs. Within an output index, stanzas are grouped by blob and kept in
+/// the blob's order (apt does not care about order), so that picks of
+/// neighbouring stanzas make one run, and all of a blob no selection.
 fn build_apt(pool: &Pool, sets: &[PackageSet], picks: &[Pick]) -> Result<Content, PackageSetError> {
     type Key = (String, IndexKind, Option<String>);
     let mut order: Vec<Key> = Vec::new();
@@ -655,15 +737,19 @@ fn build_apt(pool: &Pool, sets: &[PackageSet], picks: &[Pick]) -> Result<Content
             }
         }
     }
-    let mut outs: Vec<Vec<OutPart>> = order.iter().map(|_| Vec::new()).collect();
-    let mut last_key: Option<(usize, usize, Option<&String>, usize)> = None;
+    // Blobs by first appearance, with their catalogs' sizes.
+    let mut blobs: Vec<(Sha256Digest, usize)> = Vec::new();
+    let mut blob_no: FxHashMap<Sha256Digest, u32> = FxHashMap::default();
+    // Per output index: (blob number, entry, span) of each pick.
+    let mut outs: Vec<Vec<(u32, u32, [u32; 2])>> = order.iter().map(|_| Vec::new()).collect();
+    let mut last: Option<(usize, usize, Option<&String>, usize)> = None;
     for (si, pi, comp) in picks {
         let set = &sets[*si];
         let Some(c) = &set.apt else { continue };
         let pkg = set.pkg(*pi);
         let index = pkg.part.index;
         // Picks come in runs from one index; find its output once per run.
-        let pos = match last_key {
+        let pos = match last {
             Some((s, i, k, pos)) if s == *si && i == index && k == comp.as_ref() => pos,
             _ => {
                 let idx = &c.indices[index];
@@ -673,54 +759,46 @@ fn build_apt(pool: &Pool, sets: &[PackageSet], picks: &[Pick]) -> Result<Content
                     idx.arch.clone(),
                 );
                 let pos = order.iter().position(|k| *k == key).unwrap_or(0);
-                last_key = Some((*si, index, comp.as_ref(), pos));
+                last = Some((*si, index, comp.as_ref(), pos));
                 pos
             }
         };
-        let span = pkg.entry.span[0]..pkg.entry.span[1];
-        let parts = &mut outs[pos];
-        match parts.last_mut() {
-            Some(p) if p.blob == pkg.part.blob && pkg.ordinal >= p.next => {
-                match p.runs.last_mut() {
-                    Some(run) if pkg.ordinal == p.next => run.end = span.end,
-                    _ => p.runs.push(span),
-                }
-                p.next = pkg.ordinal + 1;
-                p.count += 1;
-            }
-            _ => parts.push(OutPart {
-                blob: pkg.part.blob,
-                runs: vec![span],
-                next: pkg.ordinal + 1,
-                count: 1,
-                total: pkg.part.catalog.len(),
-            }),
-        }
+        let blob = pkg.part.blob;
+        let no = *blob_no.entry(blob).or_insert_with(|| {
+            blobs.push((blob, pkg.part.catalog.len()));
+            blobs.len() as u32 - 1
+        });
+        outs[pos].push((no, pkg.ordinal, pkg.entry.span));
     }
     let mut indices = Vec::new();
-    for ((component, kind, arch), parts) in order.into_iter().zip(outs) {
-        let entries = parts.iter().map(|p| p.count).sum();
-        let parts = parts
-            .into_iter()
-            .map(|p| {
-                // Picked in order and as many as there are: all of them.
-                let select = if p.count == p.total {
-                    None
-                } else {
-                    Some(pool.put(&Selection(p.runs).encode())?)
-                };
-                Ok(IndexPart {
-                    blob: p.blob,
-                    select,
-                })
-            })
-            .collect::<Result<_, PoolError>>()?;
+    for ((component, kind, arch), mut picked) in order.into_iter().zip(outs) {
+        picked.sort_unstable_by_key(|&(no, ordinal, _)| (no, ordinal));
+        picked.dedup_by_key(|&mut (no, ordinal, _)| (no, ordinal));
+        let mut parts = Vec::new();
+        for group in picked.chunk_by(|a, b| a.0 == b.0) {
+            let (blob, total) = blobs[group[0].0 as usize];
+            let select = if group.len() == total {
+                None
+            } else {
+                let mut runs: Vec<Range<u32>> = Vec::new();
+                let mut next = None;
+                for &(_, ordinal, span) in group {
+                    match runs.last_mut() {
+                        Some(run) if next == Some(ordinal) => run.end = span[1],
+                        _ => runs.push(span[0]..span[1]),
+                    }
+                    next = Some(ordinal + 1);
+                }
+                Some(pool.put(&Selection(runs).encode())?)
+            };
+            parts.push(IndexPart { blob, select });
+        }
         indices.push(IndexRef {
             component,
             kind,
             arch,
             parts,
-            entries,
+            entries: picked.len(),
         });
     }
     let base = sets[0].apt.as_ref().ok_or(PackageSetError::MixedKinds)?;

@@ -662,3 +662,104 @@ fn local_rpm_repo_publishes_for_dnf_and_refuses_bad_files() {
             .is_file()
     );
 }
+
+/// Reads a snapshot or release manifest as JSON.
+fn manifest(ctx: &TestContext, dir: &str, name: &str) -> serde_json::Value {
+    let path = ctx.root.join(dir).join(format!("{name}.json"));
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// The stanzas of the one `Packages` index published for `dist`, without
+/// their `Filename` lines.
+fn published_stanzas(ctx: &TestContext, dist: &str) -> Vec<String> {
+    let dists = ctx.root.join("public").join(dist).join("dev/dists");
+    let suite = std::fs::read_dir(&dists).unwrap().next().unwrap().unwrap();
+    let text = std::fs::read_to_string(suite.path().join("main/binary-amd64/Packages")).unwrap();
+    let mut stanzas: Vec<String> = text
+        .split("\n\n")
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| {
+            s.lines()
+                .filter(|l| !l.starts_with("Filename:"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .collect();
+    stanzas.sort();
+    stanzas
+}
+
+#[test]
+fn filters_and_releases_keep_ranges_of_the_source_index_and_publish_it_verbatim() {
+    let ctx = TestContext::new();
+    let d = ctx.dir.path();
+    let debs: Vec<PathBuf> = ["a", "b", "c", "d", "e"]
+        .iter()
+        .map(|n| build_deb(d, n, "1.0", "amd64", "Depends: a\n"))
+        .collect();
+    repo_with(&ctx, "all", &debs);
+    ctx.depot(&["snapshot", "filter", "all", "odd", "a | c | e"])
+        .ok();
+    ctx.depot(&["snapshot", "filter", "all", "even", "b | d"])
+        .ok();
+    let source = manifest(&ctx, "snapshots", "all")["content"]["indices"][0]["parts"].clone();
+    let blob = source[0]["blob"].as_str().unwrap().to_owned();
+    assert_eq!(source, serde_json::json!([{ "blob": blob }]));
+    // A filter copies no stanza: it names the source's blob and a selection.
+    let odd = manifest(&ctx, "snapshots", "odd")["content"]["indices"][0].clone();
+    assert_eq!(odd["entries"], 3);
+    assert_eq!(odd["parts"][0]["blob"], blob.as_str());
+    let select = odd["parts"][0]["select"].as_str().unwrap().to_owned();
+    // Merging the halves gives back the whole index: no selection at all.
+    ctx.depot(&["release", "create", "whole", "--from", "odd", "even"])
+        .ok();
+    let whole = manifest(&ctx, "releases", "whole")["content"]["indices"][0].clone();
+    assert_eq!(whole["parts"], source);
+    assert_eq!(
+        ctx.depot(&["release", "diff", "all", "whole"]).ok().stdout,
+        "no differences\n"
+    );
+
+    // Published stanzas are the source's, verbatim but for Filename.
+    for (snap, dist) in [("all", "all"), ("odd", "odd")] {
+        ctx.depot(&["publish", snap, "--dist", dist, "--skip-signing"])
+            .ok();
+    }
+    let all = published_stanzas(&ctx, "all");
+    let odd = published_stanzas(&ctx, "odd");
+    assert_eq!(odd.len(), 3);
+    let expected: Vec<String> = all
+        .into_iter()
+        .filter(|s| {
+            ["a", "c", "e"]
+                .iter()
+                .any(|n| s.starts_with(&format!("Package: {n}\n")))
+        })
+        .collect();
+    assert_eq!(odd, expected);
+
+    // Catalogs are a cache: damaged or removed ones are rebuilt.
+    let names = |ctx: &TestContext| versions(ctx, "snapshot", "odd", "c");
+    let catalogs = ctx.root.join("cache/catalog");
+    let cached: Vec<PathBuf> = std::fs::read_dir(&catalogs)
+        .unwrap()
+        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!(!cached.is_empty());
+    for path in &cached {
+        std::fs::write(path, b"DCAT junk").unwrap();
+    }
+    assert_eq!(names(&ctx), ["1.0"]);
+    std::fs::remove_dir_all(&catalogs).unwrap();
+    assert_eq!(names(&ctx), ["1.0"]);
+    ctx.depot(&["snapshot", "verify", "odd"]).ok();
+
+    // A damaged selection is an error that names it, not a wrong answer.
+    let sel_path = ctx.root.join("pool").join(&select[..2]).join(&select);
+    std::fs::write(&sel_path, b"junk").unwrap();
+    ctx.depot(&["snapshot", "show", "odd", "--packages"])
+        .fails(1, "selection blob");
+    ctx.depot(&["publish", "odd", "--dist", "odd2", "--skip-signing"])
+        .fails(1, "selection blob");
+}
