@@ -316,7 +316,8 @@ mod tests {
         assert_eq!(Selection::decode(&s.encode(), 41), Some(s.clone()));
         // Beyond the blob, overlapping, backwards, or not whole pairs.
         assert_eq!(Selection::decode(&s.encode(), 40), None);
-        for bad in [vec![5..10, 8..12], vec![0..1, 10..5]] {
+        let backwards = Range { start: 10, end: 5 };
+        for bad in [vec![5..10, 8..12], vec![0..1, backwards]] {
             assert_eq!(Selection::decode(&Selection(bad).encode(), 100), None);
         }
         assert_eq!(Selection::decode(&s.encode()[..7], 100), None);
