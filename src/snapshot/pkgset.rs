@@ -529,49 +529,58 @@ impl PackageSet {
     }
 }
 
-/// Packages providing a name in a domain, with the provided version.
-type ProvideMap<'a> = FxHashMap<(&'a str, &'a str), Vec<(u32, Option<&'a str>)>>;
+/// One way a package satisfies a name: itself, a `Provides`, or (rpm) a
+/// listed file; `next` chains the others for the same name.
+#[derive(Debug, Clone, Copy)]
+struct Provider<'a> {
+    pkg: u32,
+    /// The version it satisfies the name at (`None`: unversioned provide).
+    version: Option<&'a str>,
+    next: u32,
+}
 
-/// Lookup tables for dependency resolution within one set.
+const END: u32 = u32::MAX;
+
+/// Lookup tables for dependency resolution within one set: for each
+/// (domain, name), a chain of providers in one vector, so building it
+/// allocates nothing per name and a lookup reads no catalog.
 pub struct Resolver<'a> {
     set: &'a PackageSet,
-    by_name: FxHashMap<(&'a str, &'a str), Vec<u32>>,
-    by_provide: ProvideMap<'a>,
-    by_file: FxHashMap<&'a str, Vec<u32>>,
+    heads: FxHashMap<(&'a str, &'a str), u32>,
+    providers: Vec<Provider<'a>>,
 }
 
 impl<'a> Resolver<'a> {
     pub fn new(set: &'a PackageSet) -> Self {
-        let mut by_name: FxHashMap<(&str, &str), Vec<u32>> = FxHashMap::default();
-        let mut by_provide: ProvideMap<'_> = FxHashMap::default();
-        let mut by_file: FxHashMap<&str, Vec<u32>> = FxHashMap::default();
-        by_name.reserve(set.len());
+        let mut heads: FxHashMap<(&str, &str), u32> = FxHashMap::default();
+        heads.reserve(set.len());
+        let mut providers: Vec<Provider<'_>> = Vec::with_capacity(set.len());
+        let mut add = |domain: &'a str, name: &'a str, pkg: usize, version: Option<&'a str>| {
+            let head = heads.entry((domain, name)).or_insert(END);
+            providers.push(Provider {
+                pkg: pkg as u32,
+                version,
+                next: *head,
+            });
+            *head = providers.len() as u32 - 1;
+        };
         for (i, p) in set.iter().enumerate() {
             if p.kind() == IndexKind::Source {
                 continue;
             }
-            let (i, d) = (i as u32, p.domain());
-            by_name.entry((d, p.name())).or_default().push(i);
+            let d = p.domain();
+            add(d, p.name(), i, Some(p.version()));
             for (name, v) in p.provides() {
-                by_provide.entry((d, name)).or_default().push((i, v));
+                add(d, name, i, v);
             }
             for f in p.files() {
-                by_file.entry(f).or_default().push(i);
+                add(d, f, i, None);
             }
         }
         Self {
             set,
-            by_name,
-            by_provide,
-            by_file,
-        }
-    }
-
-    fn version_ok(&self, dep: &Dep<'_>, have: Option<&str>) -> bool {
-        match (&dep.rel, have) {
-            (None, _) => true,
-            (Some((op, want)), Some(have)) => op.holds(self.set.flavor.compare(have, want)),
-            (Some(_), None) => false,
+            heads,
+            providers,
         }
     }
 
@@ -581,30 +590,23 @@ impl<'a> Resolver<'a> {
         dep: &'s Dep<'_>,
         domain: &'s str,
     ) -> impl Iterator<Item = usize> + 's {
-        let by_name = self
-            .by_name
-            .get(&(domain, dep.name))
-            .into_iter()
-            .flatten()
-            .filter(|&&i| self.version_ok(dep, Some(self.set.pkg(i as usize).version())));
-        let by_provide = self
-            .by_provide
-            .get(&(domain, dep.name))
-            .into_iter()
-            .flatten()
-            .filter(|(_, v)| self.version_ok(dep, *v))
-            .map(|(i, _)| i);
-        let by_file = dep
-            .name
-            .starts_with('/')
-            .then(|| self.by_file.get(dep.name))
-            .flatten()
-            .into_iter()
-            .flatten();
-        by_name
-            .chain(by_provide)
-            .chain(by_file)
-            .map(|&i| i as usize)
+        let mut at = self.heads.get(&(domain, dep.name)).copied().unwrap_or(END);
+        let flavor = self.set.flavor;
+        std::iter::from_fn(move || {
+            while at != END {
+                let p = self.providers[at as usize];
+                at = p.next;
+                let ok = match (&dep.rel, p.version) {
+                    (None, _) => true,
+                    (Some((op, want)), Some(have)) => op.holds(flavor.compare(have, want)),
+                    (Some(_), None) => false,
+                };
+                if ok {
+                    return Some(p.pkg as usize);
+                }
+            }
+            None
+        })
     }
 
     fn best(&self, candidates: &[usize]) -> Option<usize> {
