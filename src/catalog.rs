@@ -37,7 +37,7 @@ use crate::formats::{apt as aptfmt, deb822};
 use crate::snapshot::query::Op;
 
 const MAGIC: u32 = u32::from_ne_bytes(*b"DCAT");
-const VERSION: u32 = 3;
+const VERSION: u32 = 4;
 const HEADER_WORDS: usize = 2 + 8 + 5;
 
 /// A string in the catalog's string bytes; `off == u32::MAX` is "none".
@@ -66,9 +66,6 @@ pub struct Entry {
     pub priority: Str,
     /// rpm: the package's checksum, its key in filelists/other.
     pub pkgid: Str,
-    /// [`key_hash`] of name and architecture, so that merges key packages
-    /// without reading their strings.
-    pub key: [u32; 2],
     /// Byte range of the entry in its index (apt stanza, rpm `<package>`).
     pub span: [u32; 2],
     /// Ranges into the dependency, provide and file tables.
@@ -79,22 +76,34 @@ pub struct Entry {
 
 const ENTRY_WORDS: usize = size_of::<Entry>() / 4;
 
-/// A hash of a package's name and architecture (FNV-1a: stable across
-/// builds, as cached catalogs need).
-pub fn key_hash(name: &str, arch: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in name.bytes().chain([0xff]).chain(arch.bytes()) {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h
+/// A package's identity for merging and comparing: the first 128 bits of
+/// the SHA-256 of its name and architecture. Like the pool's names, it is
+/// trusted to be unique; nobody can make two names collide.
+pub type Key = [u32; 4];
+
+pub fn key_of(name: &str, arch: &str) -> Key {
+    use sha2::{Digest as _, Sha256};
+    let digest = Sha256::new()
+        .chain_update(name)
+        .chain_update([0])
+        .chain_update(arch)
+        .finalize();
+    let w = |i: usize| u32::from_be_bytes([digest[i], digest[i + 1], digest[i + 2], digest[i + 3]]);
+    [w(0), w(4), w(8), w(12)]
 }
 
-impl Entry {
-    pub fn key(&self) -> u64 {
-        u64::from(self.key[0]) | (u64::from(self.key[1]) << 32)
-    }
+/// One entry of the by-key table: every entry, sorted by key (then by
+/// position), so merges and diffs walk catalogs in step instead of
+/// hashing every package.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+pub struct KeyRec {
+    pub key: Key,
+    pub ordinal: u32,
+    pub version: Str,
 }
+
+const KEY_WORDS: usize = size_of::<KeyRec>() / 4;
 
 const GROUP_START: u32 = 0x100;
 const ANY_ARCH: u32 = 0x200;
@@ -247,6 +256,7 @@ pub struct Builder {
     files: Vec<Str>,
     strings: Vec<u8>,
     interned: FxHashMap<Box<str>, Str>,
+    keys: Vec<Key>,
 }
 
 impl Builder {
@@ -303,9 +313,8 @@ impl Builder {
             let f = self.intern(f);
             self.files.push(f);
         }
-        let key = key_hash(e.name, e.arch);
+        self.keys.push(key_of(e.name, e.arch));
         let entry = Entry {
-            key: [key as u32, (key >> 32) as u32],
             name: self.intern(e.name),
             version: self.intern(e.version),
             arch: self.intern(e.arch),
@@ -326,7 +335,8 @@ impl Builder {
                 + self.entries.len() * ENTRY_WORDS
                 + self.deps.len() * 5
                 + self.provides.len() * 4
-                + self.files.len() * 2,
+                + self.files.len() * 2
+                + self.entries.len() * KEY_WORDS,
         );
         words.push(MAGIC);
         words.push(VERSION);
@@ -349,6 +359,19 @@ impl Builder {
         words.extend_from_slice(bytemuck::cast_slice(&self.deps));
         words.extend_from_slice(bytemuck::cast_slice(&self.provides));
         words.extend_from_slice(bytemuck::cast_slice(&self.files));
+        let mut by_key: Vec<KeyRec> = self
+            .keys
+            .iter()
+            .zip(&self.entries)
+            .enumerate()
+            .map(|(i, (key, e))| KeyRec {
+                key: *key,
+                ordinal: i as u32,
+                version: e.version,
+            })
+            .collect();
+        by_key.sort_unstable_by_key(|r| (r.key, r.ordinal));
+        words.extend_from_slice(bytemuck::cast_slice(&by_key));
         let strings = String::from_utf8(self.strings).expect("interned from &str");
         Catalog::from_parts(Tables::Words(words), strings, index)
             .expect("a catalog just built is well-formed")
@@ -381,12 +404,13 @@ pub struct Catalog {
     deps: Range<usize>,
     provides: Range<usize>,
     files: Range<usize>,
+    by_key: Range<usize>,
     strings: String,
 }
 
 /// The word ranges of the tables a header announces, and the length of
 /// the strings; `None` unless it is a header of this format for `index`.
-fn layout(header: &[u32], index: Sha256Digest) -> Option<([Range<usize>; 4], usize)> {
+fn layout(header: &[u32], index: Sha256Digest) -> Option<([Range<usize>; 5], usize)> {
     if header.len() < HEADER_WORDS || header[0] != MAGIC || header[1] != VERSION {
         return None;
     }
@@ -394,9 +418,11 @@ fn layout(header: &[u32], index: Sha256Digest) -> Option<([Range<usize>; 4], usi
         return None;
     }
     let mut at = HEADER_WORDS;
-    let mut tables = [(); 4].map(|_| 0..0);
-    for (i, size) in [ENTRY_WORDS, 5, 4, 2].into_iter().enumerate() {
-        let end = at.checked_add((header[10 + i] as usize).checked_mul(size)?)?;
+    let mut tables = [(); 5].map(|_| 0..0);
+    // The by-key table has one record per entry.
+    let counts = [10, 11, 12, 13, 10].map(|i| header[i] as usize);
+    for (i, size) in [ENTRY_WORDS, 5, 4, 2, KEY_WORDS].into_iter().enumerate() {
+        let end = at.checked_add(counts[i].checked_mul(size)?)?;
         tables[i] = at..end;
         at = end;
     }
@@ -408,8 +434,8 @@ impl Catalog {
     /// this format.
     fn from_parts(tables: Tables, strings: String, index: Sha256Digest) -> Option<Self> {
         let words = tables.words();
-        let ([entries, deps, provides, files], strings_len) = layout(words, index)?;
-        if files.end != words.len() || strings_len != strings.len() {
+        let ([entries, deps, provides, files, by_key], strings_len) = layout(words, index)?;
+        if by_key.end != words.len() || strings_len != strings.len() {
             return None;
         }
         Some(Self {
@@ -418,6 +444,7 @@ impl Catalog {
             deps,
             provides,
             files,
+            by_key,
             strings,
         })
     }
@@ -432,6 +459,11 @@ impl Catalog {
 
     pub fn entries(&self) -> &[Entry] {
         bytemuck::cast_slice(&self.tables.words()[self.entries.clone()])
+    }
+
+    /// Every entry's key, sorted by key then position.
+    pub fn by_key(&self) -> &[KeyRec] {
+        bytemuck::cast_slice(&self.tables.words()[self.by_key.clone()])
     }
 
     fn table<T: Pod>(&self, words: &Range<usize>, range: [u32; 2]) -> &[T] {
@@ -508,14 +540,14 @@ impl Catalog {
         // name, not the inode), and the cache is depot's private data.
         let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
         let header: &[u32] = bytemuck::try_cast_slice(map.get(..HEADER_WORDS * 4)?).ok()?;
-        let ([.., files], strings_len) = layout(header, index)?;
-        let strings = map.get(files.end * 4..)?;
+        let ([.., by_key], strings_len) = layout(header, index)?;
+        let strings = map.get(by_key.end * 4..)?;
         if strings.len() != strings_len {
             return None;
         }
         let strings = std::str::from_utf8(strings).ok()?.to_owned();
         let tables = Tables::Mapped {
-            words: files.end,
+            words: by_key.end,
             map,
         };
         Self::from_parts(tables, strings, index)

@@ -11,7 +11,6 @@ pub mod ops;
 pub mod pkgset;
 pub mod query;
 
-use rustc_hash::FxHashMap;
 use std::path::PathBuf;
 
 use jiff::Timestamp;
@@ -436,94 +435,6 @@ pub struct Diff {
 /// A package as diff compares it: (kind, name, architecture, version).
 pub type RowRef<'a> = (IndexKind, &'a str, &'a str, &'a str);
 
-type Key<'a> = (IndexKind, &'a str, &'a str);
-
-/// The versions of each (kind, name, architecture): nearly always one, so
-/// only keys with several get a list.
-struct Versions<'a> {
-    single: FxHashMap<Key<'a>, &'a str>,
-    /// Every version, sorted, of the keys that have more than one.
-    multi: FxHashMap<Key<'a>, Vec<&'a str>>,
-}
-
-impl<'a> Versions<'a> {
-    fn of(rows: impl Iterator<Item = RowRef<'a>>) -> Self {
-        let mut single: FxHashMap<Key<'a>, &'a str> = FxHashMap::default();
-        let mut multi: FxHashMap<Key<'a>, Vec<&'a str>> = FxHashMap::default();
-        single.reserve(rows.size_hint().0);
-        for (kind, name, arch, version) in rows {
-            let key = (kind, name, arch);
-            match single.entry(key) {
-                std::collections::hash_map::Entry::Vacant(e) => {
-                    e.insert(version);
-                }
-                std::collections::hash_map::Entry::Occupied(e) if *e.get() != version => {
-                    let all = multi.entry(key).or_insert_with(|| vec![*e.get()]);
-                    if !all.contains(&version) {
-                        all.push(version);
-                    }
-                }
-                std::collections::hash_map::Entry::Occupied(_) => {}
-            }
-        }
-        for all in multi.values_mut() {
-            all.sort_unstable();
-        }
-        Self { single, multi }
-    }
-
-    fn get(&self, key: &Key<'a>) -> Option<&[&'a str]> {
-        match self.multi.get(key) {
-            Some(all) => Some(all),
-            None => self.single.get(key).map(std::slice::from_ref),
-        }
-    }
-}
-
-/// Compares two package lists by (kind, name, architecture); a package
-/// listed twice (an `Architecture: all` package in two indices) counts once.
-pub fn diff_rows<'a>(
-    old: impl Iterator<Item = RowRef<'a>>,
-    new: impl Iterator<Item = RowRef<'a>>,
-) -> Diff {
-    let row = |(kind, name, arch): Key<'_>, version: &str| PackageRow {
-        kind,
-        name: name.to_owned(),
-        arch: arch.to_owned(),
-        version: version.to_owned(),
-    };
-    let owned = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
-    let (old, new) = (Versions::of(old), Versions::of(new));
-    let mut diff = Diff::default();
-    for key in old.single.keys() {
-        let old_versions = old.get(key).unwrap_or_default();
-        match new.get(key) {
-            None => diff
-                .removed
-                .extend(old_versions.iter().map(|v| row(*key, v))),
-            Some(new_versions) if new_versions != old_versions => diff.changed.push(Change {
-                kind: key.0,
-                name: key.1.to_owned(),
-                arch: key.2.to_owned(),
-                old: owned(old_versions),
-                new: owned(new_versions),
-            }),
-            Some(_) => {}
-        }
-    }
-    for key in new.single.keys() {
-        if !old.single.contains_key(key) {
-            let versions = new.get(key).unwrap_or_default();
-            diff.added.extend(versions.iter().map(|v| row(*key, v)));
-        }
-    }
-    diff.added.sort_unstable();
-    diff.removed.sort_unstable();
-    diff.changed
-        .sort_unstable_by(|a, b| (a.kind, &a.name, &a.arch).cmp(&(b.kind, &b.name, &b.arch)));
-    diff
-}
-
 /// `snapshot diff` / `release diff`: A and B may each be a snapshot or a
 /// release.
 pub fn diff(root: &Root, a: &str, b: &str) -> Result<Diff, SnapshotError> {
@@ -532,11 +443,62 @@ pub fn diff(root: &Root, a: &str, b: &str) -> Result<Diff, SnapshotError> {
         return Ok(Diff::default());
     }
     let sets = ops::load_sets(root, &manifests)?;
-    fn rows(set: &pkgset::PackageSet) -> impl Iterator<Item = RowRef<'_>> {
-        set.iter()
-            .map(|p| (p.kind(), p.name(), p.arch(), p.version()))
-    }
-    Ok(diff_rows(rows(&sets[0]), rows(&sets[1])))
+    Ok(diff_sets(&sets))
+}
+
+/// Compares two package sets by (kind, name, architecture); a package
+/// listed twice (an `Architecture: all` package in two indices) counts once.
+fn diff_sets(sets: &[pkgset::PackageSet]) -> Diff {
+    let of = pkgset::KeyedOf(sets);
+    let mut diff = Diff::default();
+    let (mut old, mut new): (Vec<&str>, Vec<&str>) = (Vec::new(), Vec::new());
+    pkgset::walk_by_key(sets, false, |same| {
+        if let [a, b] = same
+            && a.set == 0
+            && b.set == 1
+            && of.same_version(a, b)
+        {
+            return;
+        }
+        old.clear();
+        new.clear();
+        for k in same {
+            let side = if k.set == 0 { &mut old } else { &mut new };
+            let v = of.version(k);
+            if !side.contains(&v) {
+                side.push(v);
+            }
+        }
+        old.sort_unstable();
+        new.sort_unstable();
+        if old == new {
+            return;
+        }
+        let p = of.pkg(&same[0]);
+        let row = |version: &str| PackageRow {
+            kind: p.kind(),
+            name: p.name().to_owned(),
+            arch: p.arch().to_owned(),
+            version: version.to_owned(),
+        };
+        let owned = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect();
+        match (old.is_empty(), new.is_empty()) {
+            (true, _) => diff.added.extend(new.iter().map(|v| row(v))),
+            (_, true) => diff.removed.extend(old.iter().map(|v| row(v))),
+            _ => diff.changed.push(Change {
+                kind: p.kind(),
+                name: p.name().to_owned(),
+                arch: p.arch().to_owned(),
+                old: owned(&old),
+                new: owned(&new),
+            }),
+        }
+    });
+    diff.added.sort_unstable();
+    diff.removed.sort_unstable();
+    diff.changed
+        .sort_unstable_by(|a, b| (a.kind, &a.name, &a.arch).cmp(&(b.kind, &b.name, &b.arch)));
+    diff
 }
 
 /// `depot snapshot drop NAME`. Published versions keep their own links to
@@ -550,33 +512,6 @@ pub fn drop_snapshot(root: &Root, store: Store, name: &str) -> Result<(), Snapsh
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn row(name: &str, version: &str) -> PackageRow {
-        PackageRow {
-            kind: IndexKind::Binary,
-            name: name.into(),
-            arch: "amd64".into(),
-            version: version.into(),
-        }
-    }
-
-    #[test]
-    fn diff_reports_added_removed_and_changed() {
-        const OLD: &[(&str, &str)] = &[("a", "1"), ("b", "1"), ("c", "1"), ("c", "1")];
-        const NEW: &[(&str, &str)] = &[("a", "2"), ("b", "1"), ("d", "1")];
-        let rows = |r: &'static [(&'static str, &'static str)]| {
-            r.iter().map(|(n, v)| (IndexKind::Binary, *n, "amd64", *v))
-        };
-        let d = diff_rows(rows(OLD), rows(NEW));
-        assert_eq!(d.added, vec![row("d", "1")]);
-        assert_eq!(d.removed, vec![row("c", "1")]);
-        assert_eq!(d.changed.len(), 1);
-        assert_eq!(d.changed[0].name, "a");
-        assert_eq!(
-            (d.changed[0].old.clone(), d.changed[0].new.clone()),
-            (vec!["1".to_string()], vec!["2".to_string()])
-        );
-    }
 
     #[test]
     fn default_name_is_mirror_dash_utc_timestamp() {

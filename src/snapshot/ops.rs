@@ -2,17 +2,14 @@
 //! (with dependency closure), merging snapshots into integrated releases,
 //! searching and verifying dependencies.
 
-use std::collections::hash_map::Entry;
-
-use rustc_hash::FxHashMap;
-
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::pkgset::{FactsOf, MergeFacts, PackageSet, Pick, Resolver, Unsatisfied, View, build};
+use super::pkgset::{
+    Keyed, KeyedOf, PackageSet, Pick, Resolver, Unsatisfied, View, build, walk_by_key,
+};
 use super::query::Query;
 use super::{Origin, PackageRow, Snapshot, SnapshotError, SourceRef, Store, load_any, write_new};
-use crate::content::IndexKind;
 use crate::pool::Pool;
 use crate::root::Root;
 
@@ -250,100 +247,50 @@ pub fn create_release(root: &Root, opts: &ReleaseOptions) -> Result<Snapshot, Sn
 /// Chooses, per package name+architecture (within each index
 /// architecture, so `all` packages are decided per architecture), which
 /// packages of which source the release keeps.
-///
-/// Packages are first partitioned by the top bits of their key hash,
-/// keeping source order within a partition; each partition's table then
-/// stays in cache, where one table over all packages would miss it for
-/// nearly every package.
 fn merge(
     sets: &[PackageSet],
     sources: &[(String, Option<String>)],
     policy: MergePolicy,
 ) -> Vec<Pick> {
-    const BITS: u32 = 8;
-    let bucket = |hash: u64| (hash >> (64 - BITS)) as usize;
     let flavor = sets[0].flavor;
-    let facts = FactsOf(sets);
-    let mut starts = vec![0usize; (1 << BITS) + 1];
-    for set in sets {
-        for p in set.iter() {
-            starts[bucket(p.key_hash()) + 1] += 1;
-        }
-    }
-    for b in 1..starts.len() {
-        starts[b] += starts[b - 1];
-    }
-    let mut parted = vec![MergeFacts::default(); starts[1 << BITS]];
-    let mut next = starts.clone();
-    for (si, set) in sets.iter().enumerate() {
-        for pi in 0..set.len() {
-            let f = set.merge_facts(si, pi);
-            let b = bucket(f.hash);
-            parted[next[b]] = f;
-            next[b] += 1;
-        }
-    }
+    let of = KeyedOf(sets);
     let mut keep: Vec<Vec<bool>> = sets.iter().map(|s| vec![false; s.len()]).collect();
-    // Per partition: key hash → the chosen package (an index in `parted`).
-    let mut chosen: FxHashMap<u64, usize> = FxHashMap::default();
-    // A package whose hash another key took (a collision) is keyed by its
-    // strings instead.
-    type Key<'a> = (&'a str, IndexKind, &'a str, &'a str);
-    let mut collided: FxHashMap<Key<'_>, usize> = FxHashMap::default();
-    // `all`: the further versions of the package chosen first.
-    let mut more: FxHashMap<usize, Vec<usize>> = FxHashMap::default();
-    for b in 0..1 << BITS {
-        chosen.clear();
-        for i in starts[b]..starts[b + 1] {
-            let f = &parted[i];
-            let slot = match chosen.entry(f.hash) {
-                Entry::Vacant(e) => {
-                    e.insert(i);
-                    continue;
-                }
-                Entry::Occupied(e) if facts.same_key(f, &parted[*e.get()]) => e.into_mut(),
-                Entry::Occupied(_) => {
-                    let p = sets[f.set as usize].pkg(f.pkg as usize);
-                    match collided.entry((p.domain(), p.kind(), p.name(), p.arch())) {
-                        Entry::Vacant(e) => {
-                            e.insert(i);
-                            continue;
-                        }
-                        Entry::Occupied(e) => e.into_mut(),
-                    }
-                }
+    let mut kept: Vec<Keyed> = Vec::new();
+    walk_by_key(sets, true, |same| {
+        // `same` lists sources in priority order: the first is kept unless
+        // the policy prefers a later one.
+        kept.clear();
+        for k in same {
+            let Some(c) = kept.first() else {
+                kept.push(*k);
+                continue;
             };
-            let c = &parted[*slot];
-            if facts.same_version(f, c) {
+            if of.same_version(k, c) {
                 continue;
             }
-            let newer = || flavor.compare(facts.version(f), facts.version(c)).is_gt();
+            let newer = || flavor.compare(of.version(k), of.version(c)).is_gt();
             match policy {
                 MergePolicy::All => {
-                    let others = more.entry(*slot).or_default();
-                    if !others.iter().any(|&o| facts.same_version(f, &parted[o])) {
-                        others.push(i);
+                    if !kept.iter().any(|o| of.same_version(k, o)) {
+                        kept.push(*k);
                     }
                 }
                 MergePolicy::Latest => {
                     if newer() {
-                        *slot = i;
+                        kept[0] = *k;
                     }
                 }
                 MergePolicy::First => {
-                    if c.set == f.set && newer() {
-                        *slot = i;
+                    if c.set == k.set && newer() {
+                        kept[0] = *k;
                     }
                 }
             }
         }
-        for &i in chosen.values() {
-            keep[parted[i].set as usize][parted[i].pkg as usize] = true;
+        for k in &kept {
+            keep[k.set][k.pkg] = true;
         }
-    }
-    for &i in collided.values().chain(more.values().flatten()) {
-        keep[parted[i].set as usize][parted[i].pkg as usize] = true;
-    }
+    });
     let mut out = Vec::new();
     for (si, kept) in keep.iter().enumerate() {
         for (pi, k) in kept.iter().enumerate() {

@@ -81,32 +81,18 @@ struct Part {
     /// The blob's text, read only if a query asks for a field the catalog
     /// does not hold.
     text: OnceLock<Option<String>>,
-    /// Mixed into the packages' key hashes: the domain and the kind.
-    salt: u64,
+    /// The set's package number of each catalog entry: `base + entry` for
+    /// a whole blob, else from `members` (`END` where not selected).
+    base: u32,
+    members: Option<Vec<u32>>,
 }
 
 impl Part {
-    fn new(
-        catalog: Arc<Catalog>,
-        blob: Sha256Digest,
-        index: usize,
-        kind: Option<IndexKind>,
-        domain: String,
-    ) -> Self {
-        let kind_tag = match kind {
-            None => "",
-            Some(IndexKind::Binary) => "deb",
-            Some(IndexKind::Udeb) => "udeb",
-            Some(IndexKind::Source) => "source",
-        };
-        Self {
-            salt: catalog::key_hash(&domain, kind_tag),
-            catalog,
-            blob,
-            index,
-            kind,
-            domain,
-            text: OnceLock::new(),
+    /// The set's package number of catalog entry `ordinal`, if selected.
+    fn member(&self, ordinal: u32) -> Option<u32> {
+        match &self.members {
+            None => Some(self.base + ordinal),
+            Some(m) => m.get(ordinal as usize).copied().filter(|&p| p != END),
         }
     }
 }
@@ -172,75 +158,36 @@ impl<'a> Pkg<'a> {
     pub fn files(&self) -> impl Iterator<Item = &'a str> + 'a {
         self.catalog().files(self.entry)
     }
-    /// A hash of what a release merges by: domain, kind, name and
-    /// architecture. Equal keys hash equal; check with [`FactsOf::same_key`].
-    pub fn key_hash(&self) -> u64 {
-        self.entry.key().wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ self.part.salt
-    }
-
     fn span(&self) -> Range<usize> {
         self.entry.span[0] as usize..self.entry.span[1] as usize
     }
 }
 
-/// What a merge compares of a package, gathered in one pass in index
-/// order, so that deciding reads no catalog at random.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct MergeFacts {
-    /// [`Pkg::key_hash`].
-    pub hash: u64,
-    pub set: u32,
-    pub pkg: u32,
+/// A package met while walking sets by key ([`walk_by_key`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Keyed {
+    pub key: catalog::Key,
+    /// The set (its position in the walked slice) and package number.
+    pub set: usize,
+    pub pkg: usize,
     part: u32,
-    name: Str,
-    arch: Str,
     version: Str,
 }
 
-impl PackageSet {
-    /// The merge facts of package `i`; `set` is this set's number.
-    pub fn merge_facts(&self, set: usize, i: usize) -> MergeFacts {
-        let (part, _) = self.pkgs[i];
-        let p = self.pkg(i);
-        MergeFacts {
-            hash: p.key_hash(),
-            set: set as u32,
-            pkg: i as u32,
-            part,
-            name: p.entry.name,
-            arch: p.entry.arch,
-            version: p.entry.version,
-        }
-    }
-}
+/// Reads [`Keyed`] packages of the walked sets.
+pub struct KeyedOf<'a>(pub &'a [PackageSet]);
 
-/// Compares merge facts of packages of `sets`.
-pub struct FactsOf<'a>(pub &'a [PackageSet]);
-
-impl FactsOf<'_> {
-    fn part(&self, f: &MergeFacts) -> &Part {
-        &self.0[f.set as usize].parts[f.part as usize]
+impl<'a> KeyedOf<'a> {
+    fn part(&self, k: &Keyed) -> &'a Part {
+        &self.0[k.set].parts[k.part as usize]
     }
 
-    fn str(&self, f: &MergeFacts, s: Str) -> &str {
-        self.part(f).catalog.str(s)
+    pub fn version(&self, k: &Keyed) -> &'a str {
+        self.part(k).catalog.str(k.version)
     }
 
-    /// Same domain, kind, name and architecture.
-    pub fn same_key(&self, a: &MergeFacts, b: &MergeFacts) -> bool {
-        let (pa, pb) = (self.part(a), self.part(b));
-        if pa.domain != pb.domain || pa.kind != pb.kind {
-            return false;
-        }
+    pub fn same_version(&self, a: &Keyed, b: &Keyed) -> bool {
         // Strings are interned per catalog: equal strings, equal handles.
-        if Arc::ptr_eq(&pa.catalog, &pb.catalog) {
-            a.name == b.name && a.arch == b.arch
-        } else {
-            self.str(a, a.name) == self.str(b, b.name) && self.str(a, a.arch) == self.str(b, b.arch)
-        }
-    }
-
-    pub fn same_version(&self, a: &MergeFacts, b: &MergeFacts) -> bool {
         if Arc::ptr_eq(&self.part(a).catalog, &self.part(b).catalog) {
             a.version == b.version
         } else {
@@ -248,8 +195,79 @@ impl FactsOf<'_> {
         }
     }
 
-    pub fn version(&self, f: &MergeFacts) -> &str {
-        self.str(f, f.version)
+    pub fn pkg(&self, k: &Keyed) -> Pkg<'a> {
+        self.0[k.set].pkg(k.pkg)
+    }
+}
+
+/// Walks the packages of `sets` in key order, calling `run` with each
+/// group of packages that share a key (name and architecture) and a
+/// domain and kind (`by_domain`) or just a kind — in the order of the
+/// sets, then of their parts, then of position. Each part's catalog is
+/// read in its by-key order, so this reads memory in sequence and hashes
+/// nothing.
+pub fn walk_by_key(sets: &[PackageSet], by_domain: bool, mut run: impl FnMut(&[Keyed])) {
+    struct Stream<'a> {
+        set: usize,
+        part_no: u32,
+        part: &'a Part,
+        recs: &'a [catalog::KeyRec],
+    }
+    impl Stream<'_> {
+        /// Skips entries the part does not select.
+        fn settle(&mut self) {
+            while let Some((first, rest)) = self.recs.split_first() {
+                if self.part.member(first.ordinal).is_some() {
+                    break;
+                }
+                self.recs = rest;
+            }
+        }
+    }
+    // Streams by (domain or "", kind).
+    type Group<'a> = ((&'a str, Option<IndexKind>), Vec<Stream<'a>>);
+    let mut groups: Vec<Group<'_>> = Vec::new();
+    for (set_no, set) in sets.iter().enumerate() {
+        for (part_no, part) in set.parts.iter().enumerate() {
+            let group = (if by_domain { part.domain.as_str() } else { "" }, part.kind);
+            let mut stream = Stream {
+                set: set_no,
+                part_no: part_no as u32,
+                part,
+                recs: part.catalog.by_key(),
+            };
+            stream.settle();
+            match groups.iter_mut().find(|(g, _)| *g == group) {
+                Some((_, streams)) => streams.push(stream),
+                None => groups.push((group, vec![stream])),
+            }
+        }
+    }
+    let mut same: Vec<Keyed> = Vec::new();
+    for (_, mut streams) in groups {
+        while let Some(key) = streams
+            .iter()
+            .filter_map(|s| s.recs.first().map(|r| r.key))
+            .min()
+        {
+            same.clear();
+            for s in &mut streams {
+                while let Some(r) = s.recs.first().filter(|r| r.key == key) {
+                    if let Some(pkg) = s.part.member(r.ordinal) {
+                        same.push(Keyed {
+                            key,
+                            set: s.set,
+                            pkg: pkg as usize,
+                            part: s.part_no,
+                            version: r.version,
+                        });
+                    }
+                    s.recs = &s.recs[1..];
+                    s.settle();
+                }
+            }
+            run(&same);
+        }
     }
 }
 
@@ -371,8 +389,12 @@ impl PackageSet {
                     .catalogs()
                     .apt(*blob, index.kind, || index_text(pool, blob))?;
                 let part = parts.len() as u32;
-                match select {
-                    None => pkgs.extend((0..catalog.len() as u32).map(|e| (part, e))),
+                let base = pkgs.len() as u32;
+                let members = match select {
+                    None => {
+                        pkgs.extend((0..catalog.len() as u32).map(|e| (part, e)));
+                        None
+                    }
                     Some(select) => {
                         let len = pool
                             .path(blob)
@@ -383,20 +405,24 @@ impl PackageSet {
                             })?
                             .len() as usize;
                         let selection = Selection::load(pool, select, len)?;
-                        pkgs.extend(
-                            selected_entries(&catalog, &selection)
-                                .into_iter()
-                                .map(|e| (part, e)),
-                        );
+                        let mut members = vec![END; catalog.len()];
+                        for e in selected_entries(&catalog, &selection) {
+                            members[e as usize] = pkgs.len() as u32;
+                            pkgs.push((part, e));
+                        }
+                        Some(members)
                     }
-                }
-                parts.push(Part::new(
+                };
+                parts.push(Part {
                     catalog,
-                    *blob,
-                    i,
-                    Some(index.kind),
-                    index.arch.clone().unwrap_or_else(|| "source".into()),
-                ));
+                    blob: *blob,
+                    index: i,
+                    kind: Some(index.kind),
+                    domain: index.arch.clone().unwrap_or_else(|| "source".into()),
+                    text: OnceLock::new(),
+                    base,
+                    members,
+                });
             }
         }
         Ok(Self {
@@ -523,7 +549,16 @@ impl PackageSet {
                 extras,
                 files_url: content.files_url.clone(),
             }),
-            parts: vec![Part::new(catalog, primary_ref.blob, 0, None, String::new())],
+            parts: vec![Part {
+                catalog,
+                blob: primary_ref.blob,
+                index: 0,
+                kind: None,
+                domain: String::new(),
+                text: OnceLock::new(),
+                base: 0,
+                members: None,
+            }],
             pkgs,
         })
     }
