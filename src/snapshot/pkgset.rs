@@ -801,10 +801,14 @@ fn build_apt(pool: &Pool, sets: &[PackageSet], picks: &[Pick]) -> Result<Content
             }
         };
         let blob = pkg.part.blob;
-        let no = *blob_no.entry(blob).or_insert_with(|| {
-            blobs.push((blob, pkg.part.catalog.len()));
-            blobs.len() as u32 - 1
-        });
+        let no = match blobs.last() {
+            // Picks come in runs from one blob too.
+            Some((last, _)) if *last == blob => blobs.len() as u32 - 1,
+            _ => *blob_no.entry(blob).or_insert_with(|| {
+                blobs.push((blob, pkg.part.catalog.len()));
+                blobs.len() as u32 - 1
+            }),
+        };
         outs[pos].push((no, pkg.ordinal, pkg.entry.span));
     }
     let mut indices = Vec::new();

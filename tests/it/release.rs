@@ -105,6 +105,26 @@ fn debian_version_edge_set_merges_by_policy() {
     ])
     .ok();
     assert_eq!(versions(&ctx, "release", "rcfirst", "edge"), ["1.0~rc1"]);
+    // Several versions in one index (release `all`) merge alike, and diff
+    // lists them all.
+    ctx.depot(&["release", "create", "relatest", "--from", "all"])
+        .ok();
+    assert_eq!(versions(&ctx, "release", "relatest", "edge"), ["1:0.9"]);
+    let diff = ctx
+        .depot(&[
+            "release",
+            "diff",
+            "relatest",
+            "all",
+            "--output-format",
+            "json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(
+        diff["changed"][0]["new"],
+        serde_json::json!(["1.0", "1.0+b1", "1.0~rc1", "1:0.9"])
+    );
     // Provenance is recorded.
     let show = ctx
         .depot(&["release", "show", "latest", "--output-format", "json"])
@@ -121,7 +141,7 @@ fn debian_version_edge_set_merges_by_policy() {
         .depot(&["release", "list", "--output-format", "json"])
         .ok()
         .json();
-    assert_eq!(list.as_array().unwrap().len(), 5);
+    assert_eq!(list.as_array().unwrap().len(), 6);
     let diff = ctx
         .depot(&["release", "diff", "noepoch", "latest"])
         .ok()
