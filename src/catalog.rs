@@ -10,9 +10,11 @@
 //! A catalog is derived data. An apt index's catalog is built the first
 //! time it is needed (mirror updates build them as their indices arrive)
 //! and cached at `cache/catalog/ab/<sha256>.<deb|src>`; a missing, stale or
-//! damaged file is rebuilt, never trusted: the header names the index blob
-//! and the format version, and every string handle is bounds-checked when
-//! used. rpm catalogs are built in memory from `primary.xml` each time.
+//! damaged file is rebuilt: the header names the index blob and the format
+//! version, and every handle and range is bounds-checked when used, so a
+//! damaged table cannot crash depot. Beyond that a catalog is trusted as
+//! pool blobs are (neither is re-hashed when read). rpm catalogs are built
+//! in memory from `primary.xml` each time.
 //!
 //! Layout: a header and the entry, dependency, provide and file tables as
 //! native-endian `u32` words (a cache is local to its host), then the
@@ -750,6 +752,11 @@ Package: b\nVersion: 2\nArchitecture: all\nSource: bsrc (1)\n";
                 .map(|g| g.iter().map(|d| c.dep(d).to_string()).collect())
                 .collect();
             assert_eq!(deps, [vec!["b (>= 2)", "c:any"], vec!["d"]]);
+            let mut by_key: Vec<(Key, u32)> =
+                c.by_key().iter().map(|r| (r.key, r.ordinal)).collect();
+            assert!(by_key.is_sorted());
+            by_key.sort_by_key(|(_, o)| *o);
+            assert_eq!(by_key, [(key_of("a", "amd64"), 0), (key_of("b", "all"), 1)]);
             let provides: Vec<_> = c.provides(a).collect();
             assert_eq!(provides, [("x", Some("3")), ("y", None)]);
             assert_eq!(

@@ -91,7 +91,7 @@ impl Part {
     /// The set's package number of catalog entry `ordinal`, if selected.
     fn member(&self, ordinal: u32) -> Option<u32> {
         match &self.members {
-            None => Some(self.base + ordinal),
+            None => ((ordinal as usize) < self.catalog.len()).then_some(self.base + ordinal),
             Some(m) => m.get(ordinal as usize).copied().filter(|&p| p != END),
         }
     }
