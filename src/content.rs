@@ -69,6 +69,7 @@ pub enum IndexKind {
 /// (a [`Selection`]). Making one therefore writes a few kilobytes however
 /// large the indices, and the text is put together when it is published.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "IndexRefOnDisk")]
 pub struct IndexRef {
     pub component: String,
     pub kind: IndexKind,
@@ -78,6 +79,35 @@ pub struct IndexRef {
     pub parts: Vec<IndexPart>,
     /// Number of stanzas in the index.
     pub entries: usize,
+}
+
+/// An [`IndexRef`] as manifests store it; those written before indices
+/// had parts name one whole blob.
+#[derive(Deserialize)]
+struct IndexRefOnDisk {
+    component: String,
+    kind: IndexKind,
+    #[serde(default)]
+    arch: Option<String>,
+    #[serde(default)]
+    parts: Vec<IndexPart>,
+    #[serde(default)]
+    blob: Option<Sha256Digest>,
+    entries: usize,
+}
+
+impl From<IndexRefOnDisk> for IndexRef {
+    fn from(d: IndexRefOnDisk) -> Self {
+        let mut parts = d.parts;
+        parts.extend(d.blob.map(IndexPart::whole));
+        Self {
+            component: d.component,
+            kind: d.kind,
+            arch: d.arch,
+            parts,
+            entries: d.entries,
+        }
+    }
 }
 
 /// Stanzas of one index blob.
@@ -321,6 +351,18 @@ mod tests {
             assert_eq!(Selection::decode(&Selection(bad).encode(), 100), None);
         }
         assert_eq!(Selection::decode(&s.encode()[..7], 100), None);
+    }
+
+    #[test]
+    fn manifests_from_before_parts_name_one_whole_blob() {
+        let blob = Sha256Digest::of(b"x");
+        let old = format!(
+            r#"{{"component":"main","kind":"binary","arch":"amd64","blob":"{blob}","entries":3}}"#
+        );
+        let index: IndexRef = serde_json::from_str(&old).unwrap();
+        assert_eq!(index.parts, [IndexPart::whole(blob)]);
+        let again: IndexRef = serde_json::from_slice(&serde_json::to_vec(&index).unwrap()).unwrap();
+        assert_eq!(again, index);
     }
 
     #[test]
