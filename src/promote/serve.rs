@@ -60,7 +60,13 @@ type Chain = Arc<Vec<rustls_pki_types::CertificateDer<'static>>>;
 /// two readlinks per request instead of reading every version record).
 struct Cache {
     dists: std::sync::Mutex<std::collections::HashMap<String, (Stamp, Arc<DistInfo>)>>,
+    /// Each x509 guard's client-certificate verifier, until its CA bundle
+    /// changes (its modification time).
+    verifiers: std::sync::Mutex<std::collections::HashMap<String, (CaStamp, Verifier)>>,
 }
+
+type CaStamp = Option<std::time::SystemTime>;
+type Verifier = Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>;
 
 #[derive(Clone, PartialEq, Eq)]
 struct Stamp {
@@ -131,29 +137,51 @@ fn subject_ok(pattern: Option<&str>, chain: &Chain) -> bool {
     re.is_match(&subject)
 }
 
-/// Whether `chain` (end entity first) verifies against guard `name`'s CAs.
-fn chain_admitted(
-    root: &Root,
-    name: &str,
-    chain: &[rustls_pki_types::CertificateDer<'static>],
-) -> bool {
-    let Some((end_entity, intermediates)) = chain.split_first() else {
-        return false;
-    };
-    let roots = x509_roots(root, Some(name));
-    if roots.is_empty() {
-        return false;
+impl Cache {
+    /// Whether `chain` (end entity first) verifies against guard `name`'s
+    /// CAs.
+    fn chain_admitted(
+        &self,
+        root: &Root,
+        name: &str,
+        chain: &[rustls_pki_types::CertificateDer<'static>],
+    ) -> bool {
+        let Some((end_entity, intermediates)) = chain.split_first() else {
+            return false;
+        };
+        let Some(verifier) = self.verifier(root, name) else {
+            return false;
+        };
+        verifier
+            .verify_client_cert(end_entity, intermediates, rustls_pki_types::UnixTime::now())
+            .is_ok()
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let Ok(verifier) =
-        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
-            .build()
-    else {
-        return false;
-    };
-    verifier
-        .verify_client_cert(end_entity, intermediates, rustls_pki_types::UnixTime::now())
-        .is_ok()
+
+    fn verifier(&self, root: &Root, name: &str) -> Verifier {
+        let stamp = std::fs::metadata(guard::ca_path(root, name))
+            .and_then(|m| m.modified())
+            .ok();
+        let mut verifiers = self.verifiers.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((s, v)) = verifiers.get(name)
+            && *s == stamp
+        {
+            return v.clone();
+        }
+        let roots = x509_roots(root, Some(name));
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier = (!roots.is_empty())
+            .then(|| {
+                rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider,
+                )
+                .build()
+                .ok()
+            })
+            .flatten();
+        verifiers.insert(name.to_owned(), (stamp, verifier.clone()));
+        verifier
+    }
 }
 
 fn tls_config(
@@ -247,6 +275,7 @@ enum Access {
 
 /// Whether the request's credentials admit a reader at any of `stages`.
 fn admitted(
+    cache: &Cache,
     root: &Root,
     info: &DistInfo,
     stages: &[&str],
@@ -273,7 +302,7 @@ fn admitted(
             }
             GuardKind::X509 { subject, .. } => {
                 if let Some(c) = chain
-                    && chain_admitted(root, guard_name, c)
+                    && cache.chain_admitted(root, guard_name, c)
                     && subject_ok(subject.as_deref(), c)
                 {
                     return Access::Allowed;
@@ -357,7 +386,14 @@ async fn handle(
         _ if released => &["release", "dev"],
         _ => &["dev"],
     };
-    match admitted(&root, &info, stages, token.as_deref(), chain.as_ref()) {
+    match admitted(
+        &cache,
+        &root,
+        &info,
+        stages,
+        token.as_deref(),
+        chain.as_ref(),
+    ) {
         Access::Allowed => {}
         Access::NoCredentials => {
             let mut r = empty(StatusCode::UNAUTHORIZED);
@@ -504,7 +540,8 @@ pub async fn serve(
     ready(addr);
     let root = Arc::new(root);
     let cache = Arc::new(Cache {
-        dists: std::sync::Mutex::new(std::collections::HashMap::new()),
+        dists: std::sync::Mutex::default(),
+        verifiers: std::sync::Mutex::default(),
     });
     loop {
         let Ok((stream, remote)) = listener.accept().await else {

@@ -952,6 +952,17 @@ fn serve_over_tls_admits_client_certificates_of_the_stage_guard() {
     args.push("update");
     let update = apt.run(&args).ok();
     assert!(!update.stderr.contains("E:"), "{}", update.stderr);
+
+    // A guard's CA bundle replaced while serving takes effect at once
+    // (verifiers are cached per bundle version): `dev` no longer chains.
+    let bundle = ctx.root.join("guards/devs.ca.pem");
+    let tmp = bundle.with_extension("tmp");
+    std::fs::copy(d.join("other-ca.pem"), &tmp).unwrap();
+    std::fs::rename(&tmp, &bundle).unwrap();
+    assert_eq!(with_cert("dev"), "403");
+    std::fs::copy(d.join("ca.pem"), &tmp).unwrap();
+    std::fs::rename(&tmp, &bundle).unwrap();
+    assert_eq!(with_cert("dev"), "200");
     server.kill().unwrap();
     server.wait().unwrap();
 }
