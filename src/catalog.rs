@@ -94,6 +94,11 @@ pub fn key_of(name: &str, arch: &str) -> Key {
     [w(0), w(4), w(8), w(12)]
 }
 
+/// A key as one number, ordered as the key (cheaper to compare).
+pub fn key_number(k: &Key) -> u128 {
+    k.iter().fold(0, |n, w| (n << 32) | u128::from(*w))
+}
+
 /// One entry of the by-key table: every entry, sorted by key (then by
 /// position), so merges and diffs walk catalogs in step instead of
 /// hashing every package.
@@ -375,25 +380,43 @@ impl Builder {
         by_key.sort_unstable_by_key(|r| (r.key, r.ordinal));
         words.extend_from_slice(bytemuck::cast_slice(&by_key));
         let strings = String::from_utf8(self.strings).expect("interned from &str");
-        Catalog::from_parts(Tables::Words(words), strings, index)
+        Catalog::from_tables(Tables::Built { words, strings }, index)
             .expect("a catalog just built is well-formed")
     }
 }
 
-/// The header and the tables: words as built, or the cache file mapped
-/// (page-aligned, so castable to words; only the pages used are read, and
-/// nothing is copied).
+/// The header, the tables and the strings: as built, or the cache file
+/// mapped (page-aligned, so castable to words; only the pages used are
+/// read, and nothing is copied).
 #[derive(Debug)]
 enum Tables {
-    Words(Vec<u32>),
-    Mapped { map: memmap2::Mmap, words: usize },
+    Built {
+        words: Vec<u32>,
+        strings: String,
+    },
+    /// `words` words of tables, then the strings, checked to be UTF-8.
+    Mapped {
+        map: memmap2::Mmap,
+        words: usize,
+    },
 }
 
 impl Tables {
     fn words(&self) -> &[u32] {
         match self {
-            Self::Words(w) => w,
+            Self::Built { words, .. } => words,
             Self::Mapped { map, words } => bytemuck::cast_slice(&map[..words * 4]),
+        }
+    }
+
+    fn strings(&self) -> &str {
+        match self {
+            Self::Built { strings, .. } => strings,
+            // SAFETY: `Catalog::read` checked these bytes are UTF-8, and the
+            // mapping does not change (see there).
+            Self::Mapped { map, words } => unsafe {
+                std::str::from_utf8_unchecked(&map[words * 4..])
+            },
         }
     }
 }
@@ -407,7 +430,6 @@ pub struct Catalog {
     provides: Range<usize>,
     files: Range<usize>,
     by_key: Range<usize>,
-    strings: String,
 }
 
 /// The word ranges of the tables a header announces, and the length of
@@ -432,12 +454,11 @@ fn layout(header: &[u32], index: Sha256Digest) -> Option<([Range<usize>; 5], usi
 }
 
 impl Catalog {
-    /// `None` when `words` and `strings` are not a catalog of `index` in
-    /// this format.
-    fn from_parts(tables: Tables, strings: String, index: Sha256Digest) -> Option<Self> {
+    /// `None` when `tables` are not a catalog of `index` in this format.
+    fn from_tables(tables: Tables, index: Sha256Digest) -> Option<Self> {
         let words = tables.words();
         let ([entries, deps, provides, files, by_key], strings_len) = layout(words, index)?;
-        if by_key.end != words.len() || strings_len != strings.len() {
+        if by_key.end != words.len() || strings_len != tables.strings().len() {
             return None;
         }
         Some(Self {
@@ -447,7 +468,6 @@ impl Catalog {
             provides,
             files,
             by_key,
-            strings,
         })
     }
 
@@ -483,7 +503,7 @@ impl Catalog {
             return None;
         }
         let start = s.off as usize;
-        self.strings.get(start..start + s.len as usize)
+        self.tables.strings().get(start..start + s.len as usize)
     }
 
     /// The dependency groups of `e` (read each alternative with
@@ -529,7 +549,7 @@ impl Catalog {
 
     fn write_to(&self, out: &mut impl io::Write) -> io::Result<()> {
         out.write_all(bytemuck::cast_slice(self.tables.words()))?;
-        out.write_all(self.strings.as_bytes())
+        out.write_all(self.tables.strings().as_bytes())
     }
 
     /// Reads the catalog of `index` from `path`; `None` if it is missing,
@@ -544,15 +564,14 @@ impl Catalog {
         let header: &[u32] = bytemuck::try_cast_slice(map.get(..HEADER_WORDS * 4)?).ok()?;
         let ([.., by_key], strings_len) = layout(header, index)?;
         let strings = map.get(by_key.end * 4..)?;
-        if strings.len() != strings_len {
+        if strings.len() != strings_len || std::str::from_utf8(strings).is_err() {
             return None;
         }
-        let strings = std::str::from_utf8(strings).ok()?.to_owned();
         let tables = Tables::Mapped {
             words: by_key.end,
             map,
         };
-        Self::from_parts(tables, strings, index)
+        Self::from_tables(tables, index)
     }
 }
 

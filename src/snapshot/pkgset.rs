@@ -247,15 +247,19 @@ pub fn walk_by_key(sets: &[PackageSet], by_domain: bool, mut run: impl FnMut(&[K
     for (_, mut streams) in groups {
         while let Some(key) = streams
             .iter()
-            .filter_map(|s| s.recs.first().map(|r| r.key))
+            .filter_map(|s| s.recs.first().map(|r| catalog::key_number(&r.key)))
             .min()
         {
             same.clear();
             for s in &mut streams {
-                while let Some(r) = s.recs.first().filter(|r| r.key == key) {
+                while let Some(r) = s
+                    .recs
+                    .first()
+                    .filter(|r| catalog::key_number(&r.key) == key)
+                {
                     if let Some(pkg) = s.part.member(r.ordinal) {
                         same.push(Keyed {
-                            key,
+                            key: r.key,
                             set: s.set,
                             pkg: pkg as usize,
                             part: s.part_no,

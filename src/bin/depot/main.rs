@@ -9,7 +9,7 @@ mod test_cmd;
 use std::process::ExitCode;
 
 use clap::Parser;
-use depot::cli::Cli;
+use depot::cli::{Cli, Command};
 
 /// Documented exit codes (see `depot --help`).
 pub mod exit {
@@ -27,10 +27,17 @@ fn main() -> ExitCode {
         Err(e) => return output::report_error(&e),
     };
     output::init_logging(&settings);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // Commands that fetch, serve or run tests get worker threads; the
+    // rest work on local files and start faster on the current thread.
+    let mut builder = match cli.command {
+        Command::Mirror(_)
+        | Command::Publish(_)
+        | Command::Serve { .. }
+        | Command::Promote { .. }
+        | Command::Test(_) => tokio::runtime::Builder::new_multi_thread(),
+        _ => tokio::runtime::Builder::new_current_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             return output::report_error(
