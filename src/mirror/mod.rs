@@ -752,10 +752,10 @@ pub(crate) fn apply_filter(
     let (selected, unsatisfied) = crate::snapshot::ops::select(&set, &query, def.filter_with_deps);
     let picks: Vec<_> = (0..set.len())
         .filter(|&i| selected[i])
-        .map(|i| (0, i, None))
+        .map(|i| (0, i))
         .collect();
     let out = set.len() - picks.len();
-    let filtered = crate::snapshot::pkgset::build(&pool, std::slice::from_ref(&set), &picks)
+    let filtered = crate::snapshot::pkgset::build(&pool, std::slice::from_ref(&set), &[], &picks)
         .map_err(filter_err)?;
     Ok((filtered, out, unsatisfied))
 }

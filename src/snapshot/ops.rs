@@ -105,10 +105,10 @@ pub fn filter(root: &Root, opts: &FilterOptions) -> Result<FilterSummary, Snapsh
     let (selected, unsatisfied) = select(&set, &query, opts.with_deps);
     let picks: Vec<Pick> = (0..set.len())
         .filter(|&i| selected[i])
-        .map(|i| (0, i, None))
+        .map(|i| (0, i))
         .collect();
     let content =
-        build(&Pool::new(root), std::slice::from_ref(&set), &picks).map_err(|source| {
+        build(&Pool::new(root), std::slice::from_ref(&set), &[], &picks).map_err(|source| {
             SnapshotError::Packages {
                 what: store.label(),
                 name: src.name.clone(),
@@ -214,13 +214,15 @@ pub fn create_release(root: &Root, opts: &ReleaseOptions) -> Result<Snapshot, Sn
             "a release cannot mix apt and rpm sources".into(),
         ));
     }
-    let picks = merge(&sets, &sources, opts.policy);
-    let content =
-        build(&Pool::new(root), &sets, &picks).map_err(|source| SnapshotError::Packages {
+    let picks = merge(&sets, opts.policy);
+    let components: Vec<Option<String>> = sources.iter().map(|(_, c)| c.clone()).collect();
+    let content = build(&Pool::new(root), &sets, &components, &picks).map_err(|source| {
+        SnapshotError::Packages {
             what: "release",
             name: opts.name.clone(),
             source: Box::new(source),
-        })?;
+        }
+    })?;
     let release = Snapshot {
         name: opts.name.clone(),
         created: opts.now,
@@ -247,11 +249,7 @@ pub fn create_release(root: &Root, opts: &ReleaseOptions) -> Result<Snapshot, Sn
 /// Chooses, per package name+architecture (within each index
 /// architecture, so `all` packages are decided per architecture), which
 /// packages of which source the release keeps.
-fn merge(
-    sets: &[PackageSet],
-    sources: &[(String, Option<String>)],
-    policy: MergePolicy,
-) -> Vec<Pick> {
+fn merge(sets: &[PackageSet], policy: MergePolicy) -> Vec<Pick> {
     let flavor = sets[0].flavor;
     let of = KeyedOf(sets);
     let mut keep: Vec<Vec<bool>> = sets.iter().map(|s| vec![false; s.len()]).collect();
@@ -295,7 +293,7 @@ fn merge(
     for (si, kept) in keep.iter().enumerate() {
         for (pi, k) in kept.iter().enumerate() {
             if *k {
-                out.push((si, pi, sources[si].1.clone()));
+                out.push((si, pi));
             }
         }
     }

@@ -738,11 +738,17 @@ impl Unsatisfied {
     }
 }
 
-/// A selected package: (set, package, component override).
-pub type Pick = (usize, usize, Option<String>);
+/// A selected package: (set, package).
+pub type Pick = (usize, usize);
 
-/// Writes the picked packages of `sets` as new content.
-pub fn build(pool: &Pool, sets: &[PackageSet], picks: &[Pick]) -> Result<Content, PackageSetError> {
+/// Writes the picked packages of `sets` as new content; apt packages of
+/// set `s` go to component `components[s]` if given, else to their own.
+pub fn build(
+    pool: &Pool,
+    sets: &[PackageSet],
+    components: &[Option<String>],
+    picks: &[Pick],
+) -> Result<Content, PackageSetError> {
     let Some(first) = sets.first() else {
         return Err(PackageSetError::MixedKinds);
     };
@@ -750,7 +756,7 @@ pub fn build(pool: &Pool, sets: &[PackageSet], picks: &[Pick]) -> Result<Content
         return Err(PackageSetError::MixedKinds);
     }
     match first.flavor {
-        Flavor::Deb => build_apt(pool, sets, picks),
+        Flavor::Deb => build_apt(pool, sets, components, picks),
         Flavor::Rpm => build_rpm(pool, sets, picks),
     }
 }
@@ -759,20 +765,28 @@ pub fn build(pool: &Pool, sets: &[PackageSet], picks: &[Pick]) -> Result<Content
 /// blobs. Within an output index, stanzas are grouped by blob and kept in
 /// the blob's order (apt does not care about order), so that picks of
 /// neighbouring stanzas make one run, and all of a blob no selection.
-fn build_apt(pool: &Pool, sets: &[PackageSet], picks: &[Pick]) -> Result<Content, PackageSetError> {
+fn build_apt(
+    pool: &Pool,
+    sets: &[PackageSet],
+    components: &[Option<String>],
+    picks: &[Pick],
+) -> Result<Content, PackageSetError> {
     type Key = (String, IndexKind, Option<String>);
+    let key_of = |si: usize, idx: &IndexRef| -> Key {
+        let comp = components.get(si).cloned().flatten();
+        (
+            comp.unwrap_or_else(|| idx.component.clone()),
+            idx.kind,
+            idx.arch.clone(),
+        )
+    };
     let mut order: Vec<Key> = Vec::new();
     // Every index of every source exists in the output, even if empty, so
     // a filter that selects nothing of an architecture still publishes it.
     for (si, set) in sets.iter().enumerate() {
         let Some(c) = &set.apt else { continue };
         for idx in &c.indices {
-            let comp = picks
-                .iter()
-                .find(|(s, _, _)| *s == si)
-                .and_then(|(_, _, comp)| comp.clone())
-                .unwrap_or_else(|| idx.component.clone());
-            let key = (comp, idx.kind, idx.arch.clone());
+            let key = key_of(si, idx);
             if !order.contains(&key) {
                 order.push(key);
             }
@@ -783,24 +797,19 @@ fn build_apt(pool: &Pool, sets: &[PackageSet], picks: &[Pick]) -> Result<Content
     let mut blob_no: FxHashMap<Sha256Digest, u32> = FxHashMap::default();
     // Per output index: (blob number, entry, span) of each pick.
     let mut outs: Vec<Vec<(u32, u32, [u32; 2])>> = order.iter().map(|_| Vec::new()).collect();
-    let mut last: Option<(usize, usize, Option<&String>, usize)> = None;
-    for (si, pi, comp) in picks {
-        let set = &sets[*si];
+    let mut last: Option<(usize, usize, usize)> = None;
+    for &(si, pi) in picks {
+        let set = &sets[si];
         let Some(c) = &set.apt else { continue };
-        let pkg = set.pkg(*pi);
+        let pkg = set.pkg(pi);
         let index = pkg.part.index;
         // Picks come in runs from one index; find its output once per run.
         let pos = match last {
-            Some((s, i, k, pos)) if s == *si && i == index && k == comp.as_ref() => pos,
+            Some((s, i, pos)) if s == si && i == index => pos,
             _ => {
-                let idx = &c.indices[index];
-                let key = (
-                    comp.clone().unwrap_or_else(|| idx.component.clone()),
-                    idx.kind,
-                    idx.arch.clone(),
-                );
+                let key = key_of(si, &c.indices[index]);
                 let pos = order.iter().position(|k| *k == key).unwrap_or(0);
-                last = Some((*si, index, comp.as_ref(), pos));
+                last = Some((si, index, pos));
                 pos
             }
         };
@@ -861,11 +870,11 @@ fn build_rpm(pool: &Pool, sets: &[PackageSet], picks: &[Pick]) -> Result<Content
     let base = sets[0].rpm.as_ref().ok_or(PackageSetError::MixedKinds)?;
     let mut primary_frags: Vec<&str> = Vec::new();
     let mut other_frags: BTreeMap<String, Vec<&str>> = BTreeMap::new();
-    for (si, pi, _) in picks {
-        let Some(src) = &sets[*si].rpm else {
+    for &(si, pi) in picks {
+        let Some(src) = &sets[si].rpm else {
             continue;
         };
-        let pkg = sets[*si].pkg(*pi);
+        let pkg = sets[si].pkg(pi);
         primary_frags.push(&src.primary[pkg.span()]);
         let pkgid = pkg.catalog().str(pkg.entry.pkgid);
         for (mdtype, text, _, by_id) in &src.others {

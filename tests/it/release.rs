@@ -105,6 +105,33 @@ fn debian_version_edge_set_merges_by_policy() {
     ])
     .ok();
     assert_eq!(versions(&ctx, "release", "rcfirst", "edge"), ["1.0~rc1"]);
+    // A component whose source loses every package still exists (empty).
+    ctx.depot(&[
+        "release",
+        "create",
+        "comp",
+        "--from",
+        "epoch",
+        "--component",
+        "extra=plain",
+    ])
+    .ok();
+    let comp = ctx
+        .depot(&["release", "show", "comp", "--output-format", "json"])
+        .ok()
+        .json();
+    let indices: Vec<(String, u64)> = comp["content"]["indices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["component"].as_str().unwrap().to_owned(),
+                i["entries"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(indices, [("main".into(), 1), ("extra".into(), 0)]);
     // Several versions in one index (release `all`) merge alike, and diff
     // lists them all.
     ctx.depot(&["release", "create", "relatest", "--from", "all"])
@@ -141,7 +168,7 @@ fn debian_version_edge_set_merges_by_policy() {
         .depot(&["release", "list", "--output-format", "json"])
         .ok()
         .json();
-    assert_eq!(list.as_array().unwrap().len(), 6);
+    assert_eq!(list.as_array().unwrap().len(), 7);
     let diff = ctx
         .depot(&["release", "diff", "noepoch", "latest"])
         .ok()
