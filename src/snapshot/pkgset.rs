@@ -82,9 +82,41 @@ struct Part {
     /// does not hold.
     text: OnceLock<Option<String>>,
     /// The set's package number of each catalog entry: `base + entry` for
-    /// a whole blob, else from `members` (`END` where not selected).
+    /// a whole blob, else `base` plus its rank among the selected entries.
     base: u32,
-    members: Option<Vec<u32>>,
+    members: Option<Members>,
+}
+
+/// The selected entries of a part as a bit set with a count of the set
+/// bits before each word: membership and rank in a few kilobytes, which
+/// stay in cache while a walk visits entries in key (random) order.
+#[derive(Debug)]
+struct Members {
+    bits: Vec<u64>,
+    before: Vec<u32>,
+}
+
+impl Members {
+    fn new(len: usize, selected: &[u32]) -> Self {
+        let mut bits = vec![0u64; len.div_ceil(64)];
+        for &e in selected {
+            bits[e as usize / 64] |= 1 << (e % 64);
+        }
+        let mut before = Vec::with_capacity(bits.len());
+        let mut count = 0;
+        for w in &bits {
+            before.push(count);
+            count += w.count_ones();
+        }
+        Self { bits, before }
+    }
+
+    /// The rank of `ordinal` among the selected entries, if selected.
+    fn rank(&self, ordinal: u32) -> Option<u32> {
+        let (word, bit) = (ordinal as usize / 64, ordinal % 64);
+        let w = *self.bits.get(word)?;
+        (w & (1 << bit) != 0).then(|| self.before[word] + (w & ((1 << bit) - 1)).count_ones())
+    }
 }
 
 impl Part {
@@ -92,7 +124,7 @@ impl Part {
     fn member(&self, ordinal: u32) -> Option<u32> {
         match &self.members {
             None => ((ordinal as usize) < self.catalog.len()).then_some(self.base + ordinal),
-            Some(m) => m.get(ordinal as usize).copied().filter(|&p| p != END),
+            Some(m) => m.rank(ordinal).map(|r| self.base + r),
         }
     }
 }
@@ -409,12 +441,9 @@ impl PackageSet {
                             })?
                             .len() as usize;
                         let selection = Selection::load(pool, select, len)?;
-                        let mut members = vec![END; catalog.len()];
-                        for e in selected_entries(&catalog, &selection) {
-                            members[e as usize] = pkgs.len() as u32;
-                            pkgs.push((part, e));
-                        }
-                        Some(members)
+                        let selected = selected_entries(&catalog, &selection);
+                        pkgs.extend(selected.iter().map(|&e| (part, e)));
+                        Some(Members::new(catalog.len(), &selected))
                     }
                 };
                 parts.push(Part {
@@ -916,4 +945,21 @@ fn build_rpm(pool: &Pool, sets: &[PackageSet], picks: &[Pick]) -> Result<Content
         metadata,
         packages: primary_frags.len(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_rank_the_selected_entries() {
+        let selected = [0, 3, 63, 64, 65, 130];
+        let m = Members::new(131, &selected);
+        for (rank, &e) in selected.iter().enumerate() {
+            assert_eq!(m.rank(e), Some(rank as u32), "entry {e}");
+        }
+        for e in [1, 2, 62, 66, 129, 131, 1000] {
+            assert_eq!(m.rank(e), None, "entry {e}");
+        }
+    }
 }
