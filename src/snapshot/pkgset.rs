@@ -826,10 +826,16 @@ fn build_apt(
     let mut blob_no: FxHashMap<Sha256Digest, u32> = FxHashMap::default();
     // Per output index: (blob number, entry, span) of each pick.
     let mut outs: Vec<Vec<(u32, u32, [u32; 2])>> = order.iter().map(|_| Vec::new()).collect();
+    // Per output index: blobs picked whole (the common case in merges).
+    let mut wholes: Vec<Vec<u32>> = order.iter().map(|_| Vec::new()).collect();
     let mut last: Option<(usize, usize, usize)> = None;
-    for &(si, pi) in picks {
+    let mut at = 0;
+    while let Some(&(si, pi)) = picks.get(at) {
         let set = &sets[si];
-        let Some(c) = &set.apt else { continue };
+        let Some(c) = &set.apt else {
+            at += 1;
+            continue;
+        };
         let pkg = set.pkg(pi);
         let index = pkg.part.index;
         // Picks come in runs from one index; find its output once per run.
@@ -851,13 +857,37 @@ fn build_apt(
                 blobs.len() as u32 - 1
             }),
         };
+        // All of a whole blob's packages, in order: no need to visit each.
+        let total = pkg.part.catalog.len();
+        if pkg.part.members.is_none()
+            && pkg.ordinal == 0
+            && picks
+                .get(at..at + total)
+                .is_some_and(|run| run.windows(2).all(|w| w[1] == (si, w[0].1 + 1)))
+        {
+            wholes[pos].push(no);
+            at += total;
+            continue;
+        }
         outs[pos].push((no, pkg.ordinal, pkg.entry.span));
+        at += 1;
     }
     let mut indices = Vec::new();
-    for ((component, kind, arch), mut picked) in order.into_iter().zip(outs) {
+    for (((component, kind, arch), mut picked), mut whole) in
+        order.into_iter().zip(outs).zip(wholes)
+    {
+        whole.sort_unstable();
+        whole.dedup();
+        picked.retain(|(no, _, _)| whole.binary_search(no).is_err());
         picked.sort_unstable_by_key(|&(no, ordinal, _)| (no, ordinal));
         picked.dedup_by_key(|&mut (no, ordinal, _)| (no, ordinal));
-        let mut parts = Vec::new();
+        let mut entries = picked.len();
+        let mut parts: Vec<(u32, IndexPart)> = Vec::new();
+        for &no in &whole {
+            let (blob, total) = blobs[no as usize];
+            entries += total;
+            parts.push((no, IndexPart { blob, select: None }));
+        }
         for group in picked.chunk_by(|a, b| a.0 == b.0) {
             let (blob, total) = blobs[group[0].0 as usize];
             let select = if group.len() == total {
@@ -874,14 +904,16 @@ fn build_apt(
                 }
                 Some(pool.put(&Selection(runs).encode())?)
             };
-            parts.push(IndexPart { blob, select });
+            parts.push((group[0].0, IndexPart { blob, select }));
         }
+        // Blobs in the order they were first picked.
+        parts.sort_by_key(|(no, _)| *no);
         indices.push(IndexRef {
             component,
             kind,
             arch,
-            parts,
-            entries: picked.len(),
+            parts: parts.into_iter().map(|(_, p)| p).collect(),
+            entries,
         });
     }
     let base = sets[0].apt.as_ref().ok_or(PackageSetError::MixedKinds)?;
