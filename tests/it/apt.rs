@@ -4,29 +4,6 @@ use std::time::{Duration, Instant};
 
 use crate::support::{Apt, Gpg, TestContext};
 
-fn create_mirror(ctx: &TestContext, name: &str, url: &str, extra: &[&str]) {
-    let keyring = ctx.keyring("good.gpg");
-    let mut args = vec![
-        "mirror",
-        "create",
-        name,
-        url,
-        "--kind",
-        "apt",
-        "--suite",
-        "stable",
-        "--component",
-        "main",
-        "--arch",
-        "amd64",
-    ];
-    if !extra.contains(&"--no-verify") {
-        args.extend(["--keyring", &keyring]);
-    }
-    args.extend(extra);
-    ctx.depot(&args).ok();
-}
-
 fn state_file(ctx: &TestContext, mirror: &str) -> Vec<u8> {
     std::fs::read(ctx.root.join(format!("mirrors/{mirror}.state.json"))).unwrap()
 }
@@ -36,7 +13,7 @@ fn mirror_snapshot_publish_is_consumed_by_apt_get() {
     let ctx = TestContext::new();
     let gpg = Gpg::new();
     let url = ctx.serve_apt("state1", "up");
-    create_mirror(&ctx, "m", &url, &["--with-sources", "--with-udebs"]);
+    ctx.apt_mirror("m", &url, &["--with-sources", "--with-udebs"]);
     let run = ctx.depot(&["mirror", "update", "m"]).ok();
     assert!(run.stdout.contains("downloaded"), "{}", run.stdout);
     ctx.depot(&["snapshot", "create", "s1", "--mirror", "m"])
@@ -144,7 +121,7 @@ fn mirror_snapshot_publish_is_consumed_by_apt_get() {
 fn upstream_change_gives_exact_snapshot_diff_and_old_snapshot_still_publishes() {
     let ctx = TestContext::new();
     let url = ctx.serve_apt("state1", "up");
-    create_mirror(&ctx, "m", &url, &[]);
+    ctx.apt_mirror("m", &url, &[]);
     ctx.depot(&["mirror", "update", "m"]).ok();
     ctx.depot(&["snapshot", "create", "s1", "--mirror", "m"])
         .ok();
@@ -250,7 +227,7 @@ fn refused(ctx: &TestContext, tree_url: &str, needle: &str) {
 fn bad_upstreams_are_refused_and_the_previous_state_is_kept() {
     let ctx = TestContext::new();
     let good = ctx.serve_apt("state1", "good");
-    create_mirror(&ctx, "m", &good, &[]);
+    ctx.apt_mirror("m", &good, &[]);
     ctx.depot(&["mirror", "update", "m"]).ok();
     ctx.depot(&["snapshot", "create", "before", "--mirror", "m"])
         .ok();
@@ -331,7 +308,7 @@ fn bad_upstreams_are_refused_and_the_previous_state_is_kept() {
 fn a_noop_update_touches_nothing() {
     let ctx = TestContext::new();
     let url = ctx.serve_apt("state1", "up");
-    create_mirror(&ctx, "m", &url, &[]);
+    ctx.apt_mirror("m", &url, &[]);
     ctx.depot(&["mirror", "update", "m"]).ok();
     let before = state_file(&ctx, "m");
     ctx.server.clear_log();
@@ -349,7 +326,7 @@ fn a_noop_update_touches_nothing() {
 fn transient_failures_are_retried() {
     let ctx = TestContext::new();
     let url = ctx.serve_apt("state1", "up");
-    create_mirror(&ctx, "m", &url, &[]);
+    ctx.apt_mirror("m", &url, &[]);
     ctx.server
         .fail_once("up/pool/main/b/beta/beta_2.0-1_amd64.deb");
     ctx.server
@@ -369,7 +346,7 @@ fn transient_failures_are_retried() {
 fn on_demand_policy_fetches_packages_at_publish() {
     let ctx = TestContext::new();
     let url = ctx.serve_apt("state1", "up");
-    create_mirror(&ctx, "m", &url, &["--policy", "on-demand"]);
+    ctx.apt_mirror("m", &url, &["--policy", "on-demand"]);
     let run = ctx
         .depot(&["mirror", "update", "m", "--output-format", "json"])
         .ok()
@@ -483,7 +460,7 @@ fn flat_repositories_are_mirrored_and_published() {
 fn kill_during_update_then_rerun_completes_with_a_consistent_pool() {
     let ctx = TestContext::new();
     let url = ctx.serve_apt("state1", "up");
-    create_mirror(&ctx, "m", &url, &[]);
+    ctx.apt_mirror("m", &url, &[]);
     ctx.server.stall_debs(Duration::from_millis(400));
     let mut child = ctx
         .command()
@@ -515,8 +492,8 @@ fn kill_during_update_then_rerun_completes_with_a_consistent_pool() {
 fn updates_of_different_mirrors_run_together_and_the_same_mirror_is_refused() {
     let ctx = TestContext::new();
     let url = ctx.serve_apt("state1", "up");
-    create_mirror(&ctx, "a", &url, &[]);
-    create_mirror(&ctx, "b", &url, &[]);
+    ctx.apt_mirror("a", &url, &[]);
+    ctx.apt_mirror("b", &url, &[]);
     ctx.server.stall_debs(Duration::from_millis(300));
     let first = ctx
         .command()
@@ -576,7 +553,7 @@ fn usage_errors_exit_2() {
     ctx.depot(&["snapshot", "create", "--mirror", "nope"])
         .fails(1, "no mirror named `nope`");
     let url = ctx.serve_apt("state1", "up");
-    create_mirror(&ctx, "m", &url, &[]);
+    ctx.apt_mirror("m", &url, &[]);
     ctx.depot(&["snapshot", "create", "--mirror", "m"])
         .fails(1, "depot mirror update m");
     let list = ctx
@@ -592,7 +569,7 @@ fn usage_errors_exit_2() {
 fn default_snapshot_name_uses_the_utc_clock() {
     let mut ctx = TestContext::new();
     let url = ctx.serve_apt("state1", "up");
-    create_mirror(&ctx, "m", &url, &[]);
+    ctx.apt_mirror("m", &url, &[]);
     ctx.depot(&["mirror", "update", "m"]).ok();
     ctx.env
         .insert("DEPOT_NOW".into(), "2026-11-22T10:24:35Z".into());
@@ -641,7 +618,7 @@ fn default_snapshot_name_uses_the_utc_clock() {
 fn a_filtered_mirror_downloads_only_the_selection_and_its_dependencies() {
     let ctx = TestContext::new();
     let url = ctx.serve_apt("state1", "up");
-    create_mirror(&ctx, "m", &url, &["--filter", "beta", "--with-deps"]);
+    ctx.apt_mirror("m", &url, &["--filter", "beta", "--with-deps"]);
     let run = ctx
         .depot(&["mirror", "update", "m", "--output-format", "json"])
         .ok()

@@ -7,24 +7,7 @@ use crate::support::TestContext;
 #[test]
 fn promotion_moves_the_release_pointer_and_is_audited() {
     let mut ctx = TestContext::new();
-    let url = ctx.serve_apt("state1", "up");
-    let keyring = ctx.keyring("good.gpg");
-    ctx.depot(&[
-        "mirror",
-        "create",
-        "m",
-        &url,
-        "--kind",
-        "apt",
-        "--suite",
-        "stable",
-        "--keyring",
-        &keyring,
-    ])
-    .ok();
-    ctx.depot(&["mirror", "update", "m"]).ok();
-    ctx.depot(&["snapshot", "create", "s", "--mirror", "m"])
-        .ok();
+    ctx.apt_snapshot("m", "s");
     let mut versions = Vec::new();
     for t in ["2026-11-20T10:00:00Z", "2026-11-21T10:00:00Z"] {
         ctx.env.insert("DEPOT_NOW".into(), t.into());
@@ -159,24 +142,7 @@ fn promotion_moves_the_release_pointer_and_is_audited() {
 #[test]
 fn require_tests_refuses_until_the_recorded_tests_pass() {
     let mut ctx = TestContext::new();
-    let url = ctx.serve_apt("state1", "up");
-    let keyring = ctx.keyring("good.gpg");
-    ctx.depot(&[
-        "mirror",
-        "create",
-        "m",
-        &url,
-        "--kind",
-        "apt",
-        "--suite",
-        "stable",
-        "--keyring",
-        &keyring,
-    ])
-    .ok();
-    ctx.depot(&["mirror", "update", "m"]).ok();
-    ctx.depot(&["snapshot", "create", "s", "--mirror", "m"])
-        .ok();
+    ctx.apt_snapshot("m", "s");
     let mut versions = Vec::new();
     for t in ["2026-11-20T10:00:00Z", "2026-11-21T10:00:00Z"] {
         ctx.env.insert("DEPOT_NOW".into(), t.into());
@@ -392,24 +358,7 @@ fn guards_and_distribution_stages_are_configured() {
 
     // The distribution's own setting gates promotion without the flag, and
     // a publish keeps the configuration.
-    let url = ctx.serve_apt("state1", "up");
-    let keyring = ctx.keyring("good.gpg");
-    ctx.depot(&[
-        "mirror",
-        "create",
-        "m",
-        &url,
-        "--kind",
-        "apt",
-        "--suite",
-        "stable",
-        "--keyring",
-        &keyring,
-    ])
-    .ok();
-    ctx.depot(&["mirror", "update", "m"]).ok();
-    ctx.depot(&["snapshot", "create", "s", "--mirror", "m"])
-        .ok();
+    ctx.apt_snapshot("m", "s");
     let v = ctx
         .depot(&[
             "publish",
@@ -510,28 +459,7 @@ fn serve_enforces_token_guards_per_stage_and_apt_reads_through_it() {
         "release=customers",
     ])
     .ok();
-    let url = ctx.serve_apt("state1", "up");
-    let keyring = ctx.keyring("good.gpg");
-    ctx.depot(&[
-        "mirror",
-        "create",
-        "m",
-        &url,
-        "--kind",
-        "apt",
-        "--suite",
-        "stable",
-        "--component",
-        "main",
-        "--arch",
-        "amd64",
-        "--keyring",
-        &keyring,
-    ])
-    .ok();
-    ctx.depot(&["mirror", "update", "m"]).ok();
-    ctx.depot(&["snapshot", "create", "s", "--mirror", "m"])
-        .ok();
+    ctx.apt_snapshot("m", "s");
     let mut versions = Vec::new();
     for t in ["2026-11-20T10:00:00Z", "2026-11-21T10:00:00Z"] {
         ctx.env.insert("DEPOT_NOW".into(), t.into());
@@ -851,28 +779,7 @@ fn serve_over_tls_admits_client_certificates_of_the_stage_guard() {
         "release=customers",
     ])
     .ok();
-    let url = ctx.serve_apt("state1", "up");
-    let keyring = ctx.keyring("good.gpg");
-    ctx.depot(&[
-        "mirror",
-        "create",
-        "m",
-        &url,
-        "--kind",
-        "apt",
-        "--suite",
-        "stable",
-        "--component",
-        "main",
-        "--arch",
-        "amd64",
-        "--keyring",
-        &keyring,
-    ])
-    .ok();
-    ctx.depot(&["mirror", "update", "m"]).ok();
-    ctx.depot(&["snapshot", "create", "s", "--mirror", "m"])
-        .ok();
+    ctx.apt_snapshot("m", "s");
     ctx.depot(&["publish", "s", "--dist", "d", "--skip-signing"])
         .ok();
 
@@ -1008,28 +915,7 @@ fn a_second_depot_mirrors_the_release_stage_with_a_client_certificate() {
         "release=customers",
     ])
     .ok();
-    let url = ctx.serve_apt("state1", "up");
-    let keyring = ctx.keyring("good.gpg");
-    ctx.depot(&[
-        "mirror",
-        "create",
-        "m",
-        &url,
-        "--kind",
-        "apt",
-        "--suite",
-        "stable",
-        "--component",
-        "main",
-        "--arch",
-        "amd64",
-        "--keyring",
-        &keyring,
-    ])
-    .ok();
-    ctx.depot(&["mirror", "update", "m"]).ok();
-    ctx.depot(&["snapshot", "create", "s", "--mirror", "m"])
-        .ok();
+    ctx.apt_snapshot("m", "s");
     let v = ctx
         .depot(&[
             "publish",

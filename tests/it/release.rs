@@ -416,28 +416,7 @@ fn filter_with_deps_returns_exactly_the_closure_and_names_what_is_missing() {
 fn release_of_mirror_and_local_repo_installs_with_apt() {
     let ctx = TestContext::new();
     let gpg = Gpg::new();
-    let url = ctx.serve_apt("state1", "up");
-    let keyring = ctx.keyring("good.gpg");
-    ctx.depot(&[
-        "mirror",
-        "create",
-        "deb",
-        &url,
-        "--kind",
-        "apt",
-        "--suite",
-        "stable",
-        "--component",
-        "main",
-        "--arch",
-        "amd64",
-        "--keyring",
-        &keyring,
-    ])
-    .ok();
-    ctx.depot(&["mirror", "update", "deb"]).ok();
-    ctx.depot(&["snapshot", "create", "deb-snap", "--mirror", "deb"])
-        .ok();
+    ctx.apt_snapshot("deb", "deb-snap");
     let local = build_deb(
         ctx.dir.path(),
         "localapp",

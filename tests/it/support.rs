@@ -292,6 +292,41 @@ impl TestContext {
         fixtures().join("apt/keys").join(name).display().to_string()
     }
 
+    /// `mirror create NAME URL` for suite `stable`, `main`, `amd64`,
+    /// verified with the good key unless `extra` has `--no-verify`.
+    pub fn apt_mirror(&self, name: &str, url: &str, extra: &[&str]) {
+        let keyring = self.keyring("good.gpg");
+        let mut args = vec![
+            "mirror",
+            "create",
+            name,
+            url,
+            "--kind",
+            "apt",
+            "--suite",
+            "stable",
+            "--component",
+            "main",
+            "--arch",
+            "amd64",
+        ];
+        if !extra.contains(&"--no-verify") {
+            args.extend(["--keyring", &keyring]);
+        }
+        args.extend(extra);
+        self.depot(&args).ok();
+    }
+
+    /// Serves fixture `state1`, mirrors it as MIRROR and snapshots it as
+    /// SNAPSHOT: the start of most tests past the mirror.
+    pub fn apt_snapshot(&self, mirror: &str, snapshot: &str) {
+        let url = self.serve_apt("state1", "up");
+        self.apt_mirror(mirror, &url, &[]);
+        self.depot(&["mirror", "update", mirror]).ok();
+        self.depot(&["snapshot", "create", snapshot, "--mirror", mirror])
+            .ok();
+    }
+
     /// Serves a copy of fixture tree `rpm/NAME` at `/AS/`.
     pub fn serve_rpm(&self, name: &str, as_: &str) -> String {
         let dst = self.www.join(as_);

@@ -1186,26 +1186,7 @@ fn amqp_worker_acks_after_storing_and_rejects_malformed_messages() {
 fn plan_requests_tests_of_changed_packages_and_their_reverse_dependencies() {
     let ctx = TestContext::new();
     let url = ctx.serve_apt("state1", "up");
-    let keyring = ctx.keyring("good.gpg");
-    ctx.depot(&[
-        "mirror",
-        "create",
-        "m",
-        &url,
-        "--kind",
-        "apt",
-        "--suite",
-        "stable",
-        "--component",
-        "main",
-        "--arch",
-        "amd64",
-        "--keyring",
-        &keyring,
-        "--policy",
-        "on-demand",
-    ])
-    .ok();
+    ctx.apt_mirror("m", &url, &["--policy", "on-demand"]);
     ctx.depot(&["mirror", "update", "m"]).ok();
     ctx.depot(&["snapshot", "create", "s1", "--mirror", "m"])
         .ok();
