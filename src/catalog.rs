@@ -39,8 +39,8 @@ use crate::formats::{apt as aptfmt, deb822};
 use crate::snapshot::query::Op;
 
 const MAGIC: u32 = u32::from_ne_bytes(*b"DCAT");
-const VERSION: u32 = 4;
-const HEADER_WORDS: usize = 2 + 8 + 5;
+const VERSION: u32 = 5;
+const HEADER_WORDS: usize = 2 + 8 + 6;
 
 /// A string in the catalog's string bytes; `off == u32::MAX` is "none".
 #[repr(C)]
@@ -77,6 +77,39 @@ pub struct Entry {
 }
 
 const ENTRY_WORDS: usize = size_of::<Entry>() / 4;
+
+/// Where an apt binary entry's package file is named, for publishing
+/// without parsing the index: one per entry of a `Packages` catalog.
+/// `line` is the byte range of the whole `Filename` field (name to final
+/// newline), `path` that of its checked value (without a leading `./`).
+/// A stanza that is not a valid binary stanza gets [`Location::NONE`].
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
+pub struct Location {
+    pub line: [u32; 2],
+    pub path: [u32; 2],
+    pub size: [u32; 2],
+    pub sha256: [u8; 32],
+}
+
+const LOCATION_WORDS: usize = size_of::<Location>() / 4;
+
+impl Location {
+    const NONE: Self = Self {
+        line: [u32::MAX; 2],
+        path: [u32::MAX; 2],
+        size: [0; 2],
+        sha256: [0; 32],
+    };
+
+    pub fn size(&self) -> u64 {
+        u64::from(self.size[0]) | (u64::from(self.size[1]) << 32)
+    }
+
+    pub fn sha256(&self) -> Sha256Digest {
+        Sha256Digest::from_bytes(self.sha256)
+    }
+}
 
 /// A package's identity for merging and comparing: the first 128 bits of
 /// the SHA-256 of its name and architecture. Like the pool's names, it is
@@ -252,6 +285,8 @@ pub struct NewEntry<'a> {
     pub deps: Vec<Vec<Dep<'a>>>,
     pub provides: Vec<(&'a str, Option<&'a str>)>,
     pub files: Vec<&'a str>,
+    /// apt binary entries only.
+    pub location: Option<Location>,
 }
 
 /// Collects entries, interning their strings, into a [`Catalog`].
@@ -261,6 +296,7 @@ pub struct Builder {
     deps: Vec<DepRec>,
     provides: Vec<Provide>,
     files: Vec<Str>,
+    locations: Vec<Location>,
     strings: Vec<u8>,
     interned: FxHashMap<Box<str>, Str>,
     keys: Vec<Key>,
@@ -321,6 +357,9 @@ impl Builder {
             self.files.push(f);
         }
         self.keys.push(key_of(e.name, e.arch));
+        if let Some(l) = e.location {
+            self.locations.push(l);
+        }
         let entry = Entry {
             name: self.intern(e.name),
             version: self.intern(e.version),
@@ -343,6 +382,7 @@ impl Builder {
                 + self.deps.len() * 5
                 + self.provides.len() * 4
                 + self.files.len() * 2
+                + self.locations.len() * LOCATION_WORDS
                 + self.entries.len() * KEY_WORDS,
         );
         words.push(MAGIC);
@@ -359,6 +399,7 @@ impl Builder {
             self.provides.len(),
             self.files.len(),
             self.strings.len(),
+            self.locations.len(),
         ] {
             words.push(n as u32);
         }
@@ -366,6 +407,9 @@ impl Builder {
         words.extend_from_slice(bytemuck::cast_slice(&self.deps));
         words.extend_from_slice(bytemuck::cast_slice(&self.provides));
         words.extend_from_slice(bytemuck::cast_slice(&self.files));
+        // None (Sources, rpm) or one per entry (Packages).
+        debug_assert!(self.locations.is_empty() || self.locations.len() == self.entries.len());
+        words.extend_from_slice(bytemuck::cast_slice(&self.locations));
         let mut by_key: Vec<KeyRec> = self
             .keys
             .iter()
@@ -429,12 +473,13 @@ pub struct Catalog {
     deps: Range<usize>,
     provides: Range<usize>,
     files: Range<usize>,
+    locations: Range<usize>,
     by_key: Range<usize>,
 }
 
 /// The word ranges of the tables a header announces, and the length of
 /// the strings; `None` unless it is a header of this format for `index`.
-fn layout(header: &[u32], index: Sha256Digest) -> Option<([Range<usize>; 5], usize)> {
+fn layout(header: &[u32], index: Sha256Digest) -> Option<([Range<usize>; 6], usize)> {
     if header.len() < HEADER_WORDS || header[0] != MAGIC || header[1] != VERSION {
         return None;
     }
@@ -442,10 +487,11 @@ fn layout(header: &[u32], index: Sha256Digest) -> Option<([Range<usize>; 5], usi
         return None;
     }
     let mut at = HEADER_WORDS;
-    let mut tables = [(); 5].map(|_| 0..0);
+    let mut tables = [(); 6].map(|_| 0..0);
     // The by-key table has one record per entry.
-    let counts = [10, 11, 12, 13, 10].map(|i| header[i] as usize);
-    for (i, size) in [ENTRY_WORDS, 5, 4, 2, KEY_WORDS].into_iter().enumerate() {
+    let counts = [10, 11, 12, 13, 15, 10].map(|i| header[i] as usize);
+    let sizes = [ENTRY_WORDS, 5, 4, 2, LOCATION_WORDS, KEY_WORDS];
+    for (i, size) in sizes.into_iter().enumerate() {
         let end = at.checked_add(counts[i].checked_mul(size)?)?;
         tables[i] = at..end;
         at = end;
@@ -457,7 +503,8 @@ impl Catalog {
     /// `None` when `tables` are not a catalog of `index` in this format.
     fn from_tables(tables: Tables, index: Sha256Digest) -> Option<Self> {
         let words = tables.words();
-        let ([entries, deps, provides, files, by_key], strings_len) = layout(words, index)?;
+        let ([entries, deps, provides, files, locations, by_key], strings_len) =
+            layout(words, index)?;
         if by_key.end != words.len() || strings_len != tables.strings().len() {
             return None;
         }
@@ -467,6 +514,7 @@ impl Catalog {
             deps,
             provides,
             files,
+            locations,
             by_key,
         })
     }
@@ -481,6 +529,32 @@ impl Catalog {
 
     pub fn entries(&self) -> &[Entry] {
         bytemuck::cast_slice(&self.tables.words()[self.entries.clone()])
+    }
+
+    /// apt binary catalogs: where entry `ordinal` names its package file;
+    /// `None` for a stanza that is not a valid binary stanza, and for
+    /// other catalogs.
+    pub fn location(&self, ordinal: u32) -> Option<&Location> {
+        let all: &[Location] = bytemuck::cast_slice(&self.tables.words()[self.locations.clone()]);
+        all.get(ordinal as usize).filter(|l| **l != Location::NONE)
+    }
+
+    /// The entries whose stanzas lie within the runs of `selection`, in
+    /// order.
+    pub fn selected(&self, selection: &crate::content::Selection) -> Vec<u32> {
+        let entries = self.entries();
+        let mut out = Vec::new();
+        let mut i = 0;
+        for run in &selection.0 {
+            while i < entries.len() && entries[i].span[0] < run.start {
+                i += 1;
+            }
+            while i < entries.len() && entries[i].span[1] <= run.end {
+                out.push(i as u32);
+                i += 1;
+            }
+        }
+        out
     }
 
     /// Every entry's key, sorted by key then position.
@@ -627,6 +701,7 @@ pub fn build_apt(
                     .collect()
             })
             .unwrap_or_default();
+        let location = (kind != IndexKind::Source).then(|| location_of(text, &p));
         b.push(NewEntry {
             name,
             version,
@@ -638,9 +713,26 @@ pub fn build_apt(
             deps,
             provides,
             files: Vec::new(),
+            location,
         });
     }
     Ok(b.finish(index))
+}
+
+/// Where binary stanza `p` of `text` names its file, if it is a valid
+/// binary stanza.
+fn location_of(text: &str, p: &deb822::Paragraph<'_>) -> Location {
+    let (Ok(fields), Some(line)) = (aptfmt::BinaryFields::of(p), p.field("Filename")) else {
+        return Location::NONE;
+    };
+    let start = fields.filename.as_ptr() as usize - text.as_ptr() as usize;
+    let size = fields.expected.size;
+    Location {
+        line: [line.span.start as u32, line.span.end as u32],
+        path: [start as u32, (start + fields.filename.len()) as u32],
+        size: [size as u32, (size >> 32) as u32],
+        sha256: *fields.expected.sha256.as_bytes(),
+    }
 }
 
 /// A catalog being loaded or loaded, shared by the threads that want it.
@@ -812,6 +904,28 @@ Package: b\nVersion: 2\nArchitecture: all\nSource: bsrc (1)\n";
         let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
         file.set_len(len - 1).unwrap();
         assert!(Catalog::read(&path, digest).is_none());
+    }
+
+    #[test]
+    fn binary_entries_locate_their_checked_files() {
+        let sha = "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae";
+        let text = format!(
+            "Package: a\nVersion: 1\nArchitecture: all\nFilename: ./a_1_all.deb\n\
+             Size: 4294967299\nSHA256: {sha}\n\n\
+             Package: b\nVersion: 1\nArchitecture: all\nFilename: ../b.deb\nSize: 1\nSHA256: {sha}\n"
+        );
+        let c = build_apt(Sha256Digest::of(text.as_bytes()), IndexKind::Binary, &text).unwrap();
+        let a = c.location(0).unwrap();
+        let range = |r: [u32; 2]| &text[r[0] as usize..r[1] as usize];
+        assert_eq!(range(a.line), "Filename: ./a_1_all.deb\n");
+        assert_eq!(range(a.path), "a_1_all.deb");
+        assert_eq!(a.size(), 4_294_967_299);
+        assert_eq!(a.sha256().to_hex(), sha);
+        // A hostile path gets no location; publishing then parses the
+        // index and names the stanza.
+        assert!(c.location(1).is_none());
+        let sources = build_apt(Sha256Digest::of(b"s"), IndexKind::Source, INDEX).unwrap();
+        assert!(sources.location(0).is_none());
     }
 
     #[test]

@@ -25,6 +25,10 @@ impl Sha256Digest {
         Self(hasher.finalize().into())
     }
 
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
     pub fn as_bytes(&self) -> &[u8; 32] {
         &self.0
     }

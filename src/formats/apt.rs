@@ -184,15 +184,49 @@ pub struct BinaryStanza<'a> {
 
 impl<'a> BinaryStanza<'a> {
     pub fn from_paragraph(p: Paragraph<'a>) -> Result<Self, AptFormatError> {
-        let name = required(&p, "Package")?;
-        let version = required(&p, "Version")?;
-        let architecture = required(&p, "Architecture")?;
+        let BinaryFields {
+            name,
+            version,
+            architecture,
+            source,
+            filename,
+            expected,
+        } = BinaryFields::of(&p)?;
+        Ok(Self {
+            name,
+            version,
+            architecture,
+            source,
+            filename,
+            expected,
+            paragraph: p,
+        })
+    }
+}
+
+/// The checked fields of a binary stanza, borrowed from its paragraph.
+#[derive(Debug, Clone, Copy)]
+pub struct BinaryFields<'a> {
+    pub name: &'a str,
+    pub version: &'a str,
+    pub architecture: &'a str,
+    pub source: &'a str,
+    /// Relative, inside the repository, without a leading `./`.
+    pub filename: &'a str,
+    pub expected: Expected,
+}
+
+impl<'a> BinaryFields<'a> {
+    pub fn of(p: &Paragraph<'a>) -> Result<Self, AptFormatError> {
+        let name = required(p, "Package")?;
+        let version = required(p, "Version")?;
+        let architecture = required(p, "Architecture")?;
         // Flat repositories (apt-ftparchive) write `Filename: ./pkg.deb`.
-        let filename = required(&p, "Filename")?;
+        let filename = required(p, "Filename")?;
         let filename = filename.strip_prefix("./").unwrap_or(filename);
         check_relative_path(p.line, filename)?;
-        let size = parse_size(p.line, "Size", required(&p, "Size")?)?;
-        let sha256 = parse_sha(p.line, "SHA256", required(&p, "SHA256")?)?;
+        let size = parse_size(p.line, "Size", required(p, "Size")?)?;
+        let sha256 = parse_sha(p.line, "SHA256", required(p, "SHA256")?)?;
         let source = p
             .get("Source")
             .and_then(|s| s.split_whitespace().next())
@@ -204,7 +238,6 @@ impl<'a> BinaryStanza<'a> {
             source,
             filename,
             expected: Expected { size, sha256 },
-            paragraph: p,
         })
     }
 }

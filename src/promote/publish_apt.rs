@@ -14,12 +14,14 @@
 use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::path::Path;
+use std::sync::Arc;
 
 use jiff::Timestamp;
 use url::Url;
 
 use super::publish::{PublishError, PublishOptions, Writer, rfc2822};
-use crate::content::{AptContent, IndexKind};
+use crate::catalog::Catalog;
+use crate::content::{AptContent, IndexError, IndexKind, IndexPart, Selection, index_text};
 use crate::digest::{Expected, Sha256Digest};
 use crate::formats::apt::{self as fmt, AptFormatError};
 use crate::formats::compress::Compression;
@@ -29,10 +31,126 @@ use crate::signing::Signer;
 /// An apt snapshot loaded for publishing.
 pub(super) struct Prepared {
     pub content: AptContent,
-    pub texts: Vec<(IndexKind, String)>,
+    /// What each index of `content` is written from.
+    sources: Vec<IndexSource>,
     pub suite: String,
     /// Package files the pool lacks (on-demand mirrors), with their URLs.
     pub missing: Vec<(Url, Expected)>,
+}
+
+/// What one index is written from.
+enum IndexSource {
+    /// `Packages`: the parts' blobs, spliced by their catalogs' locations
+    /// without parsing a stanza.
+    Binary(Vec<BinaryPart>),
+    /// `Sources`: the text, parsed as it is written.
+    Text(String),
+}
+
+/// One part of a `Packages` index whose catalog locates every selected
+/// entry's `Filename` inside `text` (checked by [`BinaryPart::load`]).
+struct BinaryPart {
+    text: Vec<u8>,
+    catalog: Arc<Catalog>,
+    /// The entries kept, in order; all of them when `None`.
+    selected: Option<Vec<u32>>,
+}
+
+impl BinaryPart {
+    fn load(
+        pool: &Pool,
+        dist: &str,
+        kind: IndexKind,
+        part: &IndexPart,
+    ) -> Result<Self, PublishError> {
+        let index_err = |source| PublishError::Index {
+            dist: dist.to_owned(),
+            source,
+        };
+        let text = pool
+            .read(&part.blob)
+            .map_err(|e| index_err(IndexError::Pool(e)))?;
+        let read = || index_text(pool, &part.blob);
+        let catalog = pool
+            .catalogs()
+            .apt(part.blob, kind, read)
+            .map_err(index_err)?;
+        let selected = match &part.select {
+            None => None,
+            Some(select) => {
+                let selection = Selection::load(pool, select, text.len()).map_err(index_err)?;
+                Some(catalog.selected(&selection))
+            }
+        };
+        let mut this = Self {
+            text,
+            catalog,
+            selected,
+        };
+        if !this.locates_all() {
+            // A stanza without a valid file, or a damaged cache: parsing
+            // names the stanza; if it finds nothing, a catalog built afresh
+            // from the text is used.
+            let text = std::str::from_utf8(&this.text)
+                .map_err(|_| index_err(IndexError::Utf8(part.blob)))?;
+            if let Some(Err(source)) = fmt::binary_stanzas(text).find(Result::is_err) {
+                return Err(PublishError::Malformed {
+                    dist: dist.to_owned(),
+                    source,
+                });
+            }
+            let fresh = crate::catalog::build_apt(part.blob, kind, text)
+                .map_err(|e| index_err(IndexError::Catalog(e)))?;
+            this.catalog = Arc::new(fresh);
+            assert!(
+                this.locates_all(),
+                "a fresh catalog of a well-formed index locates every entry"
+            );
+        }
+        Ok(this)
+    }
+
+    fn ordinals(&self) -> Box<dyn Iterator<Item = u32> + '_> {
+        match &self.selected {
+            Some(s) => Box::new(s.iter().copied()),
+            None => Box::new(0..self.catalog.len() as u32),
+        }
+    }
+
+    /// Whether every kept entry has a location whose ranges nest inside
+    /// its stanza and the text, with a UTF-8 path.
+    fn locates_all(&self) -> bool {
+        let entries = self.catalog.entries();
+        self.ordinals().all(|o| {
+            let (Some(e), Some(l)) = (entries.get(o as usize), self.catalog.location(o)) else {
+                return false;
+            };
+            let [s0, s1] = e.span.map(|x| x as usize);
+            let [l0, l1] = l.line.map(|x| x as usize);
+            let [p0, p1] = l.path.map(|x| x as usize);
+            s0 <= l0
+                && l0 <= p0
+                && p0 <= p1
+                && p1 <= l1
+                && l1 <= s1
+                && s1 <= self.text.len()
+                && std::str::from_utf8(&self.text[p0..p1]).is_ok()
+        })
+    }
+
+    /// The kept entries' package files: (path upstream, what it must be).
+    fn files(&self) -> impl Iterator<Item = (&str, Expected)> + '_ {
+        self.ordinals().map(|o| {
+            let l = self.catalog.location(o).expect("checked by load");
+            let [p0, p1] = l.path.map(|x| x as usize);
+            let path = std::str::from_utf8(&self.text[p0..p1]).expect("checked by load");
+            let expected = Expected {
+                size: l.size(),
+                sha256: l.sha256(),
+            };
+            (path, expected)
+        })
+    }
 }
 
 pub(super) fn prepare(
@@ -54,112 +172,129 @@ pub(super) fn prepare(
     if fmt::unsafe_path_reason(&suite).is_some() {
         return Err(PublishError::InvalidSuite(suite));
     }
-    let mut texts = Vec::with_capacity(content.indices.len());
+    let mut sources = Vec::with_capacity(content.indices.len());
     for index in &content.indices {
-        let text = index.text(pool).map_err(|source| PublishError::Index {
-            dist: dist.to_owned(),
-            source,
-        })?;
-        texts.push((index.kind, text));
+        sources.push(match index.kind {
+            IndexKind::Binary | IndexKind::Udeb => IndexSource::Binary(
+                index
+                    .parts
+                    .iter()
+                    .map(|part| BinaryPart::load(pool, dist, index.kind, part))
+                    .collect::<Result<_, _>>()?,
+            ),
+            IndexKind::Source => {
+                IndexSource::Text(index.text(pool).map_err(|source| PublishError::Index {
+                    dist: dist.to_owned(),
+                    source,
+                })?)
+            }
+        });
     }
-    let malformed = |source| PublishError::Malformed {
-        dist: dist.to_owned(),
-        source,
-    };
     let base = Url::parse(&content.files_url)
         .map_err(|_| PublishError::InvalidSuite(content.files_url.clone()))?;
     let missing = if complete {
         Vec::new()
     } else {
-        missing_files(pool, &texts)
-            .map_err(malformed)?
+        missing_files(pool, &sources)
+            .map_err(|source| PublishError::Malformed {
+                dist: dist.to_owned(),
+                source,
+            })?
             .into_iter()
             .filter_map(|(path, e)| base.join(&path).ok().map(|u| (u, e)))
             .collect()
     };
     Ok(Prepared {
         content: content.clone(),
-        texts,
+        sources,
         suite,
         missing,
     })
 }
 
-/// Rewrites one index: stanzas copied verbatim but for the path field, and
-/// every file linked into the version's pool.
-fn rewrite_index(
+/// Writes one `Packages` index: each kept stanza copied verbatim but for
+/// its `Filename` line, and every file linked into the version's pool.
+fn write_binary(
     w: &mut Writer<'_>,
     component: &str,
-    kind: IndexKind,
-    text: &str,
-) -> Result<String, PublishError> {
-    let malformed = |source| PublishError::Malformed {
-        dist: w.dist.to_owned(),
-        source,
-    };
-    let mut out = String::with_capacity(text.len() + text.len() / 16);
-    match kind {
-        IndexKind::Binary | IndexKind::Udeb => {
-            for stanza in fmt::binary_stanzas(text) {
-                let s = stanza.map_err(malformed)?;
-                let base = s.filename.rsplit('/').next().unwrap_or(s.filename);
-                let rel = format!("pool/{component}/{}/{base}", fmt::pool_prefix(s.source));
-                w.link(&rel, s.expected.sha256)?;
-                let field = s
-                    .paragraph
-                    .field("Filename")
-                    .expect("checked by binary_stanzas");
-                out.push_str(&text[s.paragraph.span.start..field.span.start]);
-                let _ = writeln!(out, "Filename: {rel}");
-                out.push_str(&text[field.span.end..s.paragraph.span.end]);
-                out.push('\n');
+    parts: &[BinaryPart],
+) -> Result<Vec<u8>, PublishError> {
+    let total: usize = parts.iter().map(|p| p.text.len()).sum();
+    let mut out = Vec::with_capacity(total + total / 16);
+    let mut rel = String::new();
+    for part in parts {
+        let (text, entries) = (&part.text, part.catalog.entries());
+        for (o, (path, expected)) in part.ordinals().zip(part.files()) {
+            let e = &entries[o as usize];
+            let l = part.catalog.location(o).expect("checked by load");
+            let base = path.rsplit('/').next().unwrap_or(path);
+            let source = part.catalog.str(e.source);
+            rel.clear();
+            let _ = write!(rel, "pool/{component}/{}/{base}", fmt::pool_prefix(source));
+            w.link(&rel, expected.sha256)?;
+            out.extend_from_slice(&text[e.span[0] as usize..l.line[0] as usize]);
+            out.extend_from_slice(b"Filename: ");
+            out.extend_from_slice(rel.as_bytes());
+            out.push(b'\n');
+            out.extend_from_slice(&text[l.line[1] as usize..e.span[1] as usize]);
+            if out.last() != Some(&b'\n') {
+                out.push(b'\n');
             }
-        }
-        IndexKind::Source => {
-            for stanza in fmt::source_stanzas(text) {
-                let s = stanza.map_err(malformed)?;
-                let dir = format!("pool/{component}/{}", fmt::pool_prefix(s.name));
-                for (file, expected) in &s.files {
-                    w.link(&format!("{dir}/{file}"), expected.sha256)?;
-                }
-                let field = s
-                    .paragraph
-                    .field("Directory")
-                    .expect("checked by source_stanzas");
-                out.push_str(&text[s.paragraph.span.start..field.span.start]);
-                let _ = writeln!(out, "Directory: {dir}");
-                out.push_str(&text[field.span.end..s.paragraph.span.end]);
-                out.push('\n');
-            }
+            out.push(b'\n');
         }
     }
     Ok(out)
 }
 
+/// Writes one `Sources` index: stanzas copied verbatim but for
+/// `Directory`, and every file linked into the version's pool.
+fn write_sources(w: &mut Writer<'_>, component: &str, text: &str) -> Result<Vec<u8>, PublishError> {
+    let mut out = String::with_capacity(text.len() + text.len() / 16);
+    for stanza in fmt::source_stanzas(text) {
+        let s = stanza.map_err(|source| PublishError::Malformed {
+            dist: w.dist.to_owned(),
+            source,
+        })?;
+        let dir = format!("pool/{component}/{}", fmt::pool_prefix(s.name));
+        for (file, expected) in &s.files {
+            w.link(&format!("{dir}/{file}"), expected.sha256)?;
+        }
+        let field = s
+            .paragraph
+            .field("Directory")
+            .expect("checked by source_stanzas");
+        out.push_str(&text[s.paragraph.span.start..field.span.start]);
+        let _ = writeln!(out, "Directory: {dir}");
+        out.push_str(&text[field.span.end..s.paragraph.span.end]);
+        out.push('\n');
+    }
+    Ok(out.into_bytes())
+}
+
 /// Package files the pool lacks (mirrors with the on-demand policy).
 fn missing_files(
     pool: &Pool,
-    texts: &[(IndexKind, String)],
+    sources: &[IndexSource],
 ) -> Result<Vec<(String, Expected)>, AptFormatError> {
     let mut seen = HashSet::new();
     let mut out = Vec::new();
-    for (kind, text) in texts {
-        match kind {
-            IndexKind::Binary | IndexKind::Udeb => {
-                for s in fmt::binary_stanzas(text) {
-                    let s = s?;
-                    if seen.insert(s.expected.sha256) && !pool.contains(&s.expected.sha256) {
-                        out.push((s.filename.to_owned(), s.expected));
-                    }
+    let mut want = |path: String, e: Expected| {
+        if seen.insert(e.sha256) && !pool.contains(&e.sha256) {
+            out.push((path, e));
+        }
+    };
+    for source in sources {
+        match source {
+            IndexSource::Binary(parts) => {
+                for (path, e) in parts.iter().flat_map(BinaryPart::files) {
+                    want(path.to_owned(), e);
                 }
             }
-            IndexKind::Source => {
+            IndexSource::Text(text) => {
                 for s in fmt::source_stanzas(text) {
                     let s = s?;
                     for (file, e) in &s.files {
-                        if seen.insert(e.sha256) && !pool.contains(&e.sha256) {
-                            out.push((format!("{}/{file}", s.directory), *e));
-                        }
+                        want(format!("{}/{file}", s.directory), *e);
                     }
                 }
             }
@@ -177,7 +312,11 @@ pub(super) fn write_version(
     when: Timestamp,
     signer: Option<&dyn Signer>,
 ) -> Result<Sha256Digest, PublishError> {
-    let (content, texts, suite) = (&prepared.content, &prepared.texts, prepared.suite.as_str());
+    let (content, sources, suite) = (
+        &prepared.content,
+        &prepared.sources,
+        prepared.suite.as_str(),
+    );
     let dists = format!("dists/{suite}");
     let mut checksums: Vec<(String, u64, Sha256Digest)> = Vec::new();
     let mut compressions = vec![Compression::None];
@@ -193,9 +332,12 @@ pub(super) fn write_version(
     }
     w.with_links(|w| {
         // Rewriting plans the links, which workers make meanwhile.
-        let mut plains = Vec::with_capacity(texts.len());
-        for (index, (kind, text)) in content.indices.iter().zip(texts) {
-            plains.push(rewrite_index(w, &index.component, *kind, text)?);
+        let mut plains = Vec::with_capacity(sources.len());
+        for (index, source) in content.indices.iter().zip(sources) {
+            plains.push(match source {
+                IndexSource::Binary(parts) => write_binary(w, &index.component, parts)?,
+                IndexSource::Text(text) => write_sources(w, &index.component, text)?,
+            });
         }
         for (index, plain) in content.indices.iter().zip(&plains) {
             let rel = index.dist_path();
@@ -207,10 +349,7 @@ pub(super) fn write_version(
                 let handles: Vec<_> = compressions
                     .iter()
                     .filter(|c| **c != Compression::None)
-                    .map(|c| {
-                        let plain = plain.as_bytes();
-                        s.spawn(move || (*c, c.compress(plain)))
-                    })
+                    .map(|c| s.spawn(move || (*c, c.compress(plain))))
                     .collect();
                 handles
                     .into_iter()
@@ -219,7 +358,7 @@ pub(super) fn write_version(
                     .collect::<Result<_, _>>()
             })
             .map_err(w.io(Path::new(&rel)))?;
-            let plain_output = (Compression::None, plain.as_bytes());
+            let plain_output = (Compression::None, plain.as_slice());
             for (c, bytes) in
                 std::iter::once(plain_output).chain(outputs.iter().map(|(c, b)| (*c, b.as_slice())))
             {

@@ -368,24 +368,6 @@ fn rpm_op(flags: &str) -> Option<Op> {
     })
 }
 
-/// The entries of `catalog` whose stanzas lie within the runs of
-/// `selection`, in order.
-fn selected_entries(catalog: &Catalog, selection: &Selection) -> Vec<u32> {
-    let entries = catalog.entries();
-    let mut out = Vec::new();
-    let mut i = 0;
-    for run in &selection.0 {
-        while i < entries.len() && entries[i].span[0] < run.start {
-            i += 1;
-        }
-        while i < entries.len() && entries[i].span[1] <= run.end {
-            out.push(i as u32);
-            i += 1;
-        }
-    }
-    out
-}
-
 impl PackageSet {
     pub fn load(pool: &Pool, content: &Content) -> Result<Self, PackageSetError> {
         match content {
@@ -441,7 +423,7 @@ impl PackageSet {
                             })?
                             .len() as usize;
                         let selection = Selection::load(pool, select, len)?;
-                        let selected = selected_entries(&catalog, &selection);
+                        let selected = catalog.selected(&selection);
                         pkgs.extend(selected.iter().map(|&e| (part, e)));
                         Some(Members::new(catalog.len(), &selected))
                     }
@@ -567,6 +549,7 @@ impl PackageSet {
                 deps,
                 provides,
                 files,
+                location: None,
             });
         }
         let catalog = Arc::new(b.finish(primary_ref.blob));
