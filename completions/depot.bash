@@ -1610,7 +1610,7 @@ _depot() {
             return 0
             ;;
         depot__subcmd__mirror__subcmd__create)
-            opts="-q -v -h -V --kind --suite --component --arch --keyring --no-verify --policy --mode --with-sources --with-udebs --filter --with-deps --client-cert --client-key --ca-cert --root --config --quiet --verbose --no-progress --output-format --help --version"
+            opts="-q -v -h -V --kind --suite --component --arch --keyring --no-verify --policy --mode --with-sources --with-udebs --filter --with-deps --client-cert --client-key --ca-cert --verify-packages --root --config --quiet --verbose --no-progress --output-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1706,7 +1706,7 @@ _depot() {
             return 0
             ;;
         depot__subcmd__mirror__subcmd__edit)
-            opts="-q -v -h -V --url --suite --component --arch --keyring --no-verify --policy --mode --with-sources --with-udebs --filter --with-deps --root --config --quiet --verbose --no-progress --output-format --help --version"
+            opts="-q -v -h -V --url --suite --component --arch --keyring --no-verify --policy --mode --with-sources --with-udebs --verify-packages --filter --with-deps --root --config --quiet --verbose --no-progress --output-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1745,6 +1745,10 @@ _depot() {
                     return 0
                     ;;
                 --with-udebs)
+                    COMPREPLY=($(compgen -W "true false" -- "${cur}"))
+                    return 0
+                    ;;
+                --verify-packages)
                     COMPREPLY=($(compgen -W "true false" -- "${cur}"))
                     return 0
                     ;;

@@ -82,6 +82,7 @@ complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subc
 complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -l with-sources -d 'Also mirror source packages (Sources and the files they name)'
 complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -l with-udebs -d 'Also mirror installer packages (debian-installer udebs)'
 complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -l with-deps -d 'With --filter: also every dependency of what it selects'
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -l verify-packages -d 'rpm: also check each package\'s own signature (header and payload digest, as `rpm -K`) against --keyring'
 complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -s q -l quiet -d 'Print only errors'
 complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
 complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -l no-progress -d 'Never draw progress bars'
@@ -128,6 +129,8 @@ additive\t'Keep packages upstream dropped (rpm only)'"
 complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from edit" -l with-sources -r -f -a "true\t''
 false\t''"
 complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from edit" -l with-udebs -r -f -a "true\t''
+false\t''"
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from edit" -l verify-packages -d 'rpm: check each package\'s own signature against the keyring' -r -f -a "true\t''
 false\t''"
 complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from edit" -l filter -d 'Mirror only the packages matching this query (\'\' removes the filter)' -r
 complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from edit" -l with-deps -d 'With the filter: also every dependency of what it selects' -r -f -a "true\t''

@@ -202,6 +202,10 @@ pub struct MirrorCreateArgs {
     /// CA bundle (PEM) to trust for the upstream's TLS certificate
     #[arg(long, value_name = "FILE")]
     pub ca_cert: Option<PathBuf>,
+    /// rpm: also check each package's own signature (header and payload
+    /// digest, as `rpm -K`) against --keyring
+    #[arg(long, requires = "keyring")]
+    pub verify_packages: bool,
 }
 
 #[derive(Debug, Args)]
@@ -242,6 +246,9 @@ pub struct MirrorEditArgs {
     pub with_sources: Option<bool>,
     #[arg(long, value_name = "BOOL")]
     pub with_udebs: Option<bool>,
+    /// rpm: check each package's own signature against the keyring
+    #[arg(long, value_name = "BOOL")]
+    pub verify_packages: Option<bool>,
     /// Mirror only the packages matching this query ('' removes the filter)
     #[arg(long, value_name = "QUERY")]
     pub filter: Option<String>,

@@ -85,6 +85,16 @@ fn in_primary(path: &str) -> bool {
     path.starts_with("/etc/") || path.contains("bin/") || path == "/usr/lib/sendmail"
 }
 
+/// RPMTAG_PAYLOADSHA256 (rpm ≥ 4.14): the digest of the compressed payload
+/// as stored; older rpms lack it.
+fn payload_sha256(meta: &rpm::PackageMetadata) -> Option<String> {
+    let digests = meta
+        .header
+        .get_entry_data_as_string_array(rpm::IndexTag::RPMTAG_PAYLOADSHA256)
+        .ok()?;
+    digests.first().map(|d| (*d).to_owned())
+}
+
 /// Checks the payload without unpacking it: the signature header's size
 /// (header + payload) against the file, and the header's payload digest
 /// (SHA-256) against the payload bytes. A truncated or tampered rpm is
@@ -115,20 +125,51 @@ fn check_payload(
             bytes.len()
         )));
     }
-    // RPMTAG_PAYLOADSHA256 (rpm ≥ 4.14) digests the compressed payload as
-    // stored; older rpms lack it and only the size is checked.
-    if let Ok(digests) = meta
-        .header
-        .get_entry_data_as_string_array(rpm::IndexTag::RPMTAG_PAYLOADSHA256)
-        && let Some(want) = digests.first()
-    {
+    if let Some(want) = payload_sha256(meta) {
         let payload = bytes.get(payload_start as usize..).unwrap_or(&[]);
         let got = crate::digest::Sha256Digest::of(payload).to_hex();
-        if !got.eq_ignore_ascii_case(want) {
+        if !got.eq_ignore_ascii_case(&want) {
             return Err(bad("payload digest mismatch (the file was altered)".into()));
         }
     }
     Ok(())
+}
+
+/// What an rpm's own signature covers and says: the main header's bytes
+/// and the OpenPGP signatures over them that the signature header holds.
+pub struct HeaderSignatures {
+    pub header: Vec<u8>,
+    /// Binary OpenPGP signatures (`RSAHEADER` and `DSAHEADER`, what
+    /// `rpmsign` writes for RSA, EdDSA and DSA keys); empty when unsigned.
+    pub signatures: Vec<Vec<u8>>,
+    /// The payload's SHA-256 the header records (rpm ≥ 4.14).
+    pub payload_sha256: Option<String>,
+}
+
+/// Reads the lead, the signature header and the main header of an rpm
+/// file, and nothing of its payload: `file` is left at the payload's
+/// start.
+pub fn header_signatures(
+    file: &mut (impl std::io::BufRead + std::io::Seek),
+) -> Result<HeaderSignatures, RpmHeaderError> {
+    use rpm::IndexSignatureTag as T;
+    let meta = rpm::PackageMetadata::parse(file)?;
+    let offsets = meta.get_package_segment_offsets();
+    let len = offsets.payload.saturating_sub(offsets.header);
+    let mut header = vec![0; len as usize];
+    file.seek(std::io::SeekFrom::Start(offsets.header))
+        .and_then(|_| file.read_exact(&mut header))
+        .map_err(|e| RpmHeaderError::Header(e.into()))?;
+    let signatures = [T::RPMSIGTAG_RSA, T::RPMSIGTAG_DSA]
+        .into_iter()
+        .filter_map(|tag| meta.signature.get_entry_data_as_binary(tag).ok())
+        .map(<[u8]>::to_vec)
+        .collect();
+    Ok(HeaderSignatures {
+        header,
+        signatures,
+        payload_sha256: payload_sha256(&meta),
+    })
 }
 
 /// Reads the header of an rpm file (`bytes`) and writes its entries.

@@ -16,6 +16,7 @@
 pub mod apt;
 mod download;
 pub mod rpm;
+mod rpm_verify;
 
 use std::path::{Path, PathBuf};
 
@@ -97,6 +98,9 @@ pub struct MirrorDef {
     pub client_key: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_cert: Option<PathBuf>,
+    /// rpm: also check each package's own signature against `keyring`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub verify_packages: bool,
     pub created: Timestamp,
 }
 
@@ -117,7 +121,7 @@ impl MirrorDef {
     /// architecture) makes the next update a full one even if upstream's
     /// Release did not change.
     pub fn fetch_digest(&self) -> Sha256Digest {
-        let key = serde_json::json!([
+        let mut key = serde_json::json!([
             self.url,
             self.suite,
             self.components,
@@ -134,6 +138,12 @@ impl MirrorDef {
             self.client_key,
             self.ca_cert,
         ]);
+        // Appended only when set, so older definitions keep their digest.
+        if self.verify_packages
+            && let Some(a) = key.as_array_mut()
+        {
+            a.push("verify-packages".into());
+        }
         Sha256Digest::of(key.to_string().as_bytes())
     }
 }
@@ -245,6 +255,15 @@ pub enum MirrorError {
         #[source]
         first: Box<FetchError>,
     },
+    #[error(
+        "mirror `{mirror}`: package {package} fails its signature check; the previous state is kept"
+    )]
+    PackageCheck {
+        mirror: String,
+        package: String,
+        #[source]
+        source: Box<rpm_verify::PackageCheckError>,
+    },
     #[error("mirror `{mirror}`: cannot store in the pool")]
     Pool {
         mirror: String,
@@ -271,6 +290,7 @@ pub struct CreateOptions {
     pub filter: Option<String>,
     pub filter_with_deps: bool,
     pub client_tls: crate::http::ClientTls,
+    pub verify_packages: bool,
     pub now: Timestamp,
 }
 
@@ -357,6 +377,21 @@ fn validate(def: &MirrorDef) -> Result<(), MirrorError> {
             )));
         }
     }
+    if def.verify_packages {
+        let why = match (def.kind, def.policy, def.no_verify) {
+            (RepoKind::Apt, _, _) => Some(
+                "--verify-packages applies to rpm mirrors only (apt packages carry no signatures of their own)",
+            ),
+            (_, Policy::OnDemand, _) => Some(
+                "--verify-packages needs --policy immediate (on-demand packages are fetched at publish, unchecked)",
+            ),
+            (_, _, true) => Some("--verify-packages needs --keyring"),
+            _ => None,
+        };
+        if let Some(why) = why {
+            return Err(MirrorError::Invalid(why.into()));
+        }
+    }
     if def.client_cert.is_some() != def.client_key.is_some() {
         return Err(MirrorError::Invalid(
             "--client-cert and --client-key go together".into(),
@@ -429,6 +464,7 @@ pub fn create(root: &crate::root::Root, opts: CreateOptions) -> Result<MirrorDef
         client_cert: abs(opts.client_tls.cert)?,
         client_key: abs(opts.client_tls.key)?,
         ca_cert: abs(opts.client_tls.ca)?,
+        verify_packages: opts.verify_packages,
         created: opts.now,
     };
     validate(&def)?;
@@ -569,6 +605,7 @@ pub struct EditOptions {
     pub filter_with_deps: Option<bool>,
     pub with_sources: Option<bool>,
     pub with_udebs: Option<bool>,
+    pub verify_packages: Option<bool>,
 }
 
 /// `depot mirror edit`: changes a definition (under the mirror's lock, so an
@@ -627,6 +664,9 @@ pub fn edit(
     }
     if let Some(s) = changes.with_sources {
         def.with_sources = s;
+    }
+    if let Some(v) = changes.verify_packages {
+        def.verify_packages = v;
     }
     if let Some(u) = changes.with_udebs {
         def.with_udebs = u;

@@ -357,11 +357,15 @@ pub(super) async fn update(
         }
     }
     let mut wanted = Vec::with_capacity(packages.len());
+    let mut signed = Vec::new();
     let mut seen = HashSet::new();
     for p in &packages {
         let sha256 = hex_digest(def, primary_url, &p.sha256)?;
         if !seen.insert(sha256) {
             continue;
+        }
+        if def.verify_packages {
+            signed.push((p.href.clone(), sha256));
         }
         let from = match &p.base {
             Some(b) => {
@@ -392,6 +396,18 @@ pub(super) async fn update(
         });
     }
     let outcome = download_missing(def, &fetcher, &pool, wanted, opts, reporter).await?;
+    if def.verify_packages {
+        reporter.report(Event::Phase {
+            subject: &def.name,
+            message: "checking package signatures",
+        });
+        let (root, pool, def) = (root.clone(), pool.clone(), def.clone());
+        tokio::task::spawn_blocking(move || {
+            super::rpm_verify::verify_packages(&root, &pool, &def, &signed)
+        })
+        .await
+        .expect("signature checks do not panic")?;
+    }
     let summary = UpdateSummary {
         mirror: def.name.clone(),
         changed: true,

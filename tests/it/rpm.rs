@@ -345,6 +345,96 @@ fn bad_rpm_upstreams_are_refused_and_the_previous_state_is_kept() {
 }
 
 #[test]
+fn verify_packages_checks_each_rpm_signature_and_keeps_the_previous_state() {
+    let ctx = TestContext::new();
+    let good = ctx.serve_rpm("state1", "good");
+    // repomd.xml.asc made with key B; the packages are still signed by A.
+    let wk = ctx.serve_rpm("wrongkey", "wk");
+    let wrong = fixtures().join("rpm/keys/wrong.asc").display().to_string();
+
+    create_mirror(&ctx, "v", &good, &["--verify-packages"]);
+    let show = ctx
+        .depot(&["mirror", "show", "v", "--output-format", "json"])
+        .ok();
+    assert_eq!(show.json()["verify_packages"], true);
+    ctx.depot(&["mirror", "update", "v"]).ok();
+    let cache = std::fs::read_dir(ctx.root.join("cache/rpm-verified"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let verified = std::fs::read_to_string(&cache).unwrap();
+    assert_eq!(verified.lines().count(), 4, "{verified}");
+
+    // Only repomd.xml is checked without the flag: key B passes.
+    let create = |name: &str, extra: &[&str]| {
+        let mut args = vec![
+            "mirror",
+            "create",
+            name,
+            &wk,
+            "--kind",
+            "rpm",
+            "--keyring",
+            &wrong,
+        ];
+        args.extend(extra);
+        ctx.depot(&args).ok();
+    };
+    create("w", &[]);
+    ctx.depot(&["mirror", "update", "w"]).ok();
+
+    // With it, key B refuses packages signed by A, and nothing is recorded.
+    create("x", &["--verify-packages"]);
+    let run = ctx
+        .depot(&["mirror", "update", "x"])
+        .fails(1, "fails its signature check");
+    assert!(run.stderr.contains("does not verify"), "{}", run.stderr);
+    assert!(!ctx.root.join("mirrors/x.state.json").exists());
+    ctx.depot(&["snapshot", "create", "--mirror", "x"])
+        .fails(1, "");
+
+    // A keyring holding both keys verifies both.
+    let both = ctx.root.join("both.gpg");
+    let mut keys = std::fs::read(fixtures().join("rpm/keys/good.gpg")).unwrap();
+    keys.extend(std::fs::read(fixtures().join("rpm/keys/wrong.gpg")).unwrap());
+    std::fs::write(&both, keys).unwrap();
+    ctx.depot(&["mirror", "edit", "x", "--keyring", both.to_str().unwrap()])
+        .ok();
+    ctx.depot(&["mirror", "update", "x"]).ok();
+
+    // Usage errors: apt mirrors, on-demand, no keyring.
+    ctx.depot(&[
+        "mirror",
+        "create",
+        "y",
+        &good,
+        "--kind",
+        "rpm",
+        "--no-verify",
+        "--verify-packages",
+    ])
+    .fails(2, "");
+    let key = good_key().display().to_string();
+    for (kind, extra) in [("apt", "--suite=stable"), ("rpm", "--policy=on-demand")] {
+        ctx.depot(&[
+            "mirror",
+            "create",
+            "y",
+            &good,
+            "--kind",
+            kind,
+            extra,
+            "--keyring",
+            &key,
+            "--verify-packages",
+        ])
+        .fails(2, "--verify-packages");
+    }
+}
+
+#[test]
 fn xml_base_packages_are_fetched_and_published_locally() {
     let ctx = TestContext::new();
     let url = ctx.serve_rpm("xmlbase", "xmlbase");

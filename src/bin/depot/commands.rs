@@ -85,6 +85,9 @@ fn mirror_text(m: &mirror::MirrorInfo) -> String {
     };
     let verify = match (&d.keyring, d.no_verify) {
         (_, true) => "no (--no-verify)".to_owned(),
+        (Some(k), false) if d.verify_packages => {
+            format!("keyring {} (and each package's signature)", k.display())
+        }
         (Some(k), false) => format!("keyring {}", k.display()),
         (None, false) => "?".to_owned(),
     };
@@ -137,6 +140,7 @@ async fn mirror_cmd(cmd: MirrorCommand, root: &Root, settings: &Settings) -> Res
                         key: a.client_key,
                         ca: a.ca_cert,
                     },
+                    verify_packages: a.verify_packages,
                     now: settings.now,
                 },
             )?;
@@ -263,6 +267,7 @@ async fn mirror_cmd(cmd: MirrorCommand, root: &Root, settings: &Settings) -> Res
                 mode: a.mode.map(mode),
                 with_sources: a.with_sources,
                 with_udebs: a.with_udebs,
+                verify_packages: a.verify_packages,
                 filter: a.filter.map(|f| (!f.is_empty()).then_some(f)),
                 filter_with_deps: a.with_deps,
             };
