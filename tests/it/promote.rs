@@ -427,6 +427,30 @@ fn curl(args: &[&str]) -> (String, Vec<u8>) {
     (code, body)
 }
 
+/// The whole response to a curl GET (`args` then `url`): status line,
+/// headers lowercased except their values, and body, with the `date` header
+/// left out so that two responses can be compared.
+fn whole_response(args: &[&str], url: &str) -> String {
+    let out = Command::new("curl")
+        .args(["-s", "-i"])
+        .args(args)
+        .arg(url)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.split("\r\n");
+    let mut out = format!("{}\r\n", lines.next().unwrap_or(""));
+    for line in lines {
+        let (name, value) = line.split_once(':').unwrap_or((line, ""));
+        let name = name.to_ascii_lowercase();
+        if name != "date" {
+            out += &format!("{name}:{value}\r\n");
+        }
+    }
+    out + "\r\n" + body
+}
+
 #[test]
 fn serve_enforces_token_guards_per_stage_and_apt_reads_through_it() {
     let mut ctx = TestContext::new();
@@ -522,6 +546,50 @@ fn serve_enforces_token_guards_per_stage_and_apt_reads_through_it() {
         "403"
     );
 
+    // Regression: an unknown distribution got 404 before authentication,
+    // which told which distribution names exist. A refusal is now the same
+    // response (status, headers, empty body) for a guarded file, a missing
+    // file or version in a guarded distribution, and a distribution that
+    // does not exist.
+    let paths = [
+        format!("/d/dev/{release_file}"),
+        "/d/dev/no/such/file".to_owned(),
+        format!("/d/20990101T000000Z/{release_file}"),
+        format!("/nosuch/dev/{release_file}"),
+        format!("/nosuch/release/{release_file}"),
+        "/nosuch/".to_owned(),
+    ];
+    let wrong_bearer = bearer("wrong");
+    let customer_bearer = bearer("customer-token");
+    let credentials: [(&[&str], &str); 4] = [
+        (&[], "401"),
+        (&["-H", &wrong_bearer], "403"),
+        (&["-u", "x:wrong"], "403"),
+        // Admitted by some guard, but not by the dev stage's.
+        (&["-H", &customer_bearer], "403"),
+    ];
+    for (auth, status) in credentials {
+        let responses: Vec<String> = paths
+            .iter()
+            .map(|p| whole_response(auth, &format!("{base}{p}")))
+            .collect();
+        let first = &responses[0];
+        assert!(
+            first.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{auth:?}: {first}"
+        );
+        assert!(first.contains("content-length: 0\r\n"), "{first}");
+        assert!(first.ends_with("\r\n\r\n"), "a body: {first:?}");
+        assert_eq!(
+            first.contains("www-authenticate: Basic"),
+            status == "401",
+            "{first}"
+        );
+        for (p, r) in paths.iter().zip(&responses) {
+            assert_eq!(r, first, "{p} with {auth:?}");
+        }
+    }
+
     ctx.depot(&["promote", "d", &v1, "--to", "release"]).ok();
     assert_eq!(
         get(
@@ -546,8 +614,21 @@ fn serve_enforces_token_guards_per_stage_and_apt_reads_through_it() {
         get(u(&format!("{v1}/no/such/file")), Some("customer-token")),
         "404"
     );
+    // Nothing out of the tree: curl squashes the dots (`/etc/passwd`, an
+    // unknown distribution, refused), and sent as they are they match no
+    // file.
     assert_eq!(
         get(u(&format!("{v1}/../../etc/passwd")), Some("customer-token")),
+        "403"
+    );
+    assert_eq!(
+        curl(&[
+            "--path-as-is",
+            "-H",
+            &bearer("customer-token"),
+            &u(&format!("{v1}/../../etc/passwd"))
+        ])
+        .0,
         "404"
     );
     // Basic auth with the token as password; ranges; HEAD.
