@@ -414,19 +414,13 @@ pub struct PromoteSummary {
 }
 
 /// `depot promote DIST VERSION --to STAGE [--require-tests] [--dry-run]`.
+///
+/// The whole decision — the version's existence, the gate, what the stage
+/// served before — is taken under the distribution's lock, so the pointer
+/// switch and the audit entry always match the state the decision saw
+/// (`test submit --for` and `dist create` wait for the lock meanwhile).
 pub async fn promote(root: &Root, opts: &PromoteOptions) -> Result<PromoteSummary, DistError> {
     crate::names::validate("distribution", &opts.dist)?;
-    let configured = load_file(root, &opts.dist)?.is_some_and(|f| f.require_tests);
-    if opts.require_tests || (configured && opts.to == Stage::Release) {
-        let problems = gate(root, &opts.dist, &opts.version).await?;
-        if !problems.is_empty() {
-            return Err(DistError::Gate {
-                dist: opts.dist.clone(),
-                version: opts.version.clone(),
-                problems,
-            });
-        }
-    }
     // Refuse rather than queue: two promotions racing on one distribution
     // is a mistake a release engineer wants to hear about.
     let _lock = ObjectLock::acquire(root, "dist", &opts.dist, Wait::No)?;
@@ -444,6 +438,16 @@ pub async fn promote(root: &Root, opts: &PromoteOptions) -> Result<PromoteSummar
     let published = info.publish_root.join(&opts.dist);
     if !published.join(&opts.version).is_dir() {
         return Err(no_version());
+    }
+    if opts.require_tests || (info.require_tests && opts.to == Stage::Release) {
+        let problems = gate(root, &opts.dist, &opts.version).await?;
+        if !problems.is_empty() {
+            return Err(DistError::Gate {
+                dist: opts.dist.clone(),
+                version: opts.version.clone(),
+                problems,
+            });
+        }
     }
     let from = pointer(&published, opts.to);
     let rollback = from.as_ref().is_some_and(|f| *f > opts.version);

@@ -128,6 +128,10 @@ fn promotion_moves_the_release_pointer_and_is_audited() {
     std::thread::sleep(std::time::Duration::from_millis(300));
     ctx.depot(&["promote", "d", v2, "--to", "release"])
         .fails(3, "is busy");
+    // The gate runs under the lock too (its decision and the switch see
+    // one state): refused as busy, not for lack of tests.
+    ctx.depot(&["promote", "d", v2, "--to", "release", "--require-tests"])
+        .fails(3, "is busy");
     holder.kill().unwrap();
     holder.wait().unwrap();
     assert_eq!(
@@ -137,6 +141,78 @@ fn promotion_moves_the_release_pointer_and_is_audited() {
             .unwrap(),
         v1
     );
+}
+
+#[test]
+fn concurrent_promotions_of_one_distribution_never_tear_the_pointer() {
+    let mut ctx = TestContext::new();
+    ctx.apt_snapshot("m", "s");
+    let mut versions = Vec::new();
+    for t in ["2026-11-20T10:00:00Z", "2026-11-21T10:00:00Z"] {
+        ctx.env.insert("DEPOT_NOW".into(), t.into());
+        let s = ctx
+            .depot(&[
+                "publish",
+                "s",
+                "--dist",
+                "d",
+                "--skip-signing",
+                "--output-format",
+                "json",
+            ])
+            .ok()
+            .json();
+        versions.push(s["version"].as_str().unwrap().to_owned());
+    }
+    ctx.env.remove("DEPOT_NOW");
+    let release = ctx.root.join("public/d/release");
+    let audited = || -> Vec<serde_json::Value> {
+        std::fs::read_to_string(ctx.root.join("audit.log"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|e| matches!(e["action"].as_str(), Some("promote" | "rollback")))
+            .collect()
+    };
+    let mut won = 0;
+    for round in 0..4 {
+        // Two real processes, started together, each moving `release` to
+        // a different version.
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        let children: Vec<_> = order
+            .iter()
+            .map(|&i| {
+                ctx.command()
+                    .args(["promote", "d", &versions[i], "--to", "release"])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let mut codes = Vec::new();
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            let code = out.status.code().unwrap_or(-1);
+            assert!(
+                code == 0 || (code == 3 && err.contains("is busy")),
+                "exit {code}: {err}"
+            );
+            codes.push(code);
+        }
+        assert!(codes.contains(&0), "round {round}: {codes:?}");
+        won += codes.iter().filter(|c| **c == 0).count();
+        // A whole symlink to one of the two versions, which the last
+        // audited promotion names.
+        let target = std::fs::read_link(&release).unwrap();
+        let target = target.to_str().unwrap();
+        assert!(versions.iter().any(|v| v == target), "{target}");
+        assert!(release.join("dists/stable/Release").is_file());
+        let audit = audited();
+        assert_eq!(audit.len(), won, "one audit line per successful promotion");
+        assert_eq!(audit.last().unwrap()["version"], target);
+    }
 }
 
 #[test]
