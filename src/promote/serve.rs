@@ -3,11 +3,12 @@
 //!
 //! Paths are `/DIST/dev/…`, `/DIST/release/…` (the stage pointers) and
 //! `/DIST/VERSION/…`. A version's level is `release` once it has been
-//! promoted to release, else `dev`; a reader admitted by the guard of
-//! stage S may read every version whose level is S or later (dev readers
-//! read dev and released versions, release readers only released ones).
-//! Credentials are `Authorization: Bearer TOKEN` or basic auth with the
-//! token as password, checked against token guards.
+//! promoted to release (until a rollback of `release` to an older version
+//! withdraws it), else `dev`; a reader admitted by the guard of stage S may
+//! read every version whose level is S or later (dev readers read dev and
+//! released versions, release readers only released ones). Credentials are
+//! `Authorization: Bearer TOKEN` or basic auth with the token as password,
+//! checked against token guards.
 //!
 //! A refused request gets 401 (no credentials: no token, no client
 //! certificate) or 403 (credentials the guard does not admit), with an
@@ -409,7 +410,7 @@ async fn handle(
             || info
                 .versions
                 .iter()
-                .any(|r| r.version == v && r.released.is_some())
+                .any(|r| r.record.version == v && r.stage == dist::Stage::Release)
     });
     let stages: &[&str] = match *selector {
         "dev" => &["dev"],

@@ -51,7 +51,17 @@ fn promotion_moves_the_release_pointer_and_is_audited() {
             .unwrap(),
         v2
     );
-    // Rollback to the previous version.
+    // Rollback to the previous version; a dry run tells what it withdraws.
+    let dry = ctx
+        .depot(&["promote", "d", v1, "--to", "release", "--dry-run"])
+        .ok();
+    assert!(
+        dry.stdout.contains(&format!(
+            "would be withdrawn from release (back to dev): {v2}"
+        )),
+        "{}",
+        dry.stdout
+    );
     let back = ctx
         .depot(&[
             "promote",
@@ -84,6 +94,22 @@ fn promotion_moves_the_release_pointer_and_is_audited() {
     assert_eq!(show["dev"].as_str(), Some(v2.as_str()));
     assert_eq!(show["versions"].as_array().unwrap().len(), 2);
     assert_eq!(show["versions"][0]["source"], "s");
+    // The rollback withdrew v2 from release: it is back at dev.
+    assert_eq!(back["withdrawn"], serde_json::json!([v2]));
+    assert_eq!(show["versions"][0]["stage"], "release");
+    assert_eq!(show["versions"][1]["stage"], "dev");
+    assert!(show["versions"][1]["released"].is_null());
+    assert!(show["versions"][1]["withdrawn"].is_string());
+    let text = ctx.depot(&["dist", "show", "d"]).ok().stdout;
+    assert!(text.contains("dev (withdrawn from release)"), "{text}");
+    // Promoted again, it is released again; v1 was released before.
+    ctx.depot(&["promote", "d", v2, "--to", "release"]).ok();
+    let show = ctx
+        .depot(&["dist", "show", "d", "--output-format", "json"])
+        .ok()
+        .json();
+    assert_eq!(show["versions"][1]["stage"], "release");
+    assert!(show["versions"][1]["withdrawn"].is_null());
     let text = ctx.depot(&["dist", "show", "d"]).ok().stdout;
     assert!(text.contains("(released before)"), "{text}");
 
@@ -108,9 +134,12 @@ fn promotion_moves_the_release_pointer_and_is_audited() {
             ("publish", v1.as_str(), "s"),
             ("publish", v2.as_str(), "s"),
             ("promote", v2.as_str(), "-"),
-            ("rollback", v1.as_str(), v2.as_str())
+            ("rollback", v1.as_str(), v2.as_str()),
+            ("withdraw", v2.as_str(), "release"),
+            ("promote", v2.as_str(), v1.as_str()),
         ]
     );
+    assert_eq!(audit[4]["to"], "dev");
     assert!(
         audit
             .iter()
@@ -126,11 +155,11 @@ fn promotion_moves_the_release_pointer_and_is_audited() {
         .spawn()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
-    ctx.depot(&["promote", "d", v2, "--to", "release"])
+    ctx.depot(&["promote", "d", v1, "--to", "release"])
         .fails(3, "is busy");
     // The gate runs under the lock too (its decision and the switch see
     // one state): refused as busy, not for lack of tests.
-    ctx.depot(&["promote", "d", v2, "--to", "release", "--require-tests"])
+    ctx.depot(&["promote", "d", v1, "--to", "release", "--require-tests"])
         .fails(3, "is busy");
     holder.kill().unwrap();
     holder.wait().unwrap();
@@ -139,7 +168,7 @@ fn promotion_moves_the_release_pointer_and_is_audited() {
             .unwrap()
             .to_str()
             .unwrap(),
-        v1
+        v2
     );
 }
 
@@ -707,6 +736,51 @@ fn serve_enforces_token_guards_per_stage_and_apt_reads_through_it() {
         .0,
         "404"
     );
+
+    // A rollback withdraws the newer version from release readers: it was
+    // rolled back because customers must not use it.
+    ctx.depot(&["promote", "d", &v2, "--to", "release"]).ok();
+    for v in [&v1, &v2] {
+        assert_eq!(
+            get(u(&format!("{v}/{release_file}")), Some("customer-token")),
+            "200"
+        );
+    }
+    let back = ctx
+        .depot(&[
+            "promote",
+            "d",
+            &v1,
+            "--to",
+            "release",
+            "--output-format",
+            "json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(back["withdrawn"], serde_json::json!([v2]));
+    assert_eq!(
+        get(u(&format!("{v2}/{release_file}")), Some("customer-token")),
+        "403"
+    );
+    assert_eq!(
+        get(u(&format!("{v2}/no/such/file")), Some("customer-token")),
+        "403"
+    );
+    assert_eq!(
+        get(u(&format!("{v1}/{release_file}")), Some("customer-token")),
+        "200"
+    );
+    assert_eq!(
+        get(u(&format!("{v2}/{release_file}")), Some("dev-token")),
+        "200"
+    );
+    let show = ctx
+        .depot(&["dist", "show", "d", "--output-format", "json"])
+        .ok()
+        .json();
+    assert_eq!(show["versions"][0]["stage"], "release");
+    assert_eq!(show["versions"][1]["stage"], "dev");
     // Basic auth with the token as password; ranges; HEAD.
     assert_eq!(
         curl(&[
