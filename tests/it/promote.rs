@@ -1105,6 +1105,217 @@ fn serve_over_tls_admits_client_certificates_of_the_stage_guard() {
     server.wait().unwrap();
 }
 
+/// An intermediate CA `int` signed by the existing CA `root` (both in
+/// `dir`, as `NAME.pem` and `NAME.key`).
+fn intermediate_ca(dir: &std::path::Path, root: &str, int: &str) {
+    let (k, csr, c, s) = (
+        format!("{int}.key"),
+        format!("{int}.csr"),
+        format!("{int}.pem"),
+        format!("/CN={int}"),
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            &s,
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+            "-keyout",
+            &k,
+            "-out",
+            &csr,
+        ],
+    );
+    let (rc, rk) = (format!("{root}.pem"), format!("{root}.key"));
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &rc,
+            "-CAkey",
+            &rk,
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-copy_extensions",
+            "copy",
+            "-out",
+            &c,
+        ],
+    );
+}
+
+#[test]
+fn serve_admits_a_release_certificate_only_once_the_version_is_promoted() {
+    let ctx = TestContext::new();
+    let d = ctx.dir.path().join("pki");
+    std::fs::create_dir_all(&d).unwrap();
+    ca_and_leaf(
+        &d,
+        "srv-ca",
+        "server",
+        "/CN=127.0.0.1",
+        "subjectAltName=IP:127.0.0.1",
+    );
+    ca_and_leaf(&d, "dev-ca", "dev", "/CN=ci", "extendedKeyUsage=clientAuth");
+    // The release guard trusts only the root; `customer` is signed by the
+    // root, `chained` by an intermediate CA under it.
+    ca_and_leaf(
+        &d,
+        "rel-root",
+        "customer",
+        "/CN=customer",
+        "extendedKeyUsage=clientAuth",
+    );
+    intermediate_ca(&d, "rel-root", "rel-int");
+    ca_and_leaf(
+        &d,
+        "rel-int",
+        "chained",
+        "/CN=other-customer",
+        "extendedKeyUsage=clientAuth",
+    );
+    let mut bundle = std::fs::read(d.join("chained.pem")).unwrap();
+    bundle.extend(std::fs::read(d.join("rel-int.pem")).unwrap());
+    std::fs::write(d.join("chained-full.pem"), bundle).unwrap();
+    let p = |f: &str| d.join(f).display().to_string();
+    ctx.depot(&["guard", "create", "devs", "--x509-ca", &p("dev-ca.pem")])
+        .ok();
+    ctx.depot(&[
+        "guard",
+        "create",
+        "customers",
+        "--x509-ca",
+        &p("rel-root.pem"),
+    ])
+    .ok();
+    ctx.depot(&[
+        "dist",
+        "create",
+        "d",
+        "--stage",
+        "dev=devs",
+        "--stage",
+        "release=customers",
+    ])
+    .ok();
+    ctx.apt_snapshot("m", "s");
+    let v = ctx
+        .depot(&[
+            "publish",
+            "s",
+            "--dist",
+            "d",
+            "--skip-signing",
+            "--output-format",
+            "json",
+        ])
+        .ok()
+        .json();
+    let v = v["version"].as_str().unwrap().to_owned();
+
+    let (mut server, base) = start_serve(
+        &ctx,
+        &[
+            "--tls-cert",
+            &p("server.pem"),
+            "--tls-key",
+            &p("server.key"),
+        ],
+        false,
+    );
+    let ca = p("srv-ca.pem");
+    let get = |cert: &str, key: &str, path: &str| {
+        let (cert, key) = (p(cert), p(key));
+        curl(&[
+            "--cacert",
+            &ca,
+            "--cert",
+            &cert,
+            "--key",
+            &key,
+            &format!("{base}/d/{path}"),
+        ])
+        .0
+    };
+    let file = "dists/stable/Release";
+    let (by_version, by_stage) = (format!("{v}/{file}"), format!("release/{file}"));
+    let customers = [
+        ("customer.pem", "customer.key"),
+        // Leaf, then the intermediate: the chain reaches the guard's root.
+        ("chained-full.pem", "chained.key"),
+    ];
+
+    // Before promotion the release certificates open nothing.
+    for (cert, key) in customers {
+        assert_eq!(get(cert, key, &by_version), "403", "{cert}");
+        assert_eq!(get(cert, key, &by_stage), "403", "{cert}");
+        assert_eq!(get(cert, key, &format!("dev/{file}")), "403", "{cert}");
+    }
+    assert_eq!(get("dev.pem", "dev.key", &by_version), "200");
+    // A refused certificate learns nothing about what exists.
+    let unknown = curl(&[
+        "--cacert",
+        &ca,
+        "--cert",
+        &p("customer.pem"),
+        "--key",
+        &p("customer.key"),
+        &format!("{base}/nosuch/release/{file}"),
+    ]);
+    assert_eq!((unknown.0.as_str(), unknown.1.len()), ("403", 0));
+    // Real apt-get with the release certificate is refused too.
+    let apt = crate::support::Apt::new(&format!("deb [trusted=yes] {base}/d/release stable main"));
+    let opts = [
+        format!("Acquire::https::CaInfo={ca}"),
+        format!("Acquire::https::SslCert={}", p("customer.pem")),
+        format!("Acquire::https::SslKey={}", p("customer.key")),
+    ];
+    let mut args: Vec<&str> = Vec::new();
+    for o in &opts {
+        args.extend(["-o", o.as_str()]);
+    }
+    let update = |args: &[&str]| {
+        let mut args = args.to_vec();
+        args.push("update");
+        apt.run(&args)
+    };
+    let refused = update(&args);
+    assert!(refused.stderr.contains("403"), "{}", refused.stderr);
+
+    ctx.depot(&["promote", "d", &v, "--to", "release"]).ok();
+    for (cert, key) in customers {
+        assert_eq!(get(cert, key, &by_version), "200", "{cert}");
+        assert_eq!(get(cert, key, &by_stage), "200", "{cert}");
+        // The dev stage stays closed to them.
+        assert_eq!(get(cert, key, &format!("dev/{file}")), "403", "{cert}");
+    }
+    // Without the intermediate the chain does not reach the root: the
+    // handshake fails.
+    assert_eq!(get("chained.pem", "chained.key", &by_stage), "000");
+    let fetched = update(&args).ok();
+    assert!(!fetched.stderr.contains("E:"), "{}", fetched.stderr);
+    args.extend(["download", "alpha"]);
+    apt.run(&args).ok();
+    assert!(apt.dir.path().join("dl/alpha_1.0-1_amd64.deb").is_file());
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
 #[test]
 fn a_second_depot_mirrors_the_release_stage_with_a_client_certificate() {
     let ctx = TestContext::new();
