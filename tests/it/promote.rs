@@ -315,6 +315,44 @@ fn require_tests_refuses_until_the_recorded_tests_pass() {
     assert_eq!(std::fs::read_link(&release).unwrap().to_str().unwrap(), v1);
 
     let for_v2 = format!("d/{v2}");
+    // A neutral result (autopkgtest exit 8) lets the version through.
+    ctx.depot(&[
+        "test",
+        "submit",
+        "gamma",
+        "--release",
+        "noble",
+        "--arch",
+        "amd64",
+        "--trigger",
+        "gamma/3.0-1",
+        "--for",
+        &for_v2,
+    ])
+    .ok();
+    ctx.depot(&["test", "worker", "--once", "--", "sh", "-c", "exit 8"])
+        .ok();
+    let poll = ctx
+        .depot(&[
+            "test",
+            "poll",
+            "gamma",
+            "--release",
+            "noble",
+            "--arch",
+            "amd64",
+            "--trigger",
+            "gamma/3.0-1",
+            "--output-format",
+            "json",
+        ])
+        .ok();
+    assert!(poll.stdout.contains("\"neutral\""), "{}", poll.stdout);
+    ctx.depot(&["promote", "d", &v2, "--to", "release", "--require-tests"])
+        .ok();
+    assert_eq!(std::fs::read_link(&release).unwrap().to_str().unwrap(), v2);
+    ctx.depot(&["promote", "d", &v1, "--to", "release"]).ok();
+
     ctx.depot(&[
         "test",
         "submit",
@@ -339,6 +377,8 @@ fn require_tests_refuses_until_the_recorded_tests_pass() {
         "{}",
         run.stderr
     );
+    // The neutral one is not a problem.
+    assert!(!run.stderr.contains("gamma"), "{}", run.stderr);
     assert_eq!(std::fs::read_link(&release).unwrap().to_str().unwrap(), v1);
     let show = ctx
         .depot(&["dist", "show", "d", "--output-format", "json"])
