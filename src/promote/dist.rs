@@ -5,8 +5,10 @@
 //! root) and points `DIR/DIST/dev` at it; `depot promote DIST VERSION --to
 //! release` moves `DIR/DIST/release` — an atomic symlink switch, under the
 //! distribution's lock — and appends the move to the audit log. Promoting an
-//! older version than the one released is a rollback, audited the same way.
-//! Content never moves: stages are pointers.
+//! older version than the one released is a rollback, audited the same way;
+//! it withdraws the newer released versions from release readers (they go
+//! back to `dev`, each withdrawal audited as `withdraw`). Content never
+//! moves: stages are pointers.
 
 use std::path::{Path, PathBuf};
 
@@ -148,9 +150,25 @@ pub struct VersionRecord {
     pub source: String,
     /// SHA-256 of its top-level metadata (Release, repomd.xml).
     pub digest: Sha256Digest,
-    /// When it was first promoted to release.
+    /// When it was promoted to release (none while it is at `dev`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub released: Option<Timestamp>,
+    /// When a rollback of `release` to an older version withdrew it (back
+    /// to `dev`); cleared when it is promoted again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub withdrawn: Option<Timestamp>,
+}
+
+impl VersionRecord {
+    /// The latest stage whose readers may read this version: `release` once
+    /// promoted there (and not withdrawn by a rollback), else `dev`.
+    pub fn stage(&self) -> Stage {
+        if self.released.is_some() {
+            Stage::Release
+        } else {
+            Stage::Dev
+        }
+    }
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DistError + '_ {
@@ -231,7 +249,7 @@ pub fn record_test(
     record: TestRecord,
 ) -> Result<(), DistError> {
     let info = show(root, dist)?;
-    if !info.versions.iter().any(|v| v.version == version) {
+    if !info.versions.iter().any(|v| v.record.version == version) {
         return Err(DistError::NoVersion {
             dist: dist.to_owned(),
             version: version.to_owned(),
@@ -333,7 +351,16 @@ pub struct DistInfo {
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub tests: std::collections::BTreeMap<String, TestState>,
     /// Oldest first.
-    pub versions: Vec<VersionRecord>,
+    pub versions: Vec<VersionInfo>,
+}
+
+/// A version as `dist show` lists it: its record and its stage.
+#[derive(Debug, Clone, Serialize)]
+pub struct VersionInfo {
+    #[serde(flatten)]
+    pub record: VersionRecord,
+    /// [`VersionRecord::stage`].
+    pub stage: Stage,
 }
 
 fn pointer(dir: &Path, stage: Stage) -> Option<String> {
@@ -356,10 +383,13 @@ pub fn show(root: &Root, dist: &str) -> Result<DistInfo, DistError> {
         let path = entry.path();
         let bytes = std::fs::read(&path).map_err(io(&path))?;
         if let Ok(record) = serde_json::from_slice::<VersionRecord>(&bytes) {
-            versions.push(record);
+            versions.push(VersionInfo {
+                stage: record.stage(),
+                record,
+            });
         }
     }
-    versions.sort_by(|a, b| a.version.cmp(&b.version));
+    versions.sort_by(|a, b| a.record.version.cmp(&b.record.version));
     let published = meta.publish_root.join(dist);
     Ok(DistInfo {
         name: dist.to_owned(),
@@ -410,23 +440,20 @@ pub struct PromoteSummary {
     pub to: String,
     /// The stage moved back to an older version.
     pub rollback: bool,
+    /// Newer versions a rollback of `release` withdrew from release readers
+    /// (back to `dev`).
+    pub withdrawn: Vec<String>,
     pub dry_run: bool,
 }
 
 /// `depot promote DIST VERSION --to STAGE [--require-tests] [--dry-run]`.
+///
+/// The whole decision — the version's existence, the gate, what the stage
+/// served before — is taken under the distribution's lock, so the pointer
+/// switch and the audit entry always match the state the decision saw
+/// (`test submit --for` and `dist create` wait for the lock meanwhile).
 pub async fn promote(root: &Root, opts: &PromoteOptions) -> Result<PromoteSummary, DistError> {
     crate::names::validate("distribution", &opts.dist)?;
-    let configured = load_file(root, &opts.dist)?.is_some_and(|f| f.require_tests);
-    if opts.require_tests || (configured && opts.to == Stage::Release) {
-        let problems = gate(root, &opts.dist, &opts.version).await?;
-        if !problems.is_empty() {
-            return Err(DistError::Gate {
-                dist: opts.dist.clone(),
-                version: opts.version.clone(),
-                problems,
-            });
-        }
-    }
     // Refuse rather than queue: two promotions racing on one distribution
     // is a mistake a release engineer wants to hear about.
     let _lock = ObjectLock::acquire(root, "dist", &opts.dist, Wait::No)?;
@@ -438,38 +465,74 @@ pub async fn promote(root: &Root, opts: &PromoteOptions) -> Result<PromoteSummar
     let mut record = info
         .versions
         .iter()
-        .find(|v| v.version == opts.version)
-        .cloned()
+        .find(|v| v.record.version == opts.version)
+        .map(|v| v.record.clone())
         .ok_or_else(no_version)?;
     let published = info.publish_root.join(&opts.dist);
     if !published.join(&opts.version).is_dir() {
         return Err(no_version());
     }
+    if opts.require_tests || (info.require_tests && opts.to == Stage::Release) {
+        let problems = gate(root, &opts.dist, &opts.version).await?;
+        if !problems.is_empty() {
+            return Err(DistError::Gate {
+                dist: opts.dist.clone(),
+                version: opts.version.clone(),
+                problems,
+            });
+        }
+    }
     let from = pointer(&published, opts.to);
     let rollback = from.as_ref().is_some_and(|f| *f > opts.version);
+    // A rollback of the release stage withdraws every newer version from
+    // release readers: they were rolled back because they must not be
+    // used. The version the stage served counts even if its record was
+    // already withdrawn (a rerun after an interrupted rollback).
+    let withdrawn: Vec<VersionRecord> = if rollback && opts.to == Stage::Release {
+        info.versions
+            .iter()
+            .map(|v| &v.record)
+            .filter(|v| {
+                v.version > opts.version
+                    && (v.released.is_some() || from.as_deref() == Some(v.version.as_str()))
+            })
+            .cloned()
+            .collect()
+    } else {
+        Vec::new()
+    };
     let summary = PromoteSummary {
         dist: opts.dist.clone(),
         stage: opts.to,
         from: from.clone(),
         to: opts.version.clone(),
         rollback,
+        withdrawn: withdrawn.iter().map(|v| v.version.clone()).collect(),
         dry_run: opts.dry_run,
     };
     if opts.dry_run {
         return Ok(summary);
     }
+    let record_path = |v: &str| dist_dir(root, &opts.dist).join(format!("{v}.json"));
+    // Withdraw before the switch: until the pointer moves, the withdrawn
+    // version stays readable through `release/` only.
+    for v in &withdrawn {
+        let mut v = v.clone();
+        v.released = None;
+        v.withdrawn = Some(opts.now);
+        write_json(&record_path(&v.version), &v)?;
+    }
     let link = published.join(opts.to.name());
     crate::fsutil::switch_symlink(Path::new(&opts.version), &link).map_err(io(&link))?;
     if opts.to == Stage::Release && record.released.is_none() {
         record.released = Some(opts.now);
-        write_json(
-            &dist_dir(root, &opts.dist).join(format!("{}.json", record.version)),
-            &record,
-        )?;
+        record.withdrawn = None;
+        write_json(&record_path(&record.version), &record)?;
     }
+    let user = crate::audit::current_user();
     let entry = crate::audit::AuditEntry {
         time: opts.now,
-        user: crate::audit::current_user(),
+        user: user.clone(),
         action: if rollback { "rollback" } else { "promote" },
         dist: &opts.dist,
         version: &opts.version,
@@ -478,5 +541,18 @@ pub async fn promote(root: &Root, opts: &PromoteOptions) -> Result<PromoteSummar
         digest: record.digest.to_hex(),
     };
     crate::audit::append(root, &entry).map_err(io(&root.audit_log()))?;
+    for v in &withdrawn {
+        let entry = crate::audit::AuditEntry {
+            time: opts.now,
+            user: user.clone(),
+            action: "withdraw",
+            dist: &opts.dist,
+            version: &v.version,
+            from: Stage::Release.name(),
+            to: Stage::Dev.name(),
+            digest: v.digest.to_hex(),
+        };
+        crate::audit::append(root, &entry).map_err(io(&root.audit_log()))?;
+    }
     Ok(summary)
 }

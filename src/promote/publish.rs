@@ -475,6 +475,7 @@ pub async fn publish(
             source: snapshot.name.clone(),
             digest: release_sha256,
             released: None,
+            withdrawn: None,
         },
     )
     .map_err(|e| PublishError::Record {

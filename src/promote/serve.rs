@@ -3,13 +3,20 @@
 //!
 //! Paths are `/DIST/dev/…`, `/DIST/release/…` (the stage pointers) and
 //! `/DIST/VERSION/…`. A version's level is `release` once it has been
-//! promoted to release, else `dev`; a reader admitted by the guard of
-//! stage S may read every version whose level is S or later (dev readers
-//! read dev and released versions, release readers only released ones).
-//! Credentials are `Authorization: Bearer TOKEN` or basic auth with the
-//! token as password, checked against token guards. A refused request gets
-//! 401 (no credentials) or 403 (wrong ones) before anything is looked up,
-//! so a refusal never tells whether a path exists.
+//! promoted to release (until a rollback of `release` to an older version
+//! withdraws it), else `dev`; a reader admitted by the guard of stage S may
+//! read every version whose level is S or later (dev readers read dev and
+//! released versions, release readers only released ones). Credentials are
+//! `Authorization: Bearer TOKEN` or basic auth with the token as password,
+//! checked against token guards.
+//!
+//! A refused request gets 401 (no credentials: no token, no client
+//! certificate) or 403 (credentials the guard does not admit), with an
+//! empty body and the same headers, decided before any file is looked up.
+//! An unknown distribution is answered as a distribution whose guards admit
+//! nobody: 401 without credentials, 403 with any. So a refusal never tells
+//! whether a distribution, version or file exists; only a reader the
+//! guard admits can get a 404.
 //!
 //! With `--tls-cert/--tls-key` it serves HTTPS and asks for (without
 //! requiring) a client certificate chaining to one of the x509 guards' CAs;
@@ -266,11 +273,22 @@ fn base64_decode(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// Why a request was refused.
 #[derive(Debug, PartialEq, Eq)]
-enum Access {
-    Allowed,
+enum Refused {
+    /// 401: it carried neither a token nor a client certificate.
     NoCredentials,
+    /// 403: its credentials are not admitted.
     Forbidden,
+}
+
+impl Refused {
+    fn for_credentials(token: Option<&str>, chain: Option<&Chain>) -> Self {
+        match (token, chain) {
+            (None, None) => Self::NoCredentials,
+            _ => Self::Forbidden,
+        }
+    }
 }
 
 /// Whether the request's credentials admit a reader at any of `stages`.
@@ -281,23 +299,21 @@ fn admitted(
     stages: &[&str],
     token: Option<&str>,
     chain: Option<&Chain>,
-) -> Access {
-    let mut needs_credentials = false;
+) -> Result<(), Refused> {
     for stage in stages {
         let Some(guard_name) = info.stages.get(*stage) else {
             continue;
         };
         if guard_name == "public" {
-            return Access::Allowed;
+            return Ok(());
         }
-        needs_credentials = true;
         let Ok(g) = guard::load(root, guard_name) else {
             continue;
         };
         match &g.kind {
             GuardKind::Token { .. } => {
                 if token.is_some_and(|t| g.accepts_token(t)) {
-                    return Access::Allowed;
+                    return Ok(());
                 }
             }
             GuardKind::X509 { subject, .. } => {
@@ -305,14 +321,27 @@ fn admitted(
                     && cache.chain_admitted(root, guard_name, c)
                     && subject_ok(subject.as_deref(), c)
                 {
-                    return Access::Allowed;
+                    return Ok(());
                 }
             }
         }
     }
-    match (needs_credentials, token, chain) {
-        (_, None, None) => Access::NoCredentials,
-        _ => Access::Forbidden,
+    Err(Refused::for_credentials(token, chain))
+}
+
+/// The answer to a refused request: the same status, headers and (empty)
+/// body whatever the path, so that it tells nothing about what exists.
+fn refusal(refused: Refused) -> Response<Body> {
+    match refused {
+        Refused::NoCredentials => {
+            let mut r = empty(StatusCode::UNAUTHORIZED);
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Basic realm=\"depot\""),
+            );
+            r
+        }
+        Refused::Forbidden => empty(StatusCode::FORBIDDEN),
     }
 }
 
@@ -363,10 +392,12 @@ async fn handle(
     let (Some(dist_name), Some(selector)) = (segs.first(), segs.get(1)) else {
         return empty(StatusCode::NOT_FOUND);
     };
-    let Some(info) = cache.dist(&root, dist_name) else {
-        return empty(StatusCode::NOT_FOUND);
-    };
     let token = token(&req);
+    let Some(info) = cache.dist(&root, dist_name) else {
+        // Answered as a distribution whose guards admit nobody would be, so
+        // that an unknown name cannot be told from a guarded one.
+        return refusal(Refused::for_credentials(token.as_deref(), chain.as_ref()));
+    };
     // Which stages' readers may read this selector (decided before any
     // file is looked at).
     let version = match *selector {
@@ -379,14 +410,14 @@ async fn handle(
             || info
                 .versions
                 .iter()
-                .any(|r| r.version == v && r.released.is_some())
+                .any(|r| r.record.version == v && r.stage == dist::Stage::Release)
     });
     let stages: &[&str] = match *selector {
         "dev" => &["dev"],
         _ if released => &["release", "dev"],
         _ => &["dev"],
     };
-    match admitted(
+    if let Err(refused) = admitted(
         &cache,
         &root,
         &info,
@@ -394,16 +425,7 @@ async fn handle(
         token.as_deref(),
         chain.as_ref(),
     ) {
-        Access::Allowed => {}
-        Access::NoCredentials => {
-            let mut r = empty(StatusCode::UNAUTHORIZED);
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Basic realm=\"depot\""),
-            );
-            return r;
-        }
-        Access::Forbidden => return empty(StatusCode::FORBIDDEN),
+        return refusal(refused);
     }
     let (Some(version), Some(rest)) = (version, clean(&segs[2..])) else {
         return empty(StatusCode::NOT_FOUND);

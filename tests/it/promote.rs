@@ -51,7 +51,17 @@ fn promotion_moves_the_release_pointer_and_is_audited() {
             .unwrap(),
         v2
     );
-    // Rollback to the previous version.
+    // Rollback to the previous version; a dry run tells what it withdraws.
+    let dry = ctx
+        .depot(&["promote", "d", v1, "--to", "release", "--dry-run"])
+        .ok();
+    assert!(
+        dry.stdout.contains(&format!(
+            "would be withdrawn from release (back to dev): {v2}"
+        )),
+        "{}",
+        dry.stdout
+    );
     let back = ctx
         .depot(&[
             "promote",
@@ -84,6 +94,22 @@ fn promotion_moves_the_release_pointer_and_is_audited() {
     assert_eq!(show["dev"].as_str(), Some(v2.as_str()));
     assert_eq!(show["versions"].as_array().unwrap().len(), 2);
     assert_eq!(show["versions"][0]["source"], "s");
+    // The rollback withdrew v2 from release: it is back at dev.
+    assert_eq!(back["withdrawn"], serde_json::json!([v2]));
+    assert_eq!(show["versions"][0]["stage"], "release");
+    assert_eq!(show["versions"][1]["stage"], "dev");
+    assert!(show["versions"][1]["released"].is_null());
+    assert!(show["versions"][1]["withdrawn"].is_string());
+    let text = ctx.depot(&["dist", "show", "d"]).ok().stdout;
+    assert!(text.contains("dev (withdrawn from release)"), "{text}");
+    // Promoted again, it is released again; v1 was released before.
+    ctx.depot(&["promote", "d", v2, "--to", "release"]).ok();
+    let show = ctx
+        .depot(&["dist", "show", "d", "--output-format", "json"])
+        .ok()
+        .json();
+    assert_eq!(show["versions"][1]["stage"], "release");
+    assert!(show["versions"][1]["withdrawn"].is_null());
     let text = ctx.depot(&["dist", "show", "d"]).ok().stdout;
     assert!(text.contains("(released before)"), "{text}");
 
@@ -108,9 +134,12 @@ fn promotion_moves_the_release_pointer_and_is_audited() {
             ("publish", v1.as_str(), "s"),
             ("publish", v2.as_str(), "s"),
             ("promote", v2.as_str(), "-"),
-            ("rollback", v1.as_str(), v2.as_str())
+            ("rollback", v1.as_str(), v2.as_str()),
+            ("withdraw", v2.as_str(), "release"),
+            ("promote", v2.as_str(), v1.as_str()),
         ]
     );
+    assert_eq!(audit[4]["to"], "dev");
     assert!(
         audit
             .iter()
@@ -126,7 +155,11 @@ fn promotion_moves_the_release_pointer_and_is_audited() {
         .spawn()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
-    ctx.depot(&["promote", "d", v2, "--to", "release"])
+    ctx.depot(&["promote", "d", v1, "--to", "release"])
+        .fails(3, "is busy");
+    // The gate runs under the lock too (its decision and the switch see
+    // one state): refused as busy, not for lack of tests.
+    ctx.depot(&["promote", "d", v1, "--to", "release", "--require-tests"])
         .fails(3, "is busy");
     holder.kill().unwrap();
     holder.wait().unwrap();
@@ -135,8 +168,80 @@ fn promotion_moves_the_release_pointer_and_is_audited() {
             .unwrap()
             .to_str()
             .unwrap(),
-        v1
+        v2
     );
+}
+
+#[test]
+fn concurrent_promotions_of_one_distribution_never_tear_the_pointer() {
+    let mut ctx = TestContext::new();
+    ctx.apt_snapshot("m", "s");
+    let mut versions = Vec::new();
+    for t in ["2026-11-20T10:00:00Z", "2026-11-21T10:00:00Z"] {
+        ctx.env.insert("DEPOT_NOW".into(), t.into());
+        let s = ctx
+            .depot(&[
+                "publish",
+                "s",
+                "--dist",
+                "d",
+                "--skip-signing",
+                "--output-format",
+                "json",
+            ])
+            .ok()
+            .json();
+        versions.push(s["version"].as_str().unwrap().to_owned());
+    }
+    ctx.env.remove("DEPOT_NOW");
+    let release = ctx.root.join("public/d/release");
+    let audited = || -> Vec<serde_json::Value> {
+        std::fs::read_to_string(ctx.root.join("audit.log"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|e| matches!(e["action"].as_str(), Some("promote" | "rollback")))
+            .collect()
+    };
+    let mut won = 0;
+    for round in 0..4 {
+        // Two real processes, started together, each moving `release` to
+        // a different version.
+        let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
+        let children: Vec<_> = order
+            .iter()
+            .map(|&i| {
+                ctx.command()
+                    .args(["promote", "d", &versions[i], "--to", "release"])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let mut codes = Vec::new();
+        for child in children {
+            let out = child.wait_with_output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            let code = out.status.code().unwrap_or(-1);
+            assert!(
+                code == 0 || (code == 3 && err.contains("is busy")),
+                "exit {code}: {err}"
+            );
+            codes.push(code);
+        }
+        assert!(codes.contains(&0), "round {round}: {codes:?}");
+        won += codes.iter().filter(|c| **c == 0).count();
+        // A whole symlink to one of the two versions, which the last
+        // audited promotion names.
+        let target = std::fs::read_link(&release).unwrap();
+        let target = target.to_str().unwrap();
+        assert!(versions.iter().any(|v| v == target), "{target}");
+        assert!(release.join("dists/stable/Release").is_file());
+        let audit = audited();
+        assert_eq!(audit.len(), won, "one audit line per successful promotion");
+        assert_eq!(audit.last().unwrap()["version"], target);
+    }
 }
 
 #[test]
@@ -210,6 +315,44 @@ fn require_tests_refuses_until_the_recorded_tests_pass() {
     assert_eq!(std::fs::read_link(&release).unwrap().to_str().unwrap(), v1);
 
     let for_v2 = format!("d/{v2}");
+    // A neutral result (autopkgtest exit 8) lets the version through.
+    ctx.depot(&[
+        "test",
+        "submit",
+        "gamma",
+        "--release",
+        "noble",
+        "--arch",
+        "amd64",
+        "--trigger",
+        "gamma/3.0-1",
+        "--for",
+        &for_v2,
+    ])
+    .ok();
+    ctx.depot(&["test", "worker", "--once", "--", "sh", "-c", "exit 8"])
+        .ok();
+    let poll = ctx
+        .depot(&[
+            "test",
+            "poll",
+            "gamma",
+            "--release",
+            "noble",
+            "--arch",
+            "amd64",
+            "--trigger",
+            "gamma/3.0-1",
+            "--output-format",
+            "json",
+        ])
+        .ok();
+    assert!(poll.stdout.contains("\"neutral\""), "{}", poll.stdout);
+    ctx.depot(&["promote", "d", &v2, "--to", "release", "--require-tests"])
+        .ok();
+    assert_eq!(std::fs::read_link(&release).unwrap().to_str().unwrap(), v2);
+    ctx.depot(&["promote", "d", &v1, "--to", "release"]).ok();
+
     ctx.depot(&[
         "test",
         "submit",
@@ -234,6 +377,8 @@ fn require_tests_refuses_until_the_recorded_tests_pass() {
         "{}",
         run.stderr
     );
+    // The neutral one is not a problem.
+    assert!(!run.stderr.contains("gamma"), "{}", run.stderr);
     assert_eq!(std::fs::read_link(&release).unwrap().to_str().unwrap(), v1);
     let show = ctx
         .depot(&["dist", "show", "d", "--output-format", "json"])
@@ -427,6 +572,30 @@ fn curl(args: &[&str]) -> (String, Vec<u8>) {
     (code, body)
 }
 
+/// The whole response to a curl GET (`args` then `url`): status line,
+/// headers lowercased except their values, and body, with the `date` header
+/// left out so that two responses can be compared.
+fn whole_response(args: &[&str], url: &str) -> String {
+    let out = Command::new("curl")
+        .args(["-s", "-i"])
+        .args(args)
+        .arg(url)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.split("\r\n");
+    let mut out = format!("{}\r\n", lines.next().unwrap_or(""));
+    for line in lines {
+        let (name, value) = line.split_once(':').unwrap_or((line, ""));
+        let name = name.to_ascii_lowercase();
+        if name != "date" {
+            out += &format!("{name}:{value}\r\n");
+        }
+    }
+    out + "\r\n" + body
+}
+
 #[test]
 fn serve_enforces_token_guards_per_stage_and_apt_reads_through_it() {
     let mut ctx = TestContext::new();
@@ -522,6 +691,50 @@ fn serve_enforces_token_guards_per_stage_and_apt_reads_through_it() {
         "403"
     );
 
+    // Regression: an unknown distribution got 404 before authentication,
+    // which told which distribution names exist. A refusal is now the same
+    // response (status, headers, empty body) for a guarded file, a missing
+    // file or version in a guarded distribution, and a distribution that
+    // does not exist.
+    let paths = [
+        format!("/d/dev/{release_file}"),
+        "/d/dev/no/such/file".to_owned(),
+        format!("/d/20990101T000000Z/{release_file}"),
+        format!("/nosuch/dev/{release_file}"),
+        format!("/nosuch/release/{release_file}"),
+        "/nosuch/".to_owned(),
+    ];
+    let wrong_bearer = bearer("wrong");
+    let customer_bearer = bearer("customer-token");
+    let credentials: [(&[&str], &str); 4] = [
+        (&[], "401"),
+        (&["-H", &wrong_bearer], "403"),
+        (&["-u", "x:wrong"], "403"),
+        // Admitted by some guard, but not by the dev stage's.
+        (&["-H", &customer_bearer], "403"),
+    ];
+    for (auth, status) in credentials {
+        let responses: Vec<String> = paths
+            .iter()
+            .map(|p| whole_response(auth, &format!("{base}{p}")))
+            .collect();
+        let first = &responses[0];
+        assert!(
+            first.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{auth:?}: {first}"
+        );
+        assert!(first.contains("content-length: 0\r\n"), "{first}");
+        assert!(first.ends_with("\r\n\r\n"), "a body: {first:?}");
+        assert_eq!(
+            first.contains("www-authenticate: Basic"),
+            status == "401",
+            "{first}"
+        );
+        for (p, r) in paths.iter().zip(&responses) {
+            assert_eq!(r, first, "{p} with {auth:?}");
+        }
+    }
+
     ctx.depot(&["promote", "d", &v1, "--to", "release"]).ok();
     assert_eq!(
         get(
@@ -546,10 +759,68 @@ fn serve_enforces_token_guards_per_stage_and_apt_reads_through_it() {
         get(u(&format!("{v1}/no/such/file")), Some("customer-token")),
         "404"
     );
+    // Nothing out of the tree: curl squashes the dots (`/etc/passwd`, an
+    // unknown distribution, refused), and sent as they are they match no
+    // file.
     assert_eq!(
         get(u(&format!("{v1}/../../etc/passwd")), Some("customer-token")),
+        "403"
+    );
+    assert_eq!(
+        curl(&[
+            "--path-as-is",
+            "-H",
+            &bearer("customer-token"),
+            &u(&format!("{v1}/../../etc/passwd"))
+        ])
+        .0,
         "404"
     );
+
+    // A rollback withdraws the newer version from release readers: it was
+    // rolled back because customers must not use it.
+    ctx.depot(&["promote", "d", &v2, "--to", "release"]).ok();
+    for v in [&v1, &v2] {
+        assert_eq!(
+            get(u(&format!("{v}/{release_file}")), Some("customer-token")),
+            "200"
+        );
+    }
+    let back = ctx
+        .depot(&[
+            "promote",
+            "d",
+            &v1,
+            "--to",
+            "release",
+            "--output-format",
+            "json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(back["withdrawn"], serde_json::json!([v2]));
+    assert_eq!(
+        get(u(&format!("{v2}/{release_file}")), Some("customer-token")),
+        "403"
+    );
+    assert_eq!(
+        get(u(&format!("{v2}/no/such/file")), Some("customer-token")),
+        "403"
+    );
+    assert_eq!(
+        get(u(&format!("{v1}/{release_file}")), Some("customer-token")),
+        "200"
+    );
+    assert_eq!(
+        get(u(&format!("{v2}/{release_file}")), Some("dev-token")),
+        "200"
+    );
+    let show = ctx
+        .depot(&["dist", "show", "d", "--output-format", "json"])
+        .ok()
+        .json();
+    assert_eq!(show["versions"][0]["stage"], "release");
+    assert_eq!(show["versions"][1]["stage"], "dev");
     // Basic auth with the token as password; ranges; HEAD.
     assert_eq!(
         curl(&[
@@ -870,6 +1141,217 @@ fn serve_over_tls_admits_client_certificates_of_the_stage_guard() {
     std::fs::copy(d.join("ca.pem"), &tmp).unwrap();
     std::fs::rename(&tmp, &bundle).unwrap();
     assert_eq!(with_cert("dev"), "200");
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+/// An intermediate CA `int` signed by the existing CA `root` (both in
+/// `dir`, as `NAME.pem` and `NAME.key`).
+fn intermediate_ca(dir: &std::path::Path, root: &str, int: &str) {
+    let (k, csr, c, s) = (
+        format!("{int}.key"),
+        format!("{int}.csr"),
+        format!("{int}.pem"),
+        format!("/CN={int}"),
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            &s,
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+            "-keyout",
+            &k,
+            "-out",
+            &csr,
+        ],
+    );
+    let (rc, rk) = (format!("{root}.pem"), format!("{root}.key"));
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            &rc,
+            "-CAkey",
+            &rk,
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-copy_extensions",
+            "copy",
+            "-out",
+            &c,
+        ],
+    );
+}
+
+#[test]
+fn serve_admits_a_release_certificate_only_once_the_version_is_promoted() {
+    let ctx = TestContext::new();
+    let d = ctx.dir.path().join("pki");
+    std::fs::create_dir_all(&d).unwrap();
+    ca_and_leaf(
+        &d,
+        "srv-ca",
+        "server",
+        "/CN=127.0.0.1",
+        "subjectAltName=IP:127.0.0.1",
+    );
+    ca_and_leaf(&d, "dev-ca", "dev", "/CN=ci", "extendedKeyUsage=clientAuth");
+    // The release guard trusts only the root; `customer` is signed by the
+    // root, `chained` by an intermediate CA under it.
+    ca_and_leaf(
+        &d,
+        "rel-root",
+        "customer",
+        "/CN=customer",
+        "extendedKeyUsage=clientAuth",
+    );
+    intermediate_ca(&d, "rel-root", "rel-int");
+    ca_and_leaf(
+        &d,
+        "rel-int",
+        "chained",
+        "/CN=other-customer",
+        "extendedKeyUsage=clientAuth",
+    );
+    let mut bundle = std::fs::read(d.join("chained.pem")).unwrap();
+    bundle.extend(std::fs::read(d.join("rel-int.pem")).unwrap());
+    std::fs::write(d.join("chained-full.pem"), bundle).unwrap();
+    let p = |f: &str| d.join(f).display().to_string();
+    ctx.depot(&["guard", "create", "devs", "--x509-ca", &p("dev-ca.pem")])
+        .ok();
+    ctx.depot(&[
+        "guard",
+        "create",
+        "customers",
+        "--x509-ca",
+        &p("rel-root.pem"),
+    ])
+    .ok();
+    ctx.depot(&[
+        "dist",
+        "create",
+        "d",
+        "--stage",
+        "dev=devs",
+        "--stage",
+        "release=customers",
+    ])
+    .ok();
+    ctx.apt_snapshot("m", "s");
+    let v = ctx
+        .depot(&[
+            "publish",
+            "s",
+            "--dist",
+            "d",
+            "--skip-signing",
+            "--output-format",
+            "json",
+        ])
+        .ok()
+        .json();
+    let v = v["version"].as_str().unwrap().to_owned();
+
+    let (mut server, base) = start_serve(
+        &ctx,
+        &[
+            "--tls-cert",
+            &p("server.pem"),
+            "--tls-key",
+            &p("server.key"),
+        ],
+        false,
+    );
+    let ca = p("srv-ca.pem");
+    let get = |cert: &str, key: &str, path: &str| {
+        let (cert, key) = (p(cert), p(key));
+        curl(&[
+            "--cacert",
+            &ca,
+            "--cert",
+            &cert,
+            "--key",
+            &key,
+            &format!("{base}/d/{path}"),
+        ])
+        .0
+    };
+    let file = "dists/stable/Release";
+    let (by_version, by_stage) = (format!("{v}/{file}"), format!("release/{file}"));
+    let customers = [
+        ("customer.pem", "customer.key"),
+        // Leaf, then the intermediate: the chain reaches the guard's root.
+        ("chained-full.pem", "chained.key"),
+    ];
+
+    // Before promotion the release certificates open nothing.
+    for (cert, key) in customers {
+        assert_eq!(get(cert, key, &by_version), "403", "{cert}");
+        assert_eq!(get(cert, key, &by_stage), "403", "{cert}");
+        assert_eq!(get(cert, key, &format!("dev/{file}")), "403", "{cert}");
+    }
+    assert_eq!(get("dev.pem", "dev.key", &by_version), "200");
+    // A refused certificate learns nothing about what exists.
+    let unknown = curl(&[
+        "--cacert",
+        &ca,
+        "--cert",
+        &p("customer.pem"),
+        "--key",
+        &p("customer.key"),
+        &format!("{base}/nosuch/release/{file}"),
+    ]);
+    assert_eq!((unknown.0.as_str(), unknown.1.len()), ("403", 0));
+    // Real apt-get with the release certificate is refused too.
+    let apt = crate::support::Apt::new(&format!("deb [trusted=yes] {base}/d/release stable main"));
+    let opts = [
+        format!("Acquire::https::CaInfo={ca}"),
+        format!("Acquire::https::SslCert={}", p("customer.pem")),
+        format!("Acquire::https::SslKey={}", p("customer.key")),
+    ];
+    let mut args: Vec<&str> = Vec::new();
+    for o in &opts {
+        args.extend(["-o", o.as_str()]);
+    }
+    let update = |args: &[&str]| {
+        let mut args = args.to_vec();
+        args.push("update");
+        apt.run(&args)
+    };
+    let refused = update(&args);
+    assert!(refused.stderr.contains("403"), "{}", refused.stderr);
+
+    ctx.depot(&["promote", "d", &v, "--to", "release"]).ok();
+    for (cert, key) in customers {
+        assert_eq!(get(cert, key, &by_version), "200", "{cert}");
+        assert_eq!(get(cert, key, &by_stage), "200", "{cert}");
+        // The dev stage stays closed to them.
+        assert_eq!(get(cert, key, &format!("dev/{file}")), "403", "{cert}");
+    }
+    // Without the intermediate the chain does not reach the root: the
+    // handshake fails.
+    assert_eq!(get("chained.pem", "chained.key", &by_stage), "000");
+    let fetched = update(&args).ok();
+    assert!(!fetched.stderr.contains("E:"), "{}", fetched.stderr);
+    args.extend(["download", "alpha"]);
+    apt.run(&args).ok();
+    assert!(apt.dir.path().join("dl/alpha_1.0-1_amd64.deb").is_file());
     server.kill().unwrap();
     server.wait().unwrap();
 }

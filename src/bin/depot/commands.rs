@@ -763,7 +763,7 @@ async fn dist_cmd(cmd: DistCommand, root: &Root, settings: &Settings) -> Result<
             for v in d
                 .versions
                 .iter()
-                .map(|v| v.version.clone())
+                .map(|v| v.record.version.clone())
                 .collect::<Vec<_>>()
             {
                 let state = dist::test_state(root, &name, &v).await?;
@@ -774,6 +774,7 @@ async fn dist_cmd(cmd: DistCommand, root: &Root, settings: &Settings) -> Result<
                     .versions
                     .iter()
                     .map(|v| {
+                        let v = &v.record;
                         let mut stages = Vec::new();
                         if d.dev.as_deref() == Some(v.version.as_str()) {
                             stages.push("dev");
@@ -782,6 +783,8 @@ async fn dist_cmd(cmd: DistCommand, root: &Root, settings: &Settings) -> Result<
                             stages.push("release");
                         } else if v.released.is_some() {
                             stages.push("(released before)");
+                        } else if v.withdrawn.is_some() {
+                            stages.push("(withdrawn from release)");
                         }
                         let tests = match d.tests.get(&v.version) {
                             Some(dist::TestState::Passed) => "passed",
@@ -848,7 +851,7 @@ async fn promote_cmd(
     )
     .await?;
     render(settings.format, &s, || {
-        format!(
+        let mut text = format!(
             "{}{} {}: {} -> {}{}\n",
             if s.dry_run { "would move " } else { "" },
             s.dist,
@@ -856,7 +859,15 @@ async fn promote_cmd(
             s.from.as_deref().unwrap_or("(none)"),
             s.to,
             if s.rollback { " (rollback)" } else { "" }
-        )
+        );
+        if !s.withdrawn.is_empty() {
+            text += &format!(
+                "{}withdrawn from release (back to dev): {}\n",
+                if s.dry_run { "would be " } else { "" },
+                s.withdrawn.join(" ")
+            );
+        }
+        text
     });
     Ok(())
 }

@@ -109,7 +109,7 @@ async fn submit_cmd(a: SubmitArgs, root: &Root, settings: &Settings) -> Result<(
     if let Some((dist, version)) = &for_version {
         // The version must exist before anything is queued.
         let info = depot::promote::dist::show(root, dist)?;
-        if !info.versions.iter().any(|v| &v.version == version) {
+        if !info.versions.iter().any(|v| &v.record.version == version) {
             anyhow::bail!("distribution `{dist}` has no version `{version}`");
         }
     }
