@@ -1182,9 +1182,9 @@ fn amqp_worker_acks_after_storing_and_rejects_malformed_messages() {
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
 }
 
-#[test]
-fn plan_requests_tests_of_changed_packages_and_their_reverse_dependencies() {
-    let ctx = TestContext::new();
+/// Snapshots `s1` and `s2` of the apt fixture's two states (alpha 1.0-1 →
+/// 1.1-1, delta removed, epsilon new; beta depends on alpha).
+fn plan_snapshots(ctx: &TestContext) {
     let url = ctx.serve_apt("state1", "up");
     ctx.apt_mirror("m", &url, &["--policy", "on-demand"]);
     ctx.depot(&["mirror", "update", "m"]).ok();
@@ -1194,17 +1194,15 @@ fn plan_requests_tests_of_changed_packages_and_their_reverse_dependencies() {
     ctx.depot(&["mirror", "update", "m"]).ok();
     ctx.depot(&["snapshot", "create", "s2", "--mirror", "m"])
         .ok();
+}
 
+/// `depot test plan FROM TO` as (triggers, `PACKAGE ARCH TRIGGER` lines).
+fn planned(ctx: &TestContext, from: &str, to: &str) -> (serde_json::Value, Vec<String>) {
     let plan = ctx
-        .depot(&["test", "plan", "s1", "s2", "--output-format", "json"])
+        .depot(&["test", "plan", from, to, "--output-format", "json"])
         .ok()
         .json();
-    assert_eq!(plan["release"], "stable");
-    assert_eq!(
-        plan["triggers"],
-        serde_json::json!(["alpha/1.1-1", "epsilon/3.0-1"])
-    );
-    let tests: Vec<String> = plan["tests"]
+    let tests = plan["tests"]
         .as_array()
         .unwrap()
         .iter()
@@ -1217,6 +1215,24 @@ fn plan_requests_tests_of_changed_packages_and_their_reverse_dependencies() {
             )
         })
         .collect();
+    (plan["triggers"].clone(), tests)
+}
+
+#[test]
+fn plan_requests_tests_of_changed_packages_and_their_reverse_dependencies() {
+    let ctx = TestContext::new();
+    plan_snapshots(&ctx);
+    let (triggers, tests) = planned(&ctx, "s1", "s2");
+    assert_eq!(
+        ctx.depot(&["test", "plan", "s1", "s2", "--output-format", "json"])
+            .ok()
+            .json()["release"],
+        "stable"
+    );
+    assert_eq!(
+        triggers,
+        serde_json::json!(["alpha/1.1-1", "epsilon/3.0-1"])
+    );
     // beta depends on alpha: it is tested against the new alpha.
     assert_eq!(
         tests,
@@ -1253,6 +1269,144 @@ fn plan_requests_tests_of_changed_packages_and_their_reverse_dependencies() {
     assert_eq!(
         (name.as_str(), strings(&p["triggers"])),
         ("beta", vec!["alpha/1.1-1"])
+    );
+}
+
+/// Regression: `test plan` loaded apt snapshots only, so two releases (or a
+/// snapshot and a release) could not be planned at all.
+#[test]
+fn plan_takes_releases_as_well_as_snapshots_and_refuses_rpm() {
+    let ctx = TestContext::new();
+    plan_snapshots(&ctx);
+    ctx.depot(&["release", "create", "r1", "--from", "s1"]).ok();
+    ctx.depot(&["release", "create", "r2", "--from", "s2"]).ok();
+    let want = [
+        "alpha amd64 alpha/1.1-1",
+        "beta amd64 alpha/1.1-1",
+        "epsilon amd64 epsilon/3.0-1",
+    ];
+    for (from, to) in [("r1", "r2"), ("s1", "r2"), ("r1", "s2")] {
+        let (triggers, tests) = planned(&ctx, from, to);
+        assert_eq!(
+            triggers,
+            serde_json::json!(["alpha/1.1-1", "epsilon/3.0-1"]),
+            "{from} → {to}"
+        );
+        assert_eq!(tests, want, "{from} → {to}");
+    }
+    // A release keeping only some stanzas of an index blob (epsilon
+    // filtered out) is read as it is, not as the whole blob.
+    ctx.depot(&["snapshot", "filter", "s2", "s2ab", "alpha | beta"])
+        .ok();
+    ctx.depot(&["release", "create", "r2ab", "--from", "s2ab"])
+        .ok();
+    let (triggers, tests) = planned(&ctx, "r1", "r2ab");
+    assert_eq!(triggers, serde_json::json!(["alpha/1.1-1"]));
+    assert_eq!(tests, ["alpha amd64 alpha/1.1-1", "beta amd64 alpha/1.1-1"]);
+    // Nothing changed between a snapshot and the release made of it.
+    let (triggers, tests) = planned(&ctx, "s2", "r2");
+    assert_eq!((triggers, tests.len()), (serde_json::json!([]), 0));
+    // --submit queues what a release plan names.
+    let out = ctx
+        .depot(&[
+            "test",
+            "plan",
+            "r1",
+            "r2",
+            "--submit",
+            "--output-format",
+            "json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(out.as_array().unwrap().len(), 3);
+    assert_eq!(spooled(&ctx), 3);
+
+    // rpm content has no autopkgtest tests: refused, naming it, as a
+    // usage error, and nothing is queued.
+    let url = ctx.serve_rpm("state1", "rpmup");
+    let key = fixtures().join("rpm/keys/good.asc");
+    ctx.depot(&[
+        "mirror",
+        "create",
+        "rm",
+        &url,
+        "--kind",
+        "rpm",
+        "--keyring",
+        key.to_str().unwrap(),
+    ])
+    .ok();
+    ctx.depot(&["mirror", "update", "rm"]).ok();
+    ctx.depot(&["snapshot", "create", "rs1", "--mirror", "rm"])
+        .ok();
+    ctx.serve_rpm("state2", "rpmup");
+    ctx.depot(&["mirror", "update", "rm"]).ok();
+    ctx.depot(&["snapshot", "create", "rs2", "--mirror", "rm"])
+        .ok();
+    ctx.depot(&["release", "create", "rr2", "--from", "rs2"])
+        .ok();
+    ctx.depot(&["test", "plan", "rs1", "rr2", "--submit"])
+        .fails(2, "snapshot `rs1` holds rpm packages");
+    ctx.depot(&["test", "plan", "s1", "rr2"])
+        .fails(2, "release `rr2` holds rpm packages");
+    assert_eq!(spooled(&ctx), 3);
+    ctx.depot(&["test", "plan", "s1", "nosuch"])
+        .fails(1, "no snapshot or release named `nosuch`");
+}
+
+/// Reverse dependencies are resolved as dependencies are: through
+/// `Provides`, and only where a version constraint holds; a binNMU
+/// triggers its source's version, not its own.
+#[test]
+fn plan_resolves_reverse_dependencies_through_provides_and_versions() {
+    use crate::release::{build_deb, repo_with};
+    let ctx = TestContext::new();
+    let dir = ctx.dir.path();
+    let common = |dir: &Path| {
+        vec![
+            build_deb(dir, "app", "1.0", "amd64", "Depends: libfoo1 (>= 1.0)\n"),
+            build_deb(dir, "plugin", "1.0", "amd64", "Depends: foo-api\n"),
+            build_deb(dir, "legacy", "1.0", "amd64", "Depends: libfoo1 (<< 1.0)\n"),
+            build_deb(dir, "unrelated", "1.0", "amd64", ""),
+        ]
+    };
+    let (old, new) = (dir.join("old"), dir.join("new"));
+    std::fs::create_dir_all(&old).unwrap();
+    std::fs::create_dir_all(&new).unwrap();
+    let mut debs = common(&old);
+    debs.push(build_deb(
+        &old,
+        "libfoo1",
+        "1.0-1",
+        "amd64",
+        "Source: foo\nProvides: foo-api\n",
+    ));
+    repo_with(&ctx, "old", &debs);
+    let mut debs = common(&new);
+    debs.push(build_deb(
+        &new,
+        "libfoo1",
+        "1.0-1+b1",
+        "amd64",
+        "Source: foo (1.0-1)\nProvides: foo-api\n",
+    ));
+    repo_with(&ctx, "new", &debs);
+    ctx.depot(&["release", "create", "relold", "--from", "old"])
+        .ok();
+    ctx.depot(&["release", "create", "relnew", "--from", "new"])
+        .ok();
+    let (triggers, tests) = planned(&ctx, "relold", "relnew");
+    assert_eq!(triggers, serde_json::json!(["foo/1.0-1"]));
+    // legacy wants libfoo1 (<< 1.0), which the new libfoo1 does not
+    // satisfy; unrelated depends on nothing.
+    assert_eq!(
+        tests,
+        [
+            "app amd64 foo/1.0-1",
+            "foo amd64 foo/1.0-1",
+            "plugin amd64 foo/1.0-1"
+        ]
     );
 }
 
