@@ -478,7 +478,8 @@ fn spool_submit_writes_one_file_per_request_with_the_wire_body() {
 #[derive(Default)]
 struct SwiftState {
     log: Vec<String>,
-    fail_listings: usize,
+    /// Status lines the next listings answer with, in order.
+    fail_listings: std::collections::VecDeque<&'static str>,
 }
 
 pub struct Swift {
@@ -513,7 +514,12 @@ impl Swift {
 
     /// The next `n` listings get a 503.
     fn fail_listings(&self, n: usize) {
-        self.state.lock().unwrap().fail_listings = n;
+        self.fail_listings_with(&vec!["503 Service Unavailable"; n]);
+    }
+
+    /// The next listings answer with these status lines, one each.
+    fn fail_listings_with(&self, statuses: &[&'static str]) {
+        self.state.lock().unwrap().fail_listings = statuses.iter().copied().collect();
     }
 }
 
@@ -604,10 +610,9 @@ fn swift_serve(
             {
                 let mut st = state.lock().unwrap();
                 st.log.push(format!("{path}?{query}"));
-                if st.fail_listings > 0 {
-                    st.fail_listings -= 1;
+                if let Some(status) = st.fail_listings.pop_front() {
                     drop(st);
-                    reply(&mut stream, "503 Service Unavailable", b"")?;
+                    reply(&mut stream, status, b"")?;
                     continue;
                 }
             }
@@ -900,6 +905,28 @@ fn poll_retries_unavailable_swift_and_reads_file_urls_alike() {
     let run = poll(&ctx, &swift.url(), "multi", &["--trigger", "glibc/2.40-1"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(swift.requests().len(), 4, "two 503s, a page, an empty page");
+
+    // Gateways in front of Swift answer 502 and 504 under load: retried
+    // alike.
+    let swift = Swift::start(tree.clone(), 1000);
+    swift.fail_listings_with(&["502 Bad Gateway", "504 Gateway Timeout"]);
+    let run = poll(&ctx, &swift.url(), "multi", &["--trigger", "glibc/2.40-1"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        statuses(&run),
+        ["amd64 glibc/2.40-1 pass"],
+        "the poll read the runs after the retries"
+    );
+    assert_eq!(
+        swift.requests().len(),
+        4,
+        "a 502, a 504, a page, an empty page"
+    );
+    // Retries are bounded: four attempts, then the last answer is the error.
+    let swift = Swift::start(tree.clone(), 1000);
+    swift.fail_listings(4);
+    poll(&ctx, &swift.url(), "multi", &["--trigger", "glibc/2.40-1"]).fails(1, "HTTP 503");
+    assert_eq!(swift.requests().len(), 4);
 
     let file_url = format!("file://{}", tree.display());
     for (package, code) in [
