@@ -1103,6 +1103,146 @@ echo all tests passed"#;
     assert_eq!(run.stdout, "no request queued\n");
 }
 
+/// Submits `args` to the spool and runs one worker with COMMAND `env`: the
+/// submitted request (JSON of `submit`), and the variables the command saw,
+/// read back from the run's `log.gz`.
+fn env_seen_by_worker(
+    ctx: &TestContext,
+    args: &[&str],
+) -> (
+    serde_json::Value,
+    std::collections::BTreeMap<String, String>,
+) {
+    let mut submit = vec![
+        "test",
+        "submit",
+        "hello",
+        "--release",
+        "noble",
+        "--arch",
+        "amd64",
+        "--output-format",
+        "json",
+    ];
+    submit.extend(args);
+    let submitted = ctx.depot(&submit).ok().json()[0].clone();
+    let worked = ctx
+        .depot(&[
+            "test",
+            "worker",
+            "--once",
+            "--output-format",
+            "json",
+            "--",
+            "env",
+        ])
+        .ok()
+        .json();
+    let run = Path::new(worked["runs"][0]["path"].as_str().unwrap()).to_owned();
+    let mut log = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(run.join("log.gz")).unwrap())
+        .read_to_string(&mut log)
+        .unwrap();
+    let vars = log
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    (submitted, vars)
+}
+
+#[test]
+fn the_worker_exposes_every_request_field_to_the_command() {
+    let ctx = TestContext::new();
+    let (submitted, vars) = env_seen_by_worker(
+        &ctx,
+        &[
+            "--trigger",
+            "glibc/2.40-1",
+            "--trigger",
+            "hello/1.0-2",
+            "--ppa",
+            "alice/tools",
+            "--ppa",
+            "bob/extra",
+            "--env",
+            "MODE=ci",
+            "--test-git",
+            "https://git.example.org/hello.git",
+            "main",
+            "--testname",
+            "smoke",
+            "--all-proposed",
+            "--requester",
+            "carol",
+        ],
+    );
+    let var = |k: &str| vars.get(k).map(String::as_str);
+    for (k, v) in [
+        ("DEPOT_TEST_PACKAGE", "hello"),
+        ("DEPOT_TEST_RELEASE", "noble"),
+        ("DEPOT_TEST_ARCH", "amd64"),
+        ("DEPOT_TEST_QUEUE", "debci-noble-amd64"),
+        ("DEPOT_TEST_ID", submitted["id"].as_str().unwrap()),
+        ("DEPOT_TEST_TRIGGERS", "glibc/2.40-1 hello/1.0-2"),
+        ("ADT_TEST_TRIGGERS", "glibc/2.40-1 hello/1.0-2"),
+        ("DEPOT_TEST_PPAS", "alice/tools bob/extra"),
+        ("DEPOT_TEST_ENV", "MODE=ci"),
+        ("DEPOT_TEST_GIT", "https://git.example.org/hello.git main"),
+        ("DEPOT_TEST_NAME", "smoke"),
+        ("DEPOT_TEST_ALL_PROPOSED", "1"),
+    ] {
+        assert_eq!(var(k), Some(v), "{k} in {vars:#?}");
+    }
+    // The whole request, requester and submit time included, as JSON.
+    let body = submitted["body"].as_str().unwrap();
+    let (_, json) = body.split_once('\n').unwrap();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(var("DEPOT_TEST_REQUEST").unwrap()).unwrap(),
+        serde_json::from_str::<serde_json::Value>(json).unwrap()
+    );
+    assert!(json.contains("\"requester\":\"carol\""), "{json}");
+    assert!(
+        var("DEPOT_TEST_OUTPUT").is_some_and(|d| d.ends_with("/out")),
+        "{vars:#?}"
+    );
+    // The request's env reaches the runner, never the host command's own
+    // environment; absent fields are absent variables.
+    for k in ["MODE", "DEPOT_TEST_BUILD_GIT", "DEPOT_TEST_BZR"] {
+        assert_eq!(var(k), None, "{k}");
+    }
+
+    let (_, vars) = env_seen_by_worker(
+        &ctx,
+        &[
+            "--build-git",
+            "https://git.example.org/hello.git#v1.0",
+            "--queue-kind",
+            "upstream",
+        ],
+    );
+    let var = |k: &str| vars.get(k).map(String::as_str);
+    assert_eq!(
+        var("DEPOT_TEST_BUILD_GIT"),
+        Some("https://git.example.org/hello.git#v1.0")
+    );
+    assert_eq!(var("DEPOT_TEST_QUEUE"), Some("debci-upstream-noble-amd64"));
+    assert_eq!(var("DEPOT_TEST_PPAS"), Some(""));
+    for k in [
+        "DEPOT_TEST_GIT",
+        "DEPOT_TEST_ALL_PROPOSED",
+        "DEPOT_TEST_NAME",
+    ] {
+        assert_eq!(var(k), None, "{k}");
+    }
+
+    let (_, vars) = env_seen_by_worker(&ctx, &["--test-bzr", "lp:hello"]);
+    assert_eq!(
+        vars.get("DEPOT_TEST_BZR").map(String::as_str),
+        Some("lp:hello")
+    );
+}
+
 #[test]
 fn killing_the_worker_mid_run_leaves_the_request_queued() {
     let ctx = TestContext::new();
