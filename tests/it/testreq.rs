@@ -1244,6 +1244,101 @@ fn the_worker_exposes_every_request_field_to_the_command() {
 }
 
 #[test]
+fn poll_private_lists_the_private_container() {
+    let ctx = TestContext::new();
+    let submit = |extra: &[&str]| {
+        let mut args = vec![
+            "test",
+            "submit",
+            "hello",
+            "--release",
+            "noble",
+            "--arch",
+            "amd64",
+            "--trigger",
+            "glibc/2.40-1",
+            "--swiftuser",
+            "alice",
+            "--readable-by",
+            "bob",
+        ];
+        args.extend(extra);
+        ctx.depot(&args).ok();
+        ctx.depot(&["test", "worker", "--once", "--", "true"]).ok();
+    };
+    submit(&[]);
+    submit(&["--ppa", "alice/tools"]);
+    let results = ctx.root.join("results");
+    let mut containers: Vec<String> = std::fs::read_dir(&results)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    containers.sort();
+    assert_eq!(
+        containers,
+        [
+            "private-autopkgtest-noble",
+            "private-autopkgtest-noble-alice-tools"
+        ]
+    );
+
+    let swift = Swift::start(results, 1000);
+    let url = swift.url();
+    let g = ["--trigger", "glibc/2.40-1"];
+    let run = poll(&ctx, &url, "hello", &[&g[..], &["--private"]].concat());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(statuses(&run), ["amd64 glibc/2.40-1 pass"]);
+    assert_eq!(run.json()["container"], "private-autopkgtest-noble");
+    assert!(
+        run.json()["rows"][0]["log_url"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!(
+                "{url}/private-autopkgtest-noble/noble/amd64/h/hello/"
+            )),
+        "{}",
+        run.stdout
+    );
+    let listings = swift.requests();
+    assert!(
+        !listings.is_empty()
+            && listings
+                .iter()
+                .all(|r| r.starts_with("private-autopkgtest-noble?")),
+        "{listings:?}"
+    );
+    // The last PPA names the private container too.
+    let run = poll(
+        &ctx,
+        &url,
+        "hello",
+        &[&g[..], &["--private", "--ppa", "alice/tools"]].concat(),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        swift
+            .requests()
+            .last()
+            .unwrap()
+            .starts_with("private-autopkgtest-noble-alice-tools?"),
+        "{:?}",
+        swift.requests()
+    );
+    // Without --private, the public container is listed: nothing there.
+    let run = poll(&ctx, &url, "hello", &g);
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert!(
+        swift
+            .requests()
+            .last()
+            .unwrap()
+            .starts_with("autopkgtest-noble?"),
+        "{:?}",
+        swift.requests()
+    );
+}
+
+#[test]
 fn killing_the_worker_mid_run_leaves_the_request_queued() {
     let ctx = TestContext::new();
     ctx.depot(&[
