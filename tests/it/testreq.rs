@@ -1339,6 +1339,77 @@ fn poll_private_lists_the_private_container() {
 }
 
 #[test]
+fn poll_wait_keeps_polling_until_the_result_arrives() {
+    let ctx = TestContext::new();
+    ctx.depot(&[
+        "test",
+        "submit",
+        "hello",
+        "--release",
+        "noble",
+        "--arch",
+        "amd64",
+        "--trigger",
+        "glibc/2.40-1",
+    ])
+    .ok();
+    let results = ctx.root.join("results");
+    std::fs::create_dir_all(&results).unwrap();
+    let swift = Swift::start(results, 1000);
+    let poller = ctx
+        .command()
+        .args([
+            "test",
+            "poll",
+            "hello",
+            "--release",
+            "noble",
+            "--arch",
+            "amd64",
+            "--trigger",
+            "glibc/2.40-1",
+            "--results",
+            &swift.url(),
+            "--wait",
+            "--interval",
+            "100ms",
+            "--timeout",
+            "60s",
+            "--output-format",
+            "json",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Two polls found nothing (the container does not exist yet) and the
+    // poller is still waiting; only then does the worker run.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while swift.requests().len() < 2 {
+        assert!(Instant::now() < deadline, "the poller stopped polling");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    ctx.depot(&["test", "worker", "--once", "--", "true"]).ok();
+    let out = poller.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["verdict"], "passed");
+    assert_eq!(report["rows"][0]["status"], "pass");
+    assert!(
+        swift.requests().len() >= 3,
+        "polled before and after the result: {:?}",
+        swift.requests()
+    );
+}
+
+#[test]
 fn killing_the_worker_mid_run_leaves_the_request_queued() {
     let ctx = TestContext::new();
     ctx.depot(&[
