@@ -587,7 +587,7 @@ complete -c depot -n "__fish_depot_using_subcommand test; and not __fish_seen_su
 complete -c depot -n "__fish_depot_using_subcommand test; and not __fish_seen_subcommand_from submit poll worker plan help" -f -a "submit" -d 'Queue a test request per architecture (autopkgtest-cloud format)'
 complete -c depot -n "__fish_depot_using_subcommand test; and not __fish_seen_subcommand_from submit poll worker plan help" -f -a "poll" -d 'Report test results for triggers; exit 0 passed, 1 failed, 4 pending'
 complete -c depot -n "__fish_depot_using_subcommand test; and not __fish_seen_subcommand_from submit poll worker plan help" -f -a "worker" -d 'Run queued requests with COMMAND and store results under file://'
-complete -c depot -n "__fish_depot_using_subcommand test; and not __fish_seen_subcommand_from submit poll worker plan help" -f -a "plan" -d 'Tests to request for what changed between two snapshots'
+complete -c depot -n "__fish_depot_using_subcommand test; and not __fish_seen_subcommand_from submit poll worker plan help" -f -a "plan" -d 'Tests to request for what changed between two apt snapshots or releases'
 complete -c depot -n "__fish_depot_using_subcommand test; and not __fish_seen_subcommand_from submit poll worker plan help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from submit" -l for -d 'Record the request against a published version, DIST/VERSION, for `depot promote --require-tests`' -r
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from submit" -l results -d 'Where the recorded test\'s results will be polled [default: results/ in the data root]' -r
@@ -675,7 +675,7 @@ complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcom
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from help" -f -a "submit" -d 'Queue a test request per architecture (autopkgtest-cloud format)'
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from help" -f -a "poll" -d 'Report test results for triggers; exit 0 passed, 1 failed, 4 pending'
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from help" -f -a "worker" -d 'Run queued requests with COMMAND and store results under file://'
-complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from help" -f -a "plan" -d 'Tests to request for what changed between two snapshots'
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from help" -f -a "plan" -d 'Tests to request for what changed between two apt snapshots or releases'
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test help" -f -a "mirror" -d 'Define and update mirrors of upstream repositories'
 complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test help" -f -a "snapshot" -d 'Take, inspect and compare immutable snapshots'
@@ -724,4 +724,4 @@ complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcom
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from test" -f -a "submit" -d 'Queue a test request per architecture (autopkgtest-cloud format)'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from test" -f -a "poll" -d 'Report test results for triggers; exit 0 passed, 1 failed, 4 pending'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from test" -f -a "worker" -d 'Run queued requests with COMMAND and store results under file://'
-complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from test" -f -a "plan" -d 'Tests to request for what changed between two snapshots'
+complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from test" -f -a "plan" -d 'Tests to request for what changed between two apt snapshots or releases'

@@ -13,7 +13,7 @@ pub enum TestCommand {
     Poll(Box<PollArgs>),
     /// Run queued requests with COMMAND and store results under file://
     Worker(Box<WorkerArgs>),
-    /// Tests to request for what changed between two snapshots
+    /// Tests to request for what changed between two apt snapshots or releases
     Plan(Box<PlanArgs>),
 }
 
@@ -163,9 +163,9 @@ pub struct WorkerArgs {
 
 #[derive(Debug, Args)]
 pub struct PlanArgs {
-    /// The snapshot before the change
+    /// The snapshot or release before the change
     pub from: String,
-    /// The snapshot after the change
+    /// The snapshot or release after the change
     pub to: String,
     /// Release named in the requests [default: TO's codename, else its suite]
     #[arg(long, value_name = "R")]

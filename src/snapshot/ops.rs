@@ -27,7 +27,7 @@ pub(super) fn load_set(
 
 /// Loads several package sets at once, one thread each: parsing indices
 /// is the bulk of a merge or diff, and each set is independent.
-pub(super) fn load_sets(
+pub(crate) fn load_sets(
     root: &Root,
     manifests: &[(Store, Snapshot)],
 ) -> Result<Vec<PackageSet>, SnapshotError> {

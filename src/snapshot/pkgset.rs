@@ -636,7 +636,7 @@ impl<'a> Resolver<'a> {
     }
 
     /// Packages satisfying `dep` for a package resolving in `domain`.
-    fn candidates<'s>(
+    pub fn candidates<'s>(
         &'s self,
         dep: &'s Dep<'_>,
         domain: &'s str,

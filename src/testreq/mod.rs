@@ -57,8 +57,9 @@
 //! Validation and encoding of requests ([`request`]), the two queues
 //! ([`spool`], [`amqp`]) behind [`queue::Queue`], result archives and the
 //! two result stores ([`results`]), polling ([`poll`]), the worker loop
-//! ([`worker`]) and test planning from snapshot differences ([`plan`]). It
-//! reads snapshots through [`crate::snapshot`] and never writes them.
+//! ([`worker`]) and test planning from the differences of two snapshots or
+//! releases ([`plan`]). It reads snapshots and releases through
+//! [`crate::snapshot`] and never writes them.
 
 pub mod amqp;
 pub mod plan;
@@ -108,8 +109,7 @@ pub(crate) fn error_kind(err: &(dyn std::error::Error + 'static)) -> Option<crat
     if let Some(e) = err.downcast_ref::<plan::PlanError>() {
         return Some(match e {
             plan::PlanError::Snapshot(s) => crate::error_kind(s).unwrap_or(Failure),
-            plan::PlanError::Request(_) => Usage,
-            _ => Failure,
+            plan::PlanError::Request(_) | plan::PlanError::NotApt { .. } => Usage,
         });
     }
     None

@@ -1,5 +1,6 @@
 //! Test planning: which tests to request because of what changed between
-//! two snapshots, computed as britney's autopkgtest policy does.
+//! two snapshots or releases, computed as britney's autopkgtest policy
+//! does.
 //!
 //! Every source package with a binary whose version changed (or that is
 //! new) on an architecture is a trigger, `SRC/VERSION` with the source
@@ -7,15 +8,28 @@
 //! are:
 //! - the source package itself;
 //! - the source packages of the *direct* reverse dependencies of all its
-//!   binaries: binaries whose `Depends` or `Pre-Depends` name one of them
-//!   (in any alternative, with or without an architecture qualifier), or a
-//!   virtual package one of them `Provides`.
+//!   binaries: binaries whose `Depends` or `Pre-Depends` are satisfied by
+//!   one of them (in any alternative; directly or through `Provides`, and
+//!   only if a version constraint holds — what britney's package universe
+//!   calls a reverse dependency).
 //!
-//! Only sources that have tests count: when the snapshot carries a
-//! `Sources` index, that means a `Testsuite` field; without one, depot
-//! cannot tell and keeps every candidate. Removed packages trigger nothing.
-//! Only apt snapshots can be planned for now; other kinds are refused with
-//! a clear error.
+//! Only sources that have tests count: when TO carries a `Sources` index,
+//! that means a `Testsuite` field; without one, depot cannot tell and keeps
+//! every candidate. Removed packages trigger nothing.
+//!
+//! Both sides are read as package sets ([`crate::snapshot::pkgset`]): the
+//! catalogs of their index blobs, so a release that keeps only some stanzas
+//! of a blob is read like a snapshot, and reverse dependencies are resolved
+//! by the same [`Resolver`] that closes filters over dependencies.
+//!
+//! Only apt snapshots and releases can be planned. autopkgtest tests Debian
+//! source packages: tests are declared by the source (`debian/tests`,
+//! announced by `Testsuite`), requests and triggers name sources with
+//! Debian's name and version rules, and workers install the triggering
+//! versions with apt. An rpm repository has none of these — no autopkgtest
+//! metadata and names (`NetworkManager`, `perl-Data-Dumper`) a request may not
+//! carry — so rpm content is refused with an error rather than planned into
+//! requests no autopkgtest worker could run.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -24,9 +38,10 @@ use serde::Serialize;
 
 use super::request::{QueueKind, Request, RequestError, RequestOptions};
 use crate::content::{AptContent, Content, IndexKind};
-use crate::pool::Pool;
 use crate::root::Root;
-use crate::snapshot::{self, SnapshotError};
+use crate::snapshot::pkgset::{KeyedOf, PackageSet, Pkg, Resolver, View, walk_by_key};
+use crate::snapshot::query::PackageFields as _;
+use crate::snapshot::{self, SnapshotError, Store};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
@@ -34,24 +49,16 @@ pub enum PlanError {
     Snapshot(#[from] SnapshotError),
     #[error(transparent)]
     Request(#[from] RequestError),
-    #[error("snapshot `{0}` is not an apt snapshot; test plans need Debian packages")]
-    NotApt(String),
-    #[error("snapshot `{snapshot}`: cannot read an index")]
-    Index {
-        snapshot: String,
-        #[source]
-        source: crate::content::IndexError,
-    },
-    #[error("snapshot `{snapshot}`: an index is malformed")]
-    Malformed {
-        snapshot: String,
-        #[source]
-        source: crate::formats::apt::AptFormatError,
-    },
+    #[error(
+        "{what} `{name}` holds rpm packages; test plans follow autopkgtest, which tests Debian \
+         source packages, so only apt snapshots and releases can be planned"
+    )]
+    NotApt { what: &'static str, name: String },
 }
 
 #[derive(Debug, Clone)]
 pub struct PlanOptions {
+    /// A snapshot, else a release, of that name.
     pub from: String,
     pub to: String,
     /// Release named in requests; default TO's codename, else its suite.
@@ -109,185 +116,135 @@ impl Plan {
     }
 }
 
-/// A binary package as planning needs it.
-#[derive(Debug, Clone)]
-struct Binary {
-    name: String,
-    version: String,
-    source: String,
-    source_version: String,
-    /// Package names in `Depends` and `Pre-Depends`, every alternative.
-    depends: Vec<String>,
-    provides: Vec<String>,
-}
-
-/// One snapshot's binaries per architecture, and its sources with tests
-/// (`None`: no `Sources` index, so unknown).
-struct Packages {
-    by_arch: BTreeMap<String, Vec<Binary>>,
-    tested_sources: Option<HashSet<String>>,
-}
-
-fn apt_content<'a>(name: &str, s: &'a snapshot::Snapshot) -> Result<&'a AptContent, PlanError> {
+fn apt_content(store: Store, s: &snapshot::Snapshot) -> Result<&AptContent, PlanError> {
     match &s.content {
         Content::Apt(a) => Ok(a),
-        _ => Err(PlanError::NotApt(name.to_owned())),
+        Content::Rpm(_) => Err(PlanError::NotApt {
+            what: store.label(),
+            name: s.name.clone(),
+        }),
     }
 }
 
-/// Names in a relationship field: `a (>= 1) | b:any [amd64], c <!nocheck>`
-/// gives a, b, c.
-fn relation_names(field: &str) -> impl Iterator<Item = String> + '_ {
-    field.split([',', '|']).filter_map(|alt| {
-        let name = alt
-            .trim()
-            .split(|c: char| c.is_whitespace() || matches!(c, '(' | '[' | '<' | ':'))
-            .next()
-            .unwrap_or("");
-        (!name.is_empty()).then(|| name.to_owned())
-    })
-}
-
-fn read_packages(pool: &Pool, name: &str, content: &AptContent) -> Result<Packages, PlanError> {
-    let mut by_arch: BTreeMap<String, Vec<Binary>> = BTreeMap::new();
-    let mut tested_sources: Option<HashSet<String>> = None;
-    for index in &content.indices {
-        let text = index.text(pool).map_err(|source| PlanError::Index {
-            snapshot: name.to_owned(),
-            source,
-        })?;
-        let malformed = |source| PlanError::Malformed {
-            snapshot: name.to_owned(),
-            source,
-        };
-        match index.kind {
-            IndexKind::Binary => {
-                let Some(arch) = &index.arch else { continue };
-                let list = by_arch.entry(arch.clone()).or_default();
-                for s in crate::formats::apt::binary_stanzas(&text) {
-                    let s = s.map_err(malformed)?;
-                    let p = &s.paragraph;
-                    // `Source: name (version)` when the source version
-                    // differs from the binary's (binNMUs).
-                    let source_version = p
-                        .get("Source")
-                        .and_then(|v| v.split_once('('))
-                        .map(|(_, v)| v.trim_end_matches(')').trim().to_owned())
-                        .unwrap_or_else(|| s.version.to_owned());
-                    let mut depends: Vec<String> = Vec::new();
-                    for f in ["Depends", "Pre-Depends"] {
-                        if let Some(v) = p.get(f) {
-                            depends.extend(relation_names(v));
-                        }
-                    }
-                    list.push(Binary {
-                        name: s.name.to_owned(),
-                        version: s.version.to_owned(),
-                        source: s.source.to_owned(),
-                        source_version,
-                        depends,
-                        provides: p
-                            .get("Provides")
-                            .map(|v| relation_names(v).collect())
-                            .unwrap_or_default(),
-                    });
-                }
-            }
-            IndexKind::Source => {
-                let set = tested_sources.get_or_insert_with(HashSet::new);
-                for s in crate::formats::apt::source_stanzas(&text) {
-                    let s = s.map_err(malformed)?;
-                    if s.paragraph
-                        .get("Testsuite")
-                        .is_some_and(|t| !t.trim().is_empty())
-                    {
-                        set.insert(s.name.to_owned());
-                    }
-                }
-            }
-            IndexKind::Udeb => {}
-        }
-    }
-    Ok(Packages {
-        by_arch,
-        tested_sources,
-    })
+/// The source version of a binary: `Source: name (version)` when it
+/// differs from the binary's (binNMUs), else the binary's version. The
+/// catalog keeps only the source's name, so this reads the stanza.
+fn source_version(set: &PackageSet, pkg: Pkg<'_>) -> String {
+    View { set, pkg }
+        .field("Source")
+        .and_then(|v| {
+            v.split_once('(')
+                .map(|(_, v)| v.trim_end_matches(')').trim().to_owned())
+        })
+        .unwrap_or_else(|| pkg.version().to_owned())
 }
 
 /// `depot test plan FROM TO`.
 pub fn plan(root: &Root, opts: &PlanOptions) -> Result<Plan, PlanError> {
-    let pool = Pool::new(root);
-    let (from_snap, to_snap) = (
-        snapshot::load(root, &opts.from)?,
-        snapshot::load(root, &opts.to)?,
-    );
-    let from_content = apt_content(&opts.from, &from_snap)?;
-    let to_content = apt_content(&opts.to, &to_snap)?;
+    let manifests = [
+        snapshot::load_any(root, &opts.from)?,
+        snapshot::load_any(root, &opts.to)?,
+    ];
+    for (store, m) in &manifests {
+        apt_content(*store, m)?;
+    }
+    let to_content = apt_content(manifests[1].0, &manifests[1].1)?;
     let release = opts.release.clone().unwrap_or_else(|| {
         to_content
             .codename
             .clone()
             .unwrap_or_else(|| to_content.suite.trim_end_matches('/').to_owned())
     });
-    let old = read_packages(&pool, &opts.from, from_content)?;
-    let new = read_packages(&pool, &opts.to, to_content)?;
-    let has_tests = |src: &str| new.tested_sources.as_ref().is_none_or(|s| s.contains(src));
+    let sets = snapshot::ops::load_sets(root, &manifests)?;
+    let new = &sets[1];
+    let wanted = |arch: &str| opts.archs.is_empty() || opts.archs.iter().any(|a| a == arch);
 
-    let mut tests: BTreeSet<PlannedTest> = BTreeSet::new();
-    let mut triggers: BTreeSet<String> = BTreeSet::new();
-    for (arch, binaries) in &new.by_arch {
-        if !opts.archs.is_empty() && !opts.archs.contains(arch) {
+    // Per architecture (a package's domain: `all` packages count on each),
+    // the sources with a binary that is new or changed in TO, with their
+    // version in TO.
+    let of = KeyedOf(&sets);
+    let mut changed: BTreeMap<&str, BTreeMap<&str, String>> = BTreeMap::new();
+    walk_by_key(&sets, true, |same| {
+        for k in same.iter().filter(|k| k.set == 1) {
+            let p = of.pkg(k);
+            if p.kind() != IndexKind::Binary || !wanted(p.domain()) {
+                continue;
+            }
+            if same.iter().any(|o| o.set == 0 && of.same_version(o, k)) {
+                continue;
+            }
+            changed
+                .entry(p.domain())
+                .or_default()
+                .entry(p.source())
+                .or_insert_with(|| source_version(new, p));
+        }
+    });
+
+    // (arch, changed source) → sources of the binaries with a dependency
+    // that one of its binaries satisfies.
+    let resolver = Resolver::new(new);
+    let mut rdeps: HashMap<(&str, &str), BTreeSet<&str>> = HashMap::new();
+    for p in new.iter() {
+        if p.kind() != IndexKind::Binary {
             continue;
         }
-        let before: HashSet<(&str, &str)> = old
-            .by_arch
-            .get(arch)
-            .into_iter()
-            .flatten()
-            .map(|b| (b.name.as_str(), b.version.as_str()))
-            .collect();
-        // trigger source → its version in TO
-        let mut changed: BTreeMap<&str, &str> = BTreeMap::new();
-        for b in binaries {
-            if !before.contains(&(b.name.as_str(), b.version.as_str())) {
-                changed.insert(&b.source, &b.source_version);
-            }
-        }
-        if changed.is_empty() {
+        let Some(here) = changed.get(p.domain()) else {
             continue;
-        }
-        // Reverse dependencies on this arch: package name (real or
-        // virtual) → sources of the binaries that depend on it.
-        let mut rdeps: HashMap<&str, BTreeSet<&str>> = HashMap::new();
-        for b in binaries {
-            for d in &b.depends {
-                rdeps.entry(d).or_default().insert(&b.source);
-            }
-        }
-        let mut binaries_of: HashMap<&str, Vec<&Binary>> = HashMap::new();
-        for b in binaries {
-            binaries_of.entry(&b.source).or_default().push(b);
-        }
-        for (src, ver) in changed {
-            let trigger = format!("{src}/{ver}");
-            let mut candidates: BTreeSet<&str> = BTreeSet::new();
-            candidates.insert(src);
-            for b in binaries_of.get(src).into_iter().flatten() {
-                for name in std::iter::once(&b.name).chain(&b.provides) {
-                    if let Some(users) = rdeps.get(name.as_str()) {
-                        candidates.extend(users);
-                    }
+        };
+        for dep in p.dep_groups().flatten().map(|d| p.dep(d)) {
+            for c in resolver.candidates(&dep, p.domain()) {
+                let src = new.pkg(c).source();
+                if here.contains_key(src) {
+                    rdeps
+                        .entry((p.domain(), src))
+                        .or_default()
+                        .insert(p.source());
                 }
             }
-            for c in candidates.into_iter().filter(|c| has_tests(c)) {
-                tests.insert(PlannedTest {
-                    package: c.to_owned(),
-                    arch: arch.clone(),
-                    trigger: trigger.clone(),
-                });
-            }
-            triggers.insert(trigger);
         }
+    }
+
+    let mut candidates: BTreeSet<(&str, &str, &str)> = BTreeSet::new();
+    for (arch, sources) in &changed {
+        for src in sources.keys() {
+            candidates.insert((*arch, *src, *src));
+            for user in rdeps.get(&(*arch, *src)).into_iter().flatten() {
+                candidates.insert((*arch, *src, *user));
+            }
+        }
+    }
+    // Sources with tests, if TO says (its `Sources` index): the stanzas of
+    // candidates only are read.
+    let tested: Option<HashSet<&str>> = to_content
+        .indices
+        .iter()
+        .any(|i| i.kind == IndexKind::Source)
+        .then(|| {
+            let wanted: HashSet<&str> = candidates.iter().map(|c| c.2).collect();
+            new.iter()
+                .filter(|p| p.kind() == IndexKind::Source && wanted.contains(p.name()))
+                .filter(|&pkg| {
+                    View { set: new, pkg }
+                        .field("Testsuite")
+                        .is_some_and(|t| !t.trim().is_empty())
+                })
+                .map(|p| p.name())
+                .collect()
+        });
+
+    let mut triggers: BTreeSet<String> = BTreeSet::new();
+    let mut tests: BTreeSet<PlannedTest> = BTreeSet::new();
+    for (arch, src, package) in candidates {
+        let trigger = format!("{src}/{}", changed[arch][src]);
+        if tested.as_ref().is_none_or(|t| t.contains(package)) {
+            tests.insert(PlannedTest {
+                package: package.to_owned(),
+                arch: arch.to_owned(),
+                trigger: trigger.clone(),
+            });
+        }
+        triggers.insert(trigger);
     }
     Ok(Plan {
         from: opts.from.clone(),
@@ -296,16 +253,4 @@ pub fn plan(root: &Root, opts: &PlanOptions) -> Result<Plan, PlanError> {
         triggers: triggers.into_iter().collect(),
         tests: tests.into_iter().collect(),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn relation_names_take_every_alternative_without_qualifiers() {
-        let names: Vec<String> = super::relation_names(
-            "libc6 (>= 2.36), python3:any | python3-dev [amd64], debconf <!nocheck>",
-        )
-        .collect();
-        assert_eq!(names, vec!["libc6", "python3", "python3-dev", "debconf"]);
-    }
 }

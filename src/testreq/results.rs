@@ -325,7 +325,7 @@ impl SwiftStore {
         url
     }
 
-    /// GET with retries on timeouts, connection failures, 502 and 503
+    /// GET with retries on timeouts, connection failures, 502, 503 and 504
     /// (Swift proxies answer those under load).
     async fn fetch(&self, url: &Url) -> Result<Reply, ResultsError> {
         let mut delay = Duration::from_millis(200);
@@ -475,6 +475,58 @@ mod tests {
         );
         let tar = build_result_tar(0, "hello", "1", 1, &testinfo("a/1"), 0);
         assert!(parse_result_tar(&tar[..700]).is_err());
+    }
+
+    /// A server that stalls past the client's read timeout once is retried
+    /// (autopkgtest-cloud's Swift does stall under load); the client here
+    /// times out after 200 ms instead of a minute.
+    #[test]
+    fn a_stalled_swift_is_retried_after_the_read_timeout() {
+        use std::io::{BufRead, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let served = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = served.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let n = count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                std::thread::spawn(move || {
+                    let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+                    let mut line = String::new();
+                    while reader.read_line(&mut line).is_ok_and(|r| r > 2) {
+                        line.clear();
+                    }
+                    if n == 0 {
+                        // Say nothing for much longer than the timeout.
+                        std::thread::sleep(Duration::from_secs(5));
+                        return;
+                    }
+                    let mut stream = stream;
+                    let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
+                });
+            }
+        });
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let store = SwiftStore {
+            base: Url::parse(&format!("http://{addr}/v1/AUTH_test")).unwrap(),
+            client: reqwest::Client::builder()
+                .read_timeout(Duration::from_millis(200))
+                .build()
+                .unwrap(),
+            attempts: 4,
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let started = std::time::Instant::now();
+        let got = rt.block_on(store.get("autopkgtest-noble", "noble/amd64/h/hello/x@/log.gz"));
+        assert_eq!(got.unwrap(), Some(b"hello".to_vec()));
+        assert_eq!(served.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "did not wait out the stall"
+        );
     }
 
     #[test]

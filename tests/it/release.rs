@@ -7,7 +7,13 @@ use std::process::Command;
 use crate::support::{Apt, Gpg, TestContext};
 
 /// Builds a real .deb with dpkg-deb; `fields` are extra control lines.
-fn build_deb(dir: &Path, name: &str, version: &str, arch: &str, fields: &str) -> PathBuf {
+pub(crate) fn build_deb(
+    dir: &Path,
+    name: &str,
+    version: &str,
+    arch: &str,
+    fields: &str,
+) -> PathBuf {
     let tree = dir.join(format!("build-{name}-{}", version.replace(':', "_")));
     std::fs::create_dir_all(tree.join("DEBIAN")).unwrap();
     std::fs::create_dir_all(tree.join(format!("usr/share/doc/{name}"))).unwrap();
@@ -39,7 +45,7 @@ fn build_deb(dir: &Path, name: &str, version: &str, arch: &str, fields: &str) ->
     out
 }
 
-fn repo_with(ctx: &TestContext, repo: &str, debs: &[PathBuf]) {
+pub(crate) fn repo_with(ctx: &TestContext, repo: &str, debs: &[PathBuf]) {
     ctx.depot(&["repo", "create", repo, "--kind", "apt", "--arch", "amd64"])
         .ok();
     let mut args = vec!["repo", "add", repo];

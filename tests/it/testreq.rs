@@ -478,7 +478,8 @@ fn spool_submit_writes_one_file_per_request_with_the_wire_body() {
 #[derive(Default)]
 struct SwiftState {
     log: Vec<String>,
-    fail_listings: usize,
+    /// Status lines the next listings answer with, in order.
+    fail_listings: std::collections::VecDeque<&'static str>,
 }
 
 pub struct Swift {
@@ -513,7 +514,12 @@ impl Swift {
 
     /// The next `n` listings get a 503.
     fn fail_listings(&self, n: usize) {
-        self.state.lock().unwrap().fail_listings = n;
+        self.fail_listings_with(&vec!["503 Service Unavailable"; n]);
+    }
+
+    /// The next listings answer with these status lines, one each.
+    fn fail_listings_with(&self, statuses: &[&'static str]) {
+        self.state.lock().unwrap().fail_listings = statuses.iter().copied().collect();
     }
 }
 
@@ -604,10 +610,9 @@ fn swift_serve(
             {
                 let mut st = state.lock().unwrap();
                 st.log.push(format!("{path}?{query}"));
-                if st.fail_listings > 0 {
-                    st.fail_listings -= 1;
+                if let Some(status) = st.fail_listings.pop_front() {
                     drop(st);
-                    reply(&mut stream, "503 Service Unavailable", b"")?;
+                    reply(&mut stream, status, b"")?;
                     continue;
                 }
             }
@@ -901,6 +906,28 @@ fn poll_retries_unavailable_swift_and_reads_file_urls_alike() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(swift.requests().len(), 4, "two 503s, a page, an empty page");
 
+    // Gateways in front of Swift answer 502 and 504 under load: retried
+    // alike.
+    let swift = Swift::start(tree.clone(), 1000);
+    swift.fail_listings_with(&["502 Bad Gateway", "504 Gateway Timeout"]);
+    let run = poll(&ctx, &swift.url(), "multi", &["--trigger", "glibc/2.40-1"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        statuses(&run),
+        ["amd64 glibc/2.40-1 pass"],
+        "the poll read the runs after the retries"
+    );
+    assert_eq!(
+        swift.requests().len(),
+        4,
+        "a 502, a 504, a page, an empty page"
+    );
+    // Retries are bounded: four attempts, then the last answer is the error.
+    let swift = Swift::start(tree.clone(), 1000);
+    swift.fail_listings(4);
+    poll(&ctx, &swift.url(), "multi", &["--trigger", "glibc/2.40-1"]).fails(1, "HTTP 503");
+    assert_eq!(swift.requests().len(), 4);
+
     let file_url = format!("file://{}", tree.display());
     for (package, code) in [
         ("passpkg", 0),
@@ -1076,6 +1103,312 @@ echo all tests passed"#;
     assert_eq!(run.stdout, "no request queued\n");
 }
 
+/// Submits `args` to the spool and runs one worker with COMMAND `env`: the
+/// submitted request (JSON of `submit`), and the variables the command saw,
+/// read back from the run's `log.gz`.
+fn env_seen_by_worker(
+    ctx: &TestContext,
+    args: &[&str],
+) -> (
+    serde_json::Value,
+    std::collections::BTreeMap<String, String>,
+) {
+    let mut submit = vec![
+        "test",
+        "submit",
+        "hello",
+        "--release",
+        "noble",
+        "--arch",
+        "amd64",
+        "--output-format",
+        "json",
+    ];
+    submit.extend(args);
+    let submitted = ctx.depot(&submit).ok().json()[0].clone();
+    let worked = ctx
+        .depot(&[
+            "test",
+            "worker",
+            "--once",
+            "--output-format",
+            "json",
+            "--",
+            "env",
+        ])
+        .ok()
+        .json();
+    let run = Path::new(worked["runs"][0]["path"].as_str().unwrap()).to_owned();
+    let mut log = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(run.join("log.gz")).unwrap())
+        .read_to_string(&mut log)
+        .unwrap();
+    let vars = log
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    (submitted, vars)
+}
+
+#[test]
+fn the_worker_exposes_every_request_field_to_the_command() {
+    let ctx = TestContext::new();
+    let (submitted, vars) = env_seen_by_worker(
+        &ctx,
+        &[
+            "--trigger",
+            "glibc/2.40-1",
+            "--trigger",
+            "hello/1.0-2",
+            "--ppa",
+            "alice/tools",
+            "--ppa",
+            "bob/extra",
+            "--env",
+            "MODE=ci",
+            "--test-git",
+            "https://git.example.org/hello.git",
+            "main",
+            "--testname",
+            "smoke",
+            "--all-proposed",
+            "--requester",
+            "carol",
+        ],
+    );
+    let var = |k: &str| vars.get(k).map(String::as_str);
+    for (k, v) in [
+        ("DEPOT_TEST_PACKAGE", "hello"),
+        ("DEPOT_TEST_RELEASE", "noble"),
+        ("DEPOT_TEST_ARCH", "amd64"),
+        ("DEPOT_TEST_QUEUE", "debci-noble-amd64"),
+        ("DEPOT_TEST_ID", submitted["id"].as_str().unwrap()),
+        ("DEPOT_TEST_TRIGGERS", "glibc/2.40-1 hello/1.0-2"),
+        ("ADT_TEST_TRIGGERS", "glibc/2.40-1 hello/1.0-2"),
+        ("DEPOT_TEST_PPAS", "alice/tools bob/extra"),
+        ("DEPOT_TEST_ENV", "MODE=ci"),
+        ("DEPOT_TEST_GIT", "https://git.example.org/hello.git main"),
+        ("DEPOT_TEST_NAME", "smoke"),
+        ("DEPOT_TEST_ALL_PROPOSED", "1"),
+    ] {
+        assert_eq!(var(k), Some(v), "{k} in {vars:#?}");
+    }
+    // The whole request, requester and submit time included, as JSON.
+    let body = submitted["body"].as_str().unwrap();
+    let (_, json) = body.split_once('\n').unwrap();
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(var("DEPOT_TEST_REQUEST").unwrap()).unwrap(),
+        serde_json::from_str::<serde_json::Value>(json).unwrap()
+    );
+    assert!(json.contains("\"requester\":\"carol\""), "{json}");
+    assert!(
+        var("DEPOT_TEST_OUTPUT").is_some_and(|d| d.ends_with("/out")),
+        "{vars:#?}"
+    );
+    // The request's env reaches the runner, never the host command's own
+    // environment; absent fields are absent variables.
+    for k in ["MODE", "DEPOT_TEST_BUILD_GIT", "DEPOT_TEST_BZR"] {
+        assert_eq!(var(k), None, "{k}");
+    }
+
+    let (_, vars) = env_seen_by_worker(
+        &ctx,
+        &[
+            "--build-git",
+            "https://git.example.org/hello.git#v1.0",
+            "--queue-kind",
+            "upstream",
+        ],
+    );
+    let var = |k: &str| vars.get(k).map(String::as_str);
+    assert_eq!(
+        var("DEPOT_TEST_BUILD_GIT"),
+        Some("https://git.example.org/hello.git#v1.0")
+    );
+    assert_eq!(var("DEPOT_TEST_QUEUE"), Some("debci-upstream-noble-amd64"));
+    assert_eq!(var("DEPOT_TEST_PPAS"), Some(""));
+    for k in [
+        "DEPOT_TEST_GIT",
+        "DEPOT_TEST_ALL_PROPOSED",
+        "DEPOT_TEST_NAME",
+    ] {
+        assert_eq!(var(k), None, "{k}");
+    }
+
+    let (_, vars) = env_seen_by_worker(&ctx, &["--test-bzr", "lp:hello"]);
+    assert_eq!(
+        vars.get("DEPOT_TEST_BZR").map(String::as_str),
+        Some("lp:hello")
+    );
+}
+
+#[test]
+fn poll_private_lists_the_private_container() {
+    let ctx = TestContext::new();
+    let submit = |extra: &[&str]| {
+        let mut args = vec![
+            "test",
+            "submit",
+            "hello",
+            "--release",
+            "noble",
+            "--arch",
+            "amd64",
+            "--trigger",
+            "glibc/2.40-1",
+            "--swiftuser",
+            "alice",
+            "--readable-by",
+            "bob",
+        ];
+        args.extend(extra);
+        ctx.depot(&args).ok();
+        ctx.depot(&["test", "worker", "--once", "--", "true"]).ok();
+    };
+    submit(&[]);
+    submit(&["--ppa", "alice/tools"]);
+    let results = ctx.root.join("results");
+    let mut containers: Vec<String> = std::fs::read_dir(&results)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    containers.sort();
+    assert_eq!(
+        containers,
+        [
+            "private-autopkgtest-noble",
+            "private-autopkgtest-noble-alice-tools"
+        ]
+    );
+
+    let swift = Swift::start(results, 1000);
+    let url = swift.url();
+    let g = ["--trigger", "glibc/2.40-1"];
+    let run = poll(&ctx, &url, "hello", &[&g[..], &["--private"]].concat());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(statuses(&run), ["amd64 glibc/2.40-1 pass"]);
+    assert_eq!(run.json()["container"], "private-autopkgtest-noble");
+    assert!(
+        run.json()["rows"][0]["log_url"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!(
+                "{url}/private-autopkgtest-noble/noble/amd64/h/hello/"
+            )),
+        "{}",
+        run.stdout
+    );
+    let listings = swift.requests();
+    assert!(
+        !listings.is_empty()
+            && listings
+                .iter()
+                .all(|r| r.starts_with("private-autopkgtest-noble?")),
+        "{listings:?}"
+    );
+    // The last PPA names the private container too.
+    let run = poll(
+        &ctx,
+        &url,
+        "hello",
+        &[&g[..], &["--private", "--ppa", "alice/tools"]].concat(),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        swift
+            .requests()
+            .last()
+            .unwrap()
+            .starts_with("private-autopkgtest-noble-alice-tools?"),
+        "{:?}",
+        swift.requests()
+    );
+    // Without --private, the public container is listed: nothing there.
+    let run = poll(&ctx, &url, "hello", &g);
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert!(
+        swift
+            .requests()
+            .last()
+            .unwrap()
+            .starts_with("autopkgtest-noble?"),
+        "{:?}",
+        swift.requests()
+    );
+}
+
+#[test]
+fn poll_wait_keeps_polling_until_the_result_arrives() {
+    let ctx = TestContext::new();
+    ctx.depot(&[
+        "test",
+        "submit",
+        "hello",
+        "--release",
+        "noble",
+        "--arch",
+        "amd64",
+        "--trigger",
+        "glibc/2.40-1",
+    ])
+    .ok();
+    let results = ctx.root.join("results");
+    std::fs::create_dir_all(&results).unwrap();
+    let swift = Swift::start(results, 1000);
+    let poller = ctx
+        .command()
+        .args([
+            "test",
+            "poll",
+            "hello",
+            "--release",
+            "noble",
+            "--arch",
+            "amd64",
+            "--trigger",
+            "glibc/2.40-1",
+            "--results",
+            &swift.url(),
+            "--wait",
+            "--interval",
+            "100ms",
+            "--timeout",
+            "60s",
+            "--output-format",
+            "json",
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Two polls found nothing (the container does not exist yet) and the
+    // poller is still waiting; only then does the worker run.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while swift.requests().len() < 2 {
+        assert!(Instant::now() < deadline, "the poller stopped polling");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    ctx.depot(&["test", "worker", "--once", "--", "true"]).ok();
+    let out = poller.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(report["verdict"], "passed");
+    assert_eq!(report["rows"][0]["status"], "pass");
+    assert!(
+        swift.requests().len() >= 3,
+        "polled before and after the result: {:?}",
+        swift.requests()
+    );
+}
+
 #[test]
 fn killing_the_worker_mid_run_leaves_the_request_queued() {
     let ctx = TestContext::new();
@@ -1182,9 +1515,9 @@ fn amqp_worker_acks_after_storing_and_rejects_malformed_messages() {
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
 }
 
-#[test]
-fn plan_requests_tests_of_changed_packages_and_their_reverse_dependencies() {
-    let ctx = TestContext::new();
+/// Snapshots `s1` and `s2` of the apt fixture's two states (alpha 1.0-1 →
+/// 1.1-1, delta removed, epsilon new; beta depends on alpha).
+fn plan_snapshots(ctx: &TestContext) {
     let url = ctx.serve_apt("state1", "up");
     ctx.apt_mirror("m", &url, &["--policy", "on-demand"]);
     ctx.depot(&["mirror", "update", "m"]).ok();
@@ -1194,17 +1527,15 @@ fn plan_requests_tests_of_changed_packages_and_their_reverse_dependencies() {
     ctx.depot(&["mirror", "update", "m"]).ok();
     ctx.depot(&["snapshot", "create", "s2", "--mirror", "m"])
         .ok();
+}
 
+/// `depot test plan FROM TO` as (triggers, `PACKAGE ARCH TRIGGER` lines).
+fn planned(ctx: &TestContext, from: &str, to: &str) -> (serde_json::Value, Vec<String>) {
     let plan = ctx
-        .depot(&["test", "plan", "s1", "s2", "--output-format", "json"])
+        .depot(&["test", "plan", from, to, "--output-format", "json"])
         .ok()
         .json();
-    assert_eq!(plan["release"], "stable");
-    assert_eq!(
-        plan["triggers"],
-        serde_json::json!(["alpha/1.1-1", "epsilon/3.0-1"])
-    );
-    let tests: Vec<String> = plan["tests"]
+    let tests = plan["tests"]
         .as_array()
         .unwrap()
         .iter()
@@ -1217,6 +1548,24 @@ fn plan_requests_tests_of_changed_packages_and_their_reverse_dependencies() {
             )
         })
         .collect();
+    (plan["triggers"].clone(), tests)
+}
+
+#[test]
+fn plan_requests_tests_of_changed_packages_and_their_reverse_dependencies() {
+    let ctx = TestContext::new();
+    plan_snapshots(&ctx);
+    let (triggers, tests) = planned(&ctx, "s1", "s2");
+    assert_eq!(
+        ctx.depot(&["test", "plan", "s1", "s2", "--output-format", "json"])
+            .ok()
+            .json()["release"],
+        "stable"
+    );
+    assert_eq!(
+        triggers,
+        serde_json::json!(["alpha/1.1-1", "epsilon/3.0-1"])
+    );
     // beta depends on alpha: it is tested against the new alpha.
     assert_eq!(
         tests,
@@ -1253,6 +1602,144 @@ fn plan_requests_tests_of_changed_packages_and_their_reverse_dependencies() {
     assert_eq!(
         (name.as_str(), strings(&p["triggers"])),
         ("beta", vec!["alpha/1.1-1"])
+    );
+}
+
+/// Regression: `test plan` loaded apt snapshots only, so two releases (or a
+/// snapshot and a release) could not be planned at all.
+#[test]
+fn plan_takes_releases_as_well_as_snapshots_and_refuses_rpm() {
+    let ctx = TestContext::new();
+    plan_snapshots(&ctx);
+    ctx.depot(&["release", "create", "r1", "--from", "s1"]).ok();
+    ctx.depot(&["release", "create", "r2", "--from", "s2"]).ok();
+    let want = [
+        "alpha amd64 alpha/1.1-1",
+        "beta amd64 alpha/1.1-1",
+        "epsilon amd64 epsilon/3.0-1",
+    ];
+    for (from, to) in [("r1", "r2"), ("s1", "r2"), ("r1", "s2")] {
+        let (triggers, tests) = planned(&ctx, from, to);
+        assert_eq!(
+            triggers,
+            serde_json::json!(["alpha/1.1-1", "epsilon/3.0-1"]),
+            "{from} → {to}"
+        );
+        assert_eq!(tests, want, "{from} → {to}");
+    }
+    // A release keeping only some stanzas of an index blob (epsilon
+    // filtered out) is read as it is, not as the whole blob.
+    ctx.depot(&["snapshot", "filter", "s2", "s2ab", "alpha | beta"])
+        .ok();
+    ctx.depot(&["release", "create", "r2ab", "--from", "s2ab"])
+        .ok();
+    let (triggers, tests) = planned(&ctx, "r1", "r2ab");
+    assert_eq!(triggers, serde_json::json!(["alpha/1.1-1"]));
+    assert_eq!(tests, ["alpha amd64 alpha/1.1-1", "beta amd64 alpha/1.1-1"]);
+    // Nothing changed between a snapshot and the release made of it.
+    let (triggers, tests) = planned(&ctx, "s2", "r2");
+    assert_eq!((triggers, tests.len()), (serde_json::json!([]), 0));
+    // --submit queues what a release plan names.
+    let out = ctx
+        .depot(&[
+            "test",
+            "plan",
+            "r1",
+            "r2",
+            "--submit",
+            "--output-format",
+            "json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(out.as_array().unwrap().len(), 3);
+    assert_eq!(spooled(&ctx), 3);
+
+    // rpm content has no autopkgtest tests: refused, naming it, as a
+    // usage error, and nothing is queued.
+    let url = ctx.serve_rpm("state1", "rpmup");
+    let key = fixtures().join("rpm/keys/good.asc");
+    ctx.depot(&[
+        "mirror",
+        "create",
+        "rm",
+        &url,
+        "--kind",
+        "rpm",
+        "--keyring",
+        key.to_str().unwrap(),
+    ])
+    .ok();
+    ctx.depot(&["mirror", "update", "rm"]).ok();
+    ctx.depot(&["snapshot", "create", "rs1", "--mirror", "rm"])
+        .ok();
+    ctx.serve_rpm("state2", "rpmup");
+    ctx.depot(&["mirror", "update", "rm"]).ok();
+    ctx.depot(&["snapshot", "create", "rs2", "--mirror", "rm"])
+        .ok();
+    ctx.depot(&["release", "create", "rr2", "--from", "rs2"])
+        .ok();
+    ctx.depot(&["test", "plan", "rs1", "rr2", "--submit"])
+        .fails(2, "snapshot `rs1` holds rpm packages");
+    ctx.depot(&["test", "plan", "s1", "rr2"])
+        .fails(2, "release `rr2` holds rpm packages");
+    assert_eq!(spooled(&ctx), 3);
+    ctx.depot(&["test", "plan", "s1", "nosuch"])
+        .fails(1, "no snapshot or release named `nosuch`");
+}
+
+/// Reverse dependencies are resolved as dependencies are: through
+/// `Provides`, and only where a version constraint holds; a binNMU
+/// triggers its source's version, not its own.
+#[test]
+fn plan_resolves_reverse_dependencies_through_provides_and_versions() {
+    use crate::release::{build_deb, repo_with};
+    let ctx = TestContext::new();
+    let dir = ctx.dir.path();
+    let common = |dir: &Path| {
+        vec![
+            build_deb(dir, "app", "1.0", "amd64", "Depends: libfoo1 (>= 1.0)\n"),
+            build_deb(dir, "plugin", "1.0", "amd64", "Depends: foo-api\n"),
+            build_deb(dir, "legacy", "1.0", "amd64", "Depends: libfoo1 (<< 1.0)\n"),
+            build_deb(dir, "unrelated", "1.0", "amd64", ""),
+        ]
+    };
+    let (old, new) = (dir.join("old"), dir.join("new"));
+    std::fs::create_dir_all(&old).unwrap();
+    std::fs::create_dir_all(&new).unwrap();
+    let mut debs = common(&old);
+    debs.push(build_deb(
+        &old,
+        "libfoo1",
+        "1.0-1",
+        "amd64",
+        "Source: foo\nProvides: foo-api\n",
+    ));
+    repo_with(&ctx, "old", &debs);
+    let mut debs = common(&new);
+    debs.push(build_deb(
+        &new,
+        "libfoo1",
+        "1.0-1+b1",
+        "amd64",
+        "Source: foo (1.0-1)\nProvides: foo-api\n",
+    ));
+    repo_with(&ctx, "new", &debs);
+    ctx.depot(&["release", "create", "relold", "--from", "old"])
+        .ok();
+    ctx.depot(&["release", "create", "relnew", "--from", "new"])
+        .ok();
+    let (triggers, tests) = planned(&ctx, "relold", "relnew");
+    assert_eq!(triggers, serde_json::json!(["foo/1.0-1"]));
+    // legacy wants libfoo1 (<< 1.0), which the new libfoo1 does not
+    // satisfy; unrelated depends on nothing.
+    assert_eq!(
+        tests,
+        [
+            "app amd64 foo/1.0-1",
+            "foo amd64 foo/1.0-1",
+            "plugin amd64 foo/1.0-1"
+        ]
     );
 }
 
