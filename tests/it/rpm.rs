@@ -465,7 +465,11 @@ fn xml_base_packages_are_fetched_and_published_locally() {
 #[test]
 fn compressions_are_read_and_written() {
     let ctx = TestContext::new();
-    for (tree, name) in [("state1-xz", "xz"), ("state1-zst", "zst")] {
+    for (tree, name) in [
+        ("state1-xz", "xz"),
+        ("state1-zst", "zst"),
+        ("state1-bz2", "bz2"),
+    ] {
         let url = ctx.serve_rpm(tree, tree);
         create_mirror(&ctx, name, &url, &["--policy", "on-demand"]);
         ctx.depot(&["mirror", "update", name]).ok();
@@ -483,6 +487,50 @@ fn compressions_are_read_and_written() {
     .unwrap();
     assert!(repomd.contains("-primary.xml.zst\""), "{repomd}");
     assert!(repomd.contains("<data type=\"group_zst\">"));
+
+    // bz2 is read (yum-era repositories) but never written: it publishes as
+    // gzip, with every record upstream had.
+    let requests = ctx.server.requests();
+    for t in ["primary", "filelists", "other", "updateinfo"] {
+        assert!(
+            requests
+                .iter()
+                .any(|r| r.starts_with("state1-bz2/repodata/")
+                    && r.ends_with(&format!("-{t}.xml.bz2"))),
+            "{t}.xml.bz2 not fetched: {requests:?}"
+        );
+    }
+    // (Its rpms are those of state1-xz, already fetched by that publish.)
+    let s = publish_json(&ctx, "bz2", "b", &[]);
+    let version = s["version"].as_str().unwrap();
+    assert!(
+        ctx.root
+            .join("public/b")
+            .join(version)
+            .join("Packages/delta-1.0-1.x86_64.rpm")
+            .is_file()
+    );
+    let primary = primary_names(&ctx, "b", version);
+    assert!(primary.contains("packages=\"4\""), "{primary}");
+    for name in ["alpha", "beta", "gamma", "delta"] {
+        assert!(
+            primary.contains(&format!("<name>{name}</name>")),
+            "{primary}"
+        );
+    }
+    let repomd = std::fs::read_to_string(
+        ctx.root
+            .join("public/b")
+            .join(version)
+            .join("repodata/repomd.xml"),
+    )
+    .unwrap();
+    for t in ["filelists", "other", "updateinfo", "group", "group_gz"] {
+        assert!(
+            repomd.contains(&format!("<data type=\"{t}\">")),
+            "{t} missing:\n{repomd}"
+        );
+    }
 }
 
 #[test]
