@@ -1,7 +1,7 @@
 //! The rpm path: mirror → snapshot → publish, checked with real dnf, and
 //! what must be refused.
 
-use crate::support::{Dnf, Gpg, TestContext, fixtures};
+use crate::support::{Dnf, Gpg, Run, TestContext, fixtures};
 
 fn good_key() -> std::path::PathBuf {
     fixtures().join("rpm/keys/good.asc")
@@ -261,16 +261,17 @@ fn additive_mode_keeps_what_upstream_dropped() {
     assert_eq!(primary.matches("<package ").count(), 6);
 }
 
-fn refused(ctx: &TestContext, tree_url: &str, needle: &str) {
+fn refused(ctx: &TestContext, tree_url: &str, needle: &str) -> Run {
     let state = ctx.root.join("mirrors/r.state.json");
     let before = std::fs::read(&state).unwrap();
     ctx.depot(&["mirror", "edit", "r", "--url", tree_url]).ok();
-    ctx.depot(&["mirror", "update", "r"]).fails(1, needle);
+    let run = ctx.depot(&["mirror", "update", "r"]).fails(1, needle);
     assert_eq!(
         std::fs::read(&state).unwrap(),
         before,
         "the previous state changed"
     );
+    run
 }
 
 #[test]
@@ -301,7 +302,7 @@ fn bad_rpm_upstreams_are_refused_and_the_previous_state_is_kept() {
     let n = bytes.len();
     bytes[n - 10] ^= 0x55;
     std::fs::write(&primary, bytes).unwrap();
-    refused(&ctx, &tampered, "does not match the signed");
+    refused(&ctx, &tampered, "does not match the signed repomd.xml");
 
     let bad_rpm = ctx.serve_rpm("state2", "tampered-rpm");
     let rpm = ctx
@@ -339,6 +340,18 @@ fn bad_rpm_upstreams_are_refused_and_the_previous_state_is_kept() {
         &ctx,
         &ctx.serve_rpm("malformed", "malformed"),
         "malformed XML",
+    );
+    // The compressed primary matches repomd.xml; its content does not.
+    let run = refused(
+        &ctx,
+        &ctx.serve_rpm("bad-open-checksum", "bad-open-checksum"),
+        "-primary.xml.gz does not match the signed repomd.xml (open-checksum, open-size)",
+    );
+    assert!(
+        run.stderr.contains("the uncompressed content of http://")
+            && run.stderr.contains("Caused by: SHA-256 mismatch"),
+        "{}",
+        run.stderr
     );
     assert!(!ctx.server.requests().iter().any(|r| r.contains("escape")));
     ctx.assert_pool_consistent();
