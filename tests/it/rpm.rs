@@ -546,6 +546,63 @@ fn compressions_are_read_and_written() {
     }
 }
 
+/// The `<location href>` of a repomd.xml record.
+fn record_href(repomd: &str, mdtype: &str) -> String {
+    let start = repomd
+        .find(&format!("<data type=\"{mdtype}\">"))
+        .unwrap_or_else(|| panic!("no {mdtype} record:\n{repomd}"));
+    let block = &repomd[start..start + repomd[start..].find("</data>").unwrap()];
+    let href = &block[block.find("<location href=\"").unwrap() + 16..];
+    href[..href.find('"').unwrap()].to_owned()
+}
+
+fn gunzip(path: &std::path::Path) -> Vec<u8> {
+    let bytes = std::fs::read(path).unwrap();
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut out).unwrap();
+    out
+}
+
+#[test]
+fn modules_metadata_is_carried_from_mirror_to_publish() {
+    let ctx = TestContext::new();
+    let url = ctx.serve_rpm("modules", "modules");
+    create_mirror(&ctx, "m", &url, &["--policy", "on-demand"]);
+    ctx.depot(&["mirror", "update", "m"]).ok();
+    ctx.depot(&["snapshot", "create", "m", "--mirror", "m"])
+        .ok();
+    let s = publish_json(&ctx, "m", "mod", &[]);
+    let published = ctx
+        .root
+        .join("public/mod")
+        .join(s["version"].as_str().unwrap());
+
+    let upstream = fixtures().join("rpm/modules");
+    let upstream_repomd = std::fs::read_to_string(upstream.join("repodata/repomd.xml")).unwrap();
+    let upstream_yaml = gunzip(&upstream.join(record_href(&upstream_repomd, "modules")));
+    assert!(upstream_yaml.starts_with(b"---\ndocument: modulemd\n"));
+
+    let repomd = std::fs::read_to_string(published.join("repodata/repomd.xml")).unwrap();
+    let href = record_href(&repomd, "modules");
+    assert!(href.ends_with("-modules.yaml.gz"), "{href}");
+    assert_eq!(
+        String::from_utf8(gunzip(&published.join(&href))).unwrap(),
+        String::from_utf8(upstream_yaml).unwrap()
+    );
+
+    // dnf reads the carried-over module. (Its packages are hidden by
+    // modular filtering, so nothing is installed from this repository.)
+    std::os::unix::fs::symlink(ctx.root.join("public"), ctx.www.join("public")).unwrap();
+    let mut dnf = Dnf::new(&ctx.server.url("public/mod/dev"), &[&good_key()]);
+    dnf.repo_opts.push("repo_gpgcheck=0".into());
+    let modules = dnf.run(&["module", "list"]).ok();
+    assert!(
+        modules.stdout.contains("depot test fixture module"),
+        "{}",
+        modules.stdout
+    );
+}
+
 #[test]
 fn rpm_filter_follows_requires_provides_and_file_dependencies() {
     let ctx = TestContext::new();
