@@ -175,4 +175,21 @@ mod tests {
         }
         assert!(Compression::Xz.decompress(b"not xz").is_err());
     }
+
+    #[test]
+    fn decompress_named_reads_bz2_by_suffix() {
+        let data = b"<package type=\"rpm\"><name>a</name></package>\n".repeat(100);
+        let mut enc = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::best());
+        enc.write_all(&data).unwrap();
+        let packed = enc.finish().unwrap();
+        assert_ne!(packed, data);
+        assert_eq!(decompress_named("x.bz2", &packed).unwrap(), data);
+        // Two concatenated streams (what `pbzip2` writes) are one file.
+        let twice = [packed.clone(), packed].concat();
+        assert_eq!(
+            decompress_named("repodata/x-primary.xml.bz2", &twice).unwrap(),
+            [data.clone(), data].concat()
+        );
+        assert!(decompress_named("x.bz2", b"not bz2").is_err());
+    }
 }

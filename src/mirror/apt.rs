@@ -10,7 +10,7 @@ use std::collections::HashSet;
 
 use url::Url;
 
-use super::{MirrorDef, MirrorError, MirrorState, UpdateOptions, UpdateSummary};
+use super::{MirrorDef, MirrorError, MirrorState, SignedIndex, UpdateOptions, UpdateSummary};
 use crate::content::{AptContent, Content, IndexKind, IndexPart, IndexRef};
 use crate::digest::{Expected, Sha256Digest};
 use crate::formats::apt::{self as fmt, Release};
@@ -160,8 +160,9 @@ async fn fetch_index(
         .ok_or_else(|| ctx.upstream(format!("{shown} is listed in Release but missing")))?;
     check(&raw, expected).map_err(|source| MirrorError::IndexMismatch {
         mirror: ctx.def.name.clone(),
-        url: shown.clone(),
-        source,
+        subject: shown.clone(),
+        signed: SignedIndex::Release,
+        source: Box::new(source),
     })?;
     let plain = Compression::from_path(chosen)
         .decompress(&raw)
@@ -173,8 +174,9 @@ async fn fetch_index(
     if let Some(expected) = release.sha256.get(path).filter(|_| chosen != path) {
         check(&plain, expected).map_err(|source| MirrorError::IndexMismatch {
             mirror: ctx.def.name.clone(),
-            url: format!("{shown} (uncompressed)"),
-            source,
+            subject: format!("the uncompressed content of {shown}"),
+            signed: SignedIndex::Release,
+            source: Box::new(source),
         })?;
     }
     String::from_utf8(plain).map_err(|_| ctx.upstream(format!("{shown} is not UTF-8")))

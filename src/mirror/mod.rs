@@ -162,6 +162,29 @@ pub struct MirrorState {
     pub deferred: usize,
 }
 
+/// The signed index (and which of its fields) a metadata file is checked
+/// against, for error messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignedIndex {
+    /// apt's `Release`/`InRelease`.
+    Release,
+    /// rpm's `repomd.xml`: `checksum` and `size` of the file as served.
+    Repomd,
+    /// rpm's `repomd.xml`: `open-checksum` and `open-size`, of the file
+    /// once decompressed.
+    RepomdOpen,
+}
+
+impl std::fmt::Display for SignedIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Release => "Release",
+            Self::Repomd => "repomd.xml",
+            Self::RepomdOpen => "repomd.xml (open-checksum, open-size)",
+        })
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum MirrorError {
     #[error(transparent)]
@@ -233,12 +256,14 @@ pub enum MirrorError {
     },
     #[error("mirror `{mirror}`: {problem}")]
     Upstream { mirror: String, problem: String },
-    #[error("mirror `{mirror}`: {url} does not match the signed Release")]
+    /// `subject` is a URL, or "the uncompressed content of URL".
+    #[error("mirror `{mirror}`: {subject} does not match the signed {signed}")]
     IndexMismatch {
         mirror: String,
-        url: String,
+        subject: String,
+        signed: SignedIndex,
         #[source]
-        source: PoolError,
+        source: Box<PoolError>,
     },
     #[error("mirror `{mirror}`: cannot decompress {url}")]
     Decompress {

@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 use url::Url;
 
 use super::download::{Wanted, download_missing};
-use super::{MirrorDef, MirrorError, MirrorState, Mode, UpdateOptions, UpdateSummary};
+use super::{MirrorDef, MirrorError, MirrorState, Mode, SignedIndex, UpdateOptions, UpdateSummary};
 use crate::content::{Content, RpmContent, RpmMetadataRef};
 use crate::digest::{Expected, Sha256Digest};
 use crate::formats::compress::decompress_named;
@@ -175,8 +175,9 @@ pub(super) async fn update(
             })?;
         let mismatch = |source| MirrorError::IndexMismatch {
             mirror: def.name.clone(),
-            url: redact(&url),
-            source,
+            subject: redact(&url),
+            signed: SignedIndex::Repomd,
+            source: Box::new(source),
         };
         let expected_sha = hex_digest(def, &url, &rec.checksum)?;
         crate::pool::check_bytes(&raw, rec.size, expected_sha).map_err(mismatch)?;
@@ -191,8 +192,9 @@ pub(super) async fn update(
             crate::pool::check_bytes(&plain, rec.open_size, open_sha).map_err(|source| {
                 MirrorError::IndexMismatch {
                     mirror: def.name.clone(),
-                    url: format!("{} (uncompressed)", redact(&url)),
-                    source,
+                    subject: format!("the uncompressed content of {}", redact(&url)),
+                    signed: SignedIndex::RepomdOpen,
+                    source: Box::new(source),
                 }
             })?;
         }

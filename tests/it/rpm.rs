@@ -1,7 +1,7 @@
 //! The rpm path: mirror → snapshot → publish, checked with real dnf, and
 //! what must be refused.
 
-use crate::support::{Dnf, Gpg, TestContext, fixtures};
+use crate::support::{Dnf, Gpg, Run, TestContext, fixtures};
 
 fn good_key() -> std::path::PathBuf {
     fixtures().join("rpm/keys/good.asc")
@@ -261,16 +261,17 @@ fn additive_mode_keeps_what_upstream_dropped() {
     assert_eq!(primary.matches("<package ").count(), 6);
 }
 
-fn refused(ctx: &TestContext, tree_url: &str, needle: &str) {
+fn refused(ctx: &TestContext, tree_url: &str, needle: &str) -> Run {
     let state = ctx.root.join("mirrors/r.state.json");
     let before = std::fs::read(&state).unwrap();
     ctx.depot(&["mirror", "edit", "r", "--url", tree_url]).ok();
-    ctx.depot(&["mirror", "update", "r"]).fails(1, needle);
+    let run = ctx.depot(&["mirror", "update", "r"]).fails(1, needle);
     assert_eq!(
         std::fs::read(&state).unwrap(),
         before,
         "the previous state changed"
     );
+    run
 }
 
 #[test]
@@ -301,7 +302,7 @@ fn bad_rpm_upstreams_are_refused_and_the_previous_state_is_kept() {
     let n = bytes.len();
     bytes[n - 10] ^= 0x55;
     std::fs::write(&primary, bytes).unwrap();
-    refused(&ctx, &tampered, "does not match the signed");
+    refused(&ctx, &tampered, "does not match the signed repomd.xml");
 
     let bad_rpm = ctx.serve_rpm("state2", "tampered-rpm");
     let rpm = ctx
@@ -339,6 +340,18 @@ fn bad_rpm_upstreams_are_refused_and_the_previous_state_is_kept() {
         &ctx,
         &ctx.serve_rpm("malformed", "malformed"),
         "malformed XML",
+    );
+    // The compressed primary matches repomd.xml; its content does not.
+    let run = refused(
+        &ctx,
+        &ctx.serve_rpm("bad-open-checksum", "bad-open-checksum"),
+        "-primary.xml.gz does not match the signed repomd.xml (open-checksum, open-size)",
+    );
+    assert!(
+        run.stderr.contains("the uncompressed content of http://")
+            && run.stderr.contains("Caused by: SHA-256 mismatch"),
+        "{}",
+        run.stderr
     );
     assert!(!ctx.server.requests().iter().any(|r| r.contains("escape")));
     ctx.assert_pool_consistent();
@@ -465,7 +478,11 @@ fn xml_base_packages_are_fetched_and_published_locally() {
 #[test]
 fn compressions_are_read_and_written() {
     let ctx = TestContext::new();
-    for (tree, name) in [("state1-xz", "xz"), ("state1-zst", "zst")] {
+    for (tree, name) in [
+        ("state1-xz", "xz"),
+        ("state1-zst", "zst"),
+        ("state1-bz2", "bz2"),
+    ] {
         let url = ctx.serve_rpm(tree, tree);
         create_mirror(&ctx, name, &url, &["--policy", "on-demand"]);
         ctx.depot(&["mirror", "update", name]).ok();
@@ -483,6 +500,107 @@ fn compressions_are_read_and_written() {
     .unwrap();
     assert!(repomd.contains("-primary.xml.zst\""), "{repomd}");
     assert!(repomd.contains("<data type=\"group_zst\">"));
+
+    // bz2 is read (yum-era repositories) but never written: it publishes as
+    // gzip, with every record upstream had.
+    let requests = ctx.server.requests();
+    for t in ["primary", "filelists", "other", "updateinfo"] {
+        assert!(
+            requests
+                .iter()
+                .any(|r| r.starts_with("state1-bz2/repodata/")
+                    && r.ends_with(&format!("-{t}.xml.bz2"))),
+            "{t}.xml.bz2 not fetched: {requests:?}"
+        );
+    }
+    // (Its rpms are those of state1-xz, already fetched by that publish.)
+    let s = publish_json(&ctx, "bz2", "b", &[]);
+    let version = s["version"].as_str().unwrap();
+    assert!(
+        ctx.root
+            .join("public/b")
+            .join(version)
+            .join("Packages/delta-1.0-1.x86_64.rpm")
+            .is_file()
+    );
+    let primary = primary_names(&ctx, "b", version);
+    assert!(primary.contains("packages=\"4\""), "{primary}");
+    for name in ["alpha", "beta", "gamma", "delta"] {
+        assert!(
+            primary.contains(&format!("<name>{name}</name>")),
+            "{primary}"
+        );
+    }
+    let repomd = std::fs::read_to_string(
+        ctx.root
+            .join("public/b")
+            .join(version)
+            .join("repodata/repomd.xml"),
+    )
+    .unwrap();
+    for t in ["filelists", "other", "updateinfo", "group", "group_gz"] {
+        assert!(
+            repomd.contains(&format!("<data type=\"{t}\">")),
+            "{t} missing:\n{repomd}"
+        );
+    }
+}
+
+/// The `<location href>` of a repomd.xml record.
+fn record_href(repomd: &str, mdtype: &str) -> String {
+    let start = repomd
+        .find(&format!("<data type=\"{mdtype}\">"))
+        .unwrap_or_else(|| panic!("no {mdtype} record:\n{repomd}"));
+    let block = &repomd[start..start + repomd[start..].find("</data>").unwrap()];
+    let href = &block[block.find("<location href=\"").unwrap() + 16..];
+    href[..href.find('"').unwrap()].to_owned()
+}
+
+fn gunzip(path: &std::path::Path) -> Vec<u8> {
+    let bytes = std::fs::read(path).unwrap();
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut out).unwrap();
+    out
+}
+
+#[test]
+fn modules_metadata_is_carried_from_mirror_to_publish() {
+    let ctx = TestContext::new();
+    let url = ctx.serve_rpm("modules", "modules");
+    create_mirror(&ctx, "m", &url, &["--policy", "on-demand"]);
+    ctx.depot(&["mirror", "update", "m"]).ok();
+    ctx.depot(&["snapshot", "create", "m", "--mirror", "m"])
+        .ok();
+    let s = publish_json(&ctx, "m", "mod", &[]);
+    let published = ctx
+        .root
+        .join("public/mod")
+        .join(s["version"].as_str().unwrap());
+
+    let upstream = fixtures().join("rpm/modules");
+    let upstream_repomd = std::fs::read_to_string(upstream.join("repodata/repomd.xml")).unwrap();
+    let upstream_yaml = gunzip(&upstream.join(record_href(&upstream_repomd, "modules")));
+    assert!(upstream_yaml.starts_with(b"---\ndocument: modulemd\n"));
+
+    let repomd = std::fs::read_to_string(published.join("repodata/repomd.xml")).unwrap();
+    let href = record_href(&repomd, "modules");
+    assert!(href.ends_with("-modules.yaml.gz"), "{href}");
+    assert_eq!(
+        String::from_utf8(gunzip(&published.join(&href))).unwrap(),
+        String::from_utf8(upstream_yaml).unwrap()
+    );
+
+    // dnf reads the carried-over module. (Its packages are hidden by
+    // modular filtering, so nothing is installed from this repository.)
+    std::os::unix::fs::symlink(ctx.root.join("public"), ctx.www.join("public")).unwrap();
+    let mut dnf = Dnf::new(&ctx.server.url("public/mod/dev"), &[&good_key()]);
+    dnf.repo_opts.push("repo_gpgcheck=0".into());
+    let modules = dnf.run(&["module", "list"]).ok();
+    assert!(
+        modules.stdout.contains("depot test fixture module"),
+        "{}",
+        modules.stdout
+    );
 }
 
 #[test]
