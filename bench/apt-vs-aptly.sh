@@ -69,23 +69,28 @@ TSV=$WORK/results.tsv
 rm -rf "$LOGS"; mkdir -p "$LOGS"
 : >"$TSV"
 
-# Old roots are moved aside now and deleted only after the timed steps.
-# ext4 without a journal (as on this box) skips inodes freed in the last 60 s
-# when it allocates new ones (fs/ext4/ialloc.c, recently_deleted), scanning
-# past every one of them for each file it creates: deleting a 63k-file root
-# right before a cold update made file creation quadratic and the cold-update
-# figures of both tools swing by half. The same wait guards back-to-back runs.
-TRASH=$WORK/trash
-mkdir -p "$TRASH"
-for old in "$WORK/aptly-root" "$WORK/depot-root"; do
-  if [ -e "$old" ]; then mv "$old" "$TRASH/$(basename "$old").$$"; fi
-done
-if [ -e "$WORK/.trash-emptied" ]; then
-  since=$(( $(date +%s) - $(stat -c %Y "$WORK/.trash-emptied") ))
-  if [ "$since" -lt 61 ]; then
-    echo "== waiting $((61 - since)) s: the last run freed many inodes (see the comment on TRASH)"
-    sleep $((61 - since))
-  fi
+# Both tools' roots live on a filesystem made fresh for each run (an ext4
+# image with a journal, loop-mounted at $WORK/fs and left mounted for
+# serve-vs-nginx.sh and inspection). This box's own ext4 has no journal, and
+# without one ext4 skips inodes freed in the last 60-360 s when it allocates
+# (fs/ext4/ialloc.c, recently_deleted), rescanning them for every new file:
+# deleting a previous 63k-file root before a cold update made file creation
+# quadratic, and both tools' cold-update figures depended on what the box
+# deleted minutes before (perf: 20% of depot's CPU in recently_deleted).
+# Without root (or losetup), the roots stay in $WORK and the run warns.
+FS=$WORK/fs
+if mountpoint -q "$FS" 2>/dev/null; then umount "$FS"; fi
+rm -rf "$WORK/aptly-root" "$WORK/depot-root" "$WORK/fs.img"
+ROOTS=$WORK
+if [ "$(id -u)" = 0 ] && command -v mkfs.ext4 >/dev/null &&
+   truncate -s 16G "$WORK/fs.img" && mkfs.ext4 -q -F "$WORK/fs.img" &&
+   mkdir -p "$FS" && mount -o loop "$WORK/fs.img" "$FS"; then
+  ROOTS=$FS
+  echo "== roots on a fresh ext4 (journal) at $FS"
+else
+  rm -f "$WORK/fs.img"
+  echo "warning: cannot make a fresh filesystem (needs root and a loop device);" \
+    "roots stay in $WORK and cold updates depend on what the box deleted recently" >&2
 fi
 
 # ---------------------------------------------------------------- repository
@@ -102,10 +107,6 @@ cleanup() {
   if [ -n "$NGINX_PID" ] && kill -0 "$NGINX_PID" 2>/dev/null; then
     kill "$NGINX_PID" 2>/dev/null || true
     wait "$NGINX_PID" 2>/dev/null || true
-  fi
-  if [ -n "$(ls -A "$TRASH" 2>/dev/null)" ]; then
-    rm -rf "${TRASH:?}"/*
-    touch "$WORK/.trash-emptied"
   fi
 }
 trap cleanup EXIT
@@ -210,7 +211,7 @@ DEPOT_VERSION= DEPOT_PUBLISHED=
 
 # --------------------------------------------------------------------- aptly
 if [ $RUN_APTLY = 1 ]; then
-  AROOT=$WORK/aptly-root
+  AROOT=$ROOTS/aptly-root
   ACONF=$WORK/aptly.conf
   # downloadConcurrency deliberately not set: aptly's default is what we measure
   cat >"$ACONF" <<EOF
@@ -250,7 +251,7 @@ fi
 
 # --------------------------------------------------------------------- depot
 if [ $RUN_DEPOT = 1 ]; then
-  DROOT=$WORK/depot-root
+  DROOT=$ROOTS/depot-root
   DEPOT_VERSION=$("$DEPOT" --version 2>/dev/null | head -n 1 || true)
   echo "== depot ${DEPOT_VERSION:-?} ($DEPOT), root $DROOT"
   D=("$DEPOT" --root "$DROOT" --no-progress)

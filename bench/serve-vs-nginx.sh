@@ -19,6 +19,8 @@ while [ $# -gt 0 ]; do
 done
 DEPOT=${DEPOT:-target/release/depot}
 ROOT=$WORK/depot-root
+# apt-vs-aptly.sh keeps its roots on a fresh filesystem at $WORK/fs when it can.
+if [ -d "$WORK/fs/depot-root" ]; then ROOT=$WORK/fs/depot-root; fi
 command -v wrk >/dev/null || { echo "missing: wrk (apt-get install wrk)" >&2; exit 1; }
 [ -d "$ROOT/public/bench" ] || { echo "no published tree in $ROOT: run bench/apt-vs-aptly.sh first" >&2; exit 1; }
 "$DEPOT" --root "$ROOT" -q dist create bench --stage dev=public >/dev/null

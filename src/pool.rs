@@ -199,10 +199,20 @@ impl Staging {
                 source,
             }
         })?;
+        // The blob may be there already (another mirror fetched it
+        // meanwhile): renaming over it swaps one copy for an identical one,
+        // cheaper than asking first. A missing folder is made on demand.
         let dest = pool.path(&digest);
-        if dest.is_file() {
-            return Ok(digest);
-        }
+        let tmp = match tmp.persist(&dest) {
+            Ok(_) => return Ok(digest),
+            Err(e) if e.error.kind() == io::ErrorKind::NotFound => e.file,
+            Err(e) => {
+                return Err(PoolError::Io {
+                    path: dest,
+                    source: e.error,
+                });
+            }
+        };
         let parent = dest.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(parent).map_err(|source| PoolError::Io {
             path: parent.to_owned(),
