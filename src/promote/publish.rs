@@ -230,17 +230,42 @@ impl Writer<'_> {
     }
 }
 
+/// The client certificate to fetch on-demand files with: that of the
+/// mirror the snapshot was taken from (through filters of it), when the
+/// mirror still exists (an upstream behind another depot's x509 guard).
+/// Releases and local repos fetch without one.
+fn client_tls(root: &Root, snapshot: &crate::snapshot::Snapshot) -> crate::http::ClientTls {
+    use crate::snapshot::Origin;
+    let mut origin = snapshot.origin.clone();
+    for _ in 0..64 {
+        match origin {
+            Origin::Mirror { name, .. } => {
+                return crate::mirror::load(root, &name)
+                    .map(|def| def.client_tls())
+                    .unwrap_or_default();
+            }
+            Origin::Filter { from, .. } => match crate::snapshot::load_any(root, &from) {
+                Ok((_, s)) => origin = s.origin,
+                Err(_) => break,
+            },
+            _ => break,
+        }
+    }
+    crate::http::ClientTls::default()
+}
+
 async fn fetch_missing(
     dist: &str,
     pool: &Pool,
     missing: &[(Url, Expected)],
+    tls: &crate::http::ClientTls,
     reporter: &dyn Reporter,
 ) -> Result<(), PublishError> {
     let fetch_err = |source| PublishError::Fetch {
         dist: dist.to_owned(),
         source: Box::new(source),
     };
-    let fetcher = Fetcher::new().map_err(fetch_err)?;
+    let fetcher = Fetcher::with_tls(tls).map_err(fetch_err)?;
     reporter.report(Event::DownloadsPlanned {
         subject: dist,
         files: missing.len() as u64,
@@ -399,7 +424,8 @@ pub async fn publish(
             subject: dist,
             message: "fetching package files on demand",
         });
-        fetch_missing(dist, &pool, missing, reporter).await?;
+        let tls = client_tls(root, &snapshot);
+        fetch_missing(dist, &pool, missing, &tls, reporter).await?;
     }
 
     // A version name is a second-resolution timestamp; two publishes of one

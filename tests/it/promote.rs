@@ -1432,10 +1432,10 @@ fn a_second_depot_mirrors_the_release_stage_with_a_client_certificate() {
 
     // The customer's depot: its own data root.
     let other = ctx.dir.path().join("customer-root");
-    let customer = |args: &[&str]| {
+    let at = |root: &std::path::Path, args: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_depot"))
             .arg("--root")
-            .arg(&other)
+            .arg(root)
             .arg("--no-progress")
             .env("XDG_CONFIG_HOME", ctx.dir.path())
             .args(args)
@@ -1446,6 +1446,7 @@ fn a_second_depot_mirrors_the_release_stage_with_a_client_certificate() {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     };
+    let customer = |args: &[&str]| at(&other, args);
     let tls = [
         "--client-cert",
         &p("customer.pem"),
@@ -1474,6 +1475,41 @@ fn a_second_depot_mirrors_the_release_stage_with_a_client_certificate() {
     assert_eq!(code, 0, "{err}");
     let (code, _) = customer(&["snapshot", "create", "got", "--mirror", "rel"]);
     assert_eq!(code, 0);
+    {
+        // On demand (in a root whose pool has none of the files), they are
+        // fetched when published: through the same client certificate.
+        let fresh = ctx.dir.path().join("on-demand-root");
+        let customer = |args: &[&str]| at(&fresh, args);
+        let upstream = format!("{base}/d/release/");
+        let mut args = vec![
+            "mirror",
+            "create",
+            "od",
+            upstream.as_str(),
+            "--kind",
+            "apt",
+            "--suite",
+            "stable",
+            "--no-verify",
+            "--policy",
+            "on-demand",
+        ];
+        args.extend(tls);
+        assert_eq!(customer(&args).0, 0);
+        assert_eq!(customer(&["mirror", "update", "od"]).0, 0);
+        assert_eq!(
+            customer(&["snapshot", "create", "ods", "--mirror", "od"]).0,
+            0
+        );
+        let (code, err) = customer(&["publish", "ods", "--dist", "mine", "--skip-signing"]);
+        assert_eq!(code, 0, "{err}");
+        let published = std::fs::read_dir(fresh.join("public/mine/dev/pool/main"))
+            .unwrap()
+            .flatten()
+            .flat_map(|d| std::fs::read_dir(d.path()).unwrap().flatten())
+            .count();
+        assert!(published > 0, "no package file published");
+    }
     // The release certificate does not open the dev stage.
     let (code, err) = customer(&["mirror", "update", "dev"]);
     assert_eq!(code, 1, "{err}");
