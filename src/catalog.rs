@@ -722,7 +722,7 @@ pub fn build_apt(
 /// Where binary stanza `p` of `text` names its file, if it is a valid
 /// binary stanza.
 fn location_of(text: &str, p: &deb822::Paragraph<'_>) -> Location {
-    let (Ok(fields), Some(line)) = (aptfmt::BinaryFields::of(p), p.field("Filename")) else {
+    let (Ok(fields), Some(line)) = (aptfmt::BinaryStanza::of(p), p.field("Filename")) else {
         return Location::NONE;
     };
     let start = fields.filename.as_ptr() as usize - text.as_ptr() as usize;

@@ -169,44 +169,10 @@ impl Release {
     }
 }
 
-/// A binary package stanza (`Packages`), checked.
-#[derive(Debug, Clone)]
-pub struct BinaryStanza<'a> {
-    pub name: &'a str,
-    pub version: &'a str,
-    pub architecture: &'a str,
-    /// The source package name (without a version in parentheses).
-    pub source: &'a str,
-    pub filename: &'a str,
-    pub expected: Expected,
-    pub paragraph: Paragraph<'a>,
-}
-
-impl<'a> BinaryStanza<'a> {
-    pub fn from_paragraph(p: Paragraph<'a>) -> Result<Self, AptFormatError> {
-        let BinaryFields {
-            name,
-            version,
-            architecture,
-            source,
-            filename,
-            expected,
-        } = BinaryFields::of(&p)?;
-        Ok(Self {
-            name,
-            version,
-            architecture,
-            source,
-            filename,
-            expected,
-            paragraph: p,
-        })
-    }
-}
-
-/// The checked fields of a binary stanza, borrowed from its paragraph.
+/// A binary package stanza (`Packages`), checked: its fields, borrowed
+/// from the paragraph.
 #[derive(Debug, Clone, Copy)]
-pub struct BinaryFields<'a> {
+pub struct BinaryStanza<'a> {
     pub name: &'a str,
     pub version: &'a str,
     pub architecture: &'a str,
@@ -216,7 +182,7 @@ pub struct BinaryFields<'a> {
     pub expected: Expected,
 }
 
-impl<'a> BinaryFields<'a> {
+impl<'a> BinaryStanza<'a> {
     pub fn of(p: &Paragraph<'a>) -> Result<Self, AptFormatError> {
         let name = required(p, "Package")?;
         let version = required(p, "Version")?;
@@ -302,7 +268,7 @@ impl<'a> SourceStanza<'a> {
 pub fn binary_stanzas(
     text: &str,
 ) -> impl Iterator<Item = Result<BinaryStanza<'_>, AptFormatError>> {
-    deb822::paragraphs(text).map(|p| BinaryStanza::from_paragraph(p?))
+    deb822::paragraphs(text).map(|p| BinaryStanza::of(&p?))
 }
 
 /// Iterates over the checked source stanzas of a `Sources` text.
