@@ -164,18 +164,7 @@ fn upstream_change_gives_exact_snapshot_diff_and_old_snapshot_still_publishes() 
     // Upstream no longer has alpha 1.0-1; the old snapshot publishes it
     // from the pool, and dropping the mirror does not break that.
     ctx.depot(&["mirror", "drop", "m"]).ok();
-    let s = ctx
-        .depot(&[
-            "publish",
-            "s1",
-            "--dist",
-            "old",
-            "--skip-signing",
-            "--output-format",
-            "json",
-        ])
-        .ok()
-        .json();
+    let s = ctx.publish("s1", "old");
     let version = s["version"].as_str().unwrap();
     let dir = ctx.root.join("public/old").join(version);
     let packages =
@@ -356,18 +345,7 @@ fn on_demand_policy_fetches_packages_at_publish() {
     assert!(!ctx.server.requests().iter().any(|r| r.ends_with(".deb")));
     ctx.depot(&["snapshot", "create", "s", "--mirror", "m"])
         .ok();
-    let s = ctx
-        .depot(&[
-            "publish",
-            "s",
-            "--dist",
-            "d",
-            "--skip-signing",
-            "--output-format",
-            "json",
-        ])
-        .ok()
-        .json();
+    let s = ctx.publish("s", "d");
     assert_eq!(s["fetched_on_demand"], 4);
     let version = s["version"].as_str().unwrap();
     assert!(
@@ -379,18 +357,7 @@ fn on_demand_policy_fetches_packages_at_publish() {
     );
     // A second publish needs nothing from upstream.
     ctx.server.clear_log();
-    let s = ctx
-        .depot(&[
-            "publish",
-            "s",
-            "--dist",
-            "d",
-            "--skip-signing",
-            "--output-format",
-            "json",
-        ])
-        .ok()
-        .json();
+    let s = ctx.publish("s", "d");
     assert_eq!(s["fetched_on_demand"], 0);
     assert!(ctx.server.requests().is_empty());
 }
@@ -585,32 +552,10 @@ fn default_snapshot_name_uses_the_utc_clock() {
         .ok()
         .json();
     assert_eq!(run["name"], "m-20261122T102435Z");
-    let s = ctx
-        .depot(&[
-            "publish",
-            "m-20261122T102435Z",
-            "--dist",
-            "d",
-            "--skip-signing",
-            "--output-format",
-            "json",
-        ])
-        .ok()
-        .json();
+    let s = ctx.publish("m-20261122T102435Z", "d");
     assert_eq!(s["version"], "20261122T102435Z");
     // Same second again: the next version is the next second, never a clash.
-    let s = ctx
-        .depot(&[
-            "publish",
-            "m-20261122T102435Z",
-            "--dist",
-            "d",
-            "--skip-signing",
-            "--output-format",
-            "json",
-        ])
-        .ok()
-        .json();
+    let s = ctx.publish("m-20261122T102435Z", "d");
     assert_eq!(s["version"], "20261122T102436Z");
 }
 

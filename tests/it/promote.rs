@@ -11,18 +11,7 @@ fn promotion_moves_the_release_pointer_and_is_audited() {
     let mut versions = Vec::new();
     for t in ["2026-11-20T10:00:00Z", "2026-11-21T10:00:00Z"] {
         ctx.env.insert("DEPOT_NOW".into(), t.into());
-        let s = ctx
-            .depot(&[
-                "publish",
-                "s",
-                "--dist",
-                "d",
-                "--skip-signing",
-                "--output-format",
-                "json",
-            ])
-            .ok()
-            .json();
+        let s = ctx.publish("s", "d");
         versions.push(s["version"].as_str().unwrap().to_owned());
     }
     let (v1, v2) = (&versions[0], &versions[1]);
@@ -179,18 +168,7 @@ fn concurrent_promotions_of_one_distribution_never_tear_the_pointer() {
     let mut versions = Vec::new();
     for t in ["2026-11-20T10:00:00Z", "2026-11-21T10:00:00Z"] {
         ctx.env.insert("DEPOT_NOW".into(), t.into());
-        let s = ctx
-            .depot(&[
-                "publish",
-                "s",
-                "--dist",
-                "d",
-                "--skip-signing",
-                "--output-format",
-                "json",
-            ])
-            .ok()
-            .json();
+        let s = ctx.publish("s", "d");
         versions.push(s["version"].as_str().unwrap().to_owned());
     }
     ctx.env.remove("DEPOT_NOW");
@@ -251,18 +229,7 @@ fn require_tests_refuses_until_the_recorded_tests_pass() {
     let mut versions = Vec::new();
     for t in ["2026-11-20T10:00:00Z", "2026-11-21T10:00:00Z"] {
         ctx.env.insert("DEPOT_NOW".into(), t.into());
-        let s = ctx
-            .depot(&[
-                "publish",
-                "s",
-                "--dist",
-                "d",
-                "--skip-signing",
-                "--output-format",
-                "json",
-            ])
-            .ok()
-            .json();
+        let s = ctx.publish("s", "d");
         versions.push(s["version"].as_str().unwrap().to_owned());
     }
     ctx.env.remove("DEPOT_NOW");
@@ -504,18 +471,7 @@ fn guards_and_distribution_stages_are_configured() {
     // The distribution's own setting gates promotion without the flag, and
     // a publish keeps the configuration.
     ctx.apt_snapshot("m", "s");
-    let v = ctx
-        .depot(&[
-            "publish",
-            "s",
-            "--dist",
-            "d",
-            "--skip-signing",
-            "--output-format",
-            "json",
-        ])
-        .ok()
-        .json();
+    let v = ctx.publish("s", "d");
     let v = v["version"].as_str().unwrap();
     ctx.depot(&["promote", "d", v, "--to", "release"])
         .fails(3, "no tests are recorded");
@@ -632,18 +588,7 @@ fn serve_enforces_token_guards_per_stage_and_apt_reads_through_it() {
     let mut versions = Vec::new();
     for t in ["2026-11-20T10:00:00Z", "2026-11-21T10:00:00Z"] {
         ctx.env.insert("DEPOT_NOW".into(), t.into());
-        let s = ctx
-            .depot(&[
-                "publish",
-                "s",
-                "--dist",
-                "d",
-                "--skip-signing",
-                "--output-format",
-                "json",
-            ])
-            .ok()
-            .json();
+        let s = ctx.publish("s", "d");
         versions.push(s["version"].as_str().unwrap().to_owned());
     }
     ctx.env.remove("DEPOT_NOW");
@@ -1147,6 +1092,44 @@ fn serve_over_tls_admits_client_certificates_of_the_stage_guard() {
 
 /// An intermediate CA `int` signed by the existing CA `root` (both in
 /// `dir`, as `NAME.pem` and `NAME.key`).
+/// The PKI the x509 tests share, in `pki/`: a server certificate for
+/// 127.0.0.1 (CA `srv-ca`) and a `dev` client certificate (CA `dev-ca`).
+fn pki(ctx: &TestContext) -> std::path::PathBuf {
+    let d = ctx.dir.path().join("pki");
+    std::fs::create_dir_all(&d).unwrap();
+    ca_and_leaf(
+        &d,
+        "srv-ca",
+        "server",
+        "/CN=127.0.0.1",
+        "subjectAltName=IP:127.0.0.1",
+    );
+    ca_and_leaf(&d, "dev-ca", "dev", "/CN=ci", "extendedKeyUsage=clientAuth");
+    d
+}
+
+/// Guards `devs` (certificates of `dev-ca`) and `customers` (of
+/// `release_ca`), and distribution `dist` with them as its dev and release
+/// guards.
+fn x509_stages(ctx: &TestContext, d: &std::path::Path, dist: &str, release_ca: &str) {
+    let p = |f: &str| d.join(f).display().to_string();
+    ctx.depot(&["guard", "create", "devs", "--x509-ca", &p("dev-ca.pem")])
+        .ok();
+    let release = p(&format!("{release_ca}.pem"));
+    ctx.depot(&["guard", "create", "customers", "--x509-ca", &release])
+        .ok();
+    ctx.depot(&[
+        "dist",
+        "create",
+        dist,
+        "--stage",
+        "dev=devs",
+        "--stage",
+        "release=customers",
+    ])
+    .ok();
+}
+
 fn intermediate_ca(dir: &std::path::Path, root: &str, int: &str) {
     let (k, csr, c, s) = (
         format!("{int}.key"),
@@ -1202,16 +1185,7 @@ fn intermediate_ca(dir: &std::path::Path, root: &str, int: &str) {
 #[test]
 fn serve_admits_a_release_certificate_only_once_the_version_is_promoted() {
     let ctx = TestContext::new();
-    let d = ctx.dir.path().join("pki");
-    std::fs::create_dir_all(&d).unwrap();
-    ca_and_leaf(
-        &d,
-        "srv-ca",
-        "server",
-        "/CN=127.0.0.1",
-        "subjectAltName=IP:127.0.0.1",
-    );
-    ca_and_leaf(&d, "dev-ca", "dev", "/CN=ci", "extendedKeyUsage=clientAuth");
+    let d = pki(&ctx);
     // The release guard trusts only the root; `customer` is signed by the
     // root, `chained` by an intermediate CA under it.
     ca_and_leaf(
@@ -1232,40 +1206,10 @@ fn serve_admits_a_release_certificate_only_once_the_version_is_promoted() {
     let mut bundle = std::fs::read(d.join("chained.pem")).unwrap();
     bundle.extend(std::fs::read(d.join("rel-int.pem")).unwrap());
     std::fs::write(d.join("chained-full.pem"), bundle).unwrap();
+    x509_stages(&ctx, &d, "d", "rel-root");
     let p = |f: &str| d.join(f).display().to_string();
-    ctx.depot(&["guard", "create", "devs", "--x509-ca", &p("dev-ca.pem")])
-        .ok();
-    ctx.depot(&[
-        "guard",
-        "create",
-        "customers",
-        "--x509-ca",
-        &p("rel-root.pem"),
-    ])
-    .ok();
-    ctx.depot(&[
-        "dist",
-        "create",
-        "d",
-        "--stage",
-        "dev=devs",
-        "--stage",
-        "release=customers",
-    ])
-    .ok();
     ctx.apt_snapshot("m", "s");
-    let v = ctx
-        .depot(&[
-            "publish",
-            "s",
-            "--dist",
-            "d",
-            "--skip-signing",
-            "--output-format",
-            "json",
-        ])
-        .ok()
-        .json();
+    let v = ctx.publish("s", "d");
     let v = v["version"].as_str().unwrap().to_owned();
 
     let (mut server, base) = start_serve(
@@ -1359,16 +1303,7 @@ fn serve_admits_a_release_certificate_only_once_the_version_is_promoted() {
 #[test]
 fn a_second_depot_mirrors_the_release_stage_with_a_client_certificate() {
     let ctx = TestContext::new();
-    let d = ctx.dir.path().join("pki");
-    std::fs::create_dir_all(&d).unwrap();
-    ca_and_leaf(
-        &d,
-        "srv-ca",
-        "server",
-        "/CN=127.0.0.1",
-        "subjectAltName=IP:127.0.0.1",
-    );
-    ca_and_leaf(&d, "dev-ca", "dev", "/CN=ci", "extendedKeyUsage=clientAuth");
+    let d = pki(&ctx);
     ca_and_leaf(
         &d,
         "rel-ca",
@@ -1376,40 +1311,10 @@ fn a_second_depot_mirrors_the_release_stage_with_a_client_certificate() {
         "/CN=customer",
         "extendedKeyUsage=clientAuth",
     );
+    x509_stages(&ctx, &d, "d", "rel-ca");
     let p = |f: &str| d.join(f).display().to_string();
-    ctx.depot(&["guard", "create", "devs", "--x509-ca", &p("dev-ca.pem")])
-        .ok();
-    ctx.depot(&[
-        "guard",
-        "create",
-        "customers",
-        "--x509-ca",
-        &p("rel-ca.pem"),
-    ])
-    .ok();
-    ctx.depot(&[
-        "dist",
-        "create",
-        "d",
-        "--stage",
-        "dev=devs",
-        "--stage",
-        "release=customers",
-    ])
-    .ok();
     ctx.apt_snapshot("m", "s");
-    let v = ctx
-        .depot(&[
-            "publish",
-            "s",
-            "--dist",
-            "d",
-            "--skip-signing",
-            "--output-format",
-            "json",
-        ])
-        .ok()
-        .json();
+    let v = ctx.publish("s", "d");
     ctx.depot(&[
         "promote",
         "d",
@@ -1522,16 +1427,7 @@ fn a_second_depot_mirrors_the_release_stage_with_a_client_certificate() {
 fn dnf_reads_an_rpm_stage_over_mtls_with_the_right_certificate_only() {
     let ctx = TestContext::new();
     let gpg = crate::support::Gpg::new();
-    let d = ctx.dir.path().join("pki");
-    std::fs::create_dir_all(&d).unwrap();
-    ca_and_leaf(
-        &d,
-        "srv-ca",
-        "server",
-        "/CN=127.0.0.1",
-        "subjectAltName=IP:127.0.0.1",
-    );
-    ca_and_leaf(&d, "dev-ca", "dev", "/CN=ci", "extendedKeyUsage=clientAuth");
+    let d = pki(&ctx);
     ca_and_leaf(
         &d,
         "rel-ca",
@@ -1539,27 +1435,8 @@ fn dnf_reads_an_rpm_stage_over_mtls_with_the_right_certificate_only() {
         "/CN=customer",
         "extendedKeyUsage=clientAuth",
     );
+    x509_stages(&ctx, &d, "el", "rel-ca");
     let p = |f: &str| d.join(f).display().to_string();
-    ctx.depot(&["guard", "create", "devs", "--x509-ca", &p("dev-ca.pem")])
-        .ok();
-    ctx.depot(&[
-        "guard",
-        "create",
-        "customers",
-        "--x509-ca",
-        &p("rel-ca.pem"),
-    ])
-    .ok();
-    ctx.depot(&[
-        "dist",
-        "create",
-        "el",
-        "--stage",
-        "dev=devs",
-        "--stage",
-        "release=customers",
-    ])
-    .ok();
     let url = ctx.serve_rpm("state1", "up");
     let key = crate::support::fixtures().join("rpm/keys/good.asc");
     ctx.depot(&[

@@ -350,6 +350,21 @@ impl TestContext {
     }
 
     /// Every blob in the pool, checked: its file name equals its SHA-256.
+    /// `depot publish SNAPSHOT --dist DIST --skip-signing`: its JSON summary.
+    pub fn publish(&self, snapshot: &str, dist: &str) -> serde_json::Value {
+        self.depot(&[
+            "publish",
+            snapshot,
+            "--dist",
+            dist,
+            "--skip-signing",
+            "--output-format",
+            "json",
+        ])
+        .ok()
+        .json()
+    }
+
     pub fn assert_pool_consistent(&self) -> usize {
         let mut count = 0;
         let mut stack = vec![self.root.join("pool")];
