@@ -817,6 +817,31 @@ pub fn warm(pool: &crate::pool::Pool, content: &crate::content::AptContent) {
     }
 }
 
+impl Cache {
+    /// Builds the catalog of apt index `index` from its `text` afresh and
+    /// replaces the cached one: for a cache file that loads but turns out
+    /// damaged.
+    pub fn rebuild(
+        &self,
+        index: Sha256Digest,
+        kind: IndexKind,
+        text: &str,
+    ) -> Result<Arc<Catalog>, CatalogError> {
+        let kind = match kind {
+            IndexKind::Udeb => IndexKind::Binary,
+            k => k,
+        };
+        let catalog = Arc::new(build_apt(index, kind, text)?);
+        let path = self.path(&index, kind);
+        if let Err(e) = write_atomic(&path, &catalog) {
+            tracing::debug!("cannot cache the catalog at {}: {e}", path.display());
+        }
+        let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        loaded.insert((index, kind), Arc::new(Mutex::new(Some(catalog.clone()))));
+        Ok(catalog)
+    }
+}
+
 fn write_atomic(path: &Path, catalog: &Catalog) -> io::Result<()> {
     let dir = path.parent().expect("catalog paths have a parent");
     std::fs::create_dir_all(dir)?;

@@ -75,22 +75,19 @@ impl BinaryPart {
             .catalogs()
             .apt(part.blob, kind, read)
             .map_err(index_err)?;
-        let selected = match &part.select {
+        let selection = match &part.select {
             None => None,
-            Some(select) => {
-                let selection = Selection::load(pool, select, text.len()).map_err(index_err)?;
-                Some(catalog.selected(&selection))
-            }
+            Some(select) => Some(Selection::load(pool, select, text.len()).map_err(index_err)?),
         };
         let mut this = Self {
+            selected: selection.as_ref().map(|s| catalog.selected(s)),
             text,
             catalog,
-            selected,
         };
         if !this.locates_all() {
             // A stanza without a valid file, or a damaged cache: parsing
-            // names the stanza; if it finds nothing, a catalog built afresh
-            // from the text is used.
+            // names the stanza; if it finds nothing, the catalog is built
+            // afresh from the text and replaces the cached one.
             let text = std::str::from_utf8(&this.text)
                 .map_err(|_| index_err(IndexError::Utf8(part.blob)))?;
             if let Some(Err(source)) = fmt::binary_stanzas(text).find(Result::is_err) {
@@ -99,9 +96,12 @@ impl BinaryPart {
                     source,
                 });
             }
-            let fresh = crate::catalog::build_apt(part.blob, kind, text)
+            this.catalog = pool
+                .catalogs()
+                .rebuild(part.blob, kind, text)
                 .map_err(|e| index_err(IndexError::Catalog(e)))?;
-            this.catalog = Arc::new(fresh);
+            // The selection maps to entries by their spans: map it again.
+            this.selected = selection.as_ref().map(|s| this.catalog.selected(s));
             assert!(
                 this.locates_all(),
                 "a fresh catalog of a well-formed index locates every entry"
@@ -118,9 +118,13 @@ impl BinaryPart {
     }
 
     /// Whether every kept entry has a location whose ranges nest inside
-    /// its stanza and the text, with a UTF-8 path.
+    /// its stanza and the text, stanzas in order and not overlapping, each
+    /// `Filename` line where the location says, with a non-empty UTF-8
+    /// path. (A catalog is trusted as pool blobs are; this catches a
+    /// damaged cache file, not a forged one.)
     fn locates_all(&self) -> bool {
         let entries = self.catalog.entries();
+        let mut previous_end = 0;
         self.ordinals().all(|o| {
             let (Some(e), Some(l)) = (entries.get(o as usize), self.catalog.location(o)) else {
                 return false;
@@ -128,13 +132,19 @@ impl BinaryPart {
             let [s0, s1] = e.span.map(|x| x as usize);
             let [l0, l1] = l.line.map(|x| x as usize);
             let [p0, p1] = l.path.map(|x| x as usize);
-            s0 <= l0
-                && l0 <= p0
-                && p0 <= p1
+            let ok = previous_end <= s0
+                && s0 <= l0
+                && l0 < p0
+                && p0 < p1
                 && p1 <= l1
                 && l1 <= s1
                 && s1 <= self.text.len()
-                && std::str::from_utf8(&self.text[p0..p1]).is_ok()
+                && self.text[l0..]
+                    .get(..9)
+                    .is_some_and(|f| f.eq_ignore_ascii_case(b"Filename:"))
+                && std::str::from_utf8(&self.text[p0..p1]).is_ok();
+            previous_end = s1;
+            ok
         })
     }
 

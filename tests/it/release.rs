@@ -787,6 +787,32 @@ fn filters_and_releases_keep_ranges_of_the_source_index_and_publish_it_verbatim(
     assert_eq!(names(&ctx), ["1.0"]);
     ctx.depot(&["snapshot", "verify", "odd"]).ok();
 
+    // A cache file whose header is intact but whose tables are zeroed still
+    // loads; publish notices that its locations do not fit the index,
+    // rebuilds it, and publishes the same stanzas.
+    let deb_catalogs = || -> Vec<PathBuf> {
+        std::fs::read_dir(&catalogs)
+            .unwrap()
+            .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "deb"))
+            .collect()
+    };
+    let cached = deb_catalogs();
+    assert!(!cached.is_empty());
+    for path in &cached {
+        let mut bytes = std::fs::read(path).unwrap();
+        bytes[64..].fill(0);
+        std::fs::write(path, bytes).unwrap();
+    }
+    ctx.depot(&["publish", "odd", "--dist", "odd3", "--skip-signing"])
+        .ok();
+    assert_eq!(published_stanzas(&ctx, "odd3"), odd);
+    for path in &cached {
+        let bytes = std::fs::read(path).unwrap();
+        assert!(bytes[64..].iter().any(|b| *b != 0), "not rebuilt");
+    }
+
     // A damaged selection is an error that names it, not a wrong answer.
     let sel_path = ctx.root.join("pool").join(&select[..2]).join(&select);
     std::fs::write(&sel_path, b"junk").unwrap();
