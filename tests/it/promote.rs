@@ -838,6 +838,13 @@ fn serve_enforces_token_guards_per_stage_and_apt_reads_through_it() {
         log.contains("GET /d/release/dists/stable/Release 200"),
         "no access log:\n{log}"
     );
+    // The Release says Acquire-By-Hash: apt fetched the index by its hash.
+    assert!(
+        log.lines().any(|l| l
+            .contains("/d/release/dists/stable/main/binary-amd64/by-hash/SHA256/")
+            && l.contains(" 200")),
+        "no by-hash request:\n{log}"
+    );
 }
 
 /// Runs openssl with `args` in `dir`.

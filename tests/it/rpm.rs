@@ -448,6 +448,79 @@ fn verify_packages_checks_each_rpm_signature_and_keeps_the_previous_state() {
 }
 
 #[test]
+fn rpm_updates_retry_resume_lock_and_publish_elsewhere_like_apt() {
+    let ctx = TestContext::new();
+    let url = ctx.serve_rpm("state1", "up");
+    create_mirror(&ctx, "r", &url, &[]);
+    // A transient failure of a package and of repomd.xml is retried.
+    ctx.server.fail_once("up/Packages/beta-2.0-1.x86_64.rpm");
+    ctx.server.fail_once("up/repodata/repomd.xml");
+    let run = ctx.depot(&["mirror", "update", "r"]).ok();
+    assert!(run.stderr.contains("retrying"), "{}", run.stderr);
+    let requests = ctx.server.requests();
+    let beta = requests
+        .iter()
+        .filter(|r| r.ends_with("beta-2.0-1.x86_64.rpm"));
+    assert_eq!(beta.count(), 2);
+
+    // A second mirror of the same packages resumes from the pool: nothing
+    // is downloaded again.
+    create_mirror(&ctx, "again", &url, &[]);
+    let run = ctx
+        .depot(&["mirror", "update", "again", "--output-format", "json"])
+        .ok()
+        .json();
+    assert_eq!(run[0]["downloaded_files"], 0);
+    assert_eq!(run[0]["already_pooled"], 4);
+
+    // An update of a mirror another process holds exits 3.
+    let lock = ctx.root.join("locks/mirror-r.lock");
+    assert!(lock.parent().unwrap().is_dir());
+    let mut holder = std::process::Command::new("flock")
+        .arg(&lock)
+        .args(["sleep", "30"])
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let busy = loop {
+        let run = ctx.depot(&["mirror", "update", "r"]);
+        if run.code == 3 || std::time::Instant::now() > deadline {
+            break run;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    assert_eq!(busy.code, 3, "{}", busy.stderr);
+    assert!(busy.stderr.contains("busy"), "{}", busy.stderr);
+
+    // Publishing to another root with --to.
+    ctx.depot(&["snapshot", "create", "s", "--mirror", "r"])
+        .ok();
+    let elsewhere = ctx.dir.path().join("elsewhere");
+    let to = elsewhere.display().to_string();
+    let summary = ctx
+        .depot(&[
+            "publish",
+            "s",
+            "--dist",
+            "el",
+            "--skip-signing",
+            "--to",
+            &to,
+            "--output-format",
+            "json",
+        ])
+        .ok()
+        .json();
+    let version = summary["version"].as_str().unwrap();
+    let dev = std::fs::read_link(elsewhere.join("el/dev")).unwrap();
+    assert_eq!(dev.to_str().unwrap(), version);
+    assert!(elsewhere.join("el/dev/repodata/repomd.xml").is_file());
+    assert!(!ctx.root.join("public/el").exists());
+}
+
+#[test]
 fn xml_base_packages_are_fetched_and_published_locally() {
     let ctx = TestContext::new();
     let url = ctx.serve_rpm("xmlbase", "xmlbase");
