@@ -33,8 +33,17 @@ impl Sha256Digest {
         &self.0
     }
 
+    /// The 64 lower-case hex digits, without allocating (`hex::encode`
+    /// goes through a `char` iterator, and the pool names every blob so).
+    pub fn hex_digits(&self) -> [u8; 64] {
+        let mut out = [0u8; 64];
+        hex::encode_to_slice(self.0, &mut out).expect("64 digits for 32 bytes");
+        out
+    }
+
     pub fn to_hex(self) -> String {
-        hex::encode(self.0)
+        let digits = self.hex_digits();
+        std::str::from_utf8(&digits).expect("hex digits").to_owned()
     }
 }
 
@@ -54,7 +63,8 @@ impl FromStr for Sha256Digest {
 
 impl fmt::Display for Sha256Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&hex::encode(self.0))
+        let digits = self.hex_digits();
+        f.write_str(std::str::from_utf8(&digits).expect("hex digits"))
     }
 }
 

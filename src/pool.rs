@@ -66,9 +66,15 @@ impl Pool {
     }
 
     /// The blob's path relative to [`Pool::dir`].
-    pub fn relative_path(digest: &Sha256Digest) -> String {
-        let hex = digest.to_hex();
-        format!("{}/{hex}", &hex[0..2])
+    /// `ab/abcd…` plus a NUL, for system calls relative to the pool's
+    /// folder (see [`std::ffi::CStr::from_bytes_with_nul`]).
+    pub fn relative_path(digest: &Sha256Digest) -> [u8; 68] {
+        let hex = digest.hex_digits();
+        let mut out = [0u8; 68];
+        out[..2].copy_from_slice(&hex[..2]);
+        out[2] = b'/';
+        out[3..67].copy_from_slice(&hex);
+        out
     }
 
     /// Where the blob named `digest` lives (whether or not it exists).

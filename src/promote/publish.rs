@@ -5,7 +5,7 @@
 //! never re-serialised. The version is built in a hidden staging folder,
 //! renamed into place, and only then does `DIR/DIST/dev` switch to it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use futures_util::StreamExt;
@@ -300,7 +300,7 @@ struct Linker<'a> {
     stage: &'a Path,
     pool: &'a Pool,
     pool_fd: rustix::fd::OwnedFd,
-    dirs: HashMap<String, rustix::fd::OwnedFd>,
+    dirs: rustc_hash::FxHashMap<String, rustix::fd::OwnedFd>,
 }
 
 fn open_dir(path: &Path) -> Result<rustix::fd::OwnedFd, PublishError> {
@@ -324,7 +324,7 @@ impl<'a> Linker<'a> {
             stage,
             pool,
             pool_fd: open_dir(pool.dir())?,
-            dirs: HashMap::new(),
+            dirs: rustc_hash::FxHashMap::default(),
         })
     }
 
@@ -341,13 +341,9 @@ impl<'a> Linker<'a> {
                 self.dirs.insert(dir.to_owned(), open_dir(&path)?);
             }
             let dir_fd = &self.dirs[dir];
-            match linkat(
-                &self.pool_fd,
-                Pool::relative_path(digest),
-                dir_fd,
-                name,
-                AtFlags::empty(),
-            ) {
+            let source = Pool::relative_path(digest);
+            let source = std::ffi::CStr::from_bytes_with_nul(&source).expect("one NUL, at the end");
+            match linkat(&self.pool_fd, source, dir_fd, name, AtFlags::empty()) {
                 Ok(()) | Err(rustix::io::Errno::EXIST) => {}
                 Err(rustix::io::Errno::NOENT) => {
                     return Err(PublishError::Pool {
@@ -449,7 +445,10 @@ pub async fn publish(
         stage: stage.clone(),
         pool: &pool,
         made_dirs: HashSet::new(),
-        linked: rustc_hash::FxHashMap::default(),
+        linked: rustc_hash::FxHashMap::with_capacity_and_hasher(
+            content.package_count(),
+            Default::default(),
+        ),
         pending: Vec::new(),
         workers: Vec::new(),
         next_worker: 0,
