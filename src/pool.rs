@@ -91,8 +91,11 @@ impl Pool {
 
     /// Starts writing a new blob.
     pub fn stage(&self) -> Result<Staging, PoolError> {
+        // Readable by all (as the umask allows): published trees hardlink
+        // these files, and a web server serving them runs as another user.
         let file = tempfile::Builder::new()
             .prefix(&format!("dl-{}-", std::process::id()))
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
             .tempfile_in(&self.tmp)
             .map_err(|source| PoolError::Io {
                 path: self.tmp.clone(),

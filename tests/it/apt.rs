@@ -110,6 +110,13 @@ fn mirror_snapshot_publish_is_consumed_by_apt_get() {
     ] {
         assert!(pool.join(f).is_file(), "{f} missing from published pool");
     }
+    // A web server running as another user can read what is published.
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(pool.join("alpha_1.0-1_amd64.deb"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o044, 0o044, "published package mode {mode:o}");
     let audit = std::fs::read_to_string(ctx.root.join("audit.log")).unwrap();
     assert!(
         audit.contains("\"action\":\"publish\"") && audit.contains(&version),
