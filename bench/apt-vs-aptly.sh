@@ -11,6 +11,7 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+. "$HERE/lib.sh"
 REPO_ROOT=$(dirname "$HERE")
 
 PACKAGES=63000
@@ -101,65 +102,8 @@ gen_t1=$(date +%s.%N)
 echo "   ($(python3 -c "print('%.1f' % ($gen_t1 - $gen_t0))") s)"
 
 # --------------------------------------------------------------------- nginx
-NGINX_DIR=$WORK/nginx
-NGINX_PID=
-cleanup() {
-  if [ -n "$NGINX_PID" ] && kill -0 "$NGINX_PID" 2>/dev/null; then
-    kill "$NGINX_PID" 2>/dev/null || true
-    wait "$NGINX_PID" 2>/dev/null || true
-  fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-rm -rf "$NGINX_DIR"; mkdir -p "$NGINX_DIR/logs" "$NGINX_DIR/tmp"
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-# master_process off: a single process that keeps our uid, so the worker can
-# read the repository wherever $WORK is (no drop to "nobody").
-cat >"$NGINX_DIR/nginx.conf" <<EOF
-daemon off;
-master_process off;
-worker_processes 1;
-pid $NGINX_DIR/nginx.pid;
-error_log $NGINX_DIR/logs/error.log warn;
-events { worker_connections 512; }
-http {
-  access_log off;
-  sendfile on;
-  tcp_nopush on;
-  keepalive_requests 100000;
-  default_type application/octet-stream;
-  client_body_temp_path $NGINX_DIR/tmp/body;
-  proxy_temp_path $NGINX_DIR/tmp/proxy;
-  fastcgi_temp_path $NGINX_DIR/tmp/fastcgi;
-  uwsgi_temp_path $NGINX_DIR/tmp/uwsgi;
-  scgi_temp_path $NGINX_DIR/tmp/scgi;
-  server {
-    listen 127.0.0.1:$PORT;
-    root $REPO;
-    autoindex on;
-  }
-}
-EOF
-"$NGINX" -p "$NGINX_DIR/" -e "$NGINX_DIR/logs/error.log" -c "$NGINX_DIR/nginx.conf" \
-  >"$NGINX_DIR/logs/stdout.log" 2>&1 &
-NGINX_PID=$!
-URL=http://127.0.0.1:$PORT/
-ok=0
-for _ in $(seq 1 100); do
-  if curl -fsS -o /dev/null "${URL}dists/stable/Release" 2>/dev/null; then ok=1; break; fi
-  kill -0 "$NGINX_PID" 2>/dev/null || break
-  sleep 0.1
-done
-if [ $ok != 1 ]; then
-  echo "nginx did not come up on $URL" >&2
-  cat "$NGINX_DIR/logs/error.log" "$NGINX_DIR/logs/stdout.log" >&2 2>/dev/null || true
-  exit 1
-fi
-# one pool file too, so a permissions problem shows up here and not mid-run
 first_deb=$(awk '/^Filename: /{print $2; exit}' "$REPO/dists/stable/main/binary-amd64/Packages")
-curl -fsS -o /dev/null "$URL$first_deb" || { echo "nginx cannot serve $first_deb" >&2; exit 1; }
-echo "== serving $REPO at $URL (nginx pid $NGINX_PID)"
+start_nginx "$REPO" dists/stable/Release "$first_deb"
 
 # a 2-core box shared with a compiler gives meaningless numbers: say so
 read -r LOAD_START _ < /proc/loadavg

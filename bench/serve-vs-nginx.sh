@@ -30,7 +30,7 @@ command -v wrk >/dev/null || { echo "missing: wrk (apt-get install wrk)" >&2; ex
 [ -d "$ROOT/public/bench" ] || { echo "no published tree in $ROOT: run bench/apt-vs-aptly.sh first" >&2; exit 1; }
 "$DEPOT" --root "$ROOT" -q dist create bench --stage dev=public >/dev/null
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. bench/lib.sh  # free_port
 NGINX_DIR=$WORK/serve-nginx
 rm -rf "$NGINX_DIR"; mkdir -p "$NGINX_DIR/logs"
 NPORT=$(free_port)
