@@ -4,16 +4,24 @@ use std::process::Command;
 
 use crate::support::TestContext;
 
-#[test]
-fn promotion_moves_the_release_pointer_and_is_audited() {
-    let mut ctx = TestContext::new();
-    ctx.apt_snapshot("m", "s");
+/// Publishes snapshot `s` to distribution `d` as two versions, a day
+/// apart: their names, oldest first.
+fn publish_twice(ctx: &mut TestContext) -> Vec<String> {
     let mut versions = Vec::new();
     for t in ["2026-11-20T10:00:00Z", "2026-11-21T10:00:00Z"] {
         ctx.env.insert("DEPOT_NOW".into(), t.into());
         let s = ctx.publish("s", "d");
         versions.push(s["version"].as_str().unwrap().to_owned());
     }
+    ctx.env.remove("DEPOT_NOW");
+    versions
+}
+
+#[test]
+fn promotion_moves_the_release_pointer_and_is_audited() {
+    let mut ctx = TestContext::new();
+    ctx.apt_snapshot("m", "s");
+    let versions = publish_twice(&mut ctx);
     let (v1, v2) = (&versions[0], &versions[1]);
     let public = ctx.root.join("public/d");
     assert_eq!(
@@ -165,13 +173,7 @@ fn promotion_moves_the_release_pointer_and_is_audited() {
 fn concurrent_promotions_of_one_distribution_never_tear_the_pointer() {
     let mut ctx = TestContext::new();
     ctx.apt_snapshot("m", "s");
-    let mut versions = Vec::new();
-    for t in ["2026-11-20T10:00:00Z", "2026-11-21T10:00:00Z"] {
-        ctx.env.insert("DEPOT_NOW".into(), t.into());
-        let s = ctx.publish("s", "d");
-        versions.push(s["version"].as_str().unwrap().to_owned());
-    }
-    ctx.env.remove("DEPOT_NOW");
+    let versions = publish_twice(&mut ctx);
     let release = ctx.root.join("public/d/release");
     let audited = || -> Vec<serde_json::Value> {
         std::fs::read_to_string(ctx.root.join("audit.log"))
@@ -226,13 +228,7 @@ fn concurrent_promotions_of_one_distribution_never_tear_the_pointer() {
 fn require_tests_refuses_until_the_recorded_tests_pass() {
     let mut ctx = TestContext::new();
     ctx.apt_snapshot("m", "s");
-    let mut versions = Vec::new();
-    for t in ["2026-11-20T10:00:00Z", "2026-11-21T10:00:00Z"] {
-        ctx.env.insert("DEPOT_NOW".into(), t.into());
-        let s = ctx.publish("s", "d");
-        versions.push(s["version"].as_str().unwrap().to_owned());
-    }
-    ctx.env.remove("DEPOT_NOW");
+    let versions = publish_twice(&mut ctx);
     let (v1, v2) = (versions[0].clone(), versions[1].clone());
     let release = ctx.root.join("public/d/release");
 
@@ -585,13 +581,7 @@ fn serve_enforces_token_guards_per_stage_and_apt_reads_through_it() {
     ])
     .ok();
     ctx.apt_snapshot("m", "s");
-    let mut versions = Vec::new();
-    for t in ["2026-11-20T10:00:00Z", "2026-11-21T10:00:00Z"] {
-        ctx.env.insert("DEPOT_NOW".into(), t.into());
-        let s = ctx.publish("s", "d");
-        versions.push(s["version"].as_str().unwrap().to_owned());
-    }
-    ctx.env.remove("DEPOT_NOW");
+    let versions = publish_twice(&mut ctx);
     let (v1, v2) = (versions[0].clone(), versions[1].clone());
 
     let (mut server, base) = start_serve(&ctx, &[], true);
@@ -1446,17 +1436,7 @@ fn dnf_reads_an_rpm_stage_over_mtls_with_the_right_certificate_only() {
     let p = |f: &str| d.join(f).display().to_string();
     let url = ctx.serve_rpm("state1", "up");
     let key = crate::support::fixtures().join("rpm/keys/good.asc");
-    ctx.depot(&[
-        "mirror",
-        "create",
-        "r",
-        &url,
-        "--kind",
-        "rpm",
-        "--keyring",
-        key.to_str().unwrap(),
-    ])
-    .ok();
+    ctx.rpm_mirror("r", &url, &[]);
     ctx.depot(&["mirror", "update", "r"]).ok();
     ctx.depot(&["snapshot", "create", "s", "--mirror", "r"])
         .ok();

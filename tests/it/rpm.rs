@@ -7,41 +7,6 @@ fn good_key() -> std::path::PathBuf {
     fixtures().join("rpm/keys/good.asc")
 }
 
-fn create_mirror(ctx: &TestContext, name: &str, url: &str, extra: &[&str]) {
-    let keyring = good_key().display().to_string();
-    let mut args = vec![
-        "mirror",
-        "create",
-        name,
-        url,
-        "--kind",
-        "rpm",
-        "--keyring",
-        &keyring,
-    ];
-    args.extend(extra);
-    ctx.depot(&args).ok();
-}
-
-fn publish_json(
-    ctx: &TestContext,
-    snapshot: &str,
-    dist: &str,
-    extra: &[&str],
-) -> serde_json::Value {
-    let mut args = vec![
-        "publish",
-        snapshot,
-        "--dist",
-        dist,
-        "--skip-signing",
-        "--output-format",
-        "json",
-    ];
-    args.extend(extra);
-    ctx.depot(&args).ok().json()
-}
-
 fn primary_names(ctx: &TestContext, dist: &str, version: &str) -> String {
     let repodata = ctx
         .root
@@ -66,7 +31,7 @@ fn mirror_snapshot_publish_is_consumed_by_dnf() {
     let ctx = TestContext::new();
     let gpg = Gpg::new();
     let url = ctx.serve_rpm("state1", "up");
-    create_mirror(&ctx, "r", &url, &[]);
+    ctx.rpm_mirror("r", &url, &[]);
     ctx.depot(&["mirror", "update", "r"]).ok();
     ctx.depot(&["snapshot", "create", "s1", "--mirror", "r"])
         .ok();
@@ -164,7 +129,7 @@ fn mirror_snapshot_publish_is_consumed_by_dnf() {
 fn upstream_change_gives_exact_diff_and_old_snapshot_still_publishes() {
     let ctx = TestContext::new();
     let url = ctx.serve_rpm("state1", "up");
-    create_mirror(&ctx, "r", &url, &[]);
+    ctx.rpm_mirror("r", &url, &[]);
     ctx.depot(&["mirror", "update", "r"]).ok();
     ctx.depot(&["snapshot", "create", "s1", "--mirror", "r"])
         .ok();
@@ -197,7 +162,7 @@ fn upstream_change_gives_exact_diff_and_old_snapshot_still_publishes() {
     );
 
     ctx.depot(&["mirror", "drop", "r"]).ok();
-    let s = publish_json(&ctx, "s1", "old", &[]);
+    let s = ctx.publish("s1", "old");
     let version = s["version"].as_str().unwrap();
     let primary = primary_names(&ctx, "old", version);
     assert!(primary.contains("<name>delta</name>") && primary.contains("ver=\"1.0\""));
@@ -214,8 +179,8 @@ fn upstream_change_gives_exact_diff_and_old_snapshot_still_publishes() {
 fn additive_mode_keeps_what_upstream_dropped() {
     let ctx = TestContext::new();
     let url = ctx.serve_rpm("state1", "up");
-    create_mirror(&ctx, "add", &url, &["--mode", "additive"]);
-    create_mirror(&ctx, "mir", &url, &[]);
+    ctx.rpm_mirror("add", &url, &["--mode", "additive"]);
+    ctx.rpm_mirror("mir", &url, &[]);
     for m in ["add", "mir"] {
         ctx.depot(&["mirror", "update", m]).ok();
     }
@@ -255,7 +220,7 @@ fn additive_mode_keeps_what_upstream_dropped() {
         rows.contains(&"delta 1.0-1".to_string()) && rows.contains(&"alpha 1.0-1".to_string()),
         "{rows:?}"
     );
-    let s = publish_json(&ctx, "add", "add", &[]);
+    let s = ctx.publish("add", "add");
     let primary = primary_names(&ctx, "add", s["version"].as_str().unwrap());
     assert!(primary.contains("packages=\"6\""), "{primary}");
     assert_eq!(primary.matches("<package ").count(), 6);
@@ -278,7 +243,7 @@ fn refused(ctx: &TestContext, tree_url: &str, needle: &str) -> Run {
 fn bad_rpm_upstreams_are_refused_and_the_previous_state_is_kept() {
     let ctx = TestContext::new();
     let good = ctx.serve_rpm("state1", "good");
-    create_mirror(&ctx, "r", &good, &[]);
+    ctx.rpm_mirror("r", &good, &[]);
     ctx.depot(&["mirror", "update", "r"]).ok();
 
     refused(
@@ -365,7 +330,7 @@ fn verify_packages_checks_each_rpm_signature_and_keeps_the_previous_state() {
     let wk = ctx.serve_rpm("wrongkey", "wk");
     let wrong = fixtures().join("rpm/keys/wrong.asc").display().to_string();
 
-    create_mirror(&ctx, "v", &good, &["--verify-packages"]);
+    ctx.rpm_mirror("v", &good, &["--verify-packages"]);
     let show = ctx
         .depot(&["mirror", "show", "v", "--output-format", "json"])
         .ok();
@@ -417,33 +382,23 @@ fn verify_packages_checks_each_rpm_signature_and_keeps_the_previous_state() {
         .ok();
     ctx.depot(&["mirror", "update", "x"]).ok();
 
-    // Usage errors: apt mirrors, on-demand, no keyring.
-    ctx.depot(&[
-        "mirror",
-        "create",
-        "y",
-        &good,
-        "--kind",
-        "rpm",
-        "--no-verify",
-        "--verify-packages",
-    ])
-    .fails(2, "");
+    // Usage errors: no keyring, apt mirrors, on-demand.
     let key = good_key().display().to_string();
-    for (kind, extra) in [("apt", "--suite=stable"), ("rpm", "--policy=on-demand")] {
-        ctx.depot(&[
-            "mirror",
-            "create",
-            "y",
-            &good,
-            "--kind",
-            kind,
-            extra,
-            "--keyring",
-            &key,
+    let cases: [(&[&str], &str); 3] = [
+        (&["--kind", "rpm", "--no-verify"], ""),
+        (
+            &["--kind", "apt", "--suite=stable", "--keyring", &key],
             "--verify-packages",
-        ])
-        .fails(2, "--verify-packages");
+        ),
+        (
+            &["--kind", "rpm", "--policy=on-demand", "--keyring", &key],
+            "--verify-packages",
+        ),
+    ];
+    for (extra, needle) in cases {
+        let mut args = vec!["mirror", "create", "y", &good, "--verify-packages"];
+        args.extend(extra);
+        ctx.depot(&args).fails(2, needle);
     }
 }
 
@@ -451,7 +406,7 @@ fn verify_packages_checks_each_rpm_signature_and_keeps_the_previous_state() {
 fn rpm_updates_retry_resume_lock_and_publish_elsewhere_like_apt() {
     let ctx = TestContext::new();
     let url = ctx.serve_rpm("state1", "up");
-    create_mirror(&ctx, "r", &url, &[]);
+    ctx.rpm_mirror("r", &url, &[]);
     // A transient failure of a package and of repomd.xml is retried.
     ctx.server.fail_once("up/Packages/beta-2.0-1.x86_64.rpm");
     ctx.server.fail_once("up/repodata/repomd.xml");
@@ -465,7 +420,7 @@ fn rpm_updates_retry_resume_lock_and_publish_elsewhere_like_apt() {
 
     // A second mirror of the same packages resumes from the pool: nothing
     // is downloaded again.
-    create_mirror(&ctx, "again", &url, &[]);
+    ctx.rpm_mirror("again", &url, &[]);
     let run = ctx
         .depot(&["mirror", "update", "again", "--output-format", "json"])
         .ok()
@@ -525,7 +480,7 @@ fn xml_base_packages_are_fetched_and_published_locally() {
     let ctx = TestContext::new();
     let url = ctx.serve_rpm("xmlbase", "xmlbase");
     ctx.serve_rpm("xmlbase-packages", "xmlbase-packages");
-    create_mirror(&ctx, "r", &url, &[]);
+    ctx.rpm_mirror("r", &url, &[]);
     ctx.depot(&["mirror", "update", "r"]).ok();
     assert!(
         ctx.server
@@ -535,7 +490,7 @@ fn xml_base_packages_are_fetched_and_published_locally() {
     );
     ctx.depot(&["snapshot", "create", "s", "--mirror", "r"])
         .ok();
-    let s = publish_json(&ctx, "s", "x", &[]);
+    let s = ctx.publish("s", "x");
     let version = s["version"].as_str().unwrap();
     let primary = primary_names(&ctx, "x", version);
     assert!(!primary.contains("xml:base"), "{primary}");
@@ -557,12 +512,25 @@ fn compressions_are_read_and_written() {
         ("state1-bz2", "bz2"),
     ] {
         let url = ctx.serve_rpm(tree, tree);
-        create_mirror(&ctx, name, &url, &["--policy", "on-demand"]);
+        ctx.rpm_mirror(name, &url, &["--policy", "on-demand"]);
         ctx.depot(&["mirror", "update", name]).ok();
         ctx.depot(&["snapshot", "create", name, "--mirror", name])
             .ok();
     }
-    let s = publish_json(&ctx, "xz", "z", &["--compress", "zst"]);
+    let s = ctx
+        .depot(&[
+            "publish",
+            "xz",
+            "--dist",
+            "z",
+            "--skip-signing",
+            "--compress",
+            "zst",
+            "--output-format",
+            "json",
+        ])
+        .ok()
+        .json();
     assert_eq!(s["fetched_on_demand"], 4);
     let repomd = std::fs::read_to_string(
         ctx.root
@@ -587,7 +555,7 @@ fn compressions_are_read_and_written() {
         );
     }
     // (Its rpms are those of state1-xz, already fetched by that publish.)
-    let s = publish_json(&ctx, "bz2", "b", &[]);
+    let s = ctx.publish("bz2", "b");
     let version = s["version"].as_str().unwrap();
     assert!(
         ctx.root
@@ -640,11 +608,11 @@ fn gunzip(path: &std::path::Path) -> Vec<u8> {
 fn modules_metadata_is_carried_from_mirror_to_publish() {
     let ctx = TestContext::new();
     let url = ctx.serve_rpm("modules", "modules");
-    create_mirror(&ctx, "m", &url, &["--policy", "on-demand"]);
+    ctx.rpm_mirror("m", &url, &["--policy", "on-demand"]);
     ctx.depot(&["mirror", "update", "m"]).ok();
     ctx.depot(&["snapshot", "create", "m", "--mirror", "m"])
         .ok();
-    let s = publish_json(&ctx, "m", "mod", &[]);
+    let s = ctx.publish("m", "mod");
     let published = ctx
         .root
         .join("public/mod")
@@ -682,7 +650,7 @@ fn rpm_filter_follows_requires_provides_and_file_dependencies() {
     let url = ctx.serve_rpm("state1", "up");
     // beta requires alpha and /usr/share/doc/alpha/README (a file only
     // filelists lists).
-    create_mirror(&ctx, "r", &url, &["--filter", "beta", "--with-deps"]);
+    ctx.rpm_mirror("r", &url, &["--filter", "beta", "--with-deps"]);
     let run = ctx
         .depot(&["mirror", "update", "r", "--output-format", "json"])
         .ok()
@@ -711,7 +679,7 @@ fn rpm_filter_follows_requires_provides_and_file_dependencies() {
         .collect();
     assert_eq!(names, ["alpha", "beta"]);
     // The filtered metadata publishes and is consistent.
-    let s = publish_json(&ctx, "s", "f", &[]);
+    let s = ctx.publish("s", "f");
     let primary = primary_names(&ctx, "f", s["version"].as_str().unwrap());
     assert!(primary.contains("packages=\"2\""));
     assert!(

@@ -317,6 +317,25 @@ impl TestContext {
         self.depot(&args).ok();
     }
 
+    /// `mirror create NAME URL --kind rpm`, verified with the rpm fixtures'
+    /// good key.
+    pub fn rpm_mirror(&self, name: &str, url: &str, extra: &[&str]) {
+        let keyring = fixtures().join("rpm/keys/good.asc");
+        let keyring = keyring.to_str().unwrap();
+        let mut args = vec![
+            "mirror",
+            "create",
+            name,
+            url,
+            "--kind",
+            "rpm",
+            "--keyring",
+            keyring,
+        ];
+        args.extend(extra);
+        self.depot(&args).ok();
+    }
+
     /// Serves fixture `state1`, mirrors it as MIRROR and snapshots it as
     /// SNAPSHOT: the start of most tests past the mirror.
     pub fn apt_snapshot(&self, mirror: &str, snapshot: &str) {
@@ -349,7 +368,6 @@ impl TestContext {
         Run::from(self.command().args(args).output().unwrap())
     }
 
-    /// Every blob in the pool, checked: its file name equals its SHA-256.
     /// `depot publish SNAPSHOT --dist DIST --skip-signing`: its JSON summary.
     pub fn publish(&self, snapshot: &str, dist: &str) -> serde_json::Value {
         self.depot(&[
@@ -365,6 +383,7 @@ impl TestContext {
         .json()
     }
 
+    /// Every blob in the pool, checked: its file name equals its SHA-256.
     pub fn assert_pool_consistent(&self) -> usize {
         let mut count = 0;
         let mut stack = vec![self.root.join("pool")];

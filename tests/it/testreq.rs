@@ -1658,18 +1658,7 @@ fn plan_takes_releases_as_well_as_snapshots_and_refuses_rpm() {
     // rpm content has no autopkgtest tests: refused, naming it, as a
     // usage error, and nothing is queued.
     let url = ctx.serve_rpm("state1", "rpmup");
-    let key = fixtures().join("rpm/keys/good.asc");
-    ctx.depot(&[
-        "mirror",
-        "create",
-        "rm",
-        &url,
-        "--kind",
-        "rpm",
-        "--keyring",
-        key.to_str().unwrap(),
-    ])
-    .ok();
+    ctx.rpm_mirror("rm", &url, &[]);
     ctx.depot(&["mirror", "update", "rm"]).ok();
     ctx.depot(&["snapshot", "create", "rs1", "--mirror", "rm"])
         .ok();
