@@ -772,32 +772,66 @@ impl Cache {
         kind: IndexKind,
         read: impl FnOnce() -> Result<String, E>,
     ) -> Result<Arc<Catalog>, E> {
-        let kind = match kind {
-            IndexKind::Udeb => IndexKind::Binary,
-            k => k,
-        };
-        let slot: Slot = {
-            let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
-            loaded.entry((index, kind)).or_default().clone()
-        };
+        let kind = cached_kind(kind);
+        let slot = self.slot(index, kind);
         let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(c) = &*slot {
             return Ok(c.clone());
         }
-        let path = self.path(&index, kind);
-        let catalog = match Catalog::read(&path, index) {
+        let catalog = match Catalog::read(&self.path(&index, kind), index) {
             Some(c) => c,
-            None => {
-                let catalog = build_apt(index, kind, &read()?)?;
-                if let Err(e) = write_atomic(&path, &catalog) {
-                    tracing::debug!("cannot cache the catalog at {}: {e}", path.display());
-                }
-                catalog
-            }
+            None => self.build_and_store(index, kind, &read()?)?,
         };
         let catalog = Arc::new(catalog);
         *slot = Some(catalog.clone());
         Ok(catalog)
+    }
+
+    /// Builds the catalog of apt index `index` from its `text` afresh and
+    /// replaces the cached one: for a cache file that loads but turns out
+    /// damaged.
+    pub fn rebuild(
+        &self,
+        index: Sha256Digest,
+        kind: IndexKind,
+        text: &str,
+    ) -> Result<Arc<Catalog>, CatalogError> {
+        let kind = cached_kind(kind);
+        let catalog = Arc::new(self.build_and_store(index, kind, text)?);
+        let slot = self.slot(index, kind);
+        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(catalog.clone());
+        Ok(catalog)
+    }
+
+    /// This process's slot for the catalog of `index`.
+    fn slot(&self, index: Sha256Digest, kind: IndexKind) -> Slot {
+        let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        loaded.entry((index, kind)).or_default().clone()
+    }
+
+    /// Builds the catalog of `text` and writes it to the cache (best
+    /// effort: a read-only data root still works, only slower).
+    fn build_and_store(
+        &self,
+        index: Sha256Digest,
+        kind: IndexKind,
+        text: &str,
+    ) -> Result<Catalog, CatalogError> {
+        let catalog = build_apt(index, kind, text)?;
+        let path = self.path(&index, kind);
+        if let Err(e) = write_atomic(&path, &catalog) {
+            tracing::debug!("cannot cache the catalog at {}: {e}", path.display());
+        }
+        Ok(catalog)
+    }
+}
+
+/// `Packages` of installer packages (udebs) are `Packages` all the same:
+/// one catalog kind serves both.
+fn cached_kind(kind: IndexKind) -> IndexKind {
+    match kind {
+        IndexKind::Udeb => IndexKind::Binary,
+        k => k,
     }
 }
 
@@ -814,31 +848,6 @@ pub fn warm(pool: &crate::pool::Pool, content: &crate::content::AptContent) {
                 tracing::debug!("catalog of index {}: {e}", part.blob);
             }
         }
-    }
-}
-
-impl Cache {
-    /// Builds the catalog of apt index `index` from its `text` afresh and
-    /// replaces the cached one: for a cache file that loads but turns out
-    /// damaged.
-    pub fn rebuild(
-        &self,
-        index: Sha256Digest,
-        kind: IndexKind,
-        text: &str,
-    ) -> Result<Arc<Catalog>, CatalogError> {
-        let kind = match kind {
-            IndexKind::Udeb => IndexKind::Binary,
-            k => k,
-        };
-        let catalog = Arc::new(build_apt(index, kind, text)?);
-        let path = self.path(&index, kind);
-        if let Err(e) = write_atomic(&path, &catalog) {
-            tracing::debug!("cannot cache the catalog at {}: {e}", path.display());
-        }
-        let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
-        loaded.insert((index, kind), Arc::new(Mutex::new(Some(catalog.clone()))));
-        Ok(catalog)
     }
 }
 
@@ -862,13 +871,19 @@ mod tests {
 Depends: b (>= 2) | c:any, d [i386]\nProvides: x (= 3), y\n\n\
 Package: b\nVersion: 2\nArchitecture: all\nSource: bsrc (1)\n";
 
-    #[test]
-    fn apt_catalog_round_trips_through_the_cache() {
+    /// A cache in a temporary folder (kept while the folder lives).
+    fn temp_cache() -> (tempfile::TempDir, Cache) {
         let dir = tempfile::tempdir().unwrap();
         let cache = Cache {
             dir: dir.path().to_owned(),
             loaded: Arc::default(),
         };
+        (dir, cache)
+    }
+
+    #[test]
+    fn apt_catalog_round_trips_through_the_cache() {
+        let (_dir, cache) = temp_cache();
         let digest = Sha256Digest::of(INDEX.as_bytes());
         let built = cache
             .apt::<CatalogError>(digest, IndexKind::Binary, || Ok(INDEX.to_owned()))
@@ -904,11 +919,7 @@ Package: b\nVersion: 2\nArchitecture: all\nSource: bsrc (1)\n";
 
     #[test]
     fn damaged_or_foreign_cache_files_are_rebuilt() {
-        let dir = tempfile::tempdir().unwrap();
-        let cache = Cache {
-            dir: dir.path().to_owned(),
-            loaded: Arc::default(),
-        };
+        let (_dir, cache) = temp_cache();
         let digest = Sha256Digest::of(INDEX.as_bytes());
         let path = cache.path(&digest, IndexKind::Binary);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();

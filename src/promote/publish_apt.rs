@@ -20,7 +20,7 @@ use jiff::Timestamp;
 use url::Url;
 
 use super::publish::{PublishError, PublishOptions, Writer, rfc2822};
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, Entry, Location};
 use crate::content::{AptContent, IndexError, IndexKind, IndexPart, Selection, index_text};
 use crate::digest::{Expected, Sha256Digest};
 use crate::formats::apt::{self as fmt, AptFormatError};
@@ -148,12 +148,21 @@ impl BinaryPart {
         })
     }
 
-    /// The kept entries' package files: (path upstream, what it must be).
-    fn files(&self) -> impl Iterator<Item = (&str, Expected)> + '_ {
-        self.ordinals().map(|o| {
+    /// The kept entries, each with its location and its file's path
+    /// upstream.
+    fn kept(&self) -> impl Iterator<Item = (&Entry, &Location, &str)> + '_ {
+        let entries = self.catalog.entries();
+        self.ordinals().map(move |o| {
             let l = self.catalog.location(o).expect("checked by load");
             let [p0, p1] = l.path.map(|x| x as usize);
             let path = std::str::from_utf8(&self.text[p0..p1]).expect("checked by load");
+            (&entries[o as usize], l, path)
+        })
+    }
+
+    /// The kept entries' package files: (path upstream, what it must be).
+    fn files(&self) -> impl Iterator<Item = (&str, Expected)> + '_ {
+        self.kept().map(|(_, l, path)| {
             let expected = Expected {
                 size: l.size(),
                 sha256: l.sha256(),
@@ -233,15 +242,13 @@ fn write_binary(
     let mut out = Vec::with_capacity(total + total / 16);
     let mut rel = String::new();
     for part in parts {
-        let (text, entries) = (&part.text, part.catalog.entries());
-        for (o, (path, expected)) in part.ordinals().zip(part.files()) {
-            let e = &entries[o as usize];
-            let l = part.catalog.location(o).expect("checked by load");
+        let text = &part.text;
+        for (e, l, path) in part.kept() {
             let base = path.rsplit('/').next().unwrap_or(path);
             let source = part.catalog.str(e.source);
             rel.clear();
             let _ = write!(rel, "pool/{component}/{}/{base}", fmt::pool_prefix(source));
-            w.link(&rel, expected.sha256)?;
+            w.link(&rel, l.sha256())?;
             out.extend_from_slice(&text[e.span[0] as usize..l.line[0] as usize]);
             out.extend_from_slice(b"Filename: ");
             out.extend_from_slice(rel.as_bytes());
