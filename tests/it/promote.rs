@@ -1469,8 +1469,9 @@ fn dnf_reads_an_rpm_stage_over_mtls_with_the_right_certificate_only() {
         ],
         false,
     );
-    let dnf_with = |cert: &str| {
-        let mut dnf = crate::support::Dnf::new(&format!("{base}/el/dev"), &[&gpg.public_key, &key]);
+    let dnf_with = |cert: &str, stage: &str| {
+        let mut dnf =
+            crate::support::Dnf::new(&format!("{base}/el/{stage}"), &[&gpg.public_key, &key]);
         dnf.repo_opts = vec![
             format!("sslcacert={}", p("srv-ca.pem")),
             format!("sslclientcert={}", p(&format!("{cert}.pem"))),
@@ -1478,7 +1479,7 @@ fn dnf_reads_an_rpm_stage_over_mtls_with_the_right_certificate_only() {
         ];
         dnf
     };
-    let dev = dnf_with("dev");
+    let dev = dnf_with("dev", "dev");
     dev.run(&["makecache"]).ok();
     dev.run(&["install", "alpha"]).ok();
     assert!(
@@ -1488,9 +1489,27 @@ fn dnf_reads_an_rpm_stage_over_mtls_with_the_right_certificate_only() {
             .is_file()
     );
     // The customer certificate does not open the dev stage.
-    let customer = dnf_with("customer");
+    let customer = dnf_with("customer", "dev");
     let run = customer.run(&["makecache"]);
     assert_ne!(run.code, 0, "{}", run.stdout);
+    // Nor the release stage before the version is promoted; then it does.
+    let customer = dnf_with("customer", "release");
+    let run = customer.run(&["makecache"]);
+    assert_ne!(run.code, 0, "{}", run.stdout);
+    let version = std::fs::read_link(ctx.root.join("public/el/dev")).unwrap();
+    let version = version.to_str().unwrap();
+    ctx.depot(&["promote", "el", version, "--to", "release"])
+        .ok();
+    let customer = dnf_with("customer", "release");
+    customer.run(&["makecache"]).ok();
+    customer.run(&["install", "alpha"]).ok();
+    assert!(
+        customer
+            .dir
+            .path()
+            .join("root/usr/share/doc/alpha/README")
+            .is_file()
+    );
     server.kill().unwrap();
     server.wait().unwrap();
 }
