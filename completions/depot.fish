@@ -43,6 +43,7 @@ complete -c depot -n "__fish_depot_needs_command" -f -a "guard" -d 'Content guar
 complete -c depot -n "__fish_depot_needs_command" -f -a "serve" -d 'Serve the publish root over HTTP(S), enforcing each stage\'s guard'
 complete -c depot -n "__fish_depot_needs_command" -f -a "promote" -d 'Point a stage of a distribution at a version (atomic, audited)'
 complete -c depot -n "__fish_depot_needs_command" -f -a "test" -d 'Submit, run and poll autopkgtest-style test requests'
+complete -c depot -n "__fish_depot_needs_command" -f -a "generate" -d 'Write man pages and shell completions under DIR (for `cargo xtask gen`)'
 complete -c depot -n "__fish_depot_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c depot -n "__fish_depot_using_subcommand mirror; and not __fish_seen_subcommand_from create update list show edit drop help" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
 complete -c depot -n "__fish_depot_using_subcommand mirror; and not __fish_seen_subcommand_from create update list show edit drop help" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
@@ -60,8 +61,8 @@ complete -c depot -n "__fish_depot_using_subcommand mirror; and not __fish_seen_
 complete -c depot -n "__fish_depot_using_subcommand mirror; and not __fish_seen_subcommand_from create update list show edit drop help" -f -a "edit" -d 'Change a mirror\'s definition'
 complete -c depot -n "__fish_depot_using_subcommand mirror; and not __fish_seen_subcommand_from create update list show edit drop help" -f -a "drop" -d 'Delete a mirror (its snapshots are kept)'
 complete -c depot -n "__fish_depot_using_subcommand mirror; and not __fish_seen_subcommand_from create update list show edit drop help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -l kind -r -f -a "apt\t''
-rpm\t''"
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -l kind -r -f -a "apt\t'Debian/Ubuntu repositories (apt)'
+rpm\t'RPM repositories (dnf, yum)'"
 complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -l suite -d 'apt: suite (under dists/), or a flat repository\'s directory ending in `/`' -r
 complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -l component -d 'Component to mirror (repeatable) [default: all in Release]' -r
 complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -l arch -d 'Architecture to mirror (repeatable) [default: all in Release]' -r
@@ -88,7 +89,7 @@ complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subc
 complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -l no-progress -d 'Never draw progress bars'
 complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from create" -s V -l version -d 'Print version'
-complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from update" -l concurrency -d 'Parallel package downloads per mirror' -r
+complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from update" -l concurrency -d 'Parallel package downloads per mirror [default: the settings file\'s `concurrency`, else 8]' -r
 complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from update" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
 complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from update" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
 complete -c depot -n "__fish_depot_using_subcommand mirror; and __fish_seen_subcommand_from update" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
@@ -281,8 +282,8 @@ complete -c depot -n "__fish_depot_using_subcommand repo; and not __fish_seen_su
 complete -c depot -n "__fish_depot_using_subcommand repo; and not __fish_seen_subcommand_from create add remove list show drop help" -f -a "show" -d 'Show a repo and its packages'
 complete -c depot -n "__fish_depot_using_subcommand repo; and not __fish_seen_subcommand_from create add remove list show drop help" -f -a "drop" -d 'Delete a repo (its snapshots are kept)'
 complete -c depot -n "__fish_depot_using_subcommand repo; and not __fish_seen_subcommand_from create add remove list show drop help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from create" -l kind -r -f -a "apt\t''
-rpm\t''"
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from create" -l kind -r -f -a "apt\t'Debian/Ubuntu repositories (apt)'
+rpm\t'RPM repositories (dnf, yum)'"
 complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from create" -l component -d 'Component its packages are published in' -r
 complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from create" -l arch -d 'Architectures of its indices (repeatable) [default: those of its packages]' -r
 complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from create" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
@@ -292,7 +293,7 @@ json\t''"
 complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from create" -s q -l quiet -d 'Print only errors'
 complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from create" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
 complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from create" -l no-progress -d 'Never draw progress bars'
-complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help'
+complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from create" -s V -l version -d 'Print version'
 complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from add" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
 complete -c depot -n "__fish_depot_using_subcommand repo; and __fish_seen_subcommand_from add" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
@@ -562,8 +563,8 @@ complete -c depot -n "__fish_depot_using_subcommand serve" -s v -l verbose -d 'P
 complete -c depot -n "__fish_depot_using_subcommand serve" -l no-progress -d 'Never draw progress bars'
 complete -c depot -n "__fish_depot_using_subcommand serve" -s h -l help -d 'Print help'
 complete -c depot -n "__fish_depot_using_subcommand serve" -s V -l version -d 'Print version'
-complete -c depot -n "__fish_depot_using_subcommand promote" -l to -d 'The stage to move' -r -f -a "dev\t''
-release\t''"
+complete -c depot -n "__fish_depot_using_subcommand promote" -l to -d 'The stage to move' -r -f -a "dev\t'What builders and testers read'
+release\t'What customers read'"
 complete -c depot -n "__fish_depot_using_subcommand promote" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
 complete -c depot -n "__fish_depot_using_subcommand promote" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
 complete -c depot -n "__fish_depot_using_subcommand promote" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
@@ -573,7 +574,7 @@ complete -c depot -n "__fish_depot_using_subcommand promote" -l require-tests -d
 complete -c depot -n "__fish_depot_using_subcommand promote" -s q -l quiet -d 'Print only errors'
 complete -c depot -n "__fish_depot_using_subcommand promote" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
 complete -c depot -n "__fish_depot_using_subcommand promote" -l no-progress -d 'Never draw progress bars'
-complete -c depot -n "__fish_depot_using_subcommand promote" -s h -l help -d 'Print help'
+complete -c depot -n "__fish_depot_using_subcommand promote" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c depot -n "__fish_depot_using_subcommand promote" -s V -l version -d 'Print version'
 complete -c depot -n "__fish_depot_using_subcommand test; and not __fish_seen_subcommand_from submit poll worker plan help" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
 complete -c depot -n "__fish_depot_using_subcommand test; and not __fish_seen_subcommand_from submit poll worker plan help" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
@@ -607,7 +608,7 @@ complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcom
 huge\t'debci-huge-RELEASE-ARCH'
 ppa\t'debci-ppa-RELEASE-ARCH (needs --ppa)'
 upstream\t'debci-upstream-RELEASE-ARCH (needs --build-git or --test-git)'"
-complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from submit" -l broker -d 'RabbitMQ broker, amqp://USER:PASSWORD@HOST[:PORT]/VHOST' -r
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from submit" -l broker -d 'RabbitMQ broker, amqp://USER:PASSWORD@HOST[:PORT]/VHOST [default: $DEPOT_BROKER, else the settings file\'s `broker`, else the spool]' -r
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from submit" -l spool -d 'Spool directory of the embedded queue [default: spool/ in the data root]' -r -F
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from submit" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from submit" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
@@ -623,7 +624,7 @@ complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcom
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from poll" -l arch -d 'Architecture (repeatable)' -r
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from poll" -l trigger -d 'Trigger to report on, SRC/VER (repeatable) [default: every trigger found]' -r
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from poll" -l ppa -d 'PPAs the requests named (the last one names the results container)' -r
-complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from poll" -l results -d 'Swift account URL, or file://DIR [default: file://DATA_ROOT/results]' -r
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from poll" -l results -d 'Swift account URL, or file://DIR [default: $DEPOT_RESULTS, else file://DATA_ROOT/results]' -r
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from poll" -l timeout -d 'Give up waiting after this long (e.g. 90s, 30m, 2h)' -r
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from poll" -l interval -d 'Time between polls while waiting' -r
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from poll" -l concurrency -d 'Parallel result downloads' -r
@@ -638,9 +639,9 @@ complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcom
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from poll" -l no-progress -d 'Never draw progress bars'
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from poll" -s h -l help -d 'Print help'
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from poll" -s V -l version -d 'Print version'
-complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from worker" -l broker -d 'RabbitMQ broker, amqp://USER:PASSWORD@HOST[:PORT]/VHOST' -r
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from worker" -l broker -d 'RabbitMQ broker, amqp://USER:PASSWORD@HOST[:PORT]/VHOST [default: $DEPOT_BROKER, else the settings file\'s `broker`, else the spool]' -r
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from worker" -l spool -d 'Spool directory of the embedded queue [default: spool/ in the data root]' -r -F
-complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from worker" -l results -d 'Where results are stored, file://DIR [default: file://DATA_ROOT/results]' -r
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from worker" -l results -d 'Where results are stored, file://DIR [default: $DEPOT_RESULTS, else file://DATA_ROOT/results]' -r
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from worker" -l release -d 'Take requests for this release only (required with --broker)' -r
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from worker" -l arch -d 'Take requests for these architectures only (required with --broker)' -r
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from worker" -l interval -d 'Seconds between looks at empty queues' -r
@@ -660,7 +661,7 @@ complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcom
 huge\t'debci-huge-RELEASE-ARCH'
 ppa\t'debci-ppa-RELEASE-ARCH (needs --ppa)'
 upstream\t'debci-upstream-RELEASE-ARCH (needs --build-git or --test-git)'"
-complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from plan" -l broker -d 'RabbitMQ broker, amqp://USER:PASSWORD@HOST[:PORT]/VHOST' -r
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from plan" -l broker -d 'RabbitMQ broker, amqp://USER:PASSWORD@HOST[:PORT]/VHOST [default: $DEPOT_BROKER, else the settings file\'s `broker`, else the spool]' -r
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from plan" -l spool -d 'Spool directory of the embedded queue [default: spool/ in the data root]' -r -F
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from plan" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from plan" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
@@ -677,17 +678,27 @@ complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcom
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from help" -f -a "worker" -d 'Run queued requests with COMMAND and store results under file://'
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from help" -f -a "plan" -d 'Tests to request for what changed between two apt snapshots or releases'
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test help" -f -a "mirror" -d 'Define and update mirrors of upstream repositories'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test help" -f -a "snapshot" -d 'Take, inspect and compare immutable snapshots'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test help" -f -a "repo" -d 'Local repositories of CI-built packages'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test help" -f -a "release" -d 'Merge snapshots into integrated releases'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test help" -f -a "publish" -d 'Publish a snapshot or release as a new signed version of a distribution'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test help" -f -a "dist" -d 'Configure and inspect distributions: versions, stages, guards'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test help" -f -a "guard" -d 'Content guards: who may read a stage'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test help" -f -a "serve" -d 'Serve the publish root over HTTP(S), enforcing each stage\'s guard'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test help" -f -a "promote" -d 'Point a stage of a distribution at a version (atomic, audited)'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test help" -f -a "test" -d 'Submit, run and poll autopkgtest-style test requests'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c depot -n "__fish_depot_using_subcommand generate" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand generate" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand generate" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+json\t''"
+complete -c depot -n "__fish_depot_using_subcommand generate" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand generate" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand generate" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand generate" -s h -l help -d 'Print help'
+complete -c depot -n "__fish_depot_using_subcommand generate" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test generate help" -f -a "mirror" -d 'Define and update mirrors of upstream repositories'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test generate help" -f -a "snapshot" -d 'Take, inspect and compare immutable snapshots'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test generate help" -f -a "repo" -d 'Local repositories of CI-built packages'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test generate help" -f -a "release" -d 'Merge snapshots into integrated releases'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test generate help" -f -a "publish" -d 'Publish a snapshot or release as a new signed version of a distribution'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test generate help" -f -a "dist" -d 'Configure and inspect distributions: versions, stages, guards'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test generate help" -f -a "guard" -d 'Content guards: who may read a stage'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test generate help" -f -a "serve" -d 'Serve the publish root over HTTP(S), enforcing each stage\'s guard'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test generate help" -f -a "promote" -d 'Point a stage of a distribution at a version (atomic, audited)'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test generate help" -f -a "test" -d 'Submit, run and poll autopkgtest-style test requests'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test generate help" -f -a "generate" -d 'Write man pages and shell completions under DIR (for `cargo xtask gen`)'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from mirror" -f -a "create" -d 'Define a new mirror'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from mirror" -f -a "update" -d 'Fetch and verify upstream\'s current state into the pool'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from mirror" -f -a "list" -d 'List mirrors'

@@ -40,14 +40,14 @@ pub enum RepoKind {
     Rpm,
 }
 
-impl std::fmt::Display for RepoKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Apt => "apt",
-            Self::Rpm => "rpm",
-        })
-    }
+impl crate::choice::Choice for RepoKind {
+    const WHAT: &'static str = "kind";
+    const CHOICES: &'static [(Self, &'static str, &'static str)] = &[
+        (Self::Apt, "apt", "Debian/Ubuntu repositories (apt)"),
+        (Self::Rpm, "rpm", "RPM repositories (dnf, yum)"),
+    ];
 }
+crate::choice_words!(RepoKind);
 
 /// The kind of an apt index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord, Hash)]

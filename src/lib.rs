@@ -16,7 +16,7 @@
 
 pub mod audit;
 pub mod catalog;
-pub mod cli;
+pub mod choice;
 pub mod content;
 pub mod digest;
 pub mod formats;
@@ -30,6 +30,7 @@ pub mod promote;
 pub mod repo;
 pub mod report;
 pub mod root;
+pub mod settings;
 pub mod signing;
 pub mod snapshot;
 pub mod testreq;
@@ -111,6 +112,28 @@ pub fn error_kind(err: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> 
             promote::PublishError::Lock(l) => error_kind(l).unwrap_or(Failure),
             promote::PublishError::Snapshot(s) => error_kind(s).unwrap_or(Failure),
             _ => Failure,
+        });
+    }
+    if let Some(e) = err.downcast_ref::<settings::SettingsError>() {
+        return Some(e.kind());
+    }
+    if err.downcast_ref::<choice::UnknownWord>().is_some() {
+        return Some(Usage);
+    }
+    if err.downcast_ref::<snapshot::ops::Unsatisfiable>().is_some() {
+        return Some(Failure);
+    }
+    if let Some(e) = err.downcast_ref::<promote::dist::SubmitError>() {
+        return Some(match e {
+            promote::dist::SubmitError::Dist(d) => error_kind(d).unwrap_or(Failure),
+            promote::dist::SubmitError::Request(r) => error_kind(r).unwrap_or(Failure),
+            promote::dist::SubmitError::Queue(q) => error_kind(q).unwrap_or(Failure),
+        });
+    }
+    if let Some(e) = err.downcast_ref::<testreq::ops::PollError>() {
+        return Some(match e {
+            testreq::ops::PollError::Request(r) => error_kind(r).unwrap_or(Failure),
+            testreq::ops::PollError::Results(r) => error_kind(r).unwrap_or(Failure),
         });
     }
     if let Some(kind) = testreq::error_kind(err) {

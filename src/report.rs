@@ -21,6 +21,12 @@ pub enum Event<'a> {
     FileDone,
     /// All planned downloads of the current phase finished or were abandoned.
     DownloadsFinished,
+    /// Work on `subject` failed, and the operation goes on with the rest
+    /// (one mirror of several); the operation's own error says how many.
+    Failed {
+        subject: &'a str,
+        error: &'a (dyn std::error::Error + 'static),
+    },
     /// A transient failure that will be retried.
     Retry {
         url: &'a str,

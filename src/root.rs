@@ -80,6 +80,14 @@ impl Root {
     pub fn repos_dir(&self) -> PathBuf {
         self.path.join("repos")
     }
+    /// The embedded test queue's default spool.
+    pub fn spool_dir(&self) -> PathBuf {
+        self.path.join("spool")
+    }
+    /// The default `file://` results store of test runs.
+    pub fn results_dir(&self) -> PathBuf {
+        self.path.join("results")
+    }
     pub fn public_dir(&self) -> PathBuf {
         self.path.join("public")
     }

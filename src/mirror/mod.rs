@@ -54,6 +54,40 @@ pub enum Mode {
     Additive,
 }
 
+impl crate::choice::Choice for Policy {
+    const WHAT: &'static str = "policy";
+    const CHOICES: &'static [(Self, &'static str, &'static str)] = &[
+        (
+            Self::Immediate,
+            "immediate",
+            "Download package files during `mirror update`",
+        ),
+        (
+            Self::OnDemand,
+            "on-demand",
+            "Keep metadata only; fetch a package the first time it is published",
+        ),
+    ];
+}
+crate::choice_words!(Policy);
+
+impl crate::choice::Choice for Mode {
+    const WHAT: &'static str = "mode";
+    const CHOICES: &'static [(Self, &'static str, &'static str)] = &[
+        (
+            Self::Mirror,
+            "mirror",
+            "Each update makes the mirror equal to upstream",
+        ),
+        (
+            Self::Additive,
+            "additive",
+            "Keep packages upstream dropped (rpm only)",
+        ),
+    ];
+}
+crate::choice_words!(Mode);
+
 /// A mirror definition, as stored in `mirrors/NAME.yaml`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -187,6 +221,8 @@ impl std::fmt::Display for SignedIndex {
 
 #[derive(Debug, thiserror::Error)]
 pub enum MirrorError {
+    #[error("{} of {total} mirror updates failed: {}", failed.len(), failed.join(", "))]
+    SomeFailed { failed: Vec<String>, total: usize },
     #[error(transparent)]
     InvalidName(#[from] InvalidName),
     #[error(transparent)]
@@ -843,4 +879,59 @@ pub async fn update(
         save_state(root, name, &state)?;
     }
     Ok(summary)
+}
+
+/// Which mirrors `mirror update` takes.
+#[derive(Debug, Clone)]
+pub enum Selection {
+    /// Every defined mirror, in name order.
+    All,
+    Names(Vec<String>),
+}
+
+/// `depot mirror update A B …` / `--all`: updates the mirrors one after
+/// another and goes on past a failed one, since a nightly job should get
+/// as much as it can. With one mirror, its error is returned as it is;
+/// with several, each failure is reported as [`Event::Failed`] and the
+/// error says how many failed. The summaries of the updates that worked
+/// come back either way.
+///
+/// [`Event::Failed`]: crate::report::Event::Failed
+pub async fn update_many(
+    root: &crate::root::Root,
+    selection: &Selection,
+    opts: &UpdateOptions,
+    reporter: &dyn crate::report::Reporter,
+) -> (Vec<UpdateSummary>, Result<(), MirrorError>) {
+    let names = match selection {
+        Selection::Names(names) => names.clone(),
+        Selection::All => match list(root) {
+            Ok(all) => all.into_iter().map(|m| m.def.name).collect(),
+            Err(e) => return (Vec::new(), Err(e)),
+        },
+    };
+    let mut done = Vec::new();
+    let mut failed = Vec::new();
+    for name in &names {
+        match update(root, name, opts, reporter).await {
+            Ok(summary) => done.push(summary),
+            Err(error) if names.len() > 1 => {
+                reporter.report(crate::report::Event::Failed {
+                    subject: name,
+                    error: &error,
+                });
+                failed.push(name.clone());
+            }
+            Err(error) => return (done, Err(error)),
+        }
+    }
+    let result = if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(MirrorError::SomeFailed {
+            failed,
+            total: names.len(),
+        })
+    };
+    (done, result)
 }

@@ -66,12 +66,18 @@ pub enum Stage {
 
 impl Stage {
     pub fn name(self) -> &'static str {
-        match self {
-            Self::Dev => "dev",
-            Self::Release => "release",
-        }
+        crate::choice::Choice::word(self)
     }
 }
+
+impl crate::choice::Choice for Stage {
+    const WHAT: &'static str = "stage";
+    const CHOICES: &'static [(Self, &'static str, &'static str)] = &[
+        (Self::Dev, "dev", "What builders and testers read"),
+        (Self::Release, "release", "What customers read"),
+    ];
+}
+crate::choice_words!(Stage);
 
 /// `dists/DIST/dist.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -109,9 +115,10 @@ pub struct CreateOptions {
     pub dist: String,
     /// `(stage, guard)`; stages not given keep their defaults (`dev` and
     /// `release` guards).
-    pub stages: Vec<(String, String)>,
+    pub stages: Vec<(Stage, String)>,
     pub require_tests: bool,
-    pub publish_root: PathBuf,
+    /// Default: `public/` in the data root.
+    pub publish_root: Option<PathBuf>,
 }
 
 /// `depot dist create DIST [--stage STAGE=GUARD]… [--require-tests]`:
@@ -119,21 +126,20 @@ pub struct CreateOptions {
 pub fn create(root: &Root, opts: &CreateOptions) -> Result<DistInfo, DistError> {
     crate::names::validate("distribution", &opts.dist)?;
     let _lock = ObjectLock::acquire(root, "dist", &opts.dist, Wait::Yes)?;
+    let publish_root = opts
+        .publish_root
+        .clone()
+        .unwrap_or_else(|| root.public_dir());
     let mut file = load_file(root, &opts.dist)?.unwrap_or(DistFile {
-        publish_root: std::path::absolute(&opts.publish_root).map_err(io(&opts.publish_root))?,
+        publish_root: std::path::absolute(&publish_root).map_err(io(&publish_root))?,
         stages: default_stages(),
         require_tests: false,
     });
     for (stage, guard) in &opts.stages {
-        if !matches!(stage.as_str(), "dev" | "release") {
-            return Err(DistError::Config(format!(
-                "unknown stage `{stage}` (stages are dev and release)"
-            )));
-        }
         if guard != "public" {
             super::guard::load(root, guard).map_err(|e| DistError::Config(e.to_string()))?;
         }
-        file.stages.insert(stage.clone(), guard.clone());
+        file.stages.insert(stage.name().to_owned(), guard.clone());
     }
     file.require_tests = opts.require_tests;
     write_json(&dist_dir(root, &opts.dist).join("dist.json"), &file)?;
@@ -555,4 +561,126 @@ pub async fn promote(root: &Root, opts: &PromoteOptions) -> Result<PromoteSummar
         crate::audit::append(root, &entry).map_err(io(&root.audit_log()))?;
     }
     Ok(summary)
+}
+
+/// `depot dist show DIST` with the state of each version's recorded tests,
+/// all polled at once (each poll waits on its results store, not on the
+/// CPU).
+pub async fn show_with_tests(root: &Root, dist: &str) -> Result<DistInfo, DistError> {
+    let mut info = show(root, dist)?;
+    let states = futures_util::future::try_join_all(
+        info.versions
+            .iter()
+            .map(|v| test_state(root, dist, &v.record.version)),
+    )
+    .await?;
+    info.tests = info
+        .versions
+        .iter()
+        .map(|v| v.record.version.clone())
+        .zip(states)
+        .collect();
+    Ok(info)
+}
+
+impl DistInfo {
+    /// What `dist show` says of a version's stage: the stages that serve
+    /// it, or whether it was released or withdrawn before.
+    pub fn stage_labels(&self, v: &VersionRecord) -> Vec<&'static str> {
+        let mut labels = Vec::new();
+        if self.dev.as_deref() == Some(v.version.as_str()) {
+            labels.push("dev");
+        }
+        if self.release.as_deref() == Some(v.version.as_str()) {
+            labels.push("release");
+        } else if v.released.is_some() {
+            labels.push("(released before)");
+        } else if v.withdrawn.is_some() {
+            labels.push("(withdrawn from release)");
+        }
+        labels
+    }
+}
+
+impl std::fmt::Display for TestState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::None => "-",
+            Self::Passed => "passed",
+            Self::Pending => "pending",
+            Self::Failed => "failed",
+        })
+    }
+}
+
+/// A published version, `DIST/VERSION`, as `test submit --for` names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionRef {
+    pub dist: String,
+    pub version: String,
+}
+
+/// The error of a malformed `DIST/VERSION`.
+#[derive(Debug, thiserror::Error)]
+#[error("expected DIST/VERSION, got `{0}`")]
+pub struct BadVersionRef(pub String);
+
+impl std::str::FromStr for VersionRef {
+    type Err = BadVersionRef;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.split_once('/') {
+            Some((dist, version)) if !dist.is_empty() && !version.is_empty() => Ok(Self {
+                dist: dist.to_owned(),
+                version: version.to_owned(),
+            }),
+            _ => Err(BadVersionRef(s.to_owned())),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error(transparent)]
+    Dist(#[from] DistError),
+    #[error(transparent)]
+    Request(#[from] crate::testreq::RequestError),
+    #[error(transparent)]
+    Queue(#[from] crate::testreq::QueueError),
+}
+
+/// `depot test submit … [--for DIST/VERSION]`: checks every request (and
+/// that the version exists) before anything is queued, submits, then
+/// records the request against the version for `promote --require-tests`,
+/// to be polled at `results`.
+pub async fn submit_for(
+    root: &Root,
+    opts: crate::testreq::RequestOptions,
+    queue: &crate::testreq::ops::QueueTarget,
+    record: Option<(VersionRef, String)>,
+) -> Result<Vec<crate::testreq::Submitted>, SubmitError> {
+    let requests = opts.build()?;
+    if let Some((at, _)) = &record {
+        let info = show(root, &at.dist)?;
+        if !info.versions.iter().any(|v| v.record.version == at.version) {
+            return Err(DistError::NoVersion {
+                dist: at.dist.clone(),
+                version: at.version.clone(),
+            }
+            .into());
+        }
+    }
+    let submitted = queue.submit(&requests).await?;
+    if let Some((at, results)) = record {
+        let test = TestRecord {
+            package: opts.package,
+            release: opts.release,
+            archs: opts.archs,
+            triggers: opts.triggers,
+            ppas: opts.ppas,
+            private: opts.swiftuser.is_some(),
+            results,
+        };
+        record_test(root, &at.dist, &at.version, test)?;
+    }
+    Ok(submitted)
 }

@@ -535,13 +535,13 @@ async fn serve_file(req: &Request<hyper::body::Incoming>, path: &Path) -> Respon
 }
 
 /// `depot serve --listen ADDR [--tls-cert F --tls-key F]`: binds, calls
-/// `ready` with the bound address (the port may have been 0), then serves
+/// `ready` with its URL, `http(s)://ADDR/` (the port may have been 0), then serves
 /// until the task is dropped.
 pub async fn serve(
     root: Root,
     listen: SocketAddr,
     tls: Option<(PathBuf, PathBuf)>,
-    ready: impl FnOnce(SocketAddr),
+    ready: impl FnOnce(&str),
 ) -> Result<(), ServeError> {
     let acceptor = match &tls {
         Some((cert, key)) => Some(tokio_rustls::TlsAcceptor::from(tls_config(
@@ -559,7 +559,8 @@ pub async fn serve(
         addr: listen,
         source,
     })?;
-    ready(addr);
+    let scheme = if acceptor.is_some() { "https" } else { "http" };
+    ready(&format!("{scheme}://{addr}/"));
     let root = Arc::new(root);
     let cache = Arc::new(Cache {
         dists: std::sync::Mutex::default(),

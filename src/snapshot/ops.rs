@@ -152,6 +152,26 @@ pub fn verify(root: &Root, name: &str) -> Result<Vec<Unsatisfied>, SnapshotError
     Ok(Resolver::new(&set).verify())
 }
 
+/// What `snapshot verify` / `release verify` fail with: some dependency
+/// of the snapshot or release is satisfied by nothing in it.
+#[derive(Debug, thiserror::Error)]
+#[error("{name}: {count} unsatisfied dependencies")]
+pub struct Unsatisfiable {
+    pub name: String,
+    pub count: usize,
+}
+
+/// Fails unless `missing` (what [`verify`] found) is empty.
+pub fn require_satisfied(name: &str, missing: &[Unsatisfied]) -> Result<(), Unsatisfiable> {
+    match missing.len() {
+        0 => Ok(()),
+        count => Err(Unsatisfiable {
+            name: name.to_owned(),
+            count,
+        }),
+    }
+}
+
 /// Which version of a package name+arch a release keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MergePolicy {
@@ -163,15 +183,23 @@ pub enum MergePolicy {
     All,
 }
 
-impl MergePolicy {
-    fn label(self) -> &'static str {
-        match self {
-            Self::Latest => "latest",
-            Self::First => "first",
-            Self::All => "all",
-        }
-    }
+impl crate::choice::Choice for MergePolicy {
+    const WHAT: &'static str = "merge policy";
+    const CHOICES: &'static [(Self, &'static str, &'static str)] = &[
+        (
+            Self::Latest,
+            "latest",
+            "The highest version of each package name+arch",
+        ),
+        (
+            Self::First,
+            "first",
+            "The one from the earliest listed source (priority order)",
+        ),
+        (Self::All, "all", "Every version"),
+    ];
 }
+crate::choice_words!(MergePolicy);
 
 /// Options of `depot release create`.
 #[derive(Debug, Clone)]
@@ -237,7 +265,7 @@ pub fn create_release(root: &Root, opts: &ReleaseOptions) -> Result<Snapshot, Sn
                     component: comp.clone(),
                 })
                 .collect(),
-            policy: opts.policy.label().to_owned(),
+            policy: opts.policy.to_string(),
         },
         complete: loaded.iter().all(|s| s.complete),
         content,

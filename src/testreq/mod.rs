@@ -62,6 +62,7 @@
 //! [`crate::snapshot`] and never writes them.
 
 pub mod amqp;
+pub mod ops;
 pub mod plan;
 pub mod poll;
 pub mod queue;
@@ -102,7 +103,8 @@ pub(crate) fn error_kind(err: &(dyn std::error::Error + 'static)) -> Option<crat
     if let Some(e) = err.downcast_ref::<worker::WorkerError>() {
         return Some(match e {
             worker::WorkerError::Queue(q) => error_kind(q).unwrap_or(Failure),
-            worker::WorkerError::ResultsUrl(_) => Usage,
+            worker::WorkerError::ResultsUrl(_) | worker::WorkerError::Request(_) => Usage,
+            worker::WorkerError::Results(r) => error_kind(r).unwrap_or(Failure),
             _ => Failure,
         });
     }

@@ -39,6 +39,21 @@ pub enum QueueKind {
     Upstream,
 }
 
+impl crate::choice::Choice for QueueKind {
+    const WHAT: &'static str = "queue kind";
+    const CHOICES: &'static [(Self, &'static str, &'static str)] = &[
+        (Self::Default, "default", "debci-RELEASE-ARCH"),
+        (Self::Huge, "huge", "debci-huge-RELEASE-ARCH"),
+        (Self::Ppa, "ppa", "debci-ppa-RELEASE-ARCH (needs --ppa)"),
+        (
+            Self::Upstream,
+            "upstream",
+            "debci-upstream-RELEASE-ARCH (needs --build-git or --test-git)",
+        ),
+    ];
+}
+crate::choice_words!(QueueKind);
+
 impl QueueKind {
     pub const ALL: [QueueKind; 4] = [Self::Default, Self::Huge, Self::Ppa, Self::Upstream];
 

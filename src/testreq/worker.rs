@@ -38,6 +38,10 @@ pub enum WorkerError {
     Queue(#[from] QueueError),
     #[error("the worker stores results under file:// only, not `{0}`")]
     ResultsUrl(String),
+    #[error(transparent)]
+    Results(#[from] super::results::ResultsError),
+    #[error(transparent)]
+    Request(#[from] RequestError),
     #[error("cannot start the test command `{command}`")]
     Spawn {
         command: String,

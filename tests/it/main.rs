@@ -5,5 +5,6 @@ mod apt;
 mod promote;
 mod release;
 mod rpm;
+mod settings;
 mod support;
 mod testreq;

@@ -37,6 +37,9 @@ struct ServerState {
     fail_once: HashSet<String>,
     /// Pause this long halfway through each body whose path ends in .deb.
     deb_stall: Option<Duration>,
+    /// Stalled .deb bodies being sent now, and the most seen at once.
+    debs_in_flight: usize,
+    most_debs_in_flight: usize,
 }
 
 /// A minimal HTTP/1.1 static file server on 127.0.0.1 (random port), with
@@ -82,6 +85,11 @@ impl Server {
 
     pub fn stall_debs(&self, d: Duration) {
         self.state.lock().unwrap().deb_stall = Some(d);
+    }
+
+    /// The most stalled .deb downloads that were in flight at once.
+    pub fn most_debs_in_flight(&self) -> usize {
+        self.state.lock().unwrap().most_debs_in_flight
     }
 }
 
@@ -144,7 +152,13 @@ fn serve(stream: TcpStream, root: &Path, state: &Mutex<ServerState>) -> std::io:
                     stream.write_all(&bytes[..half])?;
                     if let Some(d) = stall {
                         stream.flush()?;
+                        {
+                            let mut st = state.lock().unwrap();
+                            st.debs_in_flight += 1;
+                            st.most_debs_in_flight = st.most_debs_in_flight.max(st.debs_in_flight);
+                        }
                         std::thread::sleep(d);
+                        state.lock().unwrap().debs_in_flight -= 1;
                     }
                     stream.write_all(&bytes[half..])?;
                 }

@@ -1,23 +1,21 @@
 //! One handler per subcommand: clap types → core options → core call →
 //! rendering. No business logic here.
 
-use anyhow::{Context as _, Result};
-use depot::cli::{
-    Command, DistCommand, GuardCommand, Kind, MergePolicyArg, MirrorCommand, ModeArg, PolicyArg,
-    PublishArgs, ReleaseCommand, RepoCommand, SnapshotCommand, StageArg,
-};
-use depot::content::RepoKind;
-use depot::formats::compress::Compression;
-use depot::mirror::{self, Mode, Policy};
+use anyhow::Result;
+use depot::mirror;
 use depot::root::Root;
 use depot::snapshot::{self, Store};
 
+use crate::cli::{
+    Command, DistCommand, GuardCommand, MirrorCommand, PublishArgs, ReleaseCommand, RepoCommand,
+    SnapshotCommand,
+};
 use crate::output::{self, bytes, render, table};
 use crate::progress::CliReporter;
 use crate::settings::Settings;
 
 pub async fn run(command: Command, settings: &Settings) -> Result<()> {
-    let root = Root::open(&settings.root)?;
+    let root = Root::open(&settings.core.root)?;
     match command {
         Command::Mirror(cmd) => mirror_cmd(cmd, &root, settings).await,
         Command::Snapshot(cmd) => snapshot_cmd(cmd, &root, settings),
@@ -30,9 +28,8 @@ pub async fn run(command: Command, settings: &Settings) -> Result<()> {
             tls_cert,
             tls_key,
         } => {
-            let scheme = if tls_cert.is_some() { "https" } else { "http" };
-            depot::promote::serve::serve(root, listen, tls_cert.zip(tls_key), |addr| {
-                output::print(&format!("listening on {scheme}://{addr}/\n"));
+            depot::promote::serve::serve(root, listen, tls_cert.zip(tls_key), |url| {
+                output::print(&format!("listening on {url}\n"));
             })
             .await?;
             Ok(())
@@ -46,27 +43,7 @@ pub async fn run(command: Command, settings: &Settings) -> Result<()> {
         } => promote_cmd(&root, settings, dist, version, to, dry_run, require_tests).await,
         Command::Publish(args) => publish_cmd(args, &root, settings).await,
         Command::Test(cmd) => crate::test_cmd::run(cmd, &root, settings).await,
-    }
-}
-
-fn policy(p: PolicyArg) -> Policy {
-    match p {
-        PolicyArg::Immediate => Policy::Immediate,
-        PolicyArg::OnDemand => Policy::OnDemand,
-    }
-}
-
-fn kind(k: Kind) -> RepoKind {
-    match k {
-        Kind::Apt => RepoKind::Apt,
-        Kind::Rpm => RepoKind::Rpm,
-    }
-}
-
-fn mode(m: ModeArg) -> Mode {
-    match m {
-        ModeArg::Mirror => Mode::Mirror,
-        ModeArg::Additive => Mode::Additive,
+        Command::Generate { .. } => unreachable!("handled before settings are resolved"),
     }
 }
 
@@ -99,19 +76,32 @@ fn mirror_text(m: &mirror::MirrorInfo) -> String {
         d.suite,
         list(&d.components),
         list(&d.architectures),
-        match d.policy {
-            Policy::Immediate => "immediate",
-            Policy::OnDemand => "on-demand",
-        },
-        match d.mode {
-            Mode::Mirror => "mirror",
-            Mode::Additive => "additive",
-        },
+        d.policy,
+        d.mode,
         if d.with_sources { "yes" } else { "no" },
         if d.with_udebs { "yes" } else { "no" },
         time(d.created),
         m.last_update.map_or("never".into(), time),
         m.packages.map_or("-".into(), |p| p.to_string()),
+    )
+}
+
+fn update_text(s: &mirror::UpdateSummary) -> String {
+    if !s.changed {
+        return format!("{}: up to date ({} packages)\n", s.mirror, s.packages);
+    }
+    let deferred = match s.deferred {
+        0 => String::new(),
+        n => format!(", {n} deferred (on-demand)"),
+    };
+    format!(
+        "{}: {} indices, {} packages; downloaded {} files ({}), {} already pooled{deferred}\n",
+        s.mirror,
+        s.indices,
+        s.packages,
+        s.downloaded_files,
+        bytes(s.downloaded_bytes),
+        s.already_pooled,
     )
 }
 
@@ -122,15 +112,15 @@ async fn mirror_cmd(cmd: MirrorCommand, root: &Root, settings: &Settings) -> Res
                 root,
                 mirror::CreateOptions {
                     name: a.name,
-                    kind: kind(a.kind),
+                    kind: a.kind,
                     url: a.url,
                     suite: a.suite,
                     components: a.components,
                     architectures: a.architectures,
                     keyring: a.keyring,
                     no_verify: a.no_verify,
-                    policy: policy(a.policy),
-                    mode: mode(a.mode),
+                    policy: a.policy,
+                    mode: a.mode,
                     with_sources: a.with_sources,
                     with_udebs: a.with_udebs,
                     filter: a.filter,
@@ -141,7 +131,7 @@ async fn mirror_cmd(cmd: MirrorCommand, root: &Root, settings: &Settings) -> Res
                         ca: a.ca_cert,
                     },
                     verify_packages: a.verify_packages,
-                    now: settings.now,
+                    now: settings.core.now,
                 },
             )?;
             render(settings.format, &def, || {
@@ -149,85 +139,33 @@ async fn mirror_cmd(cmd: MirrorCommand, root: &Root, settings: &Settings) -> Res
             });
         }
         MirrorCommand::Update(a) => {
-            let names = if a.all {
-                mirror::list(root)?
-                    .into_iter()
-                    .map(|m| m.def.name)
-                    .collect()
+            let selection = if a.all {
+                mirror::Selection::All
             } else {
-                a.names
-            };
-            let concurrency = if a.concurrency == 8 {
-                settings.config.concurrency.unwrap_or(8)
-            } else {
-                a.concurrency
+                mirror::Selection::Names(a.names)
             };
             let opts = mirror::UpdateOptions {
-                concurrency: usize::from(concurrency),
-                now: settings.now,
+                concurrency: settings.core.concurrency(a.concurrency),
+                now: settings.core.now,
             };
             let reporter = CliReporter::new(settings.progress);
-            let mut summaries = Vec::new();
-            let mut failures: Vec<anyhow::Error> = Vec::new();
-            // One failing mirror does not stop the others (a nightly cron
-            // job should get as much as it can); the exit code still fails.
-            for name in &names {
-                match mirror::update(root, name, &opts, &reporter).await {
-                    Ok(s) => {
-                        for u in &s.unsatisfied {
-                            tracing::warn!(
-                                "{}: {} {} ({}): nothing satisfies `{}`",
-                                s.mirror,
-                                u.package,
-                                u.version,
-                                u.arch,
-                                u.dependency
-                            );
-                        }
-                        if settings.format == depot::cli::OutputFormat::Text {
-                            output::print(&if s.changed {
-                                format!(
-                                    "{}: {} indices, {} packages; downloaded {} files ({}), {} already pooled{}\n",
-                                    s.mirror,
-                                    s.indices,
-                                    s.packages,
-                                    s.downloaded_files,
-                                    bytes(s.downloaded_bytes),
-                                    s.already_pooled,
-                                    if s.deferred > 0 {
-                                        format!(", {} deferred (on-demand)", s.deferred)
-                                    } else {
-                                        String::new()
-                                    }
-                                )
-                            } else {
-                                format!("{}: up to date ({} packages)\n", s.mirror, s.packages)
-                            });
-                        }
-                        summaries.push(s);
-                    }
-                    Err(e) => {
-                        if names.len() > 1 {
-                            crate::output::report_error(
-                                &anyhow::Error::new(e).context(format!("updating mirror `{name}`")),
-                            );
-                            failures.push(anyhow::anyhow!("mirror `{name}` failed"));
-                        } else {
-                            return Err(e.into());
-                        }
-                    }
+            let (summaries, result) = mirror::update_many(root, &selection, &opts, &reporter).await;
+            for s in &summaries {
+                for u in &s.unsatisfied {
+                    tracing::warn!(
+                        "{}: {} {} ({}): nothing satisfies `{}`",
+                        s.mirror,
+                        u.package,
+                        u.version,
+                        u.arch,
+                        u.dependency
+                    );
                 }
             }
-            if settings.format == depot::cli::OutputFormat::Json {
-                output::json(&summaries);
-            }
-            if !failures.is_empty() {
-                anyhow::bail!(
-                    "{} of {} mirror updates failed",
-                    failures.len(),
-                    names.len()
-                );
-            }
+            render(settings.format, &summaries, || {
+                summaries.iter().map(update_text).collect()
+            });
+            result?;
         }
         MirrorCommand::List => {
             let mirrors = mirror::list(root)?;
@@ -263,8 +201,8 @@ async fn mirror_cmd(cmd: MirrorCommand, root: &Root, settings: &Settings) -> Res
                 architectures: (!a.architectures.is_empty()).then_some(a.architectures),
                 keyring: a.keyring,
                 no_verify: a.no_verify.then_some(true),
-                policy: a.policy.map(policy),
-                mode: a.mode.map(mode),
+                policy: a.policy,
+                mode: a.mode,
                 with_sources: a.with_sources,
                 with_udebs: a.with_udebs,
                 verify_packages: a.verify_packages,
@@ -306,7 +244,7 @@ fn snapshot_cmd(cmd: SnapshotCommand, root: &Root, settings: &Settings) -> Resul
                 snapshot::CreateOptions {
                     name,
                     source,
-                    now: settings.now,
+                    now: settings.core.now,
                 },
             )?;
             let summary = serde_json::json!({
@@ -343,7 +281,7 @@ fn snapshot_cmd(cmd: SnapshotCommand, root: &Root, settings: &Settings) -> Resul
                     dest,
                     query,
                     with_deps,
-                    now: settings.now,
+                    now: settings.core.now,
                 },
             )?;
             for u in &s.unsatisfied {
@@ -521,9 +459,7 @@ fn verify_manifest(root: &Root, settings: &Settings, name: &str) -> Result<()> {
         }
         text
     });
-    if !missing.is_empty() {
-        anyhow::bail!("{name}: {} unsatisfied dependencies", missing.len());
-    }
+    snapshot::ops::require_satisfied(name, &missing)?;
     Ok(())
 }
 
@@ -539,10 +475,10 @@ fn repo_cmd(cmd: RepoCommand, root: &Root, settings: &Settings) -> Result<()> {
             let def = repo::create(
                 root,
                 &name,
-                kind(k),
+                k,
                 Some(component),
                 architectures,
-                settings.now,
+                settings.core.now,
             )?;
             render(settings.format, &def, || {
                 format!("created repo {}\n", def.name)
@@ -662,7 +598,7 @@ fn guard_cmd(cmd: GuardCommand, root: &Root, settings: &Settings) -> Result<()> 
                 (None, Some(file)) => GuardSpec::Token { file },
                 (None, None) => anyhow::bail!("give --x509-ca FILE or --token-file FILE"),
             };
-            let g = guard::create(root, &name, spec, settings.now)?;
+            let g = guard::create(root, &name, spec, settings.core.now)?;
             render(settings.format, &g, || {
                 format!("created guard {}: {}\n", g.name, describe(&g))
             });
@@ -709,21 +645,13 @@ async fn dist_cmd(cmd: DistCommand, root: &Root, settings: &Settings) -> Result<
             require_tests,
             to,
         } => {
-            let stages = stages
-                .iter()
-                .map(|s| {
-                    s.split_once('=')
-                        .map(|(a, b)| (a.to_owned(), b.to_owned()))
-                        .ok_or_else(|| anyhow::anyhow!("--stage expects STAGE=GUARD, got `{s}`"))
-                })
-                .collect::<Result<Vec<_>>>()?;
             let d = dist::create(
                 root,
                 &dist::CreateOptions {
                     dist: name,
                     stages,
                     require_tests,
-                    publish_root: to.unwrap_or_else(|| root.public_dir()),
+                    publish_root: to,
                 },
             )?;
             render(settings.format, &d, || {
@@ -759,39 +687,14 @@ async fn dist_cmd(cmd: DistCommand, root: &Root, settings: &Settings) -> Result<
             });
         }
         DistCommand::Show { dist: name } => {
-            let mut d = dist::show(root, &name)?;
-            for v in d
-                .versions
-                .iter()
-                .map(|v| v.record.version.clone())
-                .collect::<Vec<_>>()
-            {
-                let state = dist::test_state(root, &name, &v).await?;
-                d.tests.insert(v, state);
-            }
+            let d = dist::show_with_tests(root, &name).await?;
             render(settings.format, &d, || {
                 let rows: Vec<Vec<String>> = d
                     .versions
                     .iter()
                     .map(|v| {
                         let v = &v.record;
-                        let mut stages = Vec::new();
-                        if d.dev.as_deref() == Some(v.version.as_str()) {
-                            stages.push("dev");
-                        }
-                        if d.release.as_deref() == Some(v.version.as_str()) {
-                            stages.push("release");
-                        } else if v.released.is_some() {
-                            stages.push("(released before)");
-                        } else if v.withdrawn.is_some() {
-                            stages.push("(withdrawn from release)");
-                        }
-                        let tests = match d.tests.get(&v.version) {
-                            Some(dist::TestState::Passed) => "passed",
-                            Some(dist::TestState::Failed) => "failed",
-                            Some(dist::TestState::Pending) => "pending",
-                            _ => "-",
-                        };
+                        let stages = d.stage_labels(v);
                         vec![
                             v.version.clone(),
                             time(v.published),
@@ -801,7 +704,11 @@ async fn dist_cmd(cmd: DistCommand, root: &Root, settings: &Settings) -> Result<
                             } else {
                                 stages.join(" ")
                             },
-                            tests.to_owned(),
+                            d.tests
+                                .get(&v.version)
+                                .copied()
+                                .unwrap_or(dist::TestState::None)
+                                .to_string(),
                         ]
                     })
                     .collect();
@@ -830,23 +737,20 @@ async fn promote_cmd(
     settings: &Settings,
     dist: String,
     version: String,
-    to: StageArg,
+    to: depot::promote::dist::Stage,
     dry_run: bool,
     require_tests: bool,
 ) -> Result<()> {
-    use depot::promote::dist::{self, Stage};
+    use depot::promote::dist;
     let s = dist::promote(
         root,
         &dist::PromoteOptions {
             dist,
             version,
-            to: match to {
-                StageArg::Dev => Stage::Dev,
-                StageArg::Release => Stage::Release,
-            },
+            to,
             dry_run,
             require_tests,
-            now: settings.now,
+            now: settings.core.now,
         },
     )
     .await?;
@@ -880,34 +784,14 @@ fn release_cmd(cmd: ReleaseCommand, root: &Root, settings: &Settings) -> Result<
             policy,
             components,
         } => {
-            let components = components
-                .iter()
-                .map(|c| {
-                    let (comp, snaps) = c.split_once('=').ok_or_else(|| {
-                        anyhow::anyhow!("--component expects COMP=SNAP,SNAP, got `{c}`")
-                    })?;
-                    Ok((
-                        comp.to_owned(),
-                        snaps
-                            .split(',')
-                            .filter(|s| !s.is_empty())
-                            .map(str::to_owned)
-                            .collect(),
-                    ))
-                })
-                .collect::<Result<Vec<(String, Vec<String>)>>>()?;
             let r = snapshot::ops::create_release(
                 root,
                 &snapshot::ops::ReleaseOptions {
                     name,
                     from,
                     components,
-                    policy: match policy {
-                        MergePolicyArg::Latest => snapshot::ops::MergePolicy::Latest,
-                        MergePolicyArg::First => snapshot::ops::MergePolicy::First,
-                        MergePolicyArg::All => snapshot::ops::MergePolicy::All,
-                    },
-                    now: settings.now,
+                    policy,
+                    now: settings.core.now,
                 },
             )?;
             let summary = serde_json::json!({
@@ -937,34 +821,14 @@ fn release_cmd(cmd: ReleaseCommand, root: &Root, settings: &Settings) -> Result<
 }
 
 async fn publish_cmd(a: PublishArgs, root: &Root, settings: &Settings) -> Result<()> {
-    let compress_words = if a.compress.is_empty() {
-        settings.config.compress.clone().unwrap_or_default()
-    } else {
-        a.compress
-    };
-    let compress = compress_words
-        .iter()
-        .map(|w| w.parse::<Compression>())
-        .collect::<Result<Vec<_>, _>>()?;
-    let sign_key = a.sign_key.or_else(|| {
-        (!a.skip_signing)
-            .then(|| settings.config.sign_key.clone())
-            .flatten()
-    });
-    let signer = match &sign_key {
-        Some(key) if !a.skip_signing => Some(
-            depot::signing::GpgSigner::new(key)
-                .with_context(|| format!("cannot use signing key `{key}`"))?,
-        ),
-        _ => None,
-    };
+    let signer = settings.core.signer(a.sign_key, a.skip_signing)?;
     let opts = depot::promote::PublishOptions {
         snapshot: a.snapshot,
         dist: a.dist,
         suite: a.suite,
-        compress,
+        compress: settings.core.compress(a.compress)?,
         to: a.to,
-        now: settings.now,
+        now: settings.core.now,
     };
     let reporter = CliReporter::new(settings.progress);
     let s = depot::promote::publish(

@@ -1,6 +1,8 @@
 //! The `depot` command: parse → resolve settings → one core call → render.
 
+mod cli;
 mod commands;
+mod generate;
 mod output;
 mod progress;
 mod settings;
@@ -9,7 +11,7 @@ mod test_cmd;
 use std::process::ExitCode;
 
 use clap::Parser;
-use depot::cli::{Cli, Command};
+use cli::{Cli, Command};
 
 /// Documented exit codes (see `depot --help`).
 pub mod exit {
@@ -22,9 +24,15 @@ pub mod exit {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Generate { dir } = &cli.command {
+        return match generate::generate(dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => output::report_error(&e),
+        };
+    }
     let settings = match settings::Settings::resolve(&cli.global) {
         Ok(s) => s,
-        Err(e) => return output::report_error(&e),
+        Err(e) => return output::report_error(&e.into()),
     };
     output::init_logging(&settings);
     // Commands that fetch, serve or run tests get worker threads; the

@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use depot::cli::OutputFormat;
+use crate::cli::OutputFormat;
 use serde::Serialize;
 
 use crate::exit;

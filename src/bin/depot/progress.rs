@@ -63,6 +63,16 @@ impl Reporter for CliReporter {
                     }
                 }
             }
+            Event::Failed { subject, error } => {
+                self.with_bar(|b| b.suspend(|| ()));
+                let mut text = format!("error: {subject} failed\n  Caused by: {error}\n");
+                let mut cause = error.source();
+                while let Some(c) = cause {
+                    text.push_str(&format!("  Caused by: {c}\n"));
+                    cause = c.source();
+                }
+                eprint!("{text}");
+            }
             Event::Bytes(n) => self.with_bar(|b| b.inc(n)),
             Event::FileDone => {
                 let done = self.files_done.fetch_add(1, Ordering::Relaxed) + 1;

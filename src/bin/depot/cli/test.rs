@@ -3,7 +3,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
+use depot::promote::dist::VersionRef;
+use depot::testreq::QueueKind;
+
+use super::choice;
 
 #[derive(Debug, Subcommand)]
 pub enum TestCommand {
@@ -17,29 +21,12 @@ pub enum TestCommand {
     Plan(Box<PlanArgs>),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum QueueKindArg {
-    /// debci-RELEASE-ARCH
-    Default,
-    /// debci-huge-RELEASE-ARCH
-    Huge,
-    /// debci-ppa-RELEASE-ARCH (needs --ppa)
-    Ppa,
-    /// debci-upstream-RELEASE-ARCH (needs --build-git or --test-git)
-    Upstream,
-}
-
 /// Where requests go: a RabbitMQ broker or a spool directory.
 #[derive(Debug, Args)]
 pub struct QueueArgs {
-    /// RabbitMQ broker, amqp://USER:PASSWORD@HOST[:PORT]/VHOST
-    #[arg(
-        long,
-        value_name = "URL",
-        env = "DEPOT_BROKER",
-        hide_env_values = true,
-        conflicts_with = "spool"
-    )]
+    /// RabbitMQ broker, amqp://USER:PASSWORD@HOST[:PORT]/VHOST [default:
+    /// $DEPOT_BROKER, else the settings file's `broker`, else the spool]
+    #[arg(long, value_name = "URL", conflicts_with = "spool")]
     pub broker: Option<String>,
     /// Spool directory of the embedded queue [default: spool/ in the data root]
     #[arg(long, value_name = "DIR")]
@@ -52,8 +39,8 @@ pub struct SubmitArgs {
     pub package: String,
     /// Record the request against a published version, DIST/VERSION, for
     /// `depot promote --require-tests`
-    #[arg(long = "for", value_name = "DIST/VERSION")]
-    pub for_version: Option<String>,
+    #[arg(long = "for", value_name = "DIST/VERSION", value_parser = clap::value_parser!(VersionRef))]
+    pub for_version: Option<VersionRef>,
     /// Where the recorded test's results will be polled [default: results/ in the data root]
     #[arg(long, value_name = "URL", requires = "for_version")]
     pub results: Option<String>,
@@ -95,8 +82,8 @@ pub struct SubmitArgs {
     /// Who asked, recorded in the request
     #[arg(long, value_name = "NAME")]
     pub requester: Option<String>,
-    #[arg(long, value_enum, default_value_t = QueueKindArg::Default)]
-    pub queue_kind: QueueKindArg,
+    #[arg(long, value_parser = choice::<QueueKind>(), default_value = "default")]
+    pub queue_kind: QueueKind,
     #[command(flatten)]
     pub queue: QueueArgs,
 }
@@ -119,8 +106,9 @@ pub struct PollArgs {
     /// Read private results (requests submitted with --swiftuser)
     #[arg(long)]
     pub private: bool,
-    /// Swift account URL, or file://DIR [default: file://DATA_ROOT/results]
-    #[arg(long, value_name = "URL", env = "DEPOT_RESULTS")]
+    /// Swift account URL, or file://DIR [default: $DEPOT_RESULTS, else
+    /// file://DATA_ROOT/results]
+    #[arg(long, value_name = "URL")]
     pub results: Option<String>,
     /// Poll until nothing is pending (or --timeout passes)
     #[arg(long)]
@@ -140,8 +128,9 @@ pub struct PollArgs {
 pub struct WorkerArgs {
     #[command(flatten)]
     pub queue: QueueArgs,
-    /// Where results are stored, file://DIR [default: file://DATA_ROOT/results]
-    #[arg(long, value_name = "URL", env = "DEPOT_RESULTS")]
+    /// Where results are stored, file://DIR [default: $DEPOT_RESULTS, else
+    /// file://DATA_ROOT/results]
+    #[arg(long, value_name = "URL")]
     pub results: Option<String>,
     /// Run at most one request, then exit
     #[arg(long)]
@@ -176,8 +165,8 @@ pub struct PlanArgs {
     /// Queue the planned requests
     #[arg(long)]
     pub submit: bool,
-    #[arg(long, value_enum, default_value_t = QueueKindArg::Default, requires = "submit")]
-    pub queue_kind: QueueKindArg,
+    #[arg(long, value_parser = choice::<QueueKind>(), default_value = "default", requires = "submit")]
+    pub queue_kind: QueueKind,
     #[command(flatten)]
     pub queue: QueueArgs,
 }

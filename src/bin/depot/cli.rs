@@ -1,15 +1,64 @@
-//! The command line's definition (clap derive types), and nothing else.
+//! The command line's definition (clap derive types) and the value parsers
+//! that split and check flag values; nothing else.
 //!
-//! It lives in the library so that `cargo xtask` can render completions and
-//! man pages from the same definition the binary parses. The core never
-//! receives these types: `src/bin/depot.rs` turns them into the core's
-//! typed options structs.
+//! clap lives only in the binary: the core never receives these types.
+//! Enums the core defines (policies, kinds, stages) are parsed straight
+//! into the core's own types through [`choice`], which lists the core's
+//! words, so there is no mirrored enum to map. The binary renders its own
+//! man pages and completions (`depot generate DIR`, hidden; `cargo xtask
+//! gen` runs it).
 
 use std::path::PathBuf;
 
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use depot::choice::Choice;
+use depot::content::RepoKind;
+use depot::formats::compress::Compression;
+use depot::mirror::{Mode, Policy};
+use depot::promote::dist::Stage;
+use depot::snapshot::ops::MergePolicy;
 
 pub mod test;
+
+/// Parses one of a core enum's words into the enum itself; help, man pages
+/// and completions list the words with their descriptions.
+pub fn choice<T: Choice>() -> impl TypedValueParser<Value = T> {
+    PossibleValuesParser::new(
+        T::CHOICES
+            .iter()
+            .map(|(_, word, help)| PossibleValue::new(*word).help(*help)),
+    )
+    .try_map(|word| T::from_word(&word).ok_or_else(|| depot::choice::UnknownWord::new::<T>(&word)))
+}
+
+/// `STAGE=GUARD` of `dist create --stage`.
+fn stage_guard(text: &str) -> Result<(Stage, String), String> {
+    let (stage, guard) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected STAGE=GUARD, got `{text}`"))?;
+    let stage = stage.parse::<Stage>().map_err(|e| e.to_string())?;
+    if guard.is_empty() {
+        return Err(format!("`{text}` names no guard (use `public` for none)"));
+    }
+    Ok((stage, guard.to_owned()))
+}
+
+/// `COMP=SNAP,SNAP` of `release create --component`.
+fn component_sources(text: &str) -> Result<(String, Vec<String>), String> {
+    let (comp, sources) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected COMP=SNAP,SNAP, got `{text}`"))?;
+    let sources: Vec<String> = sources
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if comp.is_empty() || sources.is_empty() {
+        return Err(format!("expected COMP=SNAP,SNAP, got `{text}`"));
+    }
+    Ok((comp.to_owned(), sources))
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -32,6 +81,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]
     #[arg(long, global = true, value_name = "DIR")]
@@ -100,8 +150,8 @@ pub enum Command {
         #[arg(id = "target_version", value_name = "VERSION")]
         version: String,
         /// The stage to move
-        #[arg(long, value_enum)]
-        to: StageArg,
+        #[arg(long, value_parser = choice::<Stage>())]
+        to: Stage,
         /// Show what would change, change nothing
         #[arg(long)]
         dry_run: bool,
@@ -112,28 +162,12 @@ pub enum Command {
     /// Submit, run and poll autopkgtest-style test requests
     #[command(subcommand)]
     Test(test::TestCommand),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Kind {
-    Apt,
-    Rpm,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum PolicyArg {
-    /// Download package files during `mirror update`
-    Immediate,
-    /// Keep metadata only; fetch a package the first time it is published
-    OnDemand,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum ModeArg {
-    /// Each update makes the mirror equal to upstream
-    Mirror,
-    /// Keep packages upstream dropped (rpm only)
-    Additive,
+    /// Write man pages and shell completions under DIR (for `cargo xtask gen`)
+    #[command(hide = true)]
+    Generate {
+        /// Receives man/ and completions/
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -158,8 +192,8 @@ pub struct MirrorCreateArgs {
     pub name: String,
     /// Repository URL (http://, https:// or file://)
     pub url: String,
-    #[arg(long, value_enum)]
-    pub kind: Kind,
+    #[arg(long, value_parser = choice::<RepoKind>())]
+    pub kind: RepoKind,
     /// apt: suite (under dists/), or a flat repository's directory ending in `/`
     #[arg(long)]
     pub suite: Option<String>,
@@ -176,11 +210,11 @@ pub struct MirrorCreateArgs {
     #[arg(long, conflicts_with = "keyring")]
     pub no_verify: bool,
     /// When package files are downloaded
-    #[arg(long, value_enum, default_value_t = PolicyArg::Immediate)]
-    pub policy: PolicyArg,
+    #[arg(long, value_parser = choice::<Policy>(), default_value = "immediate")]
+    pub policy: Policy,
     /// What happens to packages upstream dropped
-    #[arg(long, value_enum, default_value_t = ModeArg::Mirror)]
-    pub mode: ModeArg,
+    #[arg(long, value_parser = choice::<Mode>(), default_value = "mirror")]
+    pub mode: Mode,
     /// Also mirror source packages (Sources and the files they name)
     #[arg(long)]
     pub with_sources: bool,
@@ -216,9 +250,10 @@ pub struct MirrorUpdateArgs {
     /// Update every mirror
     #[arg(long)]
     pub all: bool,
-    /// Parallel package downloads per mirror
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
-    pub concurrency: u16,
+    /// Parallel package downloads per mirror [default: the settings file's
+    /// `concurrency`, else 8]
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: Option<u16>,
 }
 
 #[derive(Debug, Args)]
@@ -238,10 +273,10 @@ pub struct MirrorEditArgs {
     pub keyring: Option<PathBuf>,
     #[arg(long)]
     pub no_verify: bool,
-    #[arg(long, value_enum)]
-    pub policy: Option<PolicyArg>,
-    #[arg(long, value_enum)]
-    pub mode: Option<ModeArg>,
+    #[arg(long, value_parser = choice::<Policy>())]
+    pub policy: Option<Policy>,
+    #[arg(long, value_parser = choice::<Mode>())]
+    pub mode: Option<Mode>,
     #[arg(long, value_name = "BOOL")]
     pub with_sources: Option<bool>,
     #[arg(long, value_name = "BOOL")]
@@ -306,8 +341,8 @@ pub enum RepoCommand {
     /// Create an empty local repo
     Create {
         name: String,
-        #[arg(long, value_enum)]
-        kind: Kind,
+        #[arg(long, value_parser = choice::<RepoKind>())]
+        kind: RepoKind,
         /// Component its packages are published in
         #[arg(long, default_value = "main")]
         component: String,
@@ -362,12 +397,6 @@ pub enum GuardCommand {
     Drop { name: String },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum StageArg {
-    Dev,
-    Release,
-}
-
 #[derive(Debug, Subcommand)]
 pub enum DistCommand {
     /// Configure a distribution: the guard of each stage, the test gate
@@ -375,8 +404,8 @@ pub enum DistCommand {
         dist: String,
         /// Guard of a stage, STAGE=GUARD (repeatable; `public` means no guard)
         /// [default: dev=dev, release=release]
-        #[arg(long = "stage", value_name = "STAGE=GUARD")]
-        stages: Vec<String>,
+        #[arg(long = "stage", value_name = "STAGE=GUARD", value_parser = stage_guard)]
+        stages: Vec<(Stage, String)>,
         /// Promotion to release requires passing tests
         #[arg(long)]
         require_tests: bool,
@@ -390,16 +419,6 @@ pub enum DistCommand {
     Show { dist: String },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum MergePolicyArg {
-    /// The highest version of each package name+arch
-    Latest,
-    /// The one from the earliest listed source (priority order)
-    First,
-    /// Every version
-    All,
-}
-
 #[derive(Debug, Subcommand)]
 pub enum ReleaseCommand {
     /// Merge snapshots (or releases) into an immutable integrated release
@@ -409,11 +428,11 @@ pub enum ReleaseCommand {
         #[arg(long = "from", value_name = "SNAP", num_args = 1..)]
         from: Vec<String>,
         /// Which version of each package to keep
-        #[arg(long, value_enum, default_value_t = MergePolicyArg::Latest)]
-        policy: MergePolicyArg,
+        #[arg(long, value_parser = choice::<MergePolicy>(), default_value = "latest")]
+        policy: MergePolicy,
         /// Put all packages of these sources into component COMP (repeatable)
-        #[arg(long = "component", value_name = "COMP=SNAP,SNAP")]
-        components: Vec<String>,
+        #[arg(long = "component", value_name = "COMP=SNAP,SNAP", value_parser = component_sources)]
+        components: Vec<(String, Vec<String>)>,
     },
     /// List releases, oldest first
     List,
@@ -450,8 +469,8 @@ pub struct PublishArgs {
     #[arg(long)]
     pub suite: Option<String>,
     /// Compressed index formats, comma-separated (gz, xz, zst) [default: apt gz,xz; rpm gz]
-    #[arg(long, value_delimiter = ',')]
-    pub compress: Vec<String>,
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(Compression))]
+    pub compress: Vec<Compression>,
     /// Publish root [default: public/ in the data root]
     #[arg(long, value_name = "DIR")]
     pub to: Option<PathBuf>,
