@@ -128,8 +128,6 @@ pub enum IndexError {
     Selection(Sha256Digest),
     #[error("index blob {0} is not UTF-8")]
     Utf8(Sha256Digest),
-    #[error(transparent)]
-    Catalog(#[from] crate::catalog::CatalogError),
 }
 
 /// Byte ranges of an index blob, each a run of whole stanzas (from the

@@ -15,7 +15,7 @@
 //! [`signing`] (GnuPG through gpgme) and [`formats`] (deb822, compression).
 
 pub mod audit;
-pub mod catalog;
+
 pub mod choice;
 pub mod content;
 pub mod digest;
@@ -25,6 +25,7 @@ pub mod http;
 pub mod lock;
 pub mod mirror;
 pub mod names;
+pub mod packages;
 pub mod pool;
 pub mod promote;
 pub mod repo;

@@ -43,7 +43,6 @@ pub enum PoolError {
 pub struct Pool {
     dir: PathBuf,
     tmp: PathBuf,
-    catalogs: crate::catalog::Cache,
 }
 
 impl Pool {
@@ -51,13 +50,7 @@ impl Pool {
         Self {
             dir: root.pool_dir(),
             tmp: root.tmp_dir(),
-            catalogs: crate::catalog::Cache::new(root),
         }
-    }
-
-    /// The catalogs of the pool's index blobs.
-    pub fn catalogs(&self) -> &crate::catalog::Cache {
-        &self.catalogs
     }
 
     /// The pool's directory.

@@ -29,9 +29,9 @@ use crate::formats::compress::decompress_named;
 use crate::formats::deb822;
 use crate::lock::{LockError, ObjectLock, Wait};
 use crate::names::InvalidName;
+use crate::packages::query::{Flavor, PackageFields, Query, QueryError};
 use crate::pool::{Pool, PoolError};
 use crate::root::Root;
-use crate::snapshot::query::{Flavor, PackageFields, Query, QueryError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RepoError {

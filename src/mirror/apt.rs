@@ -457,8 +457,8 @@ pub(super) async fn update(
     // Catalogs are built while the packages download, so the first filter
     // or merge of a snapshot of this state does not wait for them.
     let warming = {
-        let (pool, content) = (pool.clone(), content.clone());
-        std::thread::spawn(move || crate::catalog::warm(&pool, &content))
+        let (catalogs, content) = (crate::packages::catalog::Cache::new(root), content.clone());
+        std::thread::spawn(move || crate::packages::catalog::warm(&catalogs, &content))
     };
     let outcome =
         super::download::download_missing(def, &ctx.fetcher, &pool, wanted, opts, reporter).await?;

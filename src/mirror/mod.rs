@@ -226,12 +226,12 @@ pub enum MirrorError {
     #[error(transparent)]
     InvalidName(#[from] InvalidName),
     #[error(transparent)]
-    Query(#[from] crate::snapshot::query::QueryError),
+    Query(#[from] crate::packages::query::QueryError),
     #[error("mirror `{mirror}`: cannot apply the filter")]
     Filter {
         mirror: String,
         #[source]
-        source: crate::snapshot::pkgset::PackageSetError,
+        source: crate::packages::pkgset::PackageSetError,
     },
     #[error("invalid mirror definition: {0}")]
     Invalid(String),
@@ -470,7 +470,7 @@ fn validate(def: &MirrorDef) -> Result<(), MirrorError> {
         }
     }
     if let Some(q) = &def.filter {
-        crate::snapshot::query::Query::parse(q)?;
+        crate::packages::query::Query::parse(q)?;
     } else if def.filter_with_deps {
         return Err(MirrorError::Invalid("--with-deps needs --filter".into()));
     }
@@ -779,7 +779,7 @@ pub struct UpdateSummary {
     pub filtered_out: usize,
     /// Dependencies of filtered packages nothing upstream satisfies.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub unsatisfied: Vec<crate::snapshot::pkgset::Unsatisfied>,
+    pub unsatisfied: Vec<crate::packages::pkgset::Unsatisfied>,
 }
 
 impl UpdateSummary {
@@ -839,24 +839,26 @@ pub(crate) fn apply_filter(
     root: &crate::root::Root,
     def: &MirrorDef,
     content: Content,
-) -> Result<(Content, usize, Vec<crate::snapshot::pkgset::Unsatisfied>), MirrorError> {
+) -> Result<(Content, usize, Vec<crate::packages::pkgset::Unsatisfied>), MirrorError> {
     let Some(q) = &def.filter else {
         return Ok((content, 0, Vec::new()));
     };
-    let query = crate::snapshot::query::Query::parse(q)?;
-    let pool = crate::pool::Pool::new(root);
+    let query = crate::packages::query::Query::parse(q)?;
+    let catalogs = crate::packages::catalog::Cache::new(root);
+    let pool = catalogs.pool();
     let filter_err = |source| MirrorError::Filter {
         mirror: def.name.clone(),
         source,
     };
-    let set = crate::snapshot::pkgset::PackageSet::load(&pool, &content).map_err(filter_err)?;
-    let (selected, unsatisfied) = crate::snapshot::ops::select(&set, &query, def.filter_with_deps);
+    let set = crate::packages::pkgset::PackageSet::load(&catalogs, &content).map_err(filter_err)?;
+    let (selected, unsatisfied) =
+        crate::packages::pkgset::select(&set, &query, def.filter_with_deps);
     let picks: Vec<_> = (0..set.len())
         .filter(|&i| selected[i])
         .map(|i| (0, i))
         .collect();
     let out = set.len() - picks.len();
-    let filtered = crate::snapshot::pkgset::build(&pool, std::slice::from_ref(&set), &[], &picks)
+    let filtered = crate::packages::pkgset::build(pool, std::slice::from_ref(&set), &[], &picks)
         .map_err(filter_err)?;
     Ok((filtered, out, unsatisfied))
 }

@@ -46,7 +46,7 @@ pub enum PublishError {
     Index {
         dist: String,
         #[source]
-        source: crate::content::IndexError,
+        source: crate::packages::catalog::CatalogError,
     },
     #[error("distribution `{dist}`: cannot read from the pool")]
     Pool {
@@ -394,10 +394,11 @@ pub async fn publish(
     })?;
     let _lock = ObjectLock::acquire(root, "dist", dist, Wait::Yes)?;
 
-    let pool = Pool::new(root);
+    let catalogs = crate::packages::catalog::Cache::new(root);
+    let pool = catalogs.pool();
     let prepared = match content {
         Content::Apt(a) => Prepared::Apt(super::publish_apt::prepare(
-            &pool,
+            &catalogs,
             dist,
             a,
             opts,

@@ -20,11 +20,12 @@ use jiff::Timestamp;
 use url::Url;
 
 use super::publish::{PublishError, PublishOptions, Writer, rfc2822};
-use crate::catalog::{Catalog, Entry, Location};
 use crate::content::{AptContent, IndexError, IndexKind, IndexPart, Selection, index_text};
 use crate::digest::{Expected, Sha256Digest};
 use crate::formats::apt::{self as fmt, AptFormatError};
 use crate::formats::compress::Compression;
+use crate::packages::catalog::{Cache, CatalogError};
+use crate::packages::catalog::{Catalog, Entry, Location};
 use crate::pool::Pool;
 use crate::signing::Signer;
 
@@ -58,7 +59,7 @@ struct BinaryPart {
 
 impl BinaryPart {
     fn load(
-        pool: &Pool,
+        catalogs: &Cache,
         dist: &str,
         kind: IndexKind,
         part: &IndexPart,
@@ -67,17 +68,17 @@ impl BinaryPart {
             dist: dist.to_owned(),
             source,
         };
+        let pool = catalogs.pool();
         let text = pool
             .read(&part.blob)
-            .map_err(|e| index_err(IndexError::Pool(e)))?;
-        let read = || index_text(pool, &part.blob);
-        let catalog = pool
-            .catalogs()
-            .apt(part.blob, kind, read)
-            .map_err(index_err)?;
+            .map_err(|e| index_err(IndexError::Pool(e).into()))?;
+        let read = || index_text(pool, &part.blob).map_err(CatalogError::from);
+        let catalog = catalogs.apt(part.blob, kind, read).map_err(index_err)?;
         let selection = match &part.select {
             None => None,
-            Some(select) => Some(Selection::load(pool, select, text.len()).map_err(index_err)?),
+            Some(select) => {
+                Some(Selection::load(pool, select, text.len()).map_err(|e| index_err(e.into()))?)
+            }
         };
         let mut this = Self {
             selected: selection.as_ref().map(|s| catalog.selected(s)),
@@ -89,17 +90,14 @@ impl BinaryPart {
             // names the stanza; if it finds nothing, the catalog is built
             // afresh from the text and replaces the cached one.
             let text = std::str::from_utf8(&this.text)
-                .map_err(|_| index_err(IndexError::Utf8(part.blob)))?;
+                .map_err(|_| index_err(IndexError::Utf8(part.blob).into()))?;
             if let Some(Err(source)) = fmt::binary_stanzas(text).find(Result::is_err) {
                 return Err(PublishError::Malformed {
                     dist: dist.to_owned(),
                     source,
                 });
             }
-            this.catalog = pool
-                .catalogs()
-                .rebuild(part.blob, kind, text)
-                .map_err(|e| index_err(IndexError::Catalog(e)))?;
+            this.catalog = catalogs.rebuild(part.blob, kind, text).map_err(index_err)?;
             // The selection maps to entries by their spans: map it again.
             this.selected = selection.as_ref().map(|s| this.catalog.selected(s));
             assert!(
@@ -173,7 +171,7 @@ impl BinaryPart {
 }
 
 pub(super) fn prepare(
-    pool: &Pool,
+    catalogs: &Cache,
     dist: &str,
     content: &AptContent,
     opts: &PublishOptions,
@@ -191,6 +189,7 @@ pub(super) fn prepare(
     if fmt::unsafe_path_reason(&suite).is_some() {
         return Err(PublishError::InvalidSuite(suite));
     }
+    let pool = catalogs.pool();
     let mut sources = Vec::with_capacity(content.indices.len());
     for index in &content.indices {
         sources.push(match index.kind {
@@ -198,13 +197,13 @@ pub(super) fn prepare(
                 index
                     .parts
                     .iter()
-                    .map(|part| BinaryPart::load(pool, dist, index.kind, part))
+                    .map(|part| BinaryPart::load(catalogs, dist, index.kind, part))
                     .collect::<Result<_, _>>()?,
             ),
             IndexKind::Source => {
                 IndexSource::Text(index.text(pool).map_err(|source| PublishError::Index {
                     dist: dist.to_owned(),
-                    source,
+                    source: source.into(),
                 })?)
             }
         });

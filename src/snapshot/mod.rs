@@ -8,8 +8,6 @@
 //! from does not affect it.
 
 pub mod ops;
-pub mod pkgset;
-pub mod query;
 
 use std::path::PathBuf;
 
@@ -19,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::content::{Content, IndexKind, RepoKind};
 use crate::mirror::MirrorError;
 use crate::names::InvalidName;
+use crate::packages::{pkgset, query};
 use crate::pool::PoolError;
 use crate::root::Root;
 
@@ -402,7 +401,11 @@ pub fn show(
 ) -> Result<SnapshotDetails, SnapshotError> {
     let snapshot = load_in(root, store, name)?;
     let packages = if with_packages {
-        let set = ops::load_set(&crate::pool::Pool::new(root), &snapshot, store)?;
+        let set = ops::load_set(
+            &crate::packages::catalog::Cache::new(root),
+            &snapshot,
+            store,
+        )?;
         Some(ops::rows(&set, |_| true))
     } else {
         None

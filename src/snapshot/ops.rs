@@ -5,20 +5,21 @@
 use jiff::Timestamp;
 use serde::Serialize;
 
-use super::pkgset::{
-    Keyed, KeyedOf, PackageSet, Pick, Resolver, Unsatisfied, View, build, walk_by_key,
-};
-use super::query::Query;
 use super::{Origin, PackageRow, Snapshot, SnapshotError, SourceRef, Store, load_any, write_new};
+use crate::packages::catalog::Cache;
+use crate::packages::pkgset::{
+    Keyed, KeyedOf, PackageSet, Pick, Resolver, Unsatisfied, build, select, walk_by_key,
+};
+use crate::packages::query::Query;
 use crate::pool::Pool;
 use crate::root::Root;
 
 pub(super) fn load_set(
-    pool: &Pool,
+    catalogs: &Cache,
     snapshot: &Snapshot,
     store: Store,
 ) -> Result<PackageSet, SnapshotError> {
-    PackageSet::load(pool, &snapshot.content).map_err(|source| SnapshotError::Packages {
+    PackageSet::load(catalogs, &snapshot.content).map_err(|source| SnapshotError::Packages {
         what: store.label(),
         name: snapshot.name.clone(),
         source: Box::new(source),
@@ -31,12 +32,12 @@ pub(crate) fn load_sets(
     root: &Root,
     manifests: &[(Store, Snapshot)],
 ) -> Result<Vec<PackageSet>, SnapshotError> {
-    // One pool, so sets sharing an index blob share its catalog.
-    let pool = &Pool::new(root);
+    // One cache, so sets sharing an index blob share its catalog.
+    let catalogs = &Cache::new(root);
     std::thread::scope(|s| {
         let handles: Vec<_> = manifests
             .iter()
-            .map(|(store, m)| s.spawn(move || load_set(pool, m, *store)))
+            .map(|(store, m)| s.spawn(move || load_set(catalogs, m, *store)))
             .collect();
         handles
             .into_iter()
@@ -81,27 +82,12 @@ pub struct FilterSummary {
     pub unsatisfied: Vec<Unsatisfied>,
 }
 
-/// Selects the packages of `set` matching `query`, closed under
-/// dependencies if asked. Returns the selection and what stayed missing.
-pub fn select(set: &PackageSet, query: &Query, with_deps: bool) -> (Vec<bool>, Vec<Unsatisfied>) {
-    let mut selected: Vec<bool> = set
-        .iter()
-        .map(|pkg| query.matches(&View { set, pkg }, set.flavor))
-        .collect();
-    let missing = if with_deps {
-        Resolver::new(set).close(&mut selected)
-    } else {
-        Vec::new()
-    };
-    (selected, missing)
-}
-
 /// `depot snapshot filter SRC DEST QUERY [--with-deps]`.
 pub fn filter(root: &Root, opts: &FilterOptions) -> Result<FilterSummary, SnapshotError> {
     let query = Query::parse(&opts.query)?;
     crate::names::validate("snapshot", &opts.dest)?;
     let (store, src) = load_any(root, &opts.from)?;
-    let set = load_set(&Pool::new(root), &src, store)?;
+    let set = load_set(&Cache::new(root), &src, store)?;
     let (selected, unsatisfied) = select(&set, &query, opts.with_deps);
     let picks: Vec<Pick> = (0..set.len())
         .filter(|&i| selected[i])
@@ -139,7 +125,7 @@ pub fn filter(root: &Root, opts: &FilterOptions) -> Result<FilterSummary, Snapsh
 pub fn search(root: &Root, name: &str, query: &str) -> Result<Vec<PackageRow>, SnapshotError> {
     let query = Query::parse(query)?;
     let (store, s) = load_any(root, name)?;
-    let set = load_set(&Pool::new(root), &s, store)?;
+    let set = load_set(&Cache::new(root), &s, store)?;
     let (selected, _) = select(&set, &query, false);
     Ok(rows(&set, |i| selected[i]))
 }
@@ -148,7 +134,7 @@ pub fn search(root: &Root, name: &str, query: &str) -> Result<Vec<PackageRow>, S
 /// nothing in the set satisfies.
 pub fn verify(root: &Root, name: &str) -> Result<Vec<Unsatisfied>, SnapshotError> {
     let (store, s) = load_any(root, name)?;
-    let set = load_set(&Pool::new(root), &s, store)?;
+    let set = load_set(&Cache::new(root), &s, store)?;
     Ok(Resolver::new(&set).verify())
 }
 

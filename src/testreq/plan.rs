@@ -17,7 +17,7 @@
 //! that means a `Testsuite` field; without one, depot cannot tell and keeps
 //! every candidate. Removed packages trigger nothing.
 //!
-//! Both sides are read as package sets ([`crate::snapshot::pkgset`]): the
+//! Both sides are read as package sets ([`crate::packages::pkgset`]): the
 //! catalogs of their index blobs, so a release that keeps only some stanzas
 //! of a blob is read like a snapshot, and reverse dependencies are resolved
 //! by the same [`Resolver`] that closes filters over dependencies.
@@ -38,9 +38,9 @@ use serde::Serialize;
 
 use super::request::{QueueKind, Request, RequestError, RequestOptions};
 use crate::content::{AptContent, Content, IndexKind};
+use crate::packages::pkgset::{KeyedOf, PackageSet, Pkg, Resolver, View, walk_by_key};
+use crate::packages::query::PackageFields as _;
 use crate::root::Root;
-use crate::snapshot::pkgset::{KeyedOf, PackageSet, Pkg, Resolver, View, walk_by_key};
-use crate::snapshot::query::PackageFields as _;
 use crate::snapshot::{self, SnapshotError, Store};
 
 #[derive(Debug, thiserror::Error)]

@@ -2,7 +2,7 @@
 //! closure, verification and merging — and the way back from a selection
 //! of packages to new content.
 //!
-//! A set reads catalogs (`crate::catalog`), not index texts: each package
+//! A set reads catalogs (`super::catalog`), not index texts: each package
 //! is an entry of one part's catalog, so loading a 63k-package snapshot
 //! costs a few milliseconds. A selection is written back as apt content
 //! that keeps byte ranges of the same index blobs (`content::Selection`),
@@ -14,8 +14,8 @@ use std::sync::{Arc, OnceLock};
 
 use rustc_hash::FxHashMap;
 
+use super::catalog::{self, Catalog, Dep, DepRec, Entry, NewEntry, Str};
 use super::query::{Flavor, Op, PackageFields};
-use crate::catalog::{self, Catalog, Dep, DepRec, Entry, NewEntry, Str};
 use crate::content::{
     AptContent, Content, IndexError, IndexKind, IndexPart, IndexRef, RpmContent, RpmMetadataRef,
     Selection, index_text,
@@ -369,10 +369,10 @@ fn rpm_op(flags: &str) -> Option<Op> {
 }
 
 impl PackageSet {
-    pub fn load(pool: &Pool, content: &Content) -> Result<Self, PackageSetError> {
+    pub fn load(catalogs: &catalog::Cache, content: &Content) -> Result<Self, PackageSetError> {
         match content {
-            Content::Apt(a) => Self::load_apt(pool, a),
-            Content::Rpm(r) => Self::load_rpm(pool, r),
+            Content::Apt(a) => Self::load_apt(catalogs, a),
+            Content::Rpm(r) => Self::load_rpm(catalogs.pool(), r),
         }
     }
 
@@ -398,14 +398,15 @@ impl PackageSet {
         (0..self.pkgs.len()).map(|i| self.pkg(i))
     }
 
-    fn load_apt(pool: &Pool, content: &AptContent) -> Result<Self, PackageSetError> {
+    fn load_apt(catalogs: &catalog::Cache, content: &AptContent) -> Result<Self, PackageSetError> {
+        let pool = catalogs.pool();
         let mut parts = Vec::new();
         let mut pkgs = Vec::new();
         for (i, index) in content.indices.iter().enumerate() {
             for IndexPart { blob, select } in &index.parts {
-                let catalog = pool
-                    .catalogs()
-                    .apt(*blob, index.kind, || index_text(pool, blob))?;
+                let catalog = catalogs.apt(*blob, index.kind, || {
+                    index_text(pool, blob).map_err(PackageSetError::from)
+                })?;
                 let part = parts.len() as u32;
                 let base = pkgs.len() as u32;
                 let members = match select {
@@ -960,6 +961,25 @@ fn build_rpm(pool: &Pool, sets: &[PackageSet], picks: &[Pick]) -> Result<Content
         metadata,
         packages: primary_frags.len(),
     }))
+}
+
+/// Selects the packages of `set` matching `query`, closed under
+/// dependencies if asked. Returns the selection and what stayed missing.
+pub fn select(
+    set: &PackageSet,
+    query: &super::query::Query,
+    with_deps: bool,
+) -> (Vec<bool>, Vec<Unsatisfied>) {
+    let mut selected: Vec<bool> = set
+        .iter()
+        .map(|pkg| query.matches(&View { set, pkg }, set.flavor))
+        .collect();
+    let missing = if with_deps {
+        Resolver::new(set).close(&mut selected)
+    } else {
+        Vec::new()
+    };
+    (selected, missing)
 }
 
 #[cfg(test)]

@@ -33,10 +33,11 @@ use std::sync::{Arc, Mutex};
 use bytemuck::{Pod, Zeroable};
 use rustc_hash::FxHashMap;
 
+use super::query::Op;
 use crate::content::IndexKind;
 use crate::digest::Sha256Digest;
 use crate::formats::{apt as aptfmt, deb822};
-use crate::snapshot::query::Op;
+use crate::pool::Pool;
 
 const MAGIC: u32 = u32::from_ne_bytes(*b"DCAT");
 const VERSION: u32 = 5;
@@ -271,6 +272,8 @@ pub enum CatalogError {
     },
     #[error("index {index} is larger than 4 GiB")]
     TooLarge { index: Sha256Digest },
+    #[error(transparent)]
+    Index(#[from] crate::content::IndexError),
 }
 
 /// A package as given to [`Builder::push`].
@@ -738,17 +741,25 @@ fn location_of(text: &str, p: &deb822::Paragraph<'_>) -> Location {
 /// A catalog being loaded or loaded, shared by the threads that want it.
 type Slot = Arc<Mutex<Option<Arc<Catalog>>>>;
 
-/// The catalog cache under the data root, and the catalogs this process
-/// has loaded (two snapshots of one mirror share their index blobs).
+/// The catalog cache under the data root, the catalogs this process has
+/// loaded (two snapshots of one mirror share their index blobs), and the
+/// pool their index blobs are read from. Clones share what was loaded.
 #[derive(Debug, Clone)]
 pub struct Cache {
     dir: PathBuf,
     loaded: Arc<Mutex<FxHashMap<(Sha256Digest, IndexKind), Slot>>>,
+    pool: Pool,
 }
 
 impl Cache {
+    /// The pool whose index blobs the catalogs describe.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
     pub fn new(root: &crate::root::Root) -> Self {
         Self {
+            pool: Pool::new(root),
             dir: root.path().join("cache").join("catalog"),
             loaded: Arc::default(),
         }
@@ -837,14 +848,15 @@ fn cached_kind(kind: IndexKind) -> IndexKind {
 
 /// Builds and caches the catalog of every index blob of `content` not
 /// cached yet. A failure only means the catalog is built when first needed.
-pub fn warm(pool: &crate::pool::Pool, content: &crate::content::AptContent) {
+pub fn warm(cache: &Cache, content: &crate::content::AptContent) {
     for index in &content.indices {
         for part in &index.parts {
-            if pool.catalogs().path(&part.blob, index.kind).exists() {
+            if cache.path(&part.blob, index.kind).exists() {
                 continue;
             }
-            let read = || crate::content::index_text(pool, &part.blob);
-            if let Err(e) = pool.catalogs().apt(part.blob, index.kind, read) {
+            let read =
+                || crate::content::index_text(cache.pool(), &part.blob).map_err(CatalogError::from);
+            if let Err(e) = cache.apt(part.blob, index.kind, read) {
                 tracing::debug!("catalog of index {}: {e}", part.blob);
             }
         }
