@@ -749,7 +749,7 @@ pub struct Cache {
 impl Cache {
     pub fn new(root: &crate::root::Root) -> Self {
         Self {
-            dir: root.path().join("cache").join("catalog"),
+            dir: root.catalog_cache_dir(),
             loaded: Arc::default(),
         }
     }

@@ -11,7 +11,8 @@
 //! (immutable point-in-time manifests) and [`promote`] (publishing; stages
 //! and guards to come). Shared machinery sits beside them: [`content`] (what
 //! a repository state holds), [`root`] (the data root's layout), [`pool`] (content-addressed
-//! blobs), [`lock`] (per-object locks), [`http`] (fetching with retries),
+//! blobs), [`lock`] (per-object locks), [`store`] (named
+//! definitions and manifests on disk), [`http`] (fetching with retries),
 //! [`signing`] (GnuPG through gpgme) and [`formats`] (deb822, compression).
 
 pub mod audit;
@@ -32,6 +33,7 @@ pub mod report;
 pub mod root;
 pub mod signing;
 pub mod snapshot;
+pub mod store;
 pub mod testreq;
 
 /// How a failure should be reported to a caller (the binary maps these to
@@ -57,6 +59,9 @@ pub fn error_kind(err: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> 
             lock::LockError::Io { .. } => Failure,
         });
     }
+    if let Some(e) = err.downcast_ref::<store::StoreError>() {
+        return Some(e.kind());
+    }
     if err.downcast_ref::<names::InvalidName>().is_some()
         || err
             .downcast_ref::<formats::compress::UnknownCompression>()
@@ -70,6 +75,7 @@ pub fn error_kind(err: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> 
             | mirror::MirrorError::Invalid(_)
             | mirror::MirrorError::Query(_) => Usage,
             mirror::MirrorError::Lock(l) => error_kind(l).unwrap_or(Failure),
+            mirror::MirrorError::Store(s) => s.kind(),
             _ => Failure,
         });
     }
@@ -79,6 +85,7 @@ pub fn error_kind(err: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> 
             | snapshot::SnapshotError::Query(_)
             | snapshot::SnapshotError::Invalid(_) => Usage,
             snapshot::SnapshotError::Mirror(m) => error_kind(m).unwrap_or(Failure),
+            snapshot::SnapshotError::Store(s) => s.kind(),
             _ => Failure,
         });
     }
@@ -86,6 +93,7 @@ pub fn error_kind(err: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> 
         return Some(match e {
             repo::RepoError::InvalidName(_) | repo::RepoError::Query(_) => Usage,
             repo::RepoError::Lock(l) => error_kind(l).unwrap_or(Failure),
+            repo::RepoError::Store(s) => s.kind(),
             _ => Failure,
         });
     }
@@ -94,6 +102,7 @@ pub fn error_kind(err: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> 
             promote::guard::GuardError::InvalidName(_)
             | promote::guard::GuardError::Reserved
             | promote::guard::GuardError::Subject(_) => Usage,
+            promote::guard::GuardError::Store(s) => s.kind(),
             _ => Failure,
         });
     }
@@ -102,6 +111,7 @@ pub fn error_kind(err: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> 
             promote::dist::DistError::InvalidName(_) | promote::dist::DistError::Config(_) => Usage,
             promote::dist::DistError::Gate { .. } => Refused,
             promote::dist::DistError::Lock(l) => error_kind(l).unwrap_or(Failure),
+            promote::dist::DistError::Store(s) => s.kind(),
             _ => Failure,
         });
     }

@@ -50,7 +50,7 @@ impl ObjectLock {
         name: &str,
         wait: Wait,
     ) -> Result<Self, LockError> {
-        let path = root.locks_dir().join(format!("{kind}-{name}.lock"));
+        let path = root.lock_file(kind, name);
         let io_err = |source| LockError::Io {
             path: path.clone(),
             source,

@@ -61,11 +61,7 @@ pub(super) fn verify_packages(
             source,
         })
         .map_err(keyring_err)?;
-    let cache = root
-        .path()
-        .join("cache")
-        .join("rpm-verified")
-        .join(Sha256Digest::of(&keyring_bytes).to_hex());
+    let cache = root.rpm_verified_list(&Sha256Digest::of(&keyring_bytes).to_hex());
     let mut verified = read_list(&cache);
     let mut seen = HashSet::new();
     let todo: Vec<&(String, Sha256Digest)> = packages

@@ -810,7 +810,9 @@ async fn dist_cmd(cmd: DistCommand, root: &Root, settings: &Settings) -> Result<
                 format!(
                     "Distribution: {}\nPublished in: {}\nStages:       {}{}\n\n{}",
                     d.name,
-                    d.publish_root.join(&d.name).display(),
+                    depot::root::PublishRoot::new(&d.publish_root)
+                        .dist_dir(&d.name)
+                        .display(),
                     stages.join(" "),
                     if d.require_tests {
                         " (tests required for release)"

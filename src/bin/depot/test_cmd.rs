@@ -52,7 +52,7 @@ fn target(args: &QueueArgs, root: &Root, settings: &Settings) -> Result<Target> 
         (Some(url), _, _) => Target::Broker(BrokerUrl::parse(url)?),
         (None, Some(dir), _) => Target::Spool(dir.clone()),
         (None, None, Some(url)) => Target::Broker(BrokerUrl::parse(url)?),
-        (None, None, None) => Target::Spool(root.path().join("spool")),
+        (None, None, None) => Target::Spool(root.spool_dir()),
     })
 }
 
@@ -146,7 +146,7 @@ async fn submit_cmd(a: SubmitArgs, root: &Root, settings: &Settings) -> Result<(
 }
 
 fn results_url(given: Option<String>, root: &Root) -> String {
-    given.unwrap_or_else(|| format!("file://{}", root.path().join("results").display()))
+    given.unwrap_or_else(|| format!("file://{}", root.results_dir().display()))
 }
 
 fn report_text(report: &PollReport) -> String {
