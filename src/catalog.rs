@@ -24,6 +24,9 @@
 //! with no parsing. A general serialisation crate would
 //! decode every record (and allocate its strings) on each load, which is
 //! the cost this module exists to avoid.
+//!
+//! This module owns `cache/catalog/` (where: [`crate::root::Root`]); it
+//! reads pool blobs but never writes or removes them.
 
 use std::io;
 use std::ops::Range;

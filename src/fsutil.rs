@@ -1,5 +1,6 @@
 //! Small filesystem helpers shared by every module that writes state:
 //! atomic replacement of files and symlinks, and hardlink-or-copy.
+//! It owns no path: callers say where (from [`crate::root`]).
 
 use std::io::{self, Write};
 use std::path::Path;

@@ -5,6 +5,9 @@
 //! `flock` on `locks/KIND-NAME.lock`. The kernel drops the lock when the
 //! process dies, so a `kill -9` never leaves a stale lock behind. The lock
 //! file holds the holder's pid, only to make the "busy" message useful.
+//!
+//! This module owns the lock files (named by [`Root::lock_file`]); what a
+//! lock protects is its caller's business, and it touches nothing else.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{self, Read, Seek, Write};

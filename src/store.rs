@@ -202,7 +202,7 @@ impl<T: Serialize + DeserializeOwned> Store<T> {
         self
     }
 
-    pub fn kind(&self) -> ObjectKind {
+    pub fn object_kind(&self) -> ObjectKind {
         self.kind
     }
 
@@ -382,12 +382,12 @@ mod tests {
             store.create("a", &thing("a")).unwrap();
             let err = store.create("a", &thing("other")).unwrap_err();
             assert!(
-                matches!(&err, StoreError::Exists { kind, name } if *kind == store.kind() && name == "a"),
+                matches!(&err, StoreError::Exists { kind, name } if *kind == store.object_kind() && name == "a"),
                 "{err:?}"
             );
             assert_eq!(
                 err.to_string(),
-                format!("{} `a` already exists", store.kind())
+                format!("{} `a` already exists", store.object_kind())
             );
             assert_eq!(err.kind(), crate::ErrorKind::Failure);
             // The first one is untouched.
@@ -432,7 +432,10 @@ mod tests {
             else {
                 panic!("{err:?}");
             };
-            assert_eq!((*kind, name.as_str(), at), (store.kind(), "bad", &path));
+            assert_eq!(
+                (*kind, name.as_str(), at),
+                (store.object_kind(), "bad", &path)
+            );
             assert!(err.to_string().contains(&path.display().to_string()));
             assert!(std::error::Error::source(&err).is_some());
         }

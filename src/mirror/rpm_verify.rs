@@ -11,6 +11,10 @@
 //! in `cache/rpm-verified/<keyring SHA-256>`, a list of package digests.
 //! The list is derived data: a damaged or missing one only means packages
 //! are checked again.
+//!
+//! This module owns that list (named by
+//! [`crate::root::Root::rpm_verified_list`]); it reads pooled packages and
+//! never changes the pool or the mirror's state.
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write as _};

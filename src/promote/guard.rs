@@ -193,7 +193,7 @@ pub fn create(
     // the first guard's bundle alone.
     if store.exists(name) {
         return Err(StoreError::Exists {
-            kind: store.kind(),
+            kind: store.object_kind(),
             name: name.to_owned(),
         }
         .into());

@@ -1,5 +1,6 @@
 //! One handler per subcommand: clap types → core options → core call →
-//! rendering. No business logic here.
+//! rendering. No business logic here, and no path into the data root (the
+//! core's `Root` names them).
 
 use anyhow::{Context as _, Result};
 use depot::cli::{
