@@ -1,5 +1,6 @@
 //! Small filesystem helpers shared by every module that writes state:
 //! atomic replacement of files and symlinks, and hardlink-or-copy.
+//! It owns no path: callers say where (from [`crate::root`]).
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -14,6 +15,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     Ok(())
+}
+
+/// Writes `bytes` to a new file `path` atomically, failing with
+/// [`io::ErrorKind::AlreadyExists`] if `path` exists: a temp file in the same
+/// directory, fsynced, then hard-linked to `path` (a link never replaces, so
+/// two writers racing for one name cannot both win).
+pub fn write_new_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    std::fs::hard_link(tmp.path(), path)
 }
 
 /// Points the symlink `link` at `target` atomically (create aside, rename

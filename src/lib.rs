@@ -11,7 +11,8 @@
 //! (immutable point-in-time manifests) and [`promote`] (publishing; stages
 //! and guards to come). Shared machinery sits beside them: [`content`] (what
 //! a repository state holds), [`root`] (the data root's layout), [`pool`] (content-addressed
-//! blobs), [`lock`] (per-object locks), [`http`] (fetching with retries),
+//! blobs), [`lock`] (per-object locks), [`store`] (named
+//! definitions and manifests on disk), [`http`] (fetching with retries),
 //! [`signing`] (GnuPG through gpgme) and [`formats`] (deb822, compression).
 
 pub mod audit;
@@ -34,6 +35,7 @@ pub mod root;
 pub mod settings;
 pub mod signing;
 pub mod snapshot;
+pub mod store;
 pub mod testreq;
 
 /// How a failure should be reported to a caller (the binary maps these to
@@ -59,6 +61,9 @@ pub fn error_kind(err: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> 
             lock::LockError::Io { .. } => Failure,
         });
     }
+    if let Some(e) = err.downcast_ref::<store::StoreError>() {
+        return Some(e.kind());
+    }
     if err.downcast_ref::<names::InvalidName>().is_some()
         || err
             .downcast_ref::<formats::compress::UnknownCompression>()
@@ -72,6 +77,7 @@ pub fn error_kind(err: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> 
             | mirror::MirrorError::Invalid(_)
             | mirror::MirrorError::Query(_) => Usage,
             mirror::MirrorError::Lock(l) => error_kind(l).unwrap_or(Failure),
+            mirror::MirrorError::Store(s) => s.kind(),
             _ => Failure,
         });
     }
@@ -81,6 +87,7 @@ pub fn error_kind(err: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> 
             | snapshot::SnapshotError::Query(_)
             | snapshot::SnapshotError::Invalid(_) => Usage,
             snapshot::SnapshotError::Mirror(m) => error_kind(m).unwrap_or(Failure),
+            snapshot::SnapshotError::Store(s) => s.kind(),
             _ => Failure,
         });
     }
@@ -88,6 +95,7 @@ pub fn error_kind(err: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> 
         return Some(match e {
             repo::RepoError::InvalidName(_) | repo::RepoError::Query(_) => Usage,
             repo::RepoError::Lock(l) => error_kind(l).unwrap_or(Failure),
+            repo::RepoError::Store(s) => s.kind(),
             _ => Failure,
         });
     }
@@ -96,6 +104,7 @@ pub fn error_kind(err: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> 
             promote::guard::GuardError::InvalidName(_)
             | promote::guard::GuardError::Reserved
             | promote::guard::GuardError::Subject(_) => Usage,
+            promote::guard::GuardError::Store(s) => s.kind(),
             _ => Failure,
         });
     }
@@ -104,6 +113,7 @@ pub fn error_kind(err: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> 
             promote::dist::DistError::InvalidName(_) | promote::dist::DistError::Config(_) => Usage,
             promote::dist::DistError::Gate { .. } => Refused,
             promote::dist::DistError::Lock(l) => error_kind(l).unwrap_or(Failure),
+            promote::dist::DistError::Store(s) => s.kind(),
             _ => Failure,
         });
     }

@@ -5,6 +5,9 @@
 //! `flock` on `locks/KIND-NAME.lock`. The kernel drops the lock when the
 //! process dies, so a `kill -9` never leaves a stale lock behind. The lock
 //! file holds the holder's pid, only to make the "busy" message useful.
+//!
+//! This module owns the lock files (named by [`Root::lock_file`]); what a
+//! lock protects is its caller's business, and it touches nothing else.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{self, Read, Seek, Write};
@@ -50,7 +53,7 @@ impl ObjectLock {
         name: &str,
         wait: Wait,
     ) -> Result<Self, LockError> {
-        let path = root.locks_dir().join(format!("{kind}-{name}.lock"));
+        let path = root.lock_file(kind, name);
         let io_err = |source| LockError::Io {
             path: path.clone(),
             source,

@@ -16,6 +16,10 @@
 //! `data.tar.*`; only `control.tar` is read (for its `control` file), the
 //! payload never is. The ar reader is a few lines here rather than a crate:
 //! depot reads one member of a format that has not changed since the 1990s.
+//!
+//! This module owns `repos/` (through [`crate::store`]); it adds to the
+//! pool but never removes from it, and never touches snapshots made from a
+//! repo (they hold their own pool references).
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -32,6 +36,7 @@ use crate::names::InvalidName;
 use crate::packages::query::{Flavor, PackageFields, Query, QueryError};
 use crate::pool::{Pool, PoolError};
 use crate::root::Root;
+use crate::store::{Format, ObjectKind, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RepoError {
@@ -41,10 +46,8 @@ pub enum RepoError {
     Query(#[from] QueryError),
     #[error(transparent)]
     Lock(#[from] LockError),
-    #[error("repo `{0}` already exists")]
-    Exists(String),
-    #[error("no repo named `{0}`")]
-    NotFound(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
     #[error("{what} {}", path.display())]
     Io {
         what: &'static str,
@@ -80,8 +83,6 @@ pub enum RepoError {
         #[source]
         source: PoolError,
     },
-    #[error("repo `{0}` has a corrupt state file")]
-    Corrupt(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,20 +124,19 @@ pub struct RepoState {
     pub packages: Vec<RepoPackage>,
 }
 
-fn def_path(root: &Root, name: &str) -> PathBuf {
-    root.repos_dir().join(format!("{name}.yaml"))
+/// `repos/NAME.yaml`.
+fn defs(root: &Root) -> Store<RepoDef> {
+    Store::files(ObjectKind::Repo, root.repos_dir(), ".yaml", Format::Yaml)
 }
 
-fn state_path(root: &Root, name: &str) -> PathBuf {
-    root.repos_dir().join(format!("{name}.state.json"))
-}
-
-fn write(path: &Path, bytes: &[u8]) -> Result<(), RepoError> {
-    crate::fsutil::write_atomic(path, bytes).map_err(|source| RepoError::Io {
-        what: "cannot write",
-        path: path.to_owned(),
-        source,
-    })
+/// `repos/NAME.state.json`.
+fn states(root: &Root) -> Store<RepoState> {
+    Store::files(
+        ObjectKind::RepoState,
+        root.repos_dir(),
+        ".state.json",
+        Format::Json,
+    )
 }
 
 /// `depot repo create NAME --kind apt`.
@@ -149,9 +149,6 @@ pub fn create(
     now: Timestamp,
 ) -> Result<RepoDef, RepoError> {
     crate::names::validate("repo", name)?;
-    if def_path(root, name).exists() {
-        return Err(RepoError::Exists(name.to_owned()));
-    }
     let def = RepoDef {
         name: name.to_owned(),
         kind,
@@ -159,47 +156,19 @@ pub fn create(
         architectures,
         created: now,
     };
-    let yaml = serde_norway::to_string(&def).map_err(|e| RepoError::Io {
-        what: "cannot serialise",
-        path: def_path(root, name),
-        source: std::io::Error::other(e),
-    })?;
-    write(&def_path(root, name), yaml.as_bytes())?;
+    defs(root).create(name, &def)?;
     Ok(def)
 }
 
 pub fn load(root: &Root, name: &str) -> Result<(RepoDef, RepoState), RepoError> {
     crate::names::validate("repo", name)?;
-    let text = std::fs::read_to_string(def_path(root, name)).map_err(|source| {
-        if source.kind() == std::io::ErrorKind::NotFound {
-            RepoError::NotFound(name.to_owned())
-        } else {
-            RepoError::Io {
-                what: "cannot read",
-                path: def_path(root, name),
-                source,
-            }
-        }
-    })?;
-    let def: RepoDef =
-        serde_norway::from_str(&text).map_err(|_| RepoError::Corrupt(name.to_owned()))?;
-    let state = match std::fs::read(state_path(root, name)) {
-        Ok(b) => serde_json::from_slice(&b).map_err(|_| RepoError::Corrupt(name.to_owned()))?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => RepoState::default(),
-        Err(source) => {
-            return Err(RepoError::Io {
-                what: "cannot read",
-                path: state_path(root, name),
-                source,
-            });
-        }
-    };
+    let def = defs(root).load(name)?;
+    let state = states(root).load_opt(name)?.unwrap_or_default();
     Ok((def, state))
 }
 
 fn save_state(root: &Root, name: &str, state: &RepoState) -> Result<(), RepoError> {
-    let json = serde_json::to_vec_pretty(state).expect("repo state serialises");
-    write(&state_path(root, name), &json)
+    Ok(states(root).save(name, state)?)
 }
 
 /// Reads the control stanza of a `.deb` without touching its payload.
@@ -507,24 +476,8 @@ pub fn remove(root: &Root, name: &str, query: &str) -> Result<Vec<String>, RepoE
 
 /// `depot repo list`.
 pub fn list(root: &Root) -> Result<Vec<(RepoDef, usize)>, RepoError> {
-    let dir = root.repos_dir();
-    let entries = std::fs::read_dir(&dir).map_err(|source| RepoError::Io {
-        what: "cannot read",
-        path: dir.clone(),
-        source,
-    })?;
-    let mut names: Vec<String> = entries
-        .flatten()
-        .filter_map(|e| {
-            e.file_name()
-                .to_str()?
-                .strip_suffix(".yaml")
-                .map(str::to_owned)
-        })
-        .filter(|n| !n.starts_with('.'))
-        .collect();
-    names.sort();
-    names
+    defs(root)
+        .list()?
         .iter()
         .map(|n| load(root, n).map(|(d, s)| (d, s.packages.len())))
         .collect()
@@ -534,19 +487,8 @@ pub fn list(root: &Root) -> Result<Vec<(RepoDef, usize)>, RepoError> {
 pub fn drop_repo(root: &Root, name: &str) -> Result<(), RepoError> {
     let _lock = ObjectLock::acquire(root, "repo", name, Wait::No)?;
     load(root, name)?;
-    for path in [state_path(root, name), def_path(root, name)] {
-        match std::fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => {
-                return Err(RepoError::Io {
-                    what: "cannot remove",
-                    path,
-                    source,
-                });
-            }
-        }
-    }
+    states(root).remove_if_present(name)?;
+    defs(root).remove_if_present(name)?;
     Ok(())
 }
 

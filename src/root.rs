@@ -5,18 +5,39 @@
 //!   pool/ab/<sha256>        content-addressed blobs (packages, indices)
 //!   tmp/                    downloads in flight (same filesystem as pool/)
 //!   cache/catalog/ab/<sha256>.<deb|src>  index catalogs (derived, rebuildable)
+//!   cache/rpm-verified/<keyring sha256>  digests of the rpm packages whose
+//!                           signatures checked out against that keyring
 //!   mirrors/NAME.yaml       hand-editable mirror definitions
 //!   mirrors/NAME.state.json what the last successful update fetched
+//!   repos/NAME.yaml, NAME.state.json   local repos of CI-built packages
 //!   snapshots/NAME.json     immutable snapshot manifests
 //!   releases/NAME.json      immutable integrated releases (same format)
-//!   repos/NAME.yaml, NAME.state.json   local repos of CI-built packages
+//!   guards/NAME.yaml        content guards (and NAME.ca.pem, x509 guards)
+//!   dists/DIST/dist.json    a distribution: publish root, stage guards
+//!   dists/DIST/VERSION.json        a published version's record
+//!   dists/DIST/VERSION.tests.json  the tests requested for it
+//!   spool/                  the embedded test queue (`test submit`, default)
+//!   results/                the embedded test results store (default)
 //!   locks/KIND-NAME.lock    per-object locks
-//!   public/DIST/VERSION/    published repositories (default publish root)
+//!   public/                 the default publish root (see PUBLISH ROOT)
 //!   audit.log               JSON lines: one per publish or promotion
+//! ```
+//!
+//! The publish root (`--to DIR`, `public/` by default) may lie outside the
+//! data root; [`PublishRoot`] names its paths:
+//!
+//! ```text
+//! DIR/DIST/VERSION/         a complete, signed repository root
+//! DIR/DIST/.VERSION.partial-PID/   a version being written
+//! DIR/DIST/dev, DIR/DIST/release   symlinks to the VERSION each stage serves
 //! ```
 //!
 //! Every file here is replaced by atomic rename, never edited in place, so a
 //! killed process leaves either the old or the new version.
+//!
+//! This module owns the layout only: every path into a data root or a
+//! publish root is built here, and nothing here reads or writes the
+//! objects themselves (their modules do, most through [`crate::store`]).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -80,18 +101,85 @@ impl Root {
     pub fn repos_dir(&self) -> PathBuf {
         self.path.join("repos")
     }
-    /// The embedded test queue's default spool.
-    pub fn spool_dir(&self) -> PathBuf {
-        self.path.join("spool")
-    }
-    /// The default `file://` results store of test runs.
-    pub fn results_dir(&self) -> PathBuf {
-        self.path.join("results")
-    }
     pub fn public_dir(&self) -> PathBuf {
         self.path.join("public")
     }
     pub fn audit_log(&self) -> PathBuf {
         self.path.join("audit.log")
+    }
+    pub fn guards_dir(&self) -> PathBuf {
+        self.path.join("guards")
+    }
+    /// The CA bundle of the x509 guard `name`.
+    pub fn guard_ca_file(&self, name: &str) -> PathBuf {
+        self.guards_dir().join(format!("{name}.ca.pem"))
+    }
+    pub fn dists_dir(&self) -> PathBuf {
+        self.path.join("dists")
+    }
+    /// `dists/DIST/`: the distribution's configuration and version records.
+    pub fn dist_dir(&self, dist: &str) -> PathBuf {
+        self.dists_dir().join(dist)
+    }
+    pub fn catalog_cache_dir(&self) -> PathBuf {
+        self.path.join("cache").join("catalog")
+    }
+    /// The digests of the rpm packages whose signatures checked out
+    /// against the keyring whose SHA-256 is `keyring_hex`.
+    pub fn rpm_verified_list(&self, keyring_hex: &str) -> PathBuf {
+        self.path
+            .join("cache")
+            .join("rpm-verified")
+            .join(keyring_hex)
+    }
+    /// The embedded test queue used when no broker or spool is given.
+    pub fn spool_dir(&self) -> PathBuf {
+        self.path.join("spool")
+    }
+    /// The embedded test results store used when no results URL is given.
+    pub fn results_dir(&self) -> PathBuf {
+        self.path.join("results")
+    }
+    /// The lock file of the object `name` of kind `kind` (`mirror`, `dist`…).
+    pub fn lock_file(&self, kind: &str, name: &str) -> PathBuf {
+        self.locks_dir().join(format!("{kind}-{name}.lock"))
+    }
+    /// The default publish root.
+    pub fn default_publish_root(&self) -> PublishRoot {
+        PublishRoot::new(self.public_dir())
+    }
+}
+
+/// A publish root (`--to DIR`): one folder per distribution, holding its
+/// versions and the stage symlinks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishRoot {
+    path: PathBuf,
+}
+
+impl PublishRoot {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self { path: path.into() }
+    }
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+    /// `DIR/DIST/`.
+    pub fn dist_dir(&self, dist: &str) -> PathBuf {
+        self.path.join(dist)
+    }
+    /// `DIR/DIST/VERSION/`: a published version.
+    pub fn version_dir(&self, dist: &str, version: &str) -> PathBuf {
+        self.dist_dir(dist).join(version)
+    }
+    /// `DIR/DIST/.VERSION.partial-PID/`: a version being written by
+    /// process `pid`, renamed to [`Self::version_dir`] when complete.
+    pub fn partial_dir(&self, dist: &str, version: &str, pid: u32) -> PathBuf {
+        self.dist_dir(dist)
+            .join(format!(".{version}.partial-{pid}"))
+    }
+    /// `DIR/DIST/STAGE`: the symlink to the version a stage serves.
+    pub fn stage_link(&self, dist: &str, stage: &str) -> PathBuf {
+        self.dist_dir(dist).join(stage)
     }
 }

@@ -9,8 +9,8 @@
 //! killed update leaves the previous state untouched, and a rerun resumes
 //! (pooled packages are not fetched again).
 //!
-//! This module owns `mirrors/`; it adds to the pool but never removes from
-//! it, and never touches snapshots (they hold their own pool references, so
+//! This module owns `mirrors/` (through [`crate::store`]); it adds to the
+//! pool but never removes from it, and never touches snapshots (they hold their own pool references, so
 //! dropping a mirror cannot break one).
 
 pub mod apt;
@@ -18,7 +18,7 @@ mod download;
 pub mod rpm;
 mod rpm_verify;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -31,6 +31,7 @@ use crate::lock::LockError;
 use crate::names::InvalidName;
 use crate::pool::PoolError;
 use crate::signing::SigningError;
+use crate::store::{Format, ObjectKind, Store, StoreError};
 
 /// When package files are downloaded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -235,24 +236,10 @@ pub enum MirrorError {
     },
     #[error("invalid mirror definition: {0}")]
     Invalid(String),
-    #[error("mirror `{0}` already exists")]
-    Exists(String),
-    #[error("no mirror named `{0}`")]
-    NotFound(String),
-    #[error("cannot read the mirror definition {}", path.display())]
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot resolve the path {}", path.display())]
     ReadDef {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("the mirror definition {} is not valid YAML for a mirror", path.display())]
-    ParseDef {
-        path: PathBuf,
-        #[source]
-        source: serde_norway::Error,
-    },
-    #[error("cannot write {}", path.display())]
-    Write {
         path: PathBuf,
         #[source]
         source: std::io::Error,
@@ -355,19 +342,25 @@ pub struct CreateOptions {
     pub now: Timestamp,
 }
 
-fn def_path(root: &crate::root::Root, name: &str) -> PathBuf {
-    root.mirrors_dir().join(format!("{name}.yaml"))
+/// `mirrors/NAME.yaml`.
+fn defs(root: &crate::root::Root) -> Store<MirrorDef> {
+    Store::files(
+        ObjectKind::Mirror,
+        root.mirrors_dir(),
+        ".yaml",
+        Format::Yaml,
+    )
+    .with_header("# depot mirror definition; edit by hand or with `depot mirror edit`.\n")
 }
 
-fn state_path(root: &crate::root::Root, name: &str) -> PathBuf {
-    root.mirrors_dir().join(format!("{name}.state.json"))
-}
-
-fn write(path: &Path, bytes: &[u8]) -> Result<(), MirrorError> {
-    crate::fsutil::write_atomic(path, bytes).map_err(|source| MirrorError::Write {
-        path: path.to_owned(),
-        source,
-    })
+/// `mirrors/NAME.state.json`.
+fn states(root: &crate::root::Root) -> Store<MirrorState> {
+    Store::files(
+        ObjectKind::MirrorState,
+        root.mirrors_dir(),
+        ".state.json",
+        Format::Json,
+    )
 }
 
 fn validate(def: &MirrorDef) -> Result<(), MirrorError> {
@@ -529,45 +522,18 @@ pub fn create(root: &crate::root::Root, opts: CreateOptions) -> Result<MirrorDef
         created: opts.now,
     };
     validate(&def)?;
-    let path = def_path(root, &def.name);
-    if path.exists() {
-        return Err(MirrorError::Exists(def.name));
-    }
-    save(root, &def)?;
+    defs(root).create(&def.name, &def)?;
     Ok(def)
-}
-
-fn save(root: &crate::root::Root, def: &MirrorDef) -> Result<(), MirrorError> {
-    let yaml = serde_norway::to_string(def).map_err(|source| MirrorError::ParseDef {
-        path: def_path(root, &def.name),
-        source,
-    })?;
-    let text =
-        format!("# depot mirror definition; edit by hand or with `depot mirror edit`.\n{yaml}");
-    write(&def_path(root, &def.name), text.as_bytes())
 }
 
 pub fn load(root: &crate::root::Root, name: &str) -> Result<MirrorDef, MirrorError> {
     crate::names::validate("mirror", name)?;
-    let path = def_path(root, name);
-    let text = std::fs::read_to_string(&path).map_err(|source| {
-        if source.kind() == std::io::ErrorKind::NotFound {
-            MirrorError::NotFound(name.to_owned())
-        } else {
-            MirrorError::ReadDef {
-                path: path.clone(),
-                source,
-            }
-        }
-    })?;
-    let def: MirrorDef = serde_norway::from_str(&text).map_err(|source| MirrorError::ParseDef {
-        path: path.clone(),
-        source,
-    })?;
+    let defs = defs(root);
+    let def = defs.load(name)?;
     if def.name != name {
         return Err(MirrorError::Invalid(format!(
             "{} names the mirror `{}`; the file name says `{name}`",
-            path.display(),
+            defs.path(name).display(),
             def.name
         )));
     }
@@ -579,17 +545,7 @@ pub fn load_state(
     root: &crate::root::Root,
     name: &str,
 ) -> Result<Option<MirrorState>, MirrorError> {
-    let path = state_path(root, name);
-    match std::fs::read(&path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| MirrorError::ReadDef {
-                path,
-                source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-            }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(MirrorError::ReadDef { path, source }),
-    }
+    Ok(states(root).load_opt(name)?)
 }
 
 fn save_state(
@@ -597,8 +553,7 @@ fn save_state(
     name: &str,
     state: &MirrorState,
 ) -> Result<(), MirrorError> {
-    let json = serde_json::to_vec_pretty(state).expect("mirror state serialises");
-    write(&state_path(root, name), &json)
+    Ok(states(root).save(name, state)?)
 }
 
 /// A mirror and its last update, for `list` and `show`.
@@ -623,23 +578,8 @@ fn info(root: &crate::root::Root, def: MirrorDef) -> Result<MirrorInfo, MirrorEr
 
 /// `depot mirror list`.
 pub fn list(root: &crate::root::Root) -> Result<Vec<MirrorInfo>, MirrorError> {
-    let dir = root.mirrors_dir();
-    let entries = std::fs::read_dir(&dir).map_err(|source| MirrorError::ReadDef {
-        path: dir.clone(),
-        source,
-    })?;
-    let mut names: Vec<String> = entries
-        .flatten()
-        .filter_map(|e| {
-            e.file_name()
-                .to_str()
-                .and_then(|n| n.strip_suffix(".yaml"))
-                .filter(|n| !n.starts_with('.'))
-                .map(str::to_owned)
-        })
-        .collect();
-    names.sort();
-    names
+    defs(root)
+        .list()?
         .into_iter()
         .map(|n| info(root, load(root, &n)?))
         .collect()
@@ -733,7 +673,7 @@ pub fn edit(
         def.with_udebs = u;
     }
     validate(&def)?;
-    save(root, &def)?;
+    defs(root).save(name, &def)?;
     Ok(def)
 }
 
@@ -742,13 +682,8 @@ pub fn edit(
 pub fn drop_mirror(root: &crate::root::Root, name: &str) -> Result<(), MirrorError> {
     let _lock = crate::lock::ObjectLock::acquire(root, "mirror", name, crate::lock::Wait::No)?;
     load(root, name)?;
-    for path in [state_path(root, name), def_path(root, name)] {
-        match std::fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(source) => return Err(MirrorError::Write { path, source }),
-        }
-    }
+    states(root).remove_if_present(name)?;
+    defs(root).remove_if_present(name)?;
     Ok(())
 }
 

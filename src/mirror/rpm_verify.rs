@@ -11,6 +11,10 @@
 //! in `cache/rpm-verified/<keyring SHA-256>`, a list of package digests.
 //! The list is derived data: a damaged or missing one only means packages
 //! are checked again.
+//!
+//! This module owns that list (named by
+//! [`crate::root::Root::rpm_verified_list`]); it reads pooled packages and
+//! never changes the pool or the mirror's state.
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Write as _};
@@ -61,11 +65,7 @@ pub(super) fn verify_packages(
             source,
         })
         .map_err(keyring_err)?;
-    let cache = root
-        .path()
-        .join("cache")
-        .join("rpm-verified")
-        .join(Sha256Digest::of(&keyring_bytes).to_hex());
+    let cache = root.rpm_verified_list(&Sha256Digest::of(&keyring_bytes).to_hex());
     let mut verified = read_list(&cache);
     let mut seen = HashSet::new();
     let todo: Vec<&(String, Sha256Digest)> = packages

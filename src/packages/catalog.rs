@@ -24,6 +24,9 @@
 //! with no parsing. A general serialisation crate would
 //! decode every record (and allocate its strings) on each load, which is
 //! the cost this module exists to avoid.
+//!
+//! This module owns `cache/catalog/` (where: [`crate::root::Root`]); it
+//! reads pool blobs but never writes or removes them.
 
 use std::io;
 use std::ops::Range;
@@ -760,7 +763,7 @@ impl Cache {
     pub fn new(root: &crate::root::Root) -> Self {
         Self {
             pool: Pool::new(root),
-            dir: root.path().join("cache").join("catalog"),
+            dir: root.catalog_cache_dir(),
             loaded: Arc::default(),
         }
     }

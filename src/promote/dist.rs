@@ -9,6 +9,10 @@
 //! it withdraws the newer released versions from release readers (they go
 //! back to `dev`, each withdrawal audited as `withdraw`). Content never
 //! moves: stages are pointers.
+//!
+//! This module owns `dists/` in the data root (through [`crate::store`])
+//! and the stage symlinks of a publish root; it never writes inside a
+//! published version (`publish.rs` makes those) and never changes guards.
 
 use std::path::{Path, PathBuf};
 
@@ -18,7 +22,8 @@ use serde::{Deserialize, Serialize};
 use crate::digest::Sha256Digest;
 use crate::lock::{LockError, ObjectLock, Wait};
 use crate::names::InvalidName;
-use crate::root::Root;
+use crate::root::{PublishRoot, Root};
+use crate::store::{Format, ObjectKind, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DistError {
@@ -26,8 +31,8 @@ pub enum DistError {
     InvalidName(#[from] InvalidName),
     #[error(transparent)]
     Lock(#[from] LockError),
-    #[error("no distribution named `{0}` (publish to it first)")]
-    NotFound(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
     #[error("distribution `{dist}` has no version `{version}`")]
     NoVersion { dist: String, version: String },
     #[error(
@@ -98,15 +103,38 @@ fn default_stages() -> std::collections::BTreeMap<String, String> {
         .collect()
 }
 
+/// `dists/DIST/dist.json`.
+fn dists(root: &Root) -> Store<DistFile> {
+    Store::folders(
+        ObjectKind::Dist,
+        root.dists_dir(),
+        "dist.json",
+        Format::Json,
+    )
+}
+
+/// `dists/DIST/VERSION.json`.
+fn versions(root: &Root, dist: &str) -> Store<VersionRecord> {
+    Store::files(
+        ObjectKind::Version,
+        root.dist_dir(dist),
+        ".json",
+        Format::Json,
+    )
+}
+
+/// `dists/DIST/VERSION.tests.json`.
+fn tests(root: &Root, dist: &str) -> Store<Vec<TestRecord>> {
+    Store::files(
+        ObjectKind::VersionTests,
+        root.dist_dir(dist),
+        ".tests.json",
+        Format::Json,
+    )
+}
+
 fn load_file(root: &Root, dist: &str) -> Result<Option<DistFile>, DistError> {
-    let file = dist_dir(root, dist).join("dist.json");
-    match std::fs::read(&file) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| io(&file)(std::io::Error::new(std::io::ErrorKind::InvalidData, e))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(io(&file)(e)),
-    }
+    Ok(dists(root).load_opt(dist)?)
 }
 
 /// Options of `depot dist create`.
@@ -142,7 +170,7 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<DistInfo, DistError> 
         file.stages.insert(stage.name().to_owned(), guard.clone());
     }
     file.require_tests = opts.require_tests;
-    write_json(&dist_dir(root, &opts.dist).join("dist.json"), &file)?;
+    dists(root).save(&opts.dist, &file)?;
     drop(_lock);
     show(root, &opts.dist)
 }
@@ -184,15 +212,6 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DistError + '_ {
     }
 }
 
-fn dist_dir(root: &Root, dist: &str) -> PathBuf {
-    root.path().join("dists").join(dist)
-}
-
-fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), DistError> {
-    let json = serde_json::to_vec_pretty(value).expect("records serialise");
-    crate::fsutil::write_atomic(path, &json).map_err(io(path))
-}
-
 /// Records a new version (called by publish, under the dist's lock).
 pub(crate) fn record_publish(
     root: &Root,
@@ -200,7 +219,6 @@ pub(crate) fn record_publish(
     publish_root: &Path,
     record: &VersionRecord,
 ) -> Result<(), DistError> {
-    let dir = dist_dir(root, dist);
     let publish_root = std::path::absolute(publish_root).map_err(io(publish_root))?;
     let mut file = load_file(root, dist)?.unwrap_or(DistFile {
         publish_root: publish_root.clone(),
@@ -208,8 +226,8 @@ pub(crate) fn record_publish(
         require_tests: false,
     });
     file.publish_root = publish_root;
-    write_json(&dir.join("dist.json"), &file)?;
-    write_json(&dir.join(format!("{}.json", record.version)), record)
+    dists(root).save(dist, &file)?;
+    Ok(versions(root, dist).save(&record.version, record)?)
 }
 
 /// A test requested for a version (`depot test submit … --for DIST/VERSION`),
@@ -228,23 +246,13 @@ pub struct TestRecord {
     pub results: String,
 }
 
-fn tests_path(root: &Root, dist: &str, version: &str) -> PathBuf {
-    dist_dir(root, dist).join(format!("{version}.tests.json"))
-}
-
 /// The tests recorded for a version.
 pub fn recorded_tests(
     root: &Root,
     dist: &str,
     version: &str,
 ) -> Result<Vec<TestRecord>, DistError> {
-    let path = tests_path(root, dist, version);
-    match std::fs::read(&path) {
-        Ok(b) => serde_json::from_slice(&b)
-            .map_err(|e| io(&path)(std::io::Error::new(std::io::ErrorKind::InvalidData, e))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(e) => Err(io(&path)(e)),
-    }
+    Ok(tests(root, dist).load_opt(version)?.unwrap_or_default())
 }
 
 /// Records a submitted test against `dist`/`version` (which must exist).
@@ -266,7 +274,7 @@ pub fn record_test(
     if !all.contains(&record) {
         all.push(record);
     }
-    write_json(&tests_path(root, dist, version), &all)
+    Ok(tests(root, dist).save(version, &all)?)
 }
 
 /// Polls every recorded test; returns what did not pass (fail, tmpfail,
@@ -369,8 +377,8 @@ pub struct VersionInfo {
     pub stage: Stage,
 }
 
-fn pointer(dir: &Path, stage: Stage) -> Option<String> {
-    std::fs::read_link(dir.join(stage.name()))
+fn pointer(published: &PublishRoot, dist: &str, stage: Stage) -> Option<String> {
+    std::fs::read_link(published.stage_link(dist, stage.name()))
         .ok()
         .map(|t| t.to_string_lossy().into_owned())
 }
@@ -378,29 +386,30 @@ fn pointer(dir: &Path, stage: Stage) -> Option<String> {
 /// `depot dist show DIST`.
 pub fn show(root: &Root, dist: &str) -> Result<DistInfo, DistError> {
     crate::names::validate("distribution", dist)?;
-    let dir = dist_dir(root, dist);
-    let meta = load_file(root, dist)?.ok_or_else(|| DistError::NotFound(dist.to_owned()))?;
+    let meta = dists(root).load(dist)?;
+    let records = versions(root, dist);
     let mut versions = Vec::new();
-    for entry in std::fs::read_dir(&dir).map_err(io(&dir))?.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name == "dist.json" || !name.ends_with(".json") {
+    for name in records.list()? {
+        // The folder holds `dist.json` and `VERSION.tests.json` too: what
+        // does not read as a version record is not one.
+        if name == "dist" {
             continue;
         }
-        let path = entry.path();
-        let bytes = std::fs::read(&path).map_err(io(&path))?;
-        if let Ok(record) = serde_json::from_slice::<VersionRecord>(&bytes) {
-            versions.push(VersionInfo {
+        match records.load(&name) {
+            Ok(record) => versions.push(VersionInfo {
                 stage: record.stage(),
                 record,
-            });
+            }),
+            Err(StoreError::Corrupt { .. }) => {}
+            Err(e) => return Err(e.into()),
         }
     }
     versions.sort_by(|a, b| a.record.version.cmp(&b.record.version));
-    let published = meta.publish_root.join(dist);
+    let published = PublishRoot::new(&meta.publish_root);
     Ok(DistInfo {
         name: dist.to_owned(),
-        dev: pointer(&published, Stage::Dev),
-        release: pointer(&published, Stage::Release),
+        dev: pointer(&published, dist, Stage::Dev),
+        release: pointer(&published, dist, Stage::Release),
         publish_root: meta.publish_root,
         stages: meta.stages,
         require_tests: meta.require_tests,
@@ -411,17 +420,7 @@ pub fn show(root: &Root, dist: &str) -> Result<DistInfo, DistError> {
 
 /// `depot dist list`.
 pub fn list(root: &Root) -> Result<Vec<DistInfo>, DistError> {
-    let dir = root.path().join("dists");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Ok(Vec::new());
-    };
-    let mut names: Vec<String> = entries
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| !n.starts_with('.'))
-        .collect();
-    names.sort();
-    names.iter().map(|n| show(root, n)).collect()
+    dists(root).list()?.iter().map(|n| show(root, n)).collect()
 }
 
 /// Options of `depot promote`.
@@ -474,8 +473,8 @@ pub async fn promote(root: &Root, opts: &PromoteOptions) -> Result<PromoteSummar
         .find(|v| v.record.version == opts.version)
         .map(|v| v.record.clone())
         .ok_or_else(no_version)?;
-    let published = info.publish_root.join(&opts.dist);
-    if !published.join(&opts.version).is_dir() {
+    let published = PublishRoot::new(&info.publish_root);
+    if !published.version_dir(&opts.dist, &opts.version).is_dir() {
         return Err(no_version());
     }
     if opts.require_tests || (info.require_tests && opts.to == Stage::Release) {
@@ -488,7 +487,7 @@ pub async fn promote(root: &Root, opts: &PromoteOptions) -> Result<PromoteSummar
             });
         }
     }
-    let from = pointer(&published, opts.to);
+    let from = pointer(&published, &opts.dist, opts.to);
     let rollback = from.as_ref().is_some_and(|f| *f > opts.version);
     // A rollback of the release stage withdraws every newer version from
     // release readers: they were rolled back because they must not be
@@ -519,21 +518,21 @@ pub async fn promote(root: &Root, opts: &PromoteOptions) -> Result<PromoteSummar
     if opts.dry_run {
         return Ok(summary);
     }
-    let record_path = |v: &str| dist_dir(root, &opts.dist).join(format!("{v}.json"));
+    let records = versions(root, &opts.dist);
     // Withdraw before the switch: until the pointer moves, the withdrawn
     // version stays readable through `release/` only.
     for v in &withdrawn {
         let mut v = v.clone();
         v.released = None;
         v.withdrawn = Some(opts.now);
-        write_json(&record_path(&v.version), &v)?;
+        records.save(&v.version, &v)?;
     }
-    let link = published.join(opts.to.name());
+    let link = published.stage_link(&opts.dist, opts.to.name());
     crate::fsutil::switch_symlink(Path::new(&opts.version), &link).map_err(io(&link))?;
     if opts.to == Stage::Release && record.released.is_none() {
         record.released = Some(opts.now);
         record.withdrawn = None;
-        write_json(&record_path(&record.version), &record)?;
+        records.save(&record.version, &record)?;
     }
     let user = crate::audit::current_user();
     let entry = crate::audit::AuditEntry {

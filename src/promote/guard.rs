@@ -6,6 +6,10 @@
 //! token guard, whose tokens are stored only as SHA-256 digests and
 //! compared in constant time. `guards/NAME.yaml` (and `NAME.ca.pem`) in the
 //! data root; `depot serve` enforces them per stage.
+//!
+//! This module owns `guards/` (the definitions through [`crate::store`]);
+//! it does not decide which stage uses which guard (`dist.rs` does) and
+//! never touches published trees.
 
 use std::path::{Path, PathBuf};
 
@@ -17,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::digest::Sha256Digest;
 use crate::names::InvalidName;
 use crate::root::Root;
+use crate::store::{Format, ObjectKind, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GuardError {
@@ -24,10 +29,8 @@ pub enum GuardError {
     InvalidName(#[from] InvalidName),
     #[error("`public` means no guard; choose another name")]
     Reserved,
-    #[error("guard `{0}` already exists")]
-    Exists(String),
-    #[error("no guard named `{0}`")]
-    NotFound(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
     #[error("{} holds no PEM certificate", path.display())]
     NoCertificate { path: PathBuf },
     #[error("{} holds no token (one per line)", path.display())]
@@ -40,8 +43,6 @@ pub enum GuardError {
         #[source]
         source: std::io::Error,
     },
-    #[error("guard `{0}` is corrupt")]
-    Corrupt(String),
 }
 
 /// How a guard admits a reader.
@@ -80,8 +81,9 @@ pub enum GuardSpec {
     },
 }
 
-fn dir(root: &Root) -> PathBuf {
-    root.path().join("guards")
+/// `guards/NAME.yaml`.
+fn guards(root: &Root) -> Store<Guard> {
+    Store::files(ObjectKind::Guard, root.guards_dir(), ".yaml", Format::Yaml)
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> GuardError + '_ {
@@ -93,7 +95,7 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> GuardError + '_ {
 
 /// The CA bundle of an x509 guard.
 pub fn ca_path(root: &Root, name: &str) -> PathBuf {
-    dir(root).join(format!("{name}.ca.pem"))
+    root.guard_ca_file(name)
 }
 
 /// The subject of a DER certificate as `CN=…,O=…` (RFC 4514 order
@@ -186,11 +188,15 @@ pub fn create(
     if name == "public" {
         return Err(GuardError::Reserved);
     }
-    let d = dir(root);
-    std::fs::create_dir_all(&d).map_err(io(&d))?;
-    let path = d.join(format!("{name}.yaml"));
-    if path.exists() {
-        return Err(GuardError::Exists(name.to_owned()));
+    let store = guards(root);
+    // Checked before the CA bundle is written, so a second create leaves
+    // the first guard's bundle alone.
+    if store.exists(name) {
+        return Err(StoreError::Exists {
+            kind: store.object_kind(),
+            name: name.to_owned(),
+        }
+        .into());
     }
     let kind = match spec {
         GuardSpec::X509 { ca, subject } => {
@@ -230,53 +236,30 @@ pub fn create(
         kind,
         created: now,
     };
-    let yaml = serde_norway::to_string(&guard).map_err(|e| io(&path)(std::io::Error::other(e)))?;
-    crate::fsutil::write_atomic(&path, yaml.as_bytes()).map_err(io(&path))?;
+    store.create(name, &guard)?;
     Ok(guard)
 }
 
 pub fn load(root: &Root, name: &str) -> Result<Guard, GuardError> {
     crate::names::validate("guard", name)?;
-    let path = dir(root).join(format!("{name}.yaml"));
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            GuardError::NotFound(name.to_owned())
-        } else {
-            io(&path)(e)
-        }
-    })?;
-    serde_norway::from_str(&text).map_err(|_| GuardError::Corrupt(name.to_owned()))
+    Ok(guards(root).load(name)?)
 }
 
 /// `depot guard list`.
 pub fn list(root: &Root) -> Result<Vec<Guard>, GuardError> {
-    let Ok(entries) = std::fs::read_dir(dir(root)) else {
-        return Ok(Vec::new());
-    };
-    let mut names: Vec<String> = entries
-        .flatten()
-        .filter_map(|e| {
-            e.file_name()
-                .to_str()?
-                .strip_suffix(".yaml")
-                .map(str::to_owned)
-        })
-        .collect();
-    names.sort();
-    names.iter().map(|n| load(root, n)).collect()
+    guards(root).list()?.iter().map(|n| load(root, n)).collect()
 }
 
 /// `depot guard drop`.
 pub fn drop_guard(root: &Root, name: &str) -> Result<(), GuardError> {
     load(root, name)?;
-    for path in [dir(root).join(format!("{name}.yaml")), ca_path(root, name)] {
-        match std::fs::remove_file(&path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io(&path)(e)),
-        }
+    guards(root).remove_if_present(name)?;
+    let ca = ca_path(root, name);
+    match std::fs::remove_file(&ca) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io(&ca)(e)),
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -4,6 +4,10 @@
 //! filesystems); metadata is spliced from the snapshot's stored indices,
 //! never re-serialised. The version is built in a hidden staging folder,
 //! renamed into place, and only then does `DIR/DIST/dev` switch to it.
+//!
+//! This module owns writing new versions under a publish root; it never
+//! changes or removes a published version, and leaves version records and
+//! stage moves other than `dev` to `dist.rs`.
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -22,7 +26,7 @@ use crate::lock::{LockError, ObjectLock, Wait};
 use crate::names::InvalidName;
 use crate::pool::{Pool, PoolError};
 use crate::report::{Event, Reporter};
-use crate::root::Root;
+use crate::root::{PublishRoot, Root};
 use crate::signing::{Signer, SigningError};
 use crate::snapshot::SnapshotError;
 
@@ -386,8 +390,11 @@ pub async fn publish(
     let (_, snapshot) = crate::snapshot::load_any(root, &opts.snapshot)?;
     let content = &snapshot.content;
     let dist = opts.dist.as_str();
-    let publish_root = opts.to.clone().unwrap_or_else(|| root.public_dir());
-    let dist_dir = publish_root.join(dist);
+    let publish_root = opts
+        .to
+        .clone()
+        .map_or_else(|| root.default_publish_root(), PublishRoot::new);
+    let dist_dir = publish_root.dist_dir(dist);
     std::fs::create_dir_all(&dist_dir).map_err(|source| PublishError::Io {
         path: dist_dir.clone(),
         source,
@@ -429,13 +436,13 @@ pub async fn publish(
     // distribution within a second get consecutive seconds.
     let mut when = opts.now;
     let mut version = when.strftime("%Y%m%dT%H%M%SZ").to_string();
-    while dist_dir.join(&version).exists() {
+    while publish_root.version_dir(dist, &version).exists() {
         when = when
             .checked_add(jiff::SignedDuration::from_secs(1))
             .unwrap_or(when);
         version = when.strftime("%Y%m%dT%H%M%SZ").to_string();
     }
-    let stage = dist_dir.join(format!(".{version}.partial-{}", std::process::id()));
+    let stage = publish_root.partial_dir(dist, &version, std::process::id());
     let _ = std::fs::remove_dir_all(&stage);
     reporter.report(Event::Phase {
         subject: dist,
@@ -465,12 +472,12 @@ pub async fn publish(
             return Err(e);
         }
     };
-    let final_dir = dist_dir.join(&version);
+    let final_dir = publish_root.version_dir(dist, &version);
     std::fs::rename(&stage, &final_dir).map_err(|source| PublishError::Io {
         path: final_dir.clone(),
         source,
     })?;
-    let dev = dist_dir.join("dev");
+    let dev = publish_root.stage_link(dist, super::dist::Stage::Dev.name());
     crate::fsutil::switch_symlink(Path::new(&version), &dev).map_err(|source| {
         PublishError::Io {
             path: dev.clone(),
@@ -494,7 +501,7 @@ pub async fn publish(
     super::dist::record_publish(
         root,
         dist,
-        &publish_root,
+        publish_root.path(),
         &super::dist::VersionRecord {
             version: version.clone(),
             published: opts.now,

@@ -24,6 +24,9 @@
 //! verifies against that guard's own CA bundle and is within its validity
 //! period, and its subject (`CN=…,O=…`) matches the guard's `--subject`
 //! pattern when it has one.
+//!
+//! This module only reads: distributions, guards and published files; it
+//! never writes to the data root or a publish root.
 
 use std::net::SocketAddr;
 use std::path::{Component, Path, PathBuf};
@@ -38,7 +41,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::dist::{self, DistInfo};
 use super::guard::{self, GuardKind};
-use crate::root::Root;
+use crate::root::{PublishRoot, Root};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -83,11 +86,13 @@ struct Stamp {
 }
 
 impl Stamp {
-    fn of(records: Option<std::time::SystemTime>, published: &Path) -> Self {
+    fn of(records: Option<std::time::SystemTime>, info: &DistInfo) -> Self {
+        let published = PublishRoot::new(&info.publish_root);
+        let link = |stage: dist::Stage| published.stage_link(&info.name, stage.name());
         Self {
             records,
-            dev: std::fs::read_link(published.join("dev")).ok(),
-            release: std::fs::read_link(published.join("release")).ok(),
+            dev: std::fs::read_link(link(dist::Stage::Dev)).ok(),
+            release: std::fs::read_link(link(dist::Stage::Release)).ok(),
         }
     }
 }
@@ -95,16 +100,16 @@ impl Stamp {
 impl Cache {
     fn dist(&self, root: &Root, name: &str) -> Option<Arc<DistInfo>> {
         crate::names::validate("distribution", name).ok()?;
-        let records = root.path().join("dists").join(name);
+        let records = root.dist_dir(name);
         let modified = std::fs::metadata(&records).and_then(|m| m.modified()).ok();
         let mut guard = self.dists.lock().ok()?;
         if let Some((stamp, info)) = guard.get(name)
-            && *stamp == Stamp::of(modified, &info.publish_root.join(name))
+            && *stamp == Stamp::of(modified, info)
         {
             return Some(info.clone());
         }
         let info = Arc::new(dist::show(root, name).ok()?);
-        let stamp = Stamp::of(modified, &info.publish_root.join(name));
+        let stamp = Stamp::of(modified, &info);
         guard.insert(name.to_owned(), (stamp, info.clone()));
         Some(info)
     }
@@ -430,7 +435,9 @@ async fn handle(
     let (Some(version), Some(rest)) = (version, clean(&segs[2..])) else {
         return empty(StatusCode::NOT_FOUND);
     };
-    let file = info.publish_root.join(dist_name).join(&version).join(rest);
+    let file = PublishRoot::new(&info.publish_root)
+        .version_dir(dist_name, &version)
+        .join(rest);
     serve_file(&req, &file).await
 }
 

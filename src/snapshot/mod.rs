@@ -6,10 +6,12 @@
 //! it is cheap enough to do every night. A manifest is written once, by an
 //! atomic no-clobber link, and never changed; dropping the mirror it came
 //! from does not affect it.
+//!
+//! This module owns `snapshots/` and `releases/` (through [`crate::store`]);
+//! it reads mirrors, repos and the pool but never changes them, and never
+//! touches published versions (they keep their own links to the files).
 
 pub mod ops;
-
-use std::path::PathBuf;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -20,15 +22,14 @@ use crate::names::InvalidName;
 use crate::packages::{pkgset, query};
 use crate::pool::PoolError;
 use crate::root::Root;
+use crate::store::{Format, ObjectKind, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
     #[error(transparent)]
     InvalidName(#[from] InvalidName),
-    #[error("{what} `{name}` already exists")]
-    Exists { what: &'static str, name: String },
-    #[error("no {what} named `{name}`")]
-    NotFound { what: &'static str, name: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
     #[error(transparent)]
     Query(#[from] query::QueryError),
     #[error("{what} `{name}`: cannot read its packages")]
@@ -50,18 +51,6 @@ pub enum SnapshotError {
     NeverUpdated(String),
     #[error(transparent)]
     Mirror(#[from] MirrorError),
-    #[error("cannot access {}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("snapshot manifest {} is corrupt", path.display())]
-    Corrupt {
-        path: PathBuf,
-        #[source]
-        source: serde_json::Error,
-    },
     #[error("snapshot `{snapshot}`: cannot read an index")]
     Index {
         snapshot: String,
@@ -161,11 +150,20 @@ impl Store {
         }
     }
 
-    fn dir(self, root: &Root) -> PathBuf {
+    fn object_kind(self) -> ObjectKind {
         match self {
+            Self::Snapshot => ObjectKind::Snapshot,
+            Self::Release => ObjectKind::Release,
+        }
+    }
+
+    /// `snapshots/NAME.json` or `releases/NAME.json`.
+    fn manifests(self, root: &Root) -> crate::store::Store<Snapshot> {
+        let dir = match self {
             Self::Snapshot => root.snapshots_dir(),
             Self::Release => root.releases_dir(),
-        }
+        };
+        crate::store::Store::files(self.object_kind(), dir, ".json", Format::Json)
     }
 }
 
@@ -181,10 +179,6 @@ pub struct Snapshot {
     /// taken (false for on-demand mirrors): publishing then skips looking.
     #[serde(default)]
     pub complete: bool,
-}
-
-fn manifest_path(root: &Root, store: Store, name: &str) -> PathBuf {
-    store.dir(root).join(format!("{name}.json"))
 }
 
 /// The default snapshot name: `MIRROR-YYYYMMDDTHHMMSSZ` (or repo).
@@ -263,26 +257,7 @@ pub(crate) fn write_new(
     store: Store,
     snapshot: &Snapshot,
 ) -> Result<(), SnapshotError> {
-    let path = manifest_path(root, store, &snapshot.name);
-    let io = |source| SnapshotError::Io {
-        path: path.clone(),
-        source,
-    };
-    let json = serde_json::to_vec_pretty(snapshot).expect("snapshot serialises");
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(store.dir(root))
-        .map_err(io)?;
-    std::io::Write::write_all(&mut tmp, &json).map_err(io)?;
-    tmp.as_file().sync_all().map_err(io)?;
-    match std::fs::hard_link(tmp.path(), &path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(SnapshotError::Exists {
-            what: store.label(),
-            name: snapshot.name.clone(),
-        }),
-        Err(e) => Err(io(e)),
-    }
+    Ok(store.manifests(root).create(&snapshot.name, snapshot)?)
 }
 
 pub fn load(root: &Root, name: &str) -> Result<Snapshot, SnapshotError> {
@@ -292,13 +267,15 @@ pub fn load(root: &Root, name: &str) -> Result<Snapshot, SnapshotError> {
 /// A snapshot, else a release, of that name (what `publish` and
 /// `release create --from` accept).
 pub fn load_any(root: &Root, name: &str) -> Result<(Store, Snapshot), SnapshotError> {
+    let not_found = |e: &SnapshotError| matches!(e, SnapshotError::Store(s) if s.is_not_found());
     match load_in(root, Store::Snapshot, name) {
-        Err(SnapshotError::NotFound { .. }) => match load_in(root, Store::Release, name) {
+        Err(e) if not_found(&e) => match load_in(root, Store::Release, name) {
             Ok(r) => Ok((Store::Release, r)),
-            Err(SnapshotError::NotFound { .. }) => Err(SnapshotError::NotFound {
-                what: "snapshot or release",
+            Err(e) if not_found(&e) => Err(StoreError::NotFound {
+                kind: ObjectKind::SnapshotOrRelease,
                 name: name.to_owned(),
-            }),
+            }
+            .into()),
             Err(e) => Err(e),
         },
         other => other.map(|s| (Store::Snapshot, s)),
@@ -307,21 +284,7 @@ pub fn load_any(root: &Root, name: &str) -> Result<(Store, Snapshot), SnapshotEr
 
 pub fn load_in(root: &Root, store: Store, name: &str) -> Result<Snapshot, SnapshotError> {
     crate::names::validate(store.label(), name)?;
-    let path = manifest_path(root, store, name);
-    let bytes = std::fs::read(&path).map_err(|source| {
-        if source.kind() == std::io::ErrorKind::NotFound {
-            SnapshotError::NotFound {
-                what: store.label(),
-                name: name.to_owned(),
-            }
-        } else {
-            SnapshotError::Io {
-                path: path.clone(),
-                source,
-            }
-        }
-    })?;
-    serde_json::from_slice(&bytes).map_err(|source| SnapshotError::Corrupt { path, source })
+    Ok(store.manifests(root).load(name)?)
 }
 
 /// One line of `snapshot list`.
@@ -344,21 +307,9 @@ pub fn list_in(
     store: Store,
     source: Option<&str>,
 ) -> Result<Vec<SnapshotInfo>, SnapshotError> {
-    let dir = store.dir(root);
-    let entries = std::fs::read_dir(&dir).map_err(|source| SnapshotError::Io {
-        path: dir.clone(),
-        source,
-    })?;
     let mut out = Vec::new();
-    for entry in entries.flatten() {
-        let file = entry.file_name();
-        let Some(name) = file.to_str().and_then(|n| n.strip_suffix(".json")) else {
-            continue;
-        };
-        if name.starts_with('.') {
-            continue;
-        }
-        let s = load_in(root, store, name)?;
+    for name in store.manifests(root).list()? {
+        let s = load_in(root, store, &name)?;
         if source.is_some_and(|want| s.origin.source_name() != Some(want)) {
             continue;
         }
@@ -508,8 +459,7 @@ fn diff_sets(sets: &[pkgset::PackageSet]) -> Diff {
 /// the package files and are not affected.
 pub fn drop_snapshot(root: &Root, store: Store, name: &str) -> Result<(), SnapshotError> {
     load_in(root, store, name)?;
-    let path = manifest_path(root, store, name);
-    std::fs::remove_file(&path).map_err(|source| SnapshotError::Io { path, source })
+    Ok(store.manifests(root).remove(name)?)
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! One handler per subcommand: clap types → core options → core call →
-//! rendering. No business logic here.
+//! rendering. No business logic here, and no path into the data root (the
+//! core's `Root` names them).
 
 use anyhow::Result;
 use depot::mirror;
@@ -717,7 +718,9 @@ async fn dist_cmd(cmd: DistCommand, root: &Root, settings: &Settings) -> Result<
                 format!(
                     "Distribution: {}\nPublished in: {}\nStages:       {}{}\n\n{}",
                     d.name,
-                    d.publish_root.join(&d.name).display(),
+                    depot::root::PublishRoot::new(&d.publish_root)
+                        .dist_dir(&d.name)
+                        .display(),
                     stages.join(" "),
                     if d.require_tests {
                         " (tests required for release)"

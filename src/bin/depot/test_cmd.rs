@@ -1,5 +1,6 @@
 //! `depot test …` handlers: clap types → core options → one core call →
-//! rendering.
+//! rendering. Defaults that live in the data root (the spool, the results
+//! store) come from `Root`; nothing here reads or writes them itself.
 
 use anyhow::Result;
 use depot::root::Root;
