@@ -889,10 +889,7 @@ Package: b\nVersion: 2\nArchitecture: all\nSource: bsrc (1)\n";
     /// A cache in a temporary folder (kept while the folder lives).
     fn temp_cache() -> (tempfile::TempDir, Cache) {
         let dir = tempfile::tempdir().unwrap();
-        let cache = Cache {
-            dir: dir.path().to_owned(),
-            loaded: Arc::default(),
-        };
+        let cache = Cache::new(&crate::root::Root::open(dir.path()).unwrap());
         (dir, cache)
     }
 

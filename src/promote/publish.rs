@@ -412,7 +412,7 @@ pub async fn publish(
             snapshot.complete,
         )?),
         Content::Rpm(r) => Prepared::Rpm(super::publish_rpm::prepare(
-            &pool,
+            pool,
             dist,
             r,
             snapshot.complete,
@@ -429,7 +429,7 @@ pub async fn publish(
             message: "fetching package files on demand",
         });
         let tls = client_tls(root, &snapshot);
-        fetch_missing(dist, &pool, missing, &tls, reporter).await?;
+        fetch_missing(dist, pool, missing, &tls, reporter).await?;
     }
 
     // A version name is a second-resolution timestamp; two publishes of one
@@ -451,7 +451,7 @@ pub async fn publish(
     let mut w = Writer {
         dist,
         stage: stage.clone(),
-        pool: &pool,
+        pool,
         made_dirs: HashSet::new(),
         linked: rustc_hash::FxHashMap::with_capacity_and_hasher(
             content.package_count(),
