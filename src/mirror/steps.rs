@@ -321,29 +321,20 @@ impl<'a> Run<'a> {
     }
 
     /// `value`, a path from upstream metadata (`what` says which field),
-    /// resolved against `base`. It must stay under `base`: a path that
-    /// passed the syntactic checks can still leave it once resolved
-    /// (`file:etc/passwd`, `https:host/x`, `%2e%2e/x`), and depot must not
-    /// be sent elsewhere by upstream data.
+    /// resolved against `base`; see [`resolve_under`].
     pub fn upstream_url(
         &self,
         base: &Url,
         what: &'static str,
         value: &str,
     ) -> Result<Url, MirrorError> {
-        let refused = |source| MirrorError::UpstreamUrl {
+        resolve_under(base, value).map_err(|source| MirrorError::UpstreamUrl {
             mirror: self.def.name.clone(),
             what,
             value: value.chars().take(200).collect(),
             base: redact(base),
             source,
-        };
-        let url = base.join(value).map_err(|e| refused(Some(e)))?;
-        let under = url.scheme() == base.scheme()
-            && url.host() == base.host()
-            && url.port_or_known_default() == base.port_or_known_default()
-            && url.path().starts_with(base.path());
-        if under { Ok(url) } else { Err(refused(None)) }
+        })
     }
 
     pub async fn download_missing(&self, wanted: Vec<Wanted>) -> Result<Outcome, MirrorError> {
@@ -373,9 +364,50 @@ pub(super) struct Listed<'a> {
     pub open: Option<(Check, SignedIndex)>,
 }
 
+/// `value` resolved against `base`, which it must stay under: a path that
+/// passed the syntactic checks ([`crate::formats::apt::unsafe_path_reason`])
+/// can still leave it once resolved (`file:etc/passwd`, `https:host/x`,
+/// `%2e%2e/x`), and upstream data must not send depot elsewhere. The error
+/// is the parse error, if it was one.
+fn resolve_under(base: &Url, value: &str) -> Result<Url, Option<url::ParseError>> {
+    let url = base.join(value).map_err(Some)?;
+    let under = url.scheme() == base.scheme()
+        && url.host() == base.host()
+        && url.port_or_known_default() == base.port_or_known_default()
+        && url.path().starts_with(base.path());
+    if under { Ok(url) } else { Err(None) }
+}
+
 /// SHA-256 of the raw bytes fetched for the signed index.
 pub(super) fn raw_digest(doc: &[u8]) -> Sha256 {
     let mut h = Sha256::new();
     h.update(doc);
     h
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_paths_resolve_only_under_their_base() {
+        let base = Url::parse("http://mirror.example/repo/").unwrap();
+        let ok = resolve_under(&base, "Packages/a b-1.0.rpm").unwrap();
+        assert_eq!(
+            ok.as_str(),
+            "http://mirror.example/repo/Packages/a%20b-1.0.rpm"
+        );
+        assert!(matches!(
+            resolve_under(&base, "https:[x/a.rpm"),
+            Err(Some(_))
+        ));
+        for escaping in [
+            "file:etc/passwd",
+            "https:other.example/a.rpm",
+            "%2e%2e/%2e%2e/etc/passwd",
+            "//other.example/repo/a.rpm",
+        ] {
+            assert_eq!(resolve_under(&base, escaping), Err(None), "{escaping}");
+        }
+    }
 }
