@@ -348,8 +348,19 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), MirrorError> {
     })
 }
 
+/// Checks a definition (new, edited or loaded from its hand-editable
+/// YAML); every problem is the user's to fix.
 fn validate(def: &MirrorDef) -> Result<(), MirrorError> {
     crate::names::validate("mirror", &def.name)?;
+    validate_url(def)?;
+    validate_verification(def)?;
+    validate_kind_options(def)?;
+    validate_paths(def)?;
+    validate_verify_packages(def)?;
+    validate_files_and_filter(def)
+}
+
+fn validate_url(def: &MirrorDef) -> Result<(), MirrorError> {
     let url = Url::parse(&def.url)
         .map_err(|e| MirrorError::InvalidDefinition(format!("URL `{}`: {e}", def.url)))?;
     if !matches!(url.scheme(), "http" | "https" | "file") {
@@ -358,6 +369,11 @@ fn validate(def: &MirrorDef) -> Result<(), MirrorError> {
             def.url
         )));
     }
+    Ok(())
+}
+
+/// A keyring or --no-verify.
+fn validate_verification(def: &MirrorDef) -> Result<(), MirrorError> {
     match (&def.keyring, def.no_verify) {
         (Some(_), true) => {
             return Err(MirrorError::InvalidDefinition(
@@ -377,6 +393,11 @@ fn validate(def: &MirrorDef) -> Result<(), MirrorError> {
         }
         _ => {}
     }
+    Ok(())
+}
+
+/// Options that apply to one kind of repository only.
+fn validate_kind_options(def: &MirrorDef) -> Result<(), MirrorError> {
     match def.kind {
         RepoKind::Apt if def.suite.is_empty() => {
             return Err(MirrorError::InvalidDefinition(
@@ -401,6 +422,11 @@ fn validate(def: &MirrorDef) -> Result<(), MirrorError> {
         }
         _ => {}
     }
+    Ok(())
+}
+
+/// The suite, components and architectures become URL paths.
+fn validate_paths(def: &MirrorDef) -> Result<(), MirrorError> {
     let flat_suite = def.suite.trim_end_matches('/');
     if !flat_suite.is_empty()
         && crate::formats::apt::unsafe_path_reason(flat_suite).is_some()
@@ -418,6 +444,10 @@ fn validate(def: &MirrorDef) -> Result<(), MirrorError> {
             )));
         }
     }
+    Ok(())
+}
+
+fn validate_verify_packages(def: &MirrorDef) -> Result<(), MirrorError> {
     if def.verify_packages {
         let why = match (def.kind, def.policy, def.no_verify) {
             (RepoKind::Apt, _, _) => Some(
@@ -433,6 +463,10 @@ fn validate(def: &MirrorDef) -> Result<(), MirrorError> {
             return Err(MirrorError::InvalidDefinition(why.into()));
         }
     }
+    Ok(())
+}
+
+fn validate_files_and_filter(def: &MirrorDef) -> Result<(), MirrorError> {
     if def.client_cert.is_some() != def.client_key.is_some() {
         return Err(MirrorError::InvalidDefinition(
             "--client-cert and --client-key go together".into(),
