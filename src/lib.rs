@@ -74,11 +74,27 @@ pub fn error_kind(err: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> 
     if let Some(e) = err.downcast_ref::<mirror::MirrorError>() {
         return Some(match e {
             mirror::MirrorError::InvalidName(_)
-            | mirror::MirrorError::Invalid(_)
+            | mirror::MirrorError::InvalidDefinition(_)
             | mirror::MirrorError::Query(_) => Usage,
             mirror::MirrorError::Lock(l) => error_kind(l).unwrap_or(Failure),
+            // Upstream data, however malformed or hostile, fails the update;
+            // it is not the user's request that is wrong.
+            mirror::MirrorError::Upstream { .. }
+            | mirror::MirrorError::UpstreamUrl { .. }
+            | mirror::MirrorError::Malformed { .. }
+            | mirror::MirrorError::IndexMismatch { .. }
+            | mirror::MirrorError::Unsigned { .. }
+            | mirror::MirrorError::Signature { .. }
+            | mirror::MirrorError::Index { .. }
+            | mirror::MirrorError::Decompress { .. }
+            | mirror::MirrorError::Fetch { .. }
+            | mirror::MirrorError::Downloads { .. }
+            | mirror::MirrorError::PackageCheck { .. }
+            | mirror::MirrorError::Filter { .. }
+            | mirror::MirrorError::Pool { .. }
+            | mirror::MirrorError::ReadDef { .. }
+            | mirror::MirrorError::SomeFailed { .. } => Failure,
             mirror::MirrorError::Store(s) => s.kind(),
-            _ => Failure,
         });
     }
     if let Some(e) = err.downcast_ref::<snapshot::SnapshotError>() {

@@ -17,6 +17,7 @@ pub mod apt;
 mod download;
 pub mod rpm;
 mod rpm_verify;
+mod steps;
 
 use std::path::PathBuf;
 
@@ -234,8 +235,10 @@ pub enum MirrorError {
         #[source]
         source: crate::packages::pkgset::PackageSetError,
     },
+    /// The definition (flags of `mirror create`/`edit`, or the hand-edited
+    /// YAML) is not usable; a usage error.
     #[error("invalid mirror definition: {0}")]
-    Invalid(String),
+    InvalidDefinition(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("cannot resolve the path {}", path.display())]
@@ -279,6 +282,17 @@ pub enum MirrorError {
     },
     #[error("mirror `{mirror}`: {problem}")]
     Upstream { mirror: String, problem: String },
+    /// A path from upstream metadata (`what` names the field) that does
+    /// not resolve to a URL under the repository it came from.
+    #[error("mirror `{mirror}`: upstream {what} `{value}` is not a URL under {base}")]
+    UpstreamUrl {
+        mirror: String,
+        what: &'static str,
+        value: String,
+        base: String,
+        #[source]
+        source: Option<url::ParseError>,
+    },
     /// `subject` is a URL, or "the uncompressed content of URL".
     #[error("mirror `{mirror}`: {subject} does not match the signed {signed}")]
     IndexMismatch {
@@ -363,41 +377,64 @@ fn states(root: &crate::root::Root) -> Store<MirrorState> {
     )
 }
 
+/// Checks a definition (new, edited or loaded from its hand-editable
+/// YAML); every problem is the user's to fix.
 fn validate(def: &MirrorDef) -> Result<(), MirrorError> {
     crate::names::validate("mirror", &def.name)?;
+    validate_url(def)?;
+    validate_verification(def)?;
+    validate_kind_options(def)?;
+    validate_paths(def)?;
+    validate_verify_packages(def)?;
+    validate_files_and_filter(def)
+}
+
+fn validate_url(def: &MirrorDef) -> Result<(), MirrorError> {
     let url = Url::parse(&def.url)
-        .map_err(|e| MirrorError::Invalid(format!("URL `{}`: {e}", def.url)))?;
+        .map_err(|e| MirrorError::InvalidDefinition(format!("URL `{}`: {e}", def.url)))?;
     if !matches!(url.scheme(), "http" | "https" | "file") {
-        return Err(MirrorError::Invalid(format!(
+        return Err(MirrorError::InvalidDefinition(format!(
             "URL `{}`: the scheme must be http, https or file",
             def.url
         )));
     }
+    Ok(())
+}
+
+/// A keyring or --no-verify.
+fn validate_verification(def: &MirrorDef) -> Result<(), MirrorError> {
     match (&def.keyring, def.no_verify) {
         (Some(_), true) => {
-            return Err(MirrorError::Invalid(
+            return Err(MirrorError::InvalidDefinition(
                 "give either a keyring or --no-verify, not both".into(),
             ));
         }
         (None, false) => {
-            return Err(MirrorError::Invalid(
+            return Err(MirrorError::InvalidDefinition(
                 "a keyring is required to verify upstream signatures (--keyring FILE), or --no-verify to skip verification".into(),
             ));
         }
         (Some(k), false) if !k.is_file() => {
-            return Err(MirrorError::Invalid(format!(
+            return Err(MirrorError::InvalidDefinition(format!(
                 "keyring {} does not exist",
                 k.display()
             )));
         }
         _ => {}
     }
+    Ok(())
+}
+
+/// Options that apply to one kind of repository only.
+fn validate_kind_options(def: &MirrorDef) -> Result<(), MirrorError> {
     match def.kind {
         RepoKind::Apt if def.suite.is_empty() => {
-            return Err(MirrorError::Invalid("an apt mirror needs --suite".into()));
+            return Err(MirrorError::InvalidDefinition(
+                "an apt mirror needs --suite".into(),
+            ));
         }
         RepoKind::Apt if def.mode == Mode::Additive => {
-            return Err(MirrorError::Invalid(
+            return Err(MirrorError::InvalidDefinition(
                 "--mode additive is supported for rpm mirrors only".into(),
             ));
         }
@@ -408,29 +445,38 @@ fn validate(def: &MirrorDef) -> Result<(), MirrorError> {
                 || def.with_sources
                 || def.with_udebs =>
         {
-            return Err(MirrorError::Invalid(
+            return Err(MirrorError::InvalidDefinition(
                 "--suite, --component, --arch, --with-sources and --with-udebs apply to apt mirrors only".into(),
             ));
         }
         _ => {}
     }
+    Ok(())
+}
+
+/// The suite, components and architectures become URL paths.
+fn validate_paths(def: &MirrorDef) -> Result<(), MirrorError> {
     let flat_suite = def.suite.trim_end_matches('/');
     if !flat_suite.is_empty()
         && crate::formats::apt::unsafe_path_reason(flat_suite).is_some()
         && flat_suite != "."
     {
-        return Err(MirrorError::Invalid(format!(
+        return Err(MirrorError::InvalidDefinition(format!(
             "suite `{}` is not a safe path",
             def.suite
         )));
     }
     for word in def.components.iter().chain(&def.architectures) {
         if word.is_empty() || word.contains(['/', ' ']) || word.starts_with('.') {
-            return Err(MirrorError::Invalid(format!(
+            return Err(MirrorError::InvalidDefinition(format!(
                 "`{word}` is not a valid component or architecture"
             )));
         }
     }
+    Ok(())
+}
+
+fn validate_verify_packages(def: &MirrorDef) -> Result<(), MirrorError> {
     if def.verify_packages {
         let why = match (def.kind, def.policy, def.no_verify) {
             (RepoKind::Apt, _, _) => Some(
@@ -443,11 +489,15 @@ fn validate(def: &MirrorDef) -> Result<(), MirrorError> {
             _ => None,
         };
         if let Some(why) = why {
-            return Err(MirrorError::Invalid(why.into()));
+            return Err(MirrorError::InvalidDefinition(why.into()));
         }
     }
+    Ok(())
+}
+
+fn validate_files_and_filter(def: &MirrorDef) -> Result<(), MirrorError> {
     if def.client_cert.is_some() != def.client_key.is_some() {
-        return Err(MirrorError::Invalid(
+        return Err(MirrorError::InvalidDefinition(
             "--client-cert and --client-key go together".into(),
         ));
     }
@@ -456,7 +506,7 @@ fn validate(def: &MirrorDef) -> Result<(), MirrorError> {
         .flatten()
     {
         if !f.is_file() {
-            return Err(MirrorError::Invalid(format!(
+            return Err(MirrorError::InvalidDefinition(format!(
                 "{} does not exist",
                 f.display()
             )));
@@ -465,10 +515,12 @@ fn validate(def: &MirrorDef) -> Result<(), MirrorError> {
     if let Some(q) = &def.filter {
         crate::packages::query::Query::parse(q)?;
     } else if def.filter_with_deps {
-        return Err(MirrorError::Invalid("--with-deps needs --filter".into()));
+        return Err(MirrorError::InvalidDefinition(
+            "--with-deps needs --filter".into(),
+        ));
     }
     if def.is_flat() && (def.with_sources || def.with_udebs) && !def.components.is_empty() {
-        return Err(MirrorError::Invalid(
+        return Err(MirrorError::InvalidDefinition(
             "a flat repository has no components".into(),
         ));
     }
@@ -531,7 +583,7 @@ pub fn load(root: &crate::root::Root, name: &str) -> Result<MirrorDef, MirrorErr
     let defs = defs(root);
     let def = defs.load(name)?;
     if def.name != name {
-        return Err(MirrorError::Invalid(format!(
+        return Err(MirrorError::InvalidDefinition(format!(
             "{} names the mirror `{}`; the file name says `{name}`",
             defs.path(name).display(),
             def.name
@@ -747,36 +799,24 @@ impl UpdateSummary {
     }
 }
 
-/// What every update starts with: temp files of killed runs removed, and
-/// an HTTP client.
-fn start(
-    root: &crate::root::Root,
-    def: &MirrorDef,
-) -> Result<(crate::pool::Pool, crate::http::Fetcher), MirrorError> {
-    let pool = crate::pool::Pool::new(root);
-    pool.clean_stale_temp_files();
-    let fetcher =
-        crate::http::Fetcher::with_tls(&def.client_tls()).map_err(|source| MirrorError::Fetch {
-            mirror: def.name.clone(),
-            what: "starting".into(),
-            source: Box::new(source),
-        })?;
-    Ok((pool, fetcher))
-}
-
 fn is_zero(n: &usize) -> bool {
     *n == 0
 }
 
+/// Content narrowed by the mirror's filter, how many packages it left out
+/// and the dependencies nothing upstream satisfies.
+pub(crate) type Filtered = (Content, usize, Vec<crate::packages::pkgset::Unsatisfied>);
+
 /// Applies the mirror's filter to freshly fetched content: the kept
-/// packages' entries, verbatim, as new index blobs.
+/// packages' entries, verbatim, as new index blobs; `None` without a
+/// filter.
 pub(crate) fn apply_filter(
     root: &crate::root::Root,
     def: &MirrorDef,
-    content: Content,
-) -> Result<(Content, usize, Vec<crate::packages::pkgset::Unsatisfied>), MirrorError> {
+    content: &Content,
+) -> Result<Option<Filtered>, MirrorError> {
     let Some(q) = &def.filter else {
-        return Ok((content, 0, Vec::new()));
+        return Ok(None);
     };
     let query = crate::packages::query::Query::parse(q)?;
     let catalogs = crate::packages::catalog::Cache::new(root);
@@ -785,7 +825,7 @@ pub(crate) fn apply_filter(
         mirror: def.name.clone(),
         source,
     };
-    let set = crate::packages::pkgset::PackageSet::load(&catalogs, &content).map_err(filter_err)?;
+    let set = crate::packages::pkgset::PackageSet::load(&catalogs, content).map_err(filter_err)?;
     let (selected, unsatisfied) =
         crate::packages::pkgset::select(&set, &query, def.filter_with_deps);
     let picks: Vec<_> = (0..set.len())
@@ -795,7 +835,7 @@ pub(crate) fn apply_filter(
     let out = set.len() - picks.len();
     let filtered = crate::packages::pkgset::build(pool, std::slice::from_ref(&set), &[], &picks)
         .map_err(filter_err)?;
-    Ok((filtered, out, unsatisfied))
+    Ok(Some((filtered, out, unsatisfied)))
 }
 
 /// `depot mirror update NAME`.
@@ -808,9 +848,10 @@ pub async fn update(
     let _lock = crate::lock::ObjectLock::acquire(root, "mirror", name, crate::lock::Wait::No)?;
     let def = load(root, name)?;
     let previous = load_state(root, name)?;
+    let run = steps::Run::start(root, &def, opts, reporter)?;
     let (state, summary) = match def.kind {
-        RepoKind::Apt => apt::update(root, &def, previous.as_ref(), opts, reporter).await?,
-        RepoKind::Rpm => rpm::update(root, &def, previous.as_ref(), opts, reporter).await?,
+        RepoKind::Apt => run.steps(&apt::Apt::new(&def)?, previous.as_ref()).await?,
+        RepoKind::Rpm => run.steps(&rpm::Rpm::new(&def)?, previous.as_ref()).await?,
     };
     if let Some(state) = state {
         save_state(root, name, &state)?;

@@ -50,10 +50,9 @@ pub(super) fn verify_packages(
     def: &MirrorDef,
     packages: &[(String, Sha256Digest)],
 ) -> Result<usize, MirrorError> {
-    let keyring = def
-        .keyring
-        .as_deref()
-        .ok_or_else(|| MirrorError::Invalid("--verify-packages needs --keyring".into()))?;
+    let keyring = def.keyring.as_deref().ok_or_else(|| {
+        MirrorError::InvalidDefinition("--verify-packages needs --keyring".into())
+    })?;
     let keyring_err = |source| MirrorError::Signature {
         mirror: def.name.clone(),
         url: keyring.display().to_string(),

@@ -322,6 +322,88 @@ fn bad_rpm_upstreams_are_refused_and_the_previous_state_is_kept() {
     ctx.assert_pool_consistent();
 }
 
+/// Serves a copy of `state1` at `/AS/` whose alpha package has
+/// `<location href="HREF"/>`. The edited primary is served uncompressed and
+/// repomd.xml lists it with its new checksum; repomd.xml is left unsigned
+/// (the mirror reading it has --no-verify).
+fn serve_rpm_with_alpha_href(ctx: &TestContext, as_: &str, href: &str) -> String {
+    use sha2::Digest;
+    let url = ctx.serve_rpm("state1", as_);
+    let tree = ctx.www.join(as_);
+    let repomd_path = tree.join("repodata/repomd.xml");
+    let repomd = std::fs::read_to_string(&repomd_path).unwrap();
+    let primary = String::from_utf8(gunzip(&tree.join(record_href(&repomd, "primary")))).unwrap();
+    let original = r#"<location href="Packages/alpha-1.0-1.noarch.rpm"/>"#;
+    assert!(primary.contains(original), "{primary}");
+    let primary = primary.replace(original, &format!(r#"<location href="{href}"/>"#));
+    std::fs::write(tree.join("repodata/primary.xml"), &primary).unwrap();
+    let start = repomd.find(r#"<data type="primary">"#).unwrap();
+    let end = start + repomd[start..].find("</data>").unwrap() + "</data>".len();
+    let record = format!(
+        r#"<data type="primary">
+    <checksum type="sha256">{}</checksum>
+    <location href="repodata/primary.xml"/>
+    <size>{}</size>
+  </data>"#,
+        hex::encode(sha2::Sha256::digest(primary.as_bytes())),
+        primary.len()
+    );
+    std::fs::write(
+        &repomd_path,
+        format!("{}{record}{}", &repomd[..start], &repomd[end..]),
+    )
+    .unwrap();
+    std::fs::remove_file(tree.join("repodata/repomd.xml.asc")).unwrap();
+    url
+}
+
+/// Regression: a location href that passes the path checks but does not
+/// resolve under the repository (not a valid URL, another scheme, a
+/// percent-encoded `..`) was a usage error (exit 2) or was fetched; it is
+/// a failure of the update (exit 1) naming the mirror and the href.
+#[test]
+fn hrefs_resolving_outside_the_repository_fail_the_update_naming_mirror_and_href() {
+    let ctx = TestContext::new();
+    let good = ctx.serve_rpm("state1", "good");
+    ctx.depot(&[
+        "mirror",
+        "create",
+        "r",
+        &good,
+        "--kind",
+        "rpm",
+        "--no-verify",
+    ])
+    .ok();
+    ctx.depot(&["mirror", "update", "r"]).ok();
+    ctx.server.clear_log();
+    for (i, href) in [
+        "https:[escape/alpha-1.0-1.noarch.rpm",
+        "file:etc/passwd",
+        "%2e%2e/%2e%2e/escape/alpha-1.0-1.noarch.rpm",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let url = serve_rpm_with_alpha_href(&ctx, &format!("bad-href-{i}"), href);
+        let run = refused(
+            &ctx,
+            &url,
+            &format!("mirror `r`: upstream location href `{href}`"),
+        );
+        assert!(
+            run.stderr.contains(&format!("is not a URL under {url}")),
+            "{}",
+            run.stderr
+        );
+    }
+    assert!(
+        !ctx.server.requests().iter().any(|r| r.contains("escape")),
+        "a hostile href was requested"
+    );
+    ctx.assert_pool_consistent();
+}
+
 #[test]
 fn verify_packages_checks_each_rpm_signature_and_keeps_the_previous_state() {
     let ctx = TestContext::new();
