@@ -17,8 +17,6 @@
 pub mod dist;
 pub mod guard;
 pub mod publish;
-mod publish_apt;
-mod publish_rpm;
 pub mod serve;
 
 pub use publish::{PublishError, PublishOptions, PublishSummary, publish};

@@ -16,7 +16,8 @@
 use jiff::Timestamp;
 use url::Url;
 
-use super::publish::{PublishError, PublishOptions, Writer};
+use super::options::{PublishError, PublishOptions};
+use super::writer::Writer;
 use crate::content::RpmContent;
 use crate::digest::{Expected, Sha256Digest};
 use crate::formats::compress::Compression;

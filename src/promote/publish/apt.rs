@@ -19,7 +19,8 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use url::Url;
 
-use super::publish::{PublishError, PublishOptions, Writer, rfc2822};
+use super::options::{PublishError, PublishOptions};
+use super::writer::{Writer, rfc2822};
 use crate::content::{AptContent, IndexError, IndexKind, IndexPart, Selection, index_text};
 use crate::digest::{Expected, Sha256Digest};
 use crate::formats::apt::{self as fmt, AptFormatError};

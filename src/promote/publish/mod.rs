@@ -1,0 +1,228 @@
+//! `depot publish`: a snapshot becomes `DIR/DIST/VERSION/`, a complete
+//! repository (apt: [`apt`], rpm: [`rpm`]; the tree is written by
+//! [`writer`], and [`options`] holds what a publish is told, reports and
+//! fails with).
+//! Package files are hardlinked from the content pool (copied across
+//! filesystems); metadata is spliced from the snapshot's stored indices,
+//! never re-serialised. The version is built in a hidden staging folder,
+//! renamed into place, and only then does `DIR/DIST/dev` switch to it.
+//!
+//! This module owns writing new versions under a publish root; it never
+//! changes or removes a published version, and leaves version records and
+//! stage moves other than `dev` to `dist.rs`.
+
+mod apt;
+mod options;
+mod rpm;
+mod writer;
+
+pub use options::{PublishError, PublishOptions, PublishSummary};
+use std::path::Path;
+use writer::Writer;
+
+use futures_util::StreamExt;
+use url::Url;
+
+use crate::content::Content;
+use crate::digest::Expected;
+use crate::http::{FetchError, Fetcher};
+use crate::lock::{ObjectLock, Wait};
+use crate::pool::Pool;
+use crate::report::{Event, Reporter};
+use crate::root::{PublishRoot, Root};
+use crate::signing::Signer;
+
+fn client_tls(root: &Root, snapshot: &crate::snapshot::Snapshot) -> crate::http::ClientTls {
+    use crate::snapshot::Origin;
+    let mut origin = snapshot.origin.clone();
+    for _ in 0..64 {
+        match origin {
+            Origin::Mirror { name, .. } => {
+                return crate::mirror::load(root, &name)
+                    .map(|def| def.client_tls())
+                    .unwrap_or_default();
+            }
+            Origin::Filter { from, .. } => match crate::snapshot::load_any(root, &from) {
+                Ok((_, s)) => origin = s.origin,
+                Err(_) => break,
+            },
+            _ => break,
+        }
+    }
+    crate::http::ClientTls::default()
+}
+
+async fn fetch_missing(
+    dist: &str,
+    pool: &Pool,
+    missing: &[(Url, Expected)],
+    tls: &crate::http::ClientTls,
+    reporter: &dyn Reporter,
+) -> Result<(), PublishError> {
+    let fetch_err = |source| PublishError::Fetch {
+        dist: dist.to_owned(),
+        source: Box::new(source),
+    };
+    let fetcher = Fetcher::with_tls(tls).map_err(fetch_err)?;
+    reporter.report(Event::DownloadsPlanned {
+        subject: dist,
+        files: missing.len() as u64,
+        bytes: missing.iter().map(|(_, e)| e.size).sum(),
+    });
+    let results: Vec<Result<(), FetchError>> = futures_util::stream::iter(missing)
+        .map(|(url, expected)| {
+            let fetcher = &fetcher;
+            async move {
+                fetcher
+                    .download_to_pool(url, expected, pool, reporter)
+                    .await?;
+                reporter.report(Event::FileDone);
+                Ok(())
+            }
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    reporter.report(Event::DownloadsFinished);
+    results
+        .into_iter()
+        .collect::<Result<(), _>>()
+        .map_err(fetch_err)
+}
+
+enum Prepared {
+    Apt(apt::Prepared),
+    Rpm(rpm::Prepared),
+}
+
+/// `depot publish SNAPSHOT --dist DIST`.
+pub async fn publish(
+    root: &Root,
+    opts: &PublishOptions,
+    signer: Option<&dyn Signer>,
+    reporter: &dyn Reporter,
+) -> Result<PublishSummary, PublishError> {
+    crate::names::validate("distribution", &opts.dist)?;
+    let (_, snapshot) = crate::snapshot::load_any(root, &opts.snapshot)?;
+    let content = &snapshot.content;
+    let dist = opts.dist.as_str();
+    let publish_root = opts
+        .to
+        .clone()
+        .map_or_else(|| root.default_publish_root(), PublishRoot::new);
+    let dist_dir = publish_root.dist_dir(dist);
+    std::fs::create_dir_all(&dist_dir).map_err(|source| PublishError::Io {
+        path: dist_dir.clone(),
+        source,
+    })?;
+    let _lock = ObjectLock::acquire(root, "dist", dist, Wait::Yes)?;
+
+    let catalogs = crate::packages::catalog::Cache::new(root);
+    let pool = catalogs.pool();
+    let prepared = match content {
+        Content::Apt(a) => {
+            Prepared::Apt(apt::prepare(&catalogs, dist, a, opts, snapshot.complete)?)
+        }
+        Content::Rpm(r) => Prepared::Rpm(rpm::prepare(pool, dist, r, snapshot.complete)?),
+    };
+    let missing = match &prepared {
+        Prepared::Apt(p) => &p.missing,
+        Prepared::Rpm(p) => &p.missing,
+    };
+    let fetched_on_demand = missing.len();
+    if !missing.is_empty() {
+        reporter.report(Event::Phase {
+            subject: dist,
+            message: "fetching package files on demand",
+        });
+        let tls = client_tls(root, &snapshot);
+        fetch_missing(dist, pool, missing, &tls, reporter).await?;
+    }
+
+    // A version name is a second-resolution timestamp; two publishes of one
+    // distribution within a second get consecutive seconds.
+    let mut when = opts.now;
+    let mut version = when.strftime("%Y%m%dT%H%M%SZ").to_string();
+    while publish_root.version_dir(dist, &version).exists() {
+        when = when
+            .checked_add(jiff::SignedDuration::from_secs(1))
+            .unwrap_or(when);
+        version = when.strftime("%Y%m%dT%H%M%SZ").to_string();
+    }
+    let stage = publish_root.partial_dir(dist, &version, std::process::id());
+    let _ = std::fs::remove_dir_all(&stage);
+    reporter.report(Event::Phase {
+        subject: dist,
+        message: "writing indices",
+    });
+    let mut w = Writer::new(dist, stage.clone(), pool, content.package_count());
+    let result = match &prepared {
+        Prepared::Apt(p) => apt::write_version(&mut w, opts, p, when, signer),
+        Prepared::Rpm(p) => rpm::write_version(&mut w, opts, p, when, signer),
+    };
+    let release_sha256 = match result {
+        Ok(sha) => sha,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&stage);
+            return Err(e);
+        }
+    };
+    let final_dir = publish_root.version_dir(dist, &version);
+    std::fs::rename(&stage, &final_dir).map_err(|source| PublishError::Io {
+        path: final_dir.clone(),
+        source,
+    })?;
+    let dev = publish_root.stage_link(dist, super::dist::Stage::Dev.name());
+    crate::fsutil::switch_symlink(Path::new(&version), &dev).map_err(|source| {
+        PublishError::Io {
+            path: dev.clone(),
+            source,
+        }
+    })?;
+    let entry = crate::audit::AuditEntry {
+        time: opts.now,
+        user: crate::audit::current_user(),
+        action: "publish",
+        dist,
+        version: &version,
+        from: &snapshot.name,
+        to: "dev",
+        digest: release_sha256.to_hex(),
+    };
+    crate::audit::append(root, &entry).map_err(|source| PublishError::Io {
+        path: root.audit_log(),
+        source,
+    })?;
+    super::dist::record_publish(
+        root,
+        dist,
+        publish_root.path(),
+        &super::dist::VersionRecord {
+            version: version.clone(),
+            published: opts.now,
+            source: snapshot.name.clone(),
+            digest: release_sha256,
+            released: None,
+            withdrawn: None,
+        },
+    )
+    .map_err(|e| PublishError::Record {
+        dist: dist.to_owned(),
+        source: Box::new(e),
+    })?;
+    Ok(PublishSummary {
+        dist: dist.to_owned(),
+        version,
+        path: final_dir,
+        suite: match &prepared {
+            Prepared::Apt(p) => Some(p.suite.clone()),
+            Prepared::Rpm(_) => None,
+        },
+        components: content.components(),
+        architectures: content.architectures(),
+        packages: content.package_count(),
+        signed: signer.is_some(),
+        fetched_on_demand,
+        release_sha256,
+    })
+}
