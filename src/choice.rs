@@ -59,6 +59,13 @@ pub struct UnknownWord {
 }
 
 impl UnknownWord {
+    /// A word the user gave: a usage error.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::Usage
+    }
+}
+
+impl UnknownWord {
     pub fn new<T: Choice>(word: &str) -> Self {
         Self {
             what: T::WHAT,

@@ -31,6 +31,17 @@ pub enum LockError {
     },
 }
 
+impl LockError {
+    /// How this failure is reported (exit code); see [`crate::error`].
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind::*;
+        match self {
+            Self::Busy { .. } => Refused,
+            Self::Io { .. } => Failure,
+        }
+    }
+}
+
 /// A held lock; released when dropped (or when the process dies).
 #[derive(Debug)]
 pub struct ObjectLock {

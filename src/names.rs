@@ -12,6 +12,13 @@ pub struct InvalidName {
     pub name: String,
 }
 
+impl InvalidName {
+    /// A name the user gave: a usage error.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::Usage
+    }
+}
+
 /// Checks that `name` is usable as the name of a `what` (e.g. "mirror").
 pub fn validate(what: &'static str, name: &str) -> Result<(), InvalidName> {
     let ok = !name.is_empty()

@@ -50,6 +50,13 @@ pub struct RootError {
     pub source: io::Error,
 }
 
+impl RootError {
+    /// The data root cannot be prepared.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::Failure
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Root {
     path: PathBuf,

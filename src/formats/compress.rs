@@ -17,6 +17,13 @@ pub enum Compression {
 #[error("unknown compression `{0}` (expected gz, xz or zst)")]
 pub struct UnknownCompression(pub String);
 
+impl UnknownCompression {
+    /// A compression the user named: a usage error.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::Usage
+    }
+}
+
 impl std::str::FromStr for Compression {
     type Err = UnknownCompression;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

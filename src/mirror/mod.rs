@@ -16,7 +16,7 @@
 pub mod apt;
 mod download;
 pub mod rpm;
-mod rpm_verify;
+pub mod rpm_verify;
 mod steps;
 
 use std::path::PathBuf;
@@ -332,6 +332,35 @@ pub enum MirrorError {
         #[source]
         source: PoolError,
     },
+}
+
+impl MirrorError {
+    /// How this failure is reported (exit code); see [`crate::error`].
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind::*;
+        match self {
+            Self::InvalidName(_) | Self::InvalidDefinition(_) | Self::Query(_) => Usage,
+            Self::Lock(l) => l.kind(),
+            Self::Store(s) => s.kind(),
+            // Upstream data, however malformed or hostile, fails the update;
+            // it is not the user's request that is wrong.
+            Self::Upstream { .. }
+            | Self::UpstreamUrl { .. }
+            | Self::Malformed { .. }
+            | Self::IndexMismatch { .. }
+            | Self::Unsigned { .. }
+            | Self::Signature { .. }
+            | Self::Index { .. }
+            | Self::Decompress { .. }
+            | Self::Fetch { .. }
+            | Self::Downloads { .. }
+            | Self::PackageCheck { .. }
+            | Self::Filter { .. }
+            | Self::Pool { .. }
+            | Self::ReadDef { .. }
+            | Self::SomeFailed { .. } => Failure,
+        }
+    }
 }
 
 /// Options of `depot mirror create`.

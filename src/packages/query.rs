@@ -47,6 +47,13 @@ pub struct QueryError {
     pub message: String,
 }
 
+impl QueryError {
+    /// A query the user wrote: a usage error.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::Usage
+    }
+}
+
 impl fmt::Display for QueryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(

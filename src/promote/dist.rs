@@ -61,6 +61,20 @@ pub enum DistError {
     },
 }
 
+impl DistError {
+    /// How this failure is reported (exit code); see [`crate::error`].
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind::*;
+        match self {
+            Self::InvalidName(_) | Self::Config(_) => Usage,
+            Self::Gate { .. } => Refused,
+            Self::Lock(l) => l.kind(),
+            Self::Store(s) => s.kind(),
+            Self::NoVersion { .. } | Self::Poll { .. } | Self::Io { .. } => Failure,
+        }
+    }
+}
+
 /// A stage a version can be promoted to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -624,6 +638,13 @@ pub struct VersionRef {
 #[error("expected DIST/VERSION, got `{0}`")]
 pub struct BadVersionRef(pub String);
 
+impl BadVersionRef {
+    /// A `DIST/VERSION` the user gave: a usage error.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::Usage
+    }
+}
+
 impl std::str::FromStr for VersionRef {
     type Err = BadVersionRef;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -645,6 +666,17 @@ pub enum SubmitError {
     Request(#[from] crate::testreq::RequestError),
     #[error(transparent)]
     Queue(#[from] crate::testreq::QueueError),
+}
+
+impl SubmitError {
+    /// How this failure is reported (exit code); see [`crate::error`].
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        match self {
+            Self::Dist(d) => d.kind(),
+            Self::Request(r) => r.kind(),
+            Self::Queue(q) => q.kind(),
+        }
+    }
 }
 
 /// `depot test submit … [--for DIST/VERSION]`: checks every request (and

@@ -45,6 +45,18 @@ pub enum GuardError {
     },
 }
 
+impl GuardError {
+    /// How this failure is reported (exit code); see [`crate::error`].
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind::*;
+        match self {
+            Self::InvalidName(_) | Self::Reserved | Self::Subject(_) => Usage,
+            Self::Store(s) => s.kind(),
+            Self::NoCertificate { .. } | Self::NoToken { .. } | Self::Io { .. } => Failure,
+        }
+    }
+}
+
 /// How a guard admits a reader.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]

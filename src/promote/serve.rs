@@ -63,6 +63,16 @@ pub enum ServeError {
     Verifier(#[source] rustls::server::VerifierBuilderError),
 }
 
+impl ServeError {
+    /// How this failure is reported (exit code); see [`crate::error`].
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind::*;
+        match self {
+            Self::Bind { .. } | Self::TlsFile { .. } | Self::Tls(_) | Self::Verifier(_) => Failure,
+        }
+    }
+}
+
 type Chain = Arc<Vec<rustls_pki_types::CertificateDer<'static>>>;
 
 /// What a request needs to know about a distribution, cached until the

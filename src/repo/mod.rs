@@ -80,6 +80,24 @@ pub enum RepoError {
     },
 }
 
+impl RepoError {
+    /// How this failure is reported (exit code); see [`crate::error`].
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind::*;
+        match self {
+            Self::InvalidName(_) | Self::Query(_) => Usage,
+            Self::Lock(l) => l.kind(),
+            Self::Store(s) => s.kind(),
+            Self::Io { .. }
+            | Self::BadPackage { .. }
+            | Self::BadRpm { .. }
+            | Self::WrongKind { .. }
+            | Self::Conflict { .. }
+            | Self::Pool { .. } => Failure,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RepoDef {

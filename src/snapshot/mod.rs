@@ -71,6 +71,24 @@ pub enum SnapshotError {
     },
 }
 
+impl SnapshotError {
+    /// How this failure is reported (exit code); see [`crate::error`].
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind::*;
+        match self {
+            Self::InvalidName(_) | Self::Query(_) | Self::Invalid(_) => Usage,
+            Self::Mirror(m) => m.kind(),
+            Self::Store(s) => s.kind(),
+            Self::Packages { .. }
+            | Self::Repo { .. }
+            | Self::NeverUpdated(_)
+            | Self::Index { .. }
+            | Self::MalformedRpm { .. }
+            | Self::Malformed { .. } => Failure,
+        }
+    }
+}
+
 /// Where a snapshot's content came from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]

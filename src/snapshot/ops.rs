@@ -147,6 +147,13 @@ pub struct Unsatisfiable {
     pub count: usize,
 }
 
+impl Unsatisfiable {
+    /// Verification failed.
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::Failure
+    }
+}
+
 /// Fails unless `missing` (what [`verify`] found) is empty.
 pub fn require_satisfied(name: &str, missing: &[Unsatisfied]) -> Result<(), Unsatisfiable> {
     match missing.len() {

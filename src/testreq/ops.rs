@@ -44,6 +44,16 @@ pub enum PollError {
     Results(#[from] ResultsError),
 }
 
+impl PollError {
+    /// How this failure is reported (exit code); see [`crate::error`].
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        match self {
+            Self::Request(r) => r.kind(),
+            Self::Results(r) => r.kind(),
+        }
+    }
+}
+
 impl PollOptions {
     /// The same rules as for requests: these become URL and path parts.
     pub fn validate(&self) -> Result<(), RequestError> {

@@ -56,6 +56,17 @@ pub enum PlanError {
     NotApt { what: &'static str, name: String },
 }
 
+impl PlanError {
+    /// How this failure is reported (exit code); see [`crate::error`].
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind::*;
+        match self {
+            Self::Snapshot(s) => s.kind(),
+            Self::Request(_) | Self::NotApt { .. } => Usage,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct PlanOptions {
     /// A snapshot, else a release, of that name.

@@ -151,6 +151,17 @@ pub enum NotPassed {
     },
 }
 
+impl NotPassed {
+    /// How this failure is reported (exit code); see [`crate::error`].
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind::*;
+        match self {
+            Self::Failed { .. } => Failure,
+            Self::Pending { .. } => Pending,
+        }
+    }
+}
+
 impl PollReport {
     /// `Ok` if everything passed or was neutral.
     pub fn check(&self, package: &str) -> Result<(), NotPassed> {

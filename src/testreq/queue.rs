@@ -54,6 +54,22 @@ pub enum QueueError {
     },
 }
 
+impl QueueError {
+    /// How this failure is reported (exit code); see [`crate::error`].
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind::*;
+        match self {
+            Self::InvalidBroker { .. } => Usage,
+            Self::Connect { .. }
+            | Self::ConnectTimeout { .. }
+            | Self::Amqp { .. }
+            | Self::Nacked { .. }
+            | Self::Unroutable { .. }
+            | Self::Spool { .. } => Failure,
+        }
+    }
+}
+
 /// What `depot test submit` queued.
 #[derive(Debug, Clone, Serialize)]
 pub struct Submitted {

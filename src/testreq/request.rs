@@ -24,6 +24,17 @@ pub enum RequestError {
     Malformed { queue: String, why: String },
 }
 
+impl RequestError {
+    /// How this failure is reported (exit code); see [`crate::error`].
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind::*;
+        match self {
+            // A malformed request on a queue is refused as bad input too.
+            Self::Invalid { .. } | Self::Combination(_) | Self::Malformed { .. } => Usage,
+        }
+    }
+}
+
 /// Which of autopkgtest-cloud's four queues of a release/arch a request
 /// goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

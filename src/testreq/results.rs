@@ -39,6 +39,19 @@ pub enum ResultsError {
     Client(#[source] reqwest::Error),
 }
 
+impl ResultsError {
+    /// How this failure is reported (exit code); see [`crate::error`].
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind::*;
+        match self {
+            Self::InvalidUrl { .. } => Usage,
+            Self::Network { .. } | Self::Status { .. } | Self::Io { .. } | Self::Client(_) => {
+                Failure
+            }
+        }
+    }
+}
+
 /// How a run ended, from autopkgtest's exit code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -61,6 +61,19 @@ pub enum WorkerError {
     Scratch(#[source] std::io::Error),
 }
 
+impl WorkerError {
+    /// How this failure is reported (exit code); see [`crate::error`].
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind::*;
+        match self {
+            Self::Queue(q) => q.kind(),
+            Self::Results(r) => r.kind(),
+            Self::ResultsUrl(_) | Self::Request(_) => Usage,
+            Self::Spawn { .. } | Self::Store { .. } | Self::Scratch(_) => Failure,
+        }
+    }
+}
+
 /// Which queues a worker takes from.
 #[derive(Debug, Clone)]
 pub enum QueueSelection {

@@ -82,17 +82,22 @@ pub fn render<T: Serialize>(format: OutputFormat, value: &T, text: impl FnOnce()
     }
 }
 
-fn exit_code(err: &anyhow::Error) -> u8 {
-    for cause in err.chain() {
-        match depot::error_kind(cause) {
-            Some(depot::ErrorKind::Usage) => return exit::USAGE,
-            Some(depot::ErrorKind::Refused) => return exit::REFUSED,
-            Some(depot::ErrorKind::Pending) => return exit::PENDING,
-            Some(depot::ErrorKind::Failure) => return exit::FAILURE,
-            None => {}
-        }
+/// The documented exit code of each kind of failure.
+fn code(kind: depot::ErrorKind) -> u8 {
+    match kind {
+        depot::ErrorKind::Failure => exit::FAILURE,
+        depot::ErrorKind::Usage => exit::USAGE,
+        depot::ErrorKind::Refused => exit::REFUSED,
+        depot::ErrorKind::Pending => exit::PENDING,
     }
-    exit::FAILURE
+}
+
+/// The first core error in the chain decides; anything else (a settings
+/// file that cannot be read, a failed runtime) is a failure.
+fn exit_code(err: &anyhow::Error) -> u8 {
+    err.chain()
+        .find_map(depot::error_kind)
+        .map_or(exit::FAILURE, code)
 }
 
 fn hint(err: &anyhow::Error) -> Option<&'static str> {
@@ -137,6 +142,26 @@ pub fn bytes(n: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_first_core_error_in_a_chain_decides_the_exit_code() {
+        let busy = depot::lock::LockError::Busy {
+            kind: "mirror",
+            name: "m".into(),
+            holder: None,
+        };
+        let err = anyhow::Error::new(depot::mirror::MirrorError::Lock(busy)).context("updating");
+        assert_eq!(super::exit_code(&err), 3);
+        assert_eq!(super::exit_code(&anyhow::anyhow!("foreign")), 1);
+        for (kind, want) in [
+            (depot::ErrorKind::Failure, 1),
+            (depot::ErrorKind::Usage, 2),
+            (depot::ErrorKind::Refused, 3),
+            (depot::ErrorKind::Pending, 4),
+        ] {
+            assert_eq!(super::code(kind), want);
+        }
+    }
+
     #[test]
     fn table_aligns_columns() {
         let t = super::table(&["A", "BB"], &[vec!["xxx".into(), "y".into()]]);

@@ -79,6 +79,27 @@ pub enum PublishError {
     },
 }
 
+impl PublishError {
+    /// How this failure is reported (exit code); see [`crate::error`].
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind::*;
+        match self {
+            Self::InvalidName(_) | Self::InvalidSuite(_) => Usage,
+            Self::Lock(l) => l.kind(),
+            Self::Snapshot(s) => s.kind(),
+            Self::Io { .. }
+            | Self::Index { .. }
+            | Self::Pool { .. }
+            | Self::Fetch { .. }
+            | Self::Malformed { .. }
+            | Self::MalformedRpm { .. }
+            | Self::Conflict { .. }
+            | Self::Record { .. }
+            | Self::Signing { .. } => Failure,
+        }
+    }
+}
+
 /// Options of `depot publish`.
 #[derive(Debug, Clone)]
 pub struct PublishOptions {
