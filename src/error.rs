@@ -416,7 +416,7 @@ mod tests {
             (E::Store(not_found()), Failure),
             (E::NoCertificate { path: p() }, Failure),
             (E::NoToken { path: p() }, Failure),
-            (E::Subject(regex::Regex::new("(").unwrap_err()), Usage),
+            (E::Subject(regex::Regex::new(&"(".repeat(1)).unwrap_err()), Usage),
             (
                 E::Io {
                     path: p(),
