@@ -144,6 +144,11 @@ mod tests {
     fn query() -> crate::packages::query::QueryError {
         crate::packages::query::Query::parse("Name (").unwrap_err()
     }
+    /// What `guard create --subject '('` fails with.
+    #[allow(clippy::invalid_regex)]
+    fn unclosed_group() -> regex::Error {
+        regex::Regex::new("(").unwrap_err()
+    }
     fn reqwest() -> reqwest::Error {
         let _ = rustls::crypto::ring::default_provider().install_default();
         reqwest::Client::builder()
@@ -416,7 +421,7 @@ mod tests {
             (E::Store(not_found()), Failure),
             (E::NoCertificate { path: p() }, Failure),
             (E::NoToken { path: p() }, Failure),
-            (E::Subject(regex::Regex::new(&"(".repeat(1)).unwrap_err()), Usage),
+            (E::Subject(unclosed_group()), Usage),
             (
                 E::Io {
                     path: p(),
