@@ -1,5 +1,8 @@
 //! The append-only audit log (`audit.log` in the data root): one JSON line
 //! per publish or promotion — who, when, what, from, to.
+//!
+//! It owns `audit.log` in the data root and only ever appends to it: a line
+//! once written is never rewritten or removed.
 
 use std::io::Write;
 

@@ -7,6 +7,11 @@
 //! metadata needed to publish them. The package files themselves are pool
 //! blobs named by those SHA-256 fields, so a snapshot is a small manifest
 //! however many packages it has.
+//!
+//! It owns the types of repository content (what mirror states, snapshots and
+//! releases reference: index blobs, selections, rpm metadata) and reading
+//! index text from the pool; it never writes the pool and knows nothing of
+//! where content is stored or how it is queried (`packages/`).
 
 use std::ops::Range;
 

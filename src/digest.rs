@@ -1,4 +1,6 @@
 //! SHA-256 digests: the names of everything in the pool.
+//!
+//! It owns the SHA-256 digest type and its hex form; no I/O.
 
 use std::fmt;
 use std::str::FromStr;

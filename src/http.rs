@@ -5,6 +5,10 @@
 //! (the connection closed before `Content-Length` bytes), HTTP 408, 429 and
 //! 5xx. Everything else — 404, a checksum or size mismatch of a complete
 //! transfer — fails at once: retrying a tampered file does not fix it.
+//!
+//! It owns HTTP(S) and `file://` fetching (retries, backoff, client
+//! certificates); it writes only into the pool, through
+//! [`crate::pool::Pool`], and knows nothing of mirrors or repository formats.
 
 use std::io::Read;
 use std::time::Duration;

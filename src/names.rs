@@ -2,6 +2,8 @@
 //!
 //! Names become file names inside the data root, so they are restricted to
 //! a safe alphabet: no `/`, no leading dot, nothing a shell would mangle.
+//!
+//! It owns the rules for names; no I/O.
 
 #[derive(Debug, thiserror::Error)]
 #[error(

@@ -21,6 +21,9 @@
 //! Everything here is parsed from untrusted input: paths are checked by
 //! [`check_relative_path`] before they are ever joined to a URL or a
 //! directory.
+//!
+//! Like all of `formats/`, it parses and writes bytes in memory and never
+//! touches the file system or the network.
 
 use std::collections::BTreeMap;
 

@@ -1,4 +1,6 @@
 //! Compression formats of repository indices.
+//!
+//! Like all of `formats/`, in memory only: no file system, no network.
 
 use std::io::{self, Read, Write};
 

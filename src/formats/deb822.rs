@@ -10,6 +10,8 @@
 //! `Filename` rewritten, and the line number of a malformed line for the
 //! error message. It borrows every value from the input and allocates one
 //! small vector per paragraph.
+//!
+//! Like all of `formats/`, in memory only: no file system, no network.
 
 use std::ops::Range;
 

@@ -1,5 +1,8 @@
 //! File formats shared by the verbs: deb822 paragraphs, apt's Release and
 //! Packages indices, and (de)compression.
+//!
+//! Every module here works on bytes in memory; none touches the file system,
+//! the network or the data root.
 
 pub mod apt;
 pub mod compress;

@@ -5,6 +5,8 @@
 //! writes the `<package>` elements createrepo_c would: primary (with the
 //! header range, dependencies and the files dependency resolution needs),
 //! filelists (every file), other (no changelogs).
+//!
+//! Like all of `formats/`, in memory only: no file system, no network.
 
 use quick_xml::escape::escape;
 

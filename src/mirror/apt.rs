@@ -5,6 +5,9 @@
 //! index is checked against it, every stanza is checked (fields present,
 //! paths safe) before any package is fetched, and the new state is returned
 //! for saving only when every package is in the pool.
+//!
+//! The apt half of the update steps (`steps.rs`): what differs for apt.
+//! It never writes the mirror's state; the shared commit step does.
 
 //!
 //! The steps themselves are shared with rpm ([`super::steps`]); [`Apt`]

@@ -8,6 +8,9 @@
 //! `primary`/`filelists`/`other` entries are carried over and spliced into
 //! the new metadata), like Pulp's additive sync. `updateinfo`, `group` and
 //! `modules` always come from the newest upstream state.
+//!
+//! The rpm half of the update steps (`steps.rs`): what differs for rpm.
+//! It never writes the mirror's state; the shared commit step does.
 
 use std::collections::{HashMap, HashSet};
 

@@ -12,6 +12,8 @@
 //! - [`catalog`]: a compact, cached table of each apt index's packages.
 //! - [`pkgset`]: the packages of one or more repository states as one
 //!   list, and the way back from a selection to new content.
+//!
+//! It owns `cache/catalog/` (derived, always safe to delete).
 
 pub mod catalog;
 pub mod pkgset;

@@ -7,6 +7,9 @@
 //! costs a few milliseconds. A selection is written back as apt content
 //! that keeps byte ranges of the same index blobs (`content::Selection`),
 //! or as rpm repodata spliced from the picked `<package>` entries.
+//!
+//! It reads content and catalogs and writes only new index and selection
+//! blobs to the pool; it never writes a manifest or a state (its callers do).
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;

@@ -14,6 +14,9 @@
 //! relations (`>=`, `<<`, …) compare with Debian ordering for apt and
 //! rpmvercmp (epoch:version-release) for rpm; `>`/`<` mean `>=`/`<=` as in
 //! Debian's deprecated syntax. `{amd64}` restricts the architecture.
+//!
+//! Parsing and matching only: it sees packages through [`PackageFields`] and
+//! never reads the pool.
 
 use std::cmp::Ordering;
 use std::fmt;

@@ -1,6 +1,9 @@
 //! Operations that make new package sets from existing ones: filtering
 //! (with dependency closure), merging snapshots into integrated releases,
 //! searching and verifying dependencies.
+//!
+//! Filter, search, verify and merge. It writes only new manifests (a manifest
+//! is never changed once written) and the blobs they need.
 
 use jiff::Timestamp;
 use serde::Serialize;

@@ -5,6 +5,9 @@
 //! Recording a request against a published version (`test submit --for`)
 //! belongs to the distribution, not here: see
 //! [`crate::promote::dist::submit_for`].
+//!
+//! It decides which queue and which checks; the wire formats stay in
+//! [`super::request`], [`super::amqp`] and [`super::spool`].
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -30,6 +30,9 @@
 //! metadata and names (`NetworkManager`, `perl-Data-Dumper`) a request may not
 //! carry — so rpm content is refused with an error rather than planned into
 //! requests no autopkgtest worker could run.
+//!
+//! It reads snapshots and releases and never writes them; queuing the plan is
+//! the caller's choice.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 

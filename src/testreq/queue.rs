@@ -4,6 +4,8 @@
 //! message bodies, and both give a worker at-least-once delivery: a taken
 //! request stays queued until the worker acknowledges it, so a worker that
 //! dies mid-run loses nothing.
+//!
+//! The trait and its shared types only; each queue owns its own transport.
 
 use std::hash::{BuildHasher, Hasher};
 use std::path::PathBuf;

@@ -7,6 +7,9 @@
 //! The stores are an enum rather than a trait: there are exactly two, the
 //! poller needs both behind one value chosen from a URL at run time, and
 //! async trait methods cannot be called through `dyn`.
+//!
+//! It owns result archives and reading the two stores; it never deletes a
+//! stored result.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

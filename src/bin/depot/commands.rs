@@ -1,6 +1,10 @@
 //! One handler per subcommand: clap types → core options → core call →
 //! rendering. No business logic here, and no path into the data root (the
 //! core's `Root` names them).
+//!
+//! It owns rendering (tables, text, JSON) and nothing else: whatever a
+//! library call can decide is decided there, so no `if` or `match` on domain
+//! values lives here.
 
 use anyhow::Result;
 use depot::mirror;

@@ -2,6 +2,8 @@
 //! shell completions (`DIR/completions/`) rendered from the clap
 //! definition, as ripgrep's `rg --generate` does. `cargo xtask gen` runs it
 //! and compares the result with the committed files.
+//!
+//! It writes only below the DIR it is given.
 
 use std::path::Path;
 

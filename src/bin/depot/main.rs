@@ -1,4 +1,7 @@
 //! The `depot` command: parse → resolve settings → one core call → render.
+//!
+//! It owns the async runtime, the interrupt and the process's exit code;
+//! everything else is a call into the library.
 
 mod cli;
 mod commands;

@@ -1,5 +1,8 @@
 //! What depot prints: data on stdout (text tables or JSON), diagnostics on
 //! stderr (`error: …`, `Caused by:`, `hint:`), and the exit code.
+//!
+//! It owns stdout, stderr and the mapping of error kinds to exit codes; the
+//! library never prints.
 
 use std::io::Write;
 use std::process::ExitCode;

@@ -1,5 +1,7 @@
 //! Turns the core's progress events into an indicatif bar (files, bytes,
 //! rate, ETA) on a TTY, or into plain log lines otherwise.
+//!
+//! It is the only user of indicatif; the core only emits events.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -2,6 +2,8 @@
 //! bars, output format). Everything that changes what a command does —
 //! flag, environment and settings-file precedence — is resolved by the
 //! core's [`depot::settings::Settings`].
+//!
+//! It decides how to print, never what a command does.
 
 use crate::cli::{GlobalArgs, OutputFormat};
 

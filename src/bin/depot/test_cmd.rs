@@ -1,6 +1,9 @@
 //! `depot test …` handlers: clap types → core options → one core call →
 //! rendering. Defaults that live in the data root (the spool, the results
 //! store) come from `Root`; nothing here reads or writes them itself.
+//!
+//! Rendering only: the checks, queue selection and recording live in the
+//! library.
 
 use anyhow::Result;
 use depot::root::Root;

@@ -1,6 +1,8 @@
 //! What a publish is told ([`PublishOptions`]), what it reports
 //! ([`PublishSummary`]) and how it fails ([`PublishError`]): shared by the
 //! orchestration and both formats' writers.
+//!
+//! Types only; no I/O.
 
 use std::path::PathBuf;
 

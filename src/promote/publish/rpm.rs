@@ -12,6 +12,9 @@
 //! Default compression: gz. dnf 4 and EL8's librepo/libsolv read gz and xz;
 //! zstd-compressed repodata needs EL9 or newer, so zst is opt-in
 //! (`--compress zst`). gz is chosen over xz for its speed.
+//!
+//! It writes only inside the staging folder its [`super::writer::Writer`] was
+//! given; it never changes a published version or a stage.
 
 use jiff::Timestamp;
 use url::Url;

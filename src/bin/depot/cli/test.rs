@@ -1,4 +1,7 @@
 //! `depot test …`: autopkgtest-style test requests (clap definitions only).
+//!
+//! Definitions only: no value here is acted on; `test_cmd.rs` passes them to
+//! the core.
 
 use std::path::PathBuf;
 use std::time::Duration;
