@@ -6,14 +6,18 @@
 //! crate prints; progress flows out through [`report::Reporter`], and every
 //! failure is a typed error that names its subject.
 //!
-//! The four verbs of the product live in their own folders:
-//! [`mirror`] (fetch and verify upstream repositories), [`snapshot`]
-//! (immutable point-in-time manifests) and [`promote`] (publishing; stages
-//! and guards to come). Shared machinery sits beside them: [`content`] (what
-//! a repository state holds), [`root`] (the data root's layout), [`pool`] (content-addressed
-//! blobs), [`lock`] (per-object locks), [`store`] (named
-//! definitions and manifests on disk), [`http`] (fetching with retries),
-//! [`signing`] (GnuPG through gpgme) and [`formats`] (deb822, compression).
+//! The verbs of the product live in their own folders: [`mirror`] (fetch
+//! and verify upstream repositories), [`repo`] (local repos of CI-built
+//! packages), [`snapshot`] (immutable manifests, releases), [`promote`]
+//! (publishing, stages, guards, serving) and [`testreq`] (test requests).
+//! Below them, [`packages`] (queries, catalogs, package sets) serves every
+//! verb; shared machinery sits at the bottom: [`content`] (what a
+//! repository state references), [`store`] (named objects on disk),
+//! [`root`] (the data root's layout), [`pool`] (content-addressed blobs),
+//! [`lock`] (per-object locks), [`http`] (fetching with retries),
+//! [`signing`] (GnuPG through gpgme) and [`formats`]. [`settings`]
+//! resolves what a command was told; [`error`] says how each failure is
+//! reported.
 
 pub mod audit;
 pub mod choice;
