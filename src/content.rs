@@ -310,6 +310,14 @@ pub enum Content {
 }
 
 impl Content {
+    /// The apt suite; rpm content has none.
+    pub fn suite(&self) -> Option<&str> {
+        match self {
+            Self::Apt(a) => Some(&a.suite),
+            Self::Rpm(_) => None,
+        }
+    }
+
     pub fn kind(&self) -> RepoKind {
         match self {
             Self::Apt(_) => RepoKind::Apt,

@@ -141,6 +141,18 @@ pub struct MirrorDef {
 }
 
 impl MirrorDef {
+    /// How upstream is verified, in words, for `mirror show`.
+    pub fn verification(&self) -> String {
+        match (&self.keyring, self.no_verify) {
+            (_, true) => "no (--no-verify)".to_owned(),
+            (Some(k), false) if self.verify_packages => {
+                format!("keyring {} (and each package's signature)", k.display())
+            }
+            (Some(k), false) => format!("keyring {}", k.display()),
+            (None, false) => "?".to_owned(),
+        }
+    }
+
     pub fn client_tls(&self) -> crate::http::ClientTls {
         crate::http::ClientTls {
             cert: self.client_cert.clone(),

@@ -81,6 +81,27 @@ pub struct Guard {
     pub created: Timestamp,
 }
 
+impl Guard {
+    /// What the guard admits, in words (never a token).
+    pub fn describe(&self) -> String {
+        match &self.kind {
+            GuardKind::X509 {
+                ca_certificates,
+                subject,
+            } => format!(
+                "x509 ({ca_certificates} CA certificate(s){})",
+                subject
+                    .as_ref()
+                    .map(|s| format!(", subject ~ {s}"))
+                    .unwrap_or_default()
+            ),
+            GuardKind::Token { token_sha256 } => {
+                format!("token ({} token(s), stored hashed)", token_sha256.len())
+            }
+        }
+    }
+}
+
 /// What `guard create` takes.
 #[derive(Debug, Clone)]
 pub enum GuardSpec {

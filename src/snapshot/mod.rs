@@ -143,6 +143,44 @@ impl Origin {
         }
     }
 
+    /// Several lines' worth for `show`: where from, with what (the URL and
+    /// update time of a mirror, a filter's query, a release's sources with
+    /// their creation times and components).
+    pub fn detail(&self) -> String {
+        let time = |t: &Timestamp| t.strftime("%Y-%m-%d %H:%M:%SZ").to_string();
+        match self {
+            Self::Mirror { url, updated, .. } => {
+                format!("{} ({url}, updated {})", self.describe(), time(updated))
+            }
+            Self::Filter {
+                query, with_deps, ..
+            } => format!(
+                "{}: {query}{}",
+                self.describe(),
+                if *with_deps {
+                    " (with dependencies)"
+                } else {
+                    ""
+                }
+            ),
+            Self::Release { sources, policy } => {
+                let detail: Vec<String> = sources
+                    .iter()
+                    .map(|r| {
+                        let component = r
+                            .component
+                            .as_ref()
+                            .map(|c| format!(" -> {c}"))
+                            .unwrap_or_default();
+                        format!("{} ({}{component})", r.name, time(&r.created))
+                    })
+                    .collect();
+                format!("{policy} of {}", detail.join(", "))
+            }
+            Self::Repo { .. } => self.describe(),
+        }
+    }
+
     /// The mirror or repo this came from directly, for `list --source`.
     pub fn source_name(&self) -> Option<&str> {
         match self {

@@ -65,14 +65,7 @@ fn mirror_text(m: &mirror::MirrorInfo) -> String {
             v.join(" ")
         }
     };
-    let verify = match (&d.keyring, d.no_verify) {
-        (_, true) => "no (--no-verify)".to_owned(),
-        (Some(k), false) if d.verify_packages => {
-            format!("keyring {} (and each package's signature)", k.display())
-        }
-        (Some(k), false) => format!("keyring {}", k.display()),
-        (None, false) => "?".to_owned(),
-    };
+    let verify = d.verification();
     format!(
         "Name:          {}\nKind:          {}\nURL:           {}\nSuite:         {}\nComponents:    {}\nArchitectures: {}\nVerify:        {verify}\nPolicy:        {}\nMode:          {}\nSources:       {}\nUdebs:         {}\nCreated:       {}\nLast update:   {}\nPackages:      {}\n",
         d.name,
@@ -377,50 +370,8 @@ fn show_manifest(
     let d = snapshot::show(root, store, name, packages)?;
     render(settings.format, &d, || {
         let s = &d.snapshot;
-        let suite = match &s.content {
-            depot::content::Content::Apt(a) => a.suite.clone(),
-            depot::content::Content::Rpm(_) => "-".to_owned(),
-        };
-        let mut source = s.origin.describe();
-        match &s.origin {
-            snapshot::Origin::Mirror { url, updated, .. } => {
-                source.push_str(&format!(" ({url}, updated {})", time(*updated)));
-            }
-            snapshot::Origin::Filter {
-                query, with_deps, ..
-            } => {
-                source.push_str(&format!(
-                    ": {query}{}",
-                    if *with_deps {
-                        " (with dependencies)"
-                    } else {
-                        ""
-                    }
-                ));
-            }
-            snapshot::Origin::Release { sources, .. } => {
-                let detail: Vec<String> = sources
-                    .iter()
-                    .map(|r| {
-                        format!(
-                            "{} ({}{})",
-                            r.name,
-                            time(r.created),
-                            r.component
-                                .as_ref()
-                                .map(|c| format!(" -> {c}"))
-                                .unwrap_or_default()
-                        )
-                    })
-                    .collect();
-                source = format!(
-                    "{} of {}",
-                    source.split(' ').next().unwrap_or(""),
-                    detail.join(", ")
-                );
-            }
-            snapshot::Origin::Repo { .. } => {}
-        }
+        let suite = s.content.suite().unwrap_or("-");
+        let source = s.origin.detail();
         let mut text = format!(
             "Name:          {}\nCreated:       {}\nKind:          {}\nSource:        {source}\nSuite:         {suite}\nComponents:    {}\nArchitectures: {}\nPackages:      {}\n",
             s.name,
@@ -575,22 +526,7 @@ fn repo_cmd(cmd: RepoCommand, root: &Root, settings: &Settings) -> Result<()> {
 }
 
 fn guard_cmd(cmd: GuardCommand, root: &Root, settings: &Settings) -> Result<()> {
-    use depot::promote::guard::{self, GuardKind, GuardSpec};
-    let describe = |g: &guard::Guard| match &g.kind {
-        GuardKind::X509 {
-            ca_certificates,
-            subject,
-        } => format!(
-            "x509 ({ca_certificates} CA certificate(s){})",
-            subject
-                .as_ref()
-                .map(|s| format!(", subject ~ {s}"))
-                .unwrap_or_default()
-        ),
-        GuardKind::Token { token_sha256 } => {
-            format!("token ({} token(s), stored hashed)", token_sha256.len())
-        }
-    };
+    use depot::promote::guard::{self, GuardSpec};
     match cmd {
         GuardCommand::Create {
             name,
@@ -605,7 +541,7 @@ fn guard_cmd(cmd: GuardCommand, root: &Root, settings: &Settings) -> Result<()> 
             };
             let g = guard::create(root, &name, spec, settings.core.now)?;
             render(settings.format, &g, || {
-                format!("created guard {}: {}\n", g.name, describe(&g))
+                format!("created guard {}: {}\n", g.name, g.describe())
             });
         }
         GuardCommand::List => {
@@ -613,7 +549,7 @@ fn guard_cmd(cmd: GuardCommand, root: &Root, settings: &Settings) -> Result<()> 
             render(settings.format, &guards, || {
                 let rows: Vec<Vec<String>> = guards
                     .iter()
-                    .map(|g| vec![g.name.clone(), describe(g), time(g.created)])
+                    .map(|g| vec![g.name.clone(), g.describe(), time(g.created)])
                     .collect();
                 table(&["GUARD", "KIND", "CREATED"], &rows)
             });
@@ -624,7 +560,7 @@ fn guard_cmd(cmd: GuardCommand, root: &Root, settings: &Settings) -> Result<()> 
                 format!(
                     "Guard:   {}\nKind:    {}\nCreated: {}\n",
                     g.name,
-                    describe(&g),
+                    g.describe(),
                     time(g.created)
                 )
             });
