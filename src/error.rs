@@ -637,6 +637,14 @@ mod tests {
             ),
             (Box::new(ResultsError::Client(reqwest())), Failure),
             (
+                Box::new(ResultsError::Unending {
+                    url: s("u"),
+                    pages: 1000,
+                    seconds: 600,
+                }),
+                Failure,
+            ),
+            (
                 Box::new(NotPassed::Failed {
                     package: s("a"),
                     failed: 1,

@@ -40,6 +40,12 @@ pub enum ResultsError {
     },
     #[error("cannot set up the HTTP client")]
     Client(#[source] reqwest::Error),
+    #[error("listing {url} did not end after {pages} pages or {} s", seconds)]
+    Unending {
+        url: String,
+        pages: usize,
+        seconds: u64,
+    },
 }
 
 impl ResultsError {
@@ -48,9 +54,11 @@ impl ResultsError {
         use crate::error::ErrorKind::*;
         match self {
             Self::InvalidUrl { .. } => Usage,
-            Self::Network { .. } | Self::Status { .. } | Self::Io { .. } | Self::Client(_) => {
-                Failure
-            }
+            Self::Network { .. }
+            | Self::Status { .. }
+            | Self::Io { .. }
+            | Self::Client(_)
+            | Self::Unending { .. } => Failure,
         }
     }
 }
@@ -325,6 +333,11 @@ fn list_file_runs(container: &Path, prefix: &str) -> Result<Vec<String>, Results
     Ok(runs)
 }
 
+/// Listing pages one poll may request of one container, and how long it
+/// may take in all (each request has its own timeouts too).
+const LIST_MAX_PAGES: usize = 1_000;
+const LIST_MAX_TIME: Duration = Duration::from_secs(600);
+
 /// What a GET returned, before interpretation.
 enum Reply {
     Body(Vec<u8>),
@@ -388,9 +401,21 @@ impl SwiftStore {
     async fn list_runs(&self, container: &str, prefix: &str) -> Result<Vec<String>, ResultsError> {
         let mut runs = Vec::new();
         let mut marker: Option<String> = None;
-        // Swift returns at most 10,000 names per request: page with
-        // `marker` until a page comes back empty.
-        loop {
+        let started = std::time::Instant::now();
+        // Swift returns at most 10,000 names per request, sorted: page with
+        // `marker` until a page brings no name past it. A server that
+        // ignores `marker` (a static copy of a listing, a proxy dropping
+        // query strings) sends the same page again, which brings nothing
+        // new and ends the listing; the page count and the clock bound
+        // what is left (10 M names, far past any real package's runs).
+        for pages in 0.. {
+            if pages == LIST_MAX_PAGES || started.elapsed() > LIST_MAX_TIME {
+                return Err(ResultsError::Unending {
+                    url: redact(&self.container_url(container)),
+                    pages,
+                    seconds: LIST_MAX_TIME.as_secs(),
+                });
+            }
             let mut url = self.container_url(container);
             {
                 let mut q = url.query_pairs_mut();
@@ -404,16 +429,20 @@ impl SwiftStore {
                 Reply::Body(b) => String::from_utf8_lossy(&b).into_owned(),
                 Reply::NoContent | Reply::Missing => break,
             };
-            let before = runs.len();
-            for line in page.lines().map(str::trim) {
-                if line.ends_with('@') && line.starts_with(prefix) {
-                    runs.push(line.to_owned());
-                }
-            }
-            match page.lines().map(str::trim).rfind(|l| !l.is_empty()) {
-                Some(last) if runs.len() > before => marker = Some(last.to_owned()),
-                _ => break,
-            }
+            let past = |name: &&str| marker.as_deref().is_none_or(|m| *name > m);
+            let new: Vec<&str> = page
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .filter(past)
+                .collect();
+            let Some(last) = new.last() else { break };
+            marker = Some((*last).to_owned());
+            runs.extend(
+                new.iter()
+                    .filter(|l| l.ends_with('@') && l.starts_with(prefix))
+                    .map(|l| (*l).to_owned()),
+            );
         }
         runs.sort();
         runs.dedup();

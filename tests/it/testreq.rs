@@ -480,6 +480,9 @@ struct SwiftState {
     log: Vec<String>,
     /// Status lines the next listings answer with, in order.
     fail_listings: std::collections::VecDeque<&'static str>,
+    /// Answer every listing as if no `marker` was given (a static copy of
+    /// a listing, a proxy that drops query strings).
+    ignore_marker: bool,
 }
 
 pub struct Swift {
@@ -510,6 +513,10 @@ impl Swift {
 
     fn requests(&self) -> Vec<String> {
         self.state.lock().unwrap().log.clone()
+    }
+
+    fn ignore_marker(&self) {
+        self.state.lock().unwrap().ignore_marker = true;
     }
 
     /// The next `n` listings get a 503.
@@ -629,7 +636,11 @@ fn swift_serve(
                     .map(|(_, v)| percent_decode(v))
                     .unwrap_or_default()
             };
-            let (prefix, delim, marker) = (param("prefix"), param("delimiter"), param("marker"));
+            let (prefix, delim, mut marker) =
+                (param("prefix"), param("delimiter"), param("marker"));
+            if state.lock().unwrap().ignore_marker {
+                marker.clear();
+            }
             let mut objects = Vec::new();
             all_objects(&dir, "", &mut objects);
             let mut names: Vec<String> = objects
@@ -894,6 +905,25 @@ fn a_corrupt_result_is_reported_not_fatal() {
     assert_eq!(damaged[0]["run_id"], "20261102_100000_ffff2");
     assert!(run.stderr.contains("damaged result"), "{}", run.stderr);
     assert!(!run.stderr.contains("panicked"));
+}
+
+/// Regression: against a server that ignores `marker`, poll re-requested
+/// the same page forever, adding its names again each time.
+#[test]
+fn poll_ends_against_a_server_that_ignores_the_listing_marker() {
+    let ctx = TestContext::new();
+    let swift = Swift::start(fixture_swift(&ctx), 1000);
+    swift.ignore_marker();
+    let started = std::time::Instant::now();
+    let run = poll(&ctx, &swift.url(), "multi", &["--trigger", "glibc/2.40-1"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(statuses(&run), ["amd64 glibc/2.40-1 pass"]);
+    assert_eq!(
+        swift.requests().len(),
+        2,
+        "a page, then the same page again, which brings nothing new"
+    );
+    assert!(started.elapsed() < Duration::from_secs(20));
 }
 
 #[test]
