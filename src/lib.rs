@@ -21,6 +21,7 @@
 
 pub mod audit;
 pub mod choice;
+pub mod classify;
 pub mod content;
 pub mod digest;
 pub mod error;
@@ -42,4 +43,5 @@ pub mod snapshot;
 pub mod store;
 pub mod testreq;
 
-pub use error::{ErrorKind, error_kind};
+pub use classify::error_kind;
+pub use error::ErrorKind;

@@ -4,7 +4,7 @@
 //!
 //! Recording a request against a published version (`test submit --for`)
 //! belongs to the distribution, not here: see
-//! [`crate::promote::dist::submit_for`].
+//! `promote::dist::submit_for`.
 //!
 //! It decides which queue and which checks; the wire formats stay in
 //! [`super::request`], [`super::amqp`] and [`super::spool`].
@@ -21,7 +21,7 @@ use super::spool::SpoolQueue;
 use super::worker::{self, QueueSelection, WorkerError, WorkerEvents, WorkerSummary};
 
 /// Where requests go: a RabbitMQ broker or a spool directory (resolved by
-/// [`crate::settings::Settings::queue`]).
+/// `Settings::queue` in `settings.rs`).
 #[derive(Debug, Clone)]
 pub enum QueueTarget {
     Broker(BrokerUrl),
