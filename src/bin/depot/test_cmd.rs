@@ -1,9 +1,6 @@
 //! `depot test …` handlers: clap types → core options → one core call →
-//! rendering. Defaults that live in the data root (the spool, the results
-//! store) come from `Root`; nothing here reads or writes them itself.
-//!
-//! Rendering only: the checks, queue selection and recording live in the
-//! library.
+//! rendering. The checks, queue and results selection (`Settings`) and
+//! recording against a version live in the library.
 
 use anyhow::Result;
 use depot::root::Root;
