@@ -831,6 +831,8 @@ async fn publish_cmd(a: PublishArgs, root: &Root, settings: &Settings) -> Result
         suite: a.suite,
         compress: settings.core.compress(a.compress)?,
         to: a.to,
+        version: None,
+        adopt: false,
         now: settings.core.now,
     };
     let reporter = CliReporter::new(settings.progress);
