@@ -133,6 +133,15 @@ pub fn error_kind(err: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> 
             testreq::ops::PollError::Results(r) => error_kind(r).unwrap_or(Failure),
         });
     }
+    if let Some(e) = err.downcast_ref::<train::TrainError>() {
+        return Some(e.kind());
+    }
+    if let Some(e) = err.downcast_ref::<train::FileError>() {
+        return Some(e.kind());
+    }
+    if let Some(e) = err.downcast_ref::<train::StepError>() {
+        return Some(e.kind());
+    }
     if let Some(kind) = testreq::error_kind(err) {
         return Some(kind);
     }

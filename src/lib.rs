@@ -19,6 +19,7 @@ pub mod audit;
 pub mod choice;
 pub mod content;
 pub mod digest;
+pub mod duration;
 pub mod error;
 pub mod formats;
 pub mod fsutil;
@@ -37,5 +38,6 @@ pub mod signing;
 pub mod snapshot;
 pub mod store;
 pub mod testreq;
+pub mod train;
 
 pub use error::{ErrorKind, error_kind};
