@@ -80,6 +80,16 @@ pub enum Outcome {
     Pending,
 }
 
+impl Outcome {
+    pub fn word(self) -> &'static str {
+        match self {
+            Self::Done => "done",
+            Self::Failed => "failed",
+            Self::Pending => "pending",
+        }
+    }
+}
+
 /// `trains/NAME/RUN.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Journal {

@@ -558,7 +558,7 @@ impl Night<'_> {
                 testname: None,
                 swiftuser: None,
                 readable_by: vec![],
-                requester: Some(format!("depot train {}", self.plan.train)),
+                requester: Some(format!("depot-train-{}", self.plan.train)),
                 kind: crate::testreq::QueueKind::Default,
                 submit_time: self.settings.now,
             };
