@@ -457,7 +457,7 @@ impl TrainFile {
                     "a release needs at least one source (`from:` or `components:`)".into(),
                 ));
             }
-            for (comp, _) in &spec.components {
+            for comp in spec.components.keys() {
                 if comp.is_empty() || comp.contains(['/', ' ']) {
                     return Err((
                         format!("releases.{name}.components.{comp}"),

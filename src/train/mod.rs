@@ -221,6 +221,9 @@ pub async fn resume(
     reporter: &dyn Reporter,
 ) -> Result<Journal, TrainError> {
     let file = TrainFile::load(path)?;
+    // The whole file is checked against the data root before anything
+    // else, whatever run it continues.
+    plan::plan(root, path, &file, &plan::run_id(settings.now), settings.now)?;
     let _lock = ObjectLock::acquire(root, "train", &file.train, Wait::No)?;
     let store = journal::journals(root, &file.train);
     let journal = match run {

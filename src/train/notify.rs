@@ -77,17 +77,18 @@ impl Notifier {
                     Ok(r) => format!("HTTP {}", r.status()),
                     Err(e) => crate::http::error_chain(&e),
                 };
-                reporter.report(Event::Retry {
-                    url,
-                    attempt,
-                    reason: &reason,
-                });
                 if attempt == ATTEMPTS {
+                    let message = format!("webhook unreachable ({reason}); event dropped");
                     reporter.report(Event::Phase {
                         subject: url,
-                        message: "webhook unreachable; event dropped",
+                        message: &message,
                     });
                 } else {
+                    reporter.report(Event::Retry {
+                        url,
+                        attempt,
+                        reason: &reason,
+                    });
                     tokio::time::sleep(wait).await;
                     wait *= 2;
                 }

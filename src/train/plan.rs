@@ -156,7 +156,7 @@ pub fn plan(
                 continue;
             }
             let ready = file.release_sources(name, spec).all(|(_, s)| {
-                !file.releases.contains_key(s.as_str()) || ordered.iter().any(|o| *o == s)
+                !file.releases.contains_key(s.as_str()) || ordered.contains(&s)
             });
             if ready {
                 ordered.push(name);

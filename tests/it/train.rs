@@ -336,7 +336,7 @@ fn a_failing_upstream_blocks_only_what_is_built_from_it_and_resume_retries_it() 
     ctx.env.insert("DEPOT_NOW".into(), NIGHT1.into());
     let run = train(&ctx, &["run"], &file).fails(1, "mirror/el failed");
     assert!(
-        run.stderr.contains("blocked: publish/el9, snapshot/el"),
+        run.stderr.contains("blocked: snapshot/el, publish/el9"),
         "{}",
         run.stderr
     );
