@@ -155,9 +155,9 @@ pub fn plan(
             if ordered.contains(&name) {
                 continue;
             }
-            let ready = file.release_sources(name, spec).all(|(_, s)| {
-                !file.releases.contains_key(s.as_str()) || ordered.contains(&s)
-            });
+            let ready = file
+                .release_sources(name, spec)
+                .all(|(_, s)| !file.releases.contains_key(s.as_str()) || ordered.contains(&s));
             if ready {
                 ordered.push(name);
             }
