@@ -9,7 +9,8 @@
 //! The four verbs of the product live in their own folders:
 //! [`mirror`] (fetch and verify upstream repositories), [`snapshot`]
 //! (immutable point-in-time manifests) and [`promote`] (publishing; stages
-//! and guards to come). Shared machinery sits beside them: [`content`] (what
+//! and guards to come); [`train`] runs them as one resumable night from
+//! a YAML file. Shared machinery sits beside them: [`content`] (what
 //! a repository state holds), [`root`] (the data root's layout), [`pool`] (content-addressed
 //! blobs), [`lock`] (per-object locks), [`store`] (named
 //! definitions and manifests on disk), [`http`] (fetching with retries),
