@@ -2168,7 +2168,7 @@ _depot() {
             return 0
             ;;
         depot__subcmd__publish)
-            opts="-q -v -h -V --dist --sign-key --skip-signing --suite --compress --to --root --config --quiet --verbose --no-progress --output-format --help --version"
+            opts="-q -v -h -V --dist --sign-key --skip-signing --suite --compress --to --as-version --root --config --quiet --verbose --no-progress --output-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2191,6 +2191,10 @@ _depot() {
                     return 0
                     ;;
                 --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --as-version)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -437,6 +437,7 @@ complete -c depot -n "__fish_depot_using_subcommand publish" -l sign-key -d 'Gnu
 complete -c depot -n "__fish_depot_using_subcommand publish" -l suite -d 'Suite name in dists/ [default: the upstream codename]' -r
 complete -c depot -n "__fish_depot_using_subcommand publish" -l compress -d 'Compressed index formats, comma-separated (gz, xz, zst) [default: apt gz,xz; rpm gz]' -r
 complete -c depot -n "__fish_depot_using_subcommand publish" -l to -d 'Publish root [default: public/ in the data root]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand publish" -l as-version -d 'Name of the new version [default: the UTC time of the publish]; refused if it exists' -r
 complete -c depot -n "__fish_depot_using_subcommand publish" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
 complete -c depot -n "__fish_depot_using_subcommand publish" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
 complete -c depot -n "__fish_depot_using_subcommand publish" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''

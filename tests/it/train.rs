@@ -745,3 +745,63 @@ fn kill_after_publish_before_tests_then_resume_submits_and_promotes() {
     let run = train(&ctx, &["resume", "--output-format", "json"], &file).ok();
     assert_eq!(run.json()["outcome"], "done");
 }
+
+#[test]
+fn publish_as_a_named_version_refuses_one_that_exists() {
+    let ctx = TestContext::new();
+    ctx.apt_snapshot("m", "s1");
+    let args = [
+        "publish",
+        "s1",
+        "--dist",
+        "d",
+        "--skip-signing",
+        "--as-version",
+        "v1",
+    ];
+    ctx.depot(&args).ok();
+    assert_eq!(link(ctx.root.join("public/d/dev")).as_deref(), Some("v1"));
+    ctx.depot(&args).fails(
+        1,
+        "distribution `d` already has a version `v1` (published from `s1`)",
+    );
+    assert_eq!(names(&ctx.root.join("public/d")), ["dev", "v1"]);
+}
+
+#[test]
+fn a_test_gate_pending_past_its_timeout_fails_the_promotion() {
+    let mut ctx = TestContext::new();
+    ci_repo(&ctx);
+    let night = Night {
+        train: "nightly",
+        apt_url: ctx.serve_apt("state1", "up"),
+        rpm_url: None,
+        policy: "immediate",
+        tests: true,
+        hooks: vec![],
+    };
+    let file = write(
+        &ctx,
+        "nightly.yaml",
+        &night.yaml().replace("timeout: 1h", "timeout: 1s"),
+    );
+    ctx.env.insert("DEPOT_NOW".into(), NIGHT1.into());
+    assert_eq!(train(&ctx, &["run"], &file).code, 4);
+    std::thread::sleep(Duration::from_millis(1500));
+    train(&ctx, &["resume"], &file).fails(1, "promote/stable");
+    let j = journal(&ctx, "nightly", RUN1);
+    let step = &j["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "promote/stable")
+        .unwrap();
+    assert!(
+        step["error"]
+            .as_str()
+            .unwrap()
+            .contains("still pending after 1s"),
+        "{step:#}"
+    );
+    assert_eq!(link(ctx.root.join("public/stable/release")), None);
+}

@@ -477,6 +477,9 @@ pub struct PublishArgs {
     /// Publish root [default: public/ in the data root]
     #[arg(long, value_name = "DIR")]
     pub to: Option<PathBuf>,
+    /// Name of the new version [default: the UTC time of the publish]; refused if it exists
+    #[arg(long, value_name = "VERSION")]
+    pub as_version: Option<String>,
 }
 
 #[cfg(test)]

@@ -832,7 +832,7 @@ async fn publish_cmd(a: PublishArgs, root: &Root, settings: &Settings) -> Result
         suite: a.suite,
         compress: settings.core.compress(a.compress)?,
         to: a.to,
-        version: None,
+        version: a.as_version,
         adopt: false,
         now: settings.core.now,
     };
