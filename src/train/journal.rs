@@ -203,3 +203,77 @@ pub fn journals(root: &Root, train: &str) -> Store<Journal> {
 pub fn runs(root: &Root, train: &str) -> Result<Vec<String>, StoreError> {
     journals(root, train).list()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::train::plan::PlannedStep;
+
+    fn plan(ids: &[&str]) -> Plan {
+        Plan {
+            train: "t".into(),
+            run: "20261122T020000Z".into(),
+            steps: ids
+                .iter()
+                .map(|id| PlannedStep {
+                    id: (*id).into(),
+                    kind: StepKind::Snapshot,
+                    subject: "s".into(),
+                    makes: "s-RUN".into(),
+                    after: vec![],
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_resume_keeps_journaled_states_adds_new_steps_and_drops_gone_ones() {
+        let mut j = Journal::new(&plan(&["a", "b"]), Timestamp::UNIX_EPOCH);
+        j.step_mut("a").unwrap().state = StepState::Done {
+            made: BTreeMap::new(),
+        };
+        let j = j.with_plan(&plan(&["a", "c"]));
+        let ids: Vec<_> = j
+            .steps
+            .iter()
+            .map(|s| (s.id.as_str(), s.state.word()))
+            .collect();
+        assert_eq!(ids, [("a", "done"), ("c", "pending")]);
+    }
+
+    #[test]
+    fn the_outcome_is_failed_before_pending_before_done() {
+        let mut j = Journal::new(&plan(&["a", "b"]), Timestamp::UNIX_EPOCH);
+        let done = StepState::Done {
+            made: BTreeMap::new(),
+        };
+        j.step_mut("a").unwrap().state = done.clone();
+        j.step_mut("b").unwrap().state = StepState::Waiting {
+            reason: "tests".into(),
+        };
+        assert_eq!(j.tally(), Outcome::Pending);
+        assert_eq!(j.result().unwrap_err().kind(), crate::ErrorKind::Pending);
+        j.step_mut("a").unwrap().state = StepState::Failed { error: "x".into() };
+        assert_eq!(j.tally(), Outcome::Failed);
+        assert_eq!(j.result().unwrap_err().kind(), crate::ErrorKind::Failure);
+        j.step_mut("a").unwrap().state = done.clone();
+        j.step_mut("b").unwrap().state = done;
+        assert_eq!(j.tally(), Outcome::Done);
+        assert!(j.result().is_ok());
+    }
+
+    #[test]
+    fn states_round_trip_through_json() {
+        let mut j = Journal::new(&plan(&["a"]), Timestamp::UNIX_EPOCH);
+        j.step_mut("a").unwrap().state = StepState::Blocked {
+            by: vec!["mirror/m".into()],
+        };
+        let text = serde_json::to_string(&j).unwrap();
+        assert!(
+            text.contains(r#""state":"blocked","by":["mirror/m"]"#),
+            "{text}"
+        );
+        let back: Journal = serde_json::from_str(&text).unwrap();
+        assert_eq!(back.steps[0].state, j.steps[0].state);
+    }
+}
