@@ -14,6 +14,7 @@
 use serde::Serialize;
 
 use super::file::{Defined, FileError, MirrorEntry, TrainFile};
+use crate::content::RepoKind;
 use crate::root::Root;
 
 /// What a step does.
@@ -67,6 +68,30 @@ pub(super) fn source(file: &TrainFile, run: &str, name: &str) -> (String, Option
         }
         Some(Defined::Release) => (format!("{name}-{run}"), Some(format!("release/{name}"))),
         None => (name.to_owned(), None),
+    }
+}
+
+/// The kind of packages SOURCE `name` holds, where the file or the data
+/// root can tell (a release: its first source's).
+fn source_kind(root: &Root, file: &TrainFile, name: &str, depth: usize) -> Option<RepoKind> {
+    match file.defined(name) {
+        Some(Defined::Mirror) => file.mirrors.iter().find_map(|m| match m {
+            MirrorEntry::Inline(i) if i.name == name => Some(i.kind),
+            MirrorEntry::Existing(n) if n == name => {
+                crate::mirror::load(root, n).ok().map(|d| d.kind)
+            }
+            _ => None,
+        }),
+        Some(Defined::Repo) => crate::repo::load(root, name).ok().map(|(d, _)| d.kind),
+        Some(Defined::Release) if depth < 64 => {
+            let spec = &file.releases[name];
+            let (_, first) = file.release_sources(name, spec).next()?;
+            source_kind(root, file, first, depth + 1)
+        }
+        Some(Defined::Release) => None,
+        None => crate::snapshot::load_any(root, name)
+            .ok()
+            .map(|(_, s)| s.kind),
     }
 }
 
@@ -191,6 +216,15 @@ pub fn plan(
         });
     }
     for (dist, spec) in &file.tests {
+        if source_kind(root, file, &file.publish[dist].from, 0) == Some(RepoKind::Rpm) {
+            return Err(invalid(
+                format!("tests.{dist}"),
+                format!(
+                    "`{dist}` publishes rpm packages; test plans follow autopkgtest, which \
+                     tests Debian source packages (apt only)"
+                ),
+            ));
+        }
         let against = crate::promote::dist::show(root, dist)
             .ok()
             .and_then(|d| d.release)

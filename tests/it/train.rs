@@ -501,6 +501,10 @@ fn a_malformed_train_file_exits_2_naming_the_place_and_writes_nothing() {
             "mirrors[0]: invalid mirror definition",
         ),
         ("train: t\nretention:\n  keep: 3\n", "retention (line 2)"),
+        (
+            "train: t\nmirrors:\n  - {name: el, url: 'http://x/', kind: rpm, no-verify: true}\npublish:\n  d: {from: el}\ntests:\n  d: {arch: [x86_64]}\n",
+            "tests.d: `d` publishes rpm packages",
+        ),
     ] {
         let file = write(&ctx, "bad.yaml", text);
         for args in [&["run"][..], &["run", "--dry-run"], &["resume"]] {
