@@ -809,3 +809,59 @@ fn a_test_gate_pending_past_its_timeout_fails_the_promotion() {
     );
     assert_eq!(link(ctx.root.join("public/stable/release")), None);
 }
+
+#[test]
+fn tests_go_to_rabbitmq_when_the_queue_is_a_broker_url() {
+    let mut ctx = TestContext::new();
+    ci_repo(&ctx);
+    let rel = crate::testreq::unique_release();
+    let url = crate::testreq::amqp_url();
+    let night = Night {
+        train: "nightly",
+        apt_url: ctx.serve_apt("state1", "up"),
+        rpm_url: None,
+        policy: "immediate",
+        tests: true,
+        hooks: vec![],
+    };
+    let yaml = night
+        .yaml()
+        .replace("queue: spool", &format!("release: {rel}, queue: '{url}'"));
+    let file = write(&ctx, "nightly.yaml", &yaml);
+    ctx.env.insert("DEPOT_NOW".into(), NIGHT1.into());
+    assert_eq!(train(&ctx, &["run"], &file).code, 4);
+    assert!(!ctx.root.join("spool").exists(), "nothing spooled");
+    let mut ran = 0;
+    loop {
+        let run = ctx
+            .depot(&[
+                "test",
+                "worker",
+                "--broker",
+                &url,
+                "--release",
+                &rel,
+                "--arch",
+                "amd64",
+                "--once",
+                "--",
+                "true",
+            ])
+            .ok();
+        if run.stdout.contains("no request queued") {
+            break;
+        }
+        ran += 1;
+        assert!(ran < 50);
+    }
+    assert!(ran >= 4, "{ran}");
+    train(&ctx, &["resume"], &file).ok();
+    assert_eq!(
+        link(ctx.root.join("public/stable/release")).as_deref(),
+        Some(RUN1)
+    );
+    // The journal never shows the broker's password.
+    let text =
+        std::fs::read_to_string(ctx.root.join(format!("trains/nightly/{RUN1}.json"))).unwrap();
+    assert!(!text.contains("guest:guest"), "{text}");
+}
