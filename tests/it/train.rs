@@ -865,3 +865,60 @@ fn tests_go_to_rabbitmq_when_the_queue_is_a_broker_url() {
         std::fs::read_to_string(ctx.root.join(format!("trains/nightly/{RUN1}.json"))).unwrap();
     assert!(!text.contains("guest:guest"), "{text}");
 }
+
+#[test]
+fn an_inline_mirror_is_created_then_brought_in_line_with_the_file() {
+    let mut ctx = TestContext::new();
+    ci_repo(&ctx);
+    let mut night = Night {
+        train: "nightly",
+        apt_url: ctx.serve_apt("state1", "up"),
+        rpm_url: None,
+        policy: "immediate",
+        tests: false,
+        hooks: vec![],
+    };
+    let file = write(&ctx, "nightly.yaml", &night.yaml());
+    ctx.env.insert("DEPOT_NOW".into(), NIGHT1.into());
+    let j = train(&ctx, &["run", "--output-format", "json"], &file)
+        .ok()
+        .json();
+    assert_eq!(j["steps"][0]["made"]["mirror"], "created, updated");
+
+    // The file now points at another upstream: the definition follows.
+    night.apt_url = ctx.serve_apt("state2", "elsewhere");
+    let file = write(&ctx, "nightly.yaml", &night.yaml());
+    ctx.env.insert("DEPOT_NOW".into(), NIGHT2.into());
+    let j = train(&ctx, &["run", "--output-format", "json"], &file)
+        .ok()
+        .json();
+    assert_eq!(
+        j["steps"][0]["made"]["mirror"],
+        "edited to match the file, updated"
+    );
+    let show = ctx
+        .depot(&["mirror", "show", "up", "--output-format", "json"])
+        .ok()
+        .json();
+    assert_eq!(show["url"], night.apt_url);
+    let versions = |snap: &str| {
+        ctx.depot(&[
+            "snapshot",
+            "show",
+            snap,
+            "--packages",
+            "--output-format",
+            "json",
+        ])
+        .ok()
+        .json()["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["name"] == "alpha")
+            .map(|p| p["version"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(versions(&format!("up-{RUN1}")), ["1.0-1"]);
+    assert_eq!(versions(&format!("up-{RUN2}")), ["1.1-1"]);
+}
