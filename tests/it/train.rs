@@ -922,3 +922,32 @@ fn an_inline_mirror_is_created_then_brought_in_line_with_the_file() {
     assert_eq!(versions(&format!("up-{RUN1}")), ["1.0-1"]);
     assert_eq!(versions(&format!("up-{RUN2}")), ["1.1-1"]);
 }
+
+/// Runs a train of three mirrors with `mirror-concurrency: limit` and one
+/// download at a time per mirror; returns the most downloads in flight at
+/// once, which counts the mirrors updating at once.
+fn mirrors_in_flight(limit: usize) -> usize {
+    let mut ctx = TestContext::new();
+    std::fs::create_dir_all(ctx.dir.path().join("depot")).unwrap();
+    std::fs::write(ctx.dir.path().join("depot/config.yaml"), "concurrency: 1\n").unwrap();
+    let keyring = fixtures().join("apt/keys/good.gpg");
+    let mut yaml = format!("train: many\nmirror-concurrency: {limit}\nmirrors:\n");
+    for name in ["a", "b", "c"] {
+        yaml += &format!(
+            "  - {{name: {name}, url: '{}', kind: apt, suite: stable, components: [main], archs: [amd64], keyring: '{}'}}\n",
+            ctx.serve_apt("state1", name),
+            keyring.display()
+        );
+    }
+    let file = write(&ctx, "many.yaml", &yaml);
+    ctx.server.stall_debs(Duration::from_millis(300));
+    ctx.env.insert("DEPOT_NOW".into(), NIGHT1.into());
+    train(&ctx, &["run"], &file).ok();
+    ctx.server.most_debs_in_flight()
+}
+
+#[test]
+fn mirrors_update_concurrently_up_to_mirror_concurrency() {
+    assert_eq!(mirrors_in_flight(2), 2);
+    assert_eq!(mirrors_in_flight(1), 1);
+}
