@@ -6,7 +6,7 @@
 use crate::error::ErrorKind;
 use crate::{
     choice, formats, lock, mirror, names, packages, promote, repo, root, settings, snapshot, store,
-    testreq,
+    testreq, train,
 };
 
 /// Classifies any of the core's errors; `None` for foreign error types.
@@ -50,6 +50,9 @@ pub fn error_kind(err: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> 
         testreq::worker::WorkerError,
         testreq::plan::PlanError,
         testreq::ops::PollError,
+        train::TrainError,
+        train::FileError,
+        train::StepError,
     );
     None
 }
@@ -525,8 +528,16 @@ mod tests {
             ),
             (
                 E::Signing {
-                    dist: d,
+                    dist: d.clone(),
                     source: signing(),
+                },
+                Failure,
+            ),
+            (
+                E::VersionExists {
+                    dist: d,
+                    version: s("v"),
+                    from: s("s"),
                 },
                 Failure,
             ),
@@ -824,6 +835,97 @@ mod tests {
         ]
     }
 
+    fn train() -> Vec<(Box<dyn std::error::Error + Send + Sync>, ErrorKind)> {
+        use crate::train::file::FileError;
+        use crate::train::{StepError, TrainError};
+        let (t, r) = (s("nightly"), s("20261201T020000Z"));
+        let dv = || (s("d"), s("v"));
+        vec![
+            (
+                Box::new(TrainError::File(FileError::Invalid {
+                    path: p(),
+                    place: s("mirrors[0]"),
+                    problem: s("unknown key"),
+                })),
+                Usage,
+            ),
+            (
+                Box::new(FileError::Read {
+                    path: p(),
+                    source: io(),
+                }),
+                Usage,
+            ),
+            (
+                Box::new(FileError::Parse {
+                    path: p(),
+                    source: serde_norway::from_str::<u8>("x").unwrap_err(),
+                }),
+                Usage,
+            ),
+            (Box::new(TrainError::Store(not_found())), Failure),
+            (Box::new(TrainError::Lock(busy())), Refused),
+            (
+                Box::new(TrainError::RunExists {
+                    train: t.clone(),
+                    run: r.clone(),
+                }),
+                Failure,
+            ),
+            (Box::new(TrainError::NoRun { train: t.clone() }), Failure),
+            (
+                Box::new(TrainError::StepsFailed {
+                    train: t.clone(),
+                    run: r.clone(),
+                    failed: vec![s("mirror:a")],
+                    blocked: vec![],
+                }),
+                Failure,
+            ),
+            (
+                Box::new(TrainError::Pending {
+                    train: t,
+                    run: r,
+                    waiting: vec![s("tests:d")],
+                }),
+                Pending,
+            ),
+            (
+                Box::new(StepError::NotOurs {
+                    what: "snapshot",
+                    name: s("a"),
+                    origin: s("mirror b"),
+                }),
+                Failure,
+            ),
+            (
+                Box::new({
+                    let (dist, version) = dv();
+                    StepError::TestsFailed { dist, version }
+                }),
+                Failure,
+            ),
+            (
+                Box::new({
+                    let (dist, version) = dv();
+                    StepError::NoTests { dist, version }
+                }),
+                Failure,
+            ),
+            (
+                Box::new({
+                    let (dist, version) = dv();
+                    StepError::TestsTimedOut {
+                        dist,
+                        version,
+                        timeout: s("6h"),
+                    }
+                }),
+                Failure,
+            ),
+        ]
+    }
+
     fn dep() -> crate::packages::pkgset::Unsatisfied {
         crate::packages::pkgset::Unsatisfied {
             package: s("a"),
@@ -850,7 +952,7 @@ mod tests {
             + check(dist())
             + check(publish());
         let mut boxed = 0;
-        for (err, want) in testreq().into_iter().chain(others()) {
+        for (err, want) in testreq().into_iter().chain(others()).chain(train()) {
             let err: &(dyn std::error::Error + 'static) = &*err;
             assert_eq!(super::error_kind(err), Some(want), "{err:?}");
             boxed += 1;

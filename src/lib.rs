@@ -9,7 +9,8 @@
 //! The verbs of the product live in their own folders: [`mirror`] (fetch
 //! and verify upstream repositories), [`repo`] (local repos of CI-built
 //! packages), [`snapshot`] (immutable manifests, releases), [`promote`]
-//! (publishing, stages, guards, serving) and [`testreq`] (test requests).
+//! (publishing, stages, guards, serving) and [`testreq`] (test requests);
+//! [`train`] runs them as one resumable night from a YAML file.
 //! Below them, [`packages`] (queries, catalogs, package sets) serves every
 //! verb; shared machinery sits at the bottom: [`content`] (what a
 //! repository state references), [`store`] (named objects on disk),
@@ -24,6 +25,7 @@ pub mod choice;
 pub mod classify;
 pub mod content;
 pub mod digest;
+pub mod duration;
 pub mod error;
 pub mod formats;
 pub mod fsutil;
@@ -42,6 +44,7 @@ pub mod signing;
 pub mod snapshot;
 pub mod store;
 pub mod testreq;
+pub mod train;
 
 pub use classify::error_kind;
 pub use error::ErrorKind;

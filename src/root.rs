@@ -18,7 +18,9 @@
 //!   dists/DIST/VERSION.tests.json  the tests requested for it
 //!   spool/                  the embedded test queue (`test submit`, default)
 //!   results/                the embedded test results store (default)
-//!   locks/KIND-NAME.lock    per-object locks
+//!   trains/NAME/RUN.json    the journal of each run of a train: every
+//!                           step's state and what it made
+//!   locks/KIND-NAME.lock    per-object locks (a train's: `train-NAME`)
 //!   public/                 the default publish root (see PUBLISH ROOT)
 //!   audit.log               JSON lines: one per publish or promotion
 //! ```
@@ -146,6 +148,18 @@ impl Root {
     /// The embedded test results store used when no results URL is given.
     pub fn results_dir(&self) -> PathBuf {
         self.path.join("results")
+    }
+    /// `trains/`: one folder per train, holding its runs' journals.
+    pub fn trains_dir(&self) -> PathBuf {
+        self.path.join("trains")
+    }
+    /// `trains/NAME/`: the journals of train `name`.
+    pub fn train_dir(&self, name: &str) -> PathBuf {
+        self.trains_dir().join(name)
+    }
+    /// `trains/NAME/RUN.json`: the journal of run `run` of train `name`.
+    pub fn train_journal(&self, name: &str, run: &str) -> PathBuf {
+        self.train_dir(name).join(format!("{run}.json"))
     }
     /// The lock file of the object `name` of kind `kind` (`mirror`, `dist`…).
     pub fn lock_file(&self, kind: &str, name: &str) -> PathBuf {

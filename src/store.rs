@@ -41,6 +41,8 @@ pub enum ObjectKind {
     Release,
     /// A name looked up among snapshots, then releases.
     SnapshotOrRelease,
+    /// The journal of one run of a train (`trains/NAME/RUN.json`).
+    TrainRun,
 }
 
 impl ObjectKind {
@@ -57,6 +59,7 @@ impl ObjectKind {
             Self::Snapshot => "snapshot",
             Self::Release => "release",
             Self::SnapshotOrRelease => "snapshot or release",
+            Self::TrainRun => "train run",
         }
     }
 
@@ -74,6 +77,7 @@ impl ObjectKind {
             | Self::Snapshot
             | Self::Release
             | Self::SnapshotOrRelease => "",
+            Self::TrainRun => " (`depot train list FILE` lists the runs)",
         }
     }
 }

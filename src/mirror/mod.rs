@@ -580,6 +580,14 @@ fn abs(p: Option<PathBuf>) -> Result<Option<PathBuf>, MirrorError> {
 
 /// `depot mirror create`: stores a new definition.
 pub fn create(root: &crate::root::Root, opts: CreateOptions) -> Result<MirrorDef, MirrorError> {
+    let def = definition(opts)?;
+    defs(root).create(&def.name, &def)?;
+    Ok(def)
+}
+
+/// The definition `create` would store, checked, without storing it (a
+/// train checks its inline mirrors before anything runs).
+pub fn definition(opts: CreateOptions) -> Result<MirrorDef, MirrorError> {
     let keyring = match opts.keyring {
         Some(k) => Some(
             std::path::absolute(&k).map_err(|source| MirrorError::ReadDef {
@@ -615,8 +623,13 @@ pub fn create(root: &crate::root::Root, opts: CreateOptions) -> Result<MirrorDef
         created: opts.now,
     };
     validate(&def)?;
-    defs(root).create(&def.name, &def)?;
     Ok(def)
+}
+
+/// The stored definition of `name`, if there is one (not checked).
+pub fn load_opt(root: &crate::root::Root, name: &str) -> Result<Option<MirrorDef>, MirrorError> {
+    crate::names::validate("mirror", name)?;
+    Ok(defs(root).load_opt(name)?)
 }
 
 pub fn load(root: &crate::root::Root, name: &str) -> Result<MirrorDef, MirrorError> {

@@ -244,6 +244,17 @@ pub(crate) fn record_publish(
     Ok(versions(root, dist).save(&record.version, record)?)
 }
 
+/// The record of `dist`'s version `version`, if it has one.
+pub fn version_record(
+    root: &Root,
+    dist: &str,
+    version: &str,
+) -> Result<Option<VersionRecord>, DistError> {
+    crate::names::validate("distribution", dist)?;
+    crate::names::validate("version", version)?;
+    Ok(versions(root, dist).load_opt(version)?)
+}
+
 /// A test requested for a version (`depot test submit … --for DIST/VERSION`),
 /// polled again when the version is promoted with `--require-tests`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -159,6 +159,31 @@ pub fn plan(root: &Root, opts: &PlanOptions) -> Result<Plan, PlanError> {
         snapshot::load_any(root, &opts.from)?,
         snapshot::load_any(root, &opts.to)?,
     ];
+    plan_between(root, opts, manifests)
+}
+
+/// The plan of `opts.to` against nothing (`opts.from` is ignored): every
+/// source with tests is new. A train tests a distribution's first version
+/// this way, when no version is released yet.
+pub fn plan_from_nothing(root: &Root, opts: &PlanOptions) -> Result<Plan, PlanError> {
+    let to = snapshot::load_any(root, &opts.to)?;
+    let mut empty = to.1.clone();
+    if let Content::Apt(a) = &mut empty.content {
+        a.indices.clear();
+    }
+    empty.name = String::new();
+    let opts = PlanOptions {
+        from: String::new(),
+        ..opts.clone()
+    };
+    plan_between(root, &opts, [(to.0, empty), to])
+}
+
+fn plan_between(
+    root: &Root,
+    opts: &PlanOptions,
+    manifests: [(Store, snapshot::Snapshot); 2],
+) -> Result<Plan, PlanError> {
     for (store, m) in &manifests {
         apt_content(*store, m)?;
     }

@@ -8,3 +8,4 @@ mod rpm;
 mod settings;
 mod support;
 mod testreq;
+mod train;

@@ -35,6 +35,8 @@ pub fn copy_tree(src: &Path, dst: &Path) {
 struct ServerState {
     log: Vec<String>,
     fail_once: HashSet<String>,
+    /// Every request for a path under one of these gets a 500.
+    fail_always: Vec<String>,
     /// Pause this long halfway through each body whose path ends in .deb.
     deb_stall: Option<Duration>,
     /// Stalled .deb bodies being sent now, and the most seen at once.
@@ -83,6 +85,20 @@ impl Server {
         self.state.lock().unwrap().fail_once.insert(path.to_owned());
     }
 
+    /// Every request for a path under `prefix` gets a 500 from now on.
+    pub fn fail_always(&self, prefix: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .fail_always
+            .push(prefix.to_owned());
+    }
+
+    /// Undoes [`Self::fail_always`].
+    pub fn heal(&self) {
+        self.state.lock().unwrap().fail_always.clear();
+    }
+
     pub fn stall_debs(&self, d: Duration) {
         self.state.lock().unwrap().deb_stall = Some(d);
     }
@@ -120,14 +136,19 @@ fn serve(stream: TcpStream, root: &Path, state: &Mutex<ServerState>) -> std::io:
             .replace("%2B", "+")
             .replace("%2b", "+")
             .replace("%7E", "~");
-        let (fail, stall) = {
+        let (fail, broken, stall) = {
             let mut st = state.lock().unwrap();
             st.log.push(path.clone());
             (
                 st.fail_once.remove(&path),
+                st.fail_always.iter().any(|p| path.starts_with(p.as_str())),
                 st.deb_stall.filter(|_| path.ends_with(".deb")),
             )
         };
+        if broken {
+            stream.write_all(b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n")?;
+            continue;
+        }
         if fail {
             stream.write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")?;
             continue;

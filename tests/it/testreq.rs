@@ -16,13 +16,13 @@ use lapin::types::FieldTable;
 
 use crate::support::{TestContext, copy_tree, fixtures};
 
-fn amqp_url() -> String {
+pub(crate) fn amqp_url() -> String {
     std::env::var("DEPOT_TEST_AMQP_URL")
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
 }
 
 /// A release name no other test uses (release names have no dash).
-fn unique_release() -> String {
+pub(crate) fn unique_release() -> String {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u128(
         std::time::SystemTime::now()

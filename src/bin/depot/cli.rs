@@ -162,6 +162,9 @@ pub enum Command {
     /// Submit, run and poll autopkgtest-style test requests
     #[command(subcommand)]
     Test(test::TestCommand),
+    /// Run the nightly release train of a YAML file, resumably
+    #[command(subcommand)]
+    Train(TrainCommand),
     /// Write man pages and shell completions under DIR (for `cargo xtask gen`)
     #[command(hide = true)]
     Generate {
@@ -474,6 +477,9 @@ pub struct PublishArgs {
     /// Publish root [default: public/ in the data root]
     #[arg(long, value_name = "DIR")]
     pub to: Option<PathBuf>,
+    /// Name of the new version [default: the UTC time of the publish]; refused if it exists
+    #[arg(long, value_name = "VERSION")]
+    pub as_version: Option<String>,
 }
 
 #[cfg(test)]
@@ -483,4 +489,45 @@ mod tests {
         use clap::CommandFactory;
         super::Cli::command().debug_assert();
     }
+}
+
+#[derive(Debug, Subcommand)]
+#[command(
+    long_about = "Run a release train: one YAML file naming the mirrors and repos to sync, the \
+releases to merge, the distributions to publish, the tests to request and the promotions to make \
+(README § Trains; examples/nightly.yaml). Each run has one RUN id (the UTC time it started): \
+snapshots SOURCE-RUN, releases NAME-RUN, versions RUN. Its journal is trains/NAME/RUN.json in the \
+data root.\n\n\
+Exit codes of run and resume: 0 every step done; 1 a step failed (the failed and blocked steps are \
+listed); 2 the file is invalid (nothing ran); 3 this train is already running; 4 only test gates \
+are pending (resume later)."
+)]
+pub enum TrainCommand {
+    /// Start a new run of the train in FILE
+    Run {
+        /// The train file (YAML)
+        file: PathBuf,
+        /// Check the file against the data root and print the plan; write nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Continue RUN, else the newest unfinished run: done steps are kept, the rest run again
+    Resume {
+        /// The train file (YAML)
+        file: PathBuf,
+        /// The run id (YYYYMMDDTHHMMSSZ) [default: the newest unfinished run]
+        run: Option<String>,
+    },
+    /// Show the steps of RUN (default: the newest run) and their state
+    Status {
+        /// The train file (YAML)
+        file: PathBuf,
+        /// The run id [default: the newest run]
+        run: Option<String>,
+    },
+    /// List the runs of the train
+    List {
+        /// The train file (YAML)
+        file: PathBuf,
+    },
 }

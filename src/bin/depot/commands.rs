@@ -48,6 +48,7 @@ pub async fn run(command: Command, settings: &Settings) -> Result<()> {
         } => promote_cmd(&root, settings, dist, version, to, dry_run, require_tests).await,
         Command::Publish(args) => publish_cmd(args, &root, settings).await,
         Command::Test(cmd) => crate::test_cmd::run(cmd, &root, settings).await,
+        Command::Train(cmd) => crate::train_cmd::run(cmd, &root, settings).await,
         Command::Generate { .. } => unreachable!("handled before settings are resolved"),
     }
 }
@@ -771,6 +772,8 @@ async fn publish_cmd(a: PublishArgs, root: &Root, settings: &Settings) -> Result
         suite: a.suite,
         compress: settings.core.compress(a.compress)?,
         to: a.to,
+        version: a.as_version,
+        adopt: false,
         now: settings.core.now,
     };
     let reporter = CliReporter::new(settings.progress);

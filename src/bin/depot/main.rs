@@ -10,6 +10,7 @@ mod output;
 mod progress;
 mod settings;
 mod test_cmd;
+mod train_cmd;
 
 use std::process::ExitCode;
 
@@ -45,7 +46,8 @@ fn main() -> ExitCode {
         | Command::Publish(_)
         | Command::Serve { .. }
         | Command::Promote { .. }
-        | Command::Test(_) => tokio::runtime::Builder::new_multi_thread(),
+        | Command::Test(_)
+        | Command::Train(_) => tokio::runtime::Builder::new_multi_thread(),
         _ => tokio::runtime::Builder::new_current_thread(),
     };
     let runtime = match builder.enable_all().build() {

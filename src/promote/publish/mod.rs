@@ -139,16 +139,30 @@ pub async fn publish(
         fetch_missing(dist, pool, missing, &tls, reporter).await?;
     }
 
-    // A version name is a second-resolution timestamp; two publishes of one
-    // distribution within a second get consecutive seconds.
-    let mut when = opts.now;
-    let mut version = when.strftime("%Y%m%dT%H%M%SZ").to_string();
-    while publish_root.version_dir(dist, &version).exists() {
-        when = when
-            .checked_add(jiff::SignedDuration::from_secs(1))
-            .unwrap_or(when);
-        version = when.strftime("%Y%m%dT%H%M%SZ").to_string();
-    }
+    let (version, when) = match &opts.version {
+        Some(version) => {
+            crate::names::validate("version", version)?;
+            remove_stale_partials(&publish_root, dist, version);
+            if publish_root.version_dir(dist, version).exists() {
+                return finish_existing(root, opts, &snapshot, &publish_root, &prepared, signer);
+            }
+            (version.clone(), opts.now)
+        }
+        None => {
+            // A version name is a second-resolution timestamp; two
+            // publishes of one distribution within a second get
+            // consecutive seconds.
+            let mut when = opts.now;
+            let mut version = when.strftime("%Y%m%dT%H%M%SZ").to_string();
+            while publish_root.version_dir(dist, &version).exists() {
+                when = when
+                    .checked_add(jiff::SignedDuration::from_secs(1))
+                    .unwrap_or(when);
+                version = when.strftime("%Y%m%dT%H%M%SZ").to_string();
+            }
+            (version, when)
+        }
+    };
     let stage = publish_root.partial_dir(dist, &version, std::process::id());
     let _ = std::fs::remove_dir_all(&stage);
     reporter.report(Event::Phase {
@@ -172,44 +186,14 @@ pub async fn publish(
         path: final_dir.clone(),
         source,
     })?;
-    let dev = publish_root.stage_link(dist, super::dist::Stage::Dev.name());
-    crate::fsutil::switch_symlink(Path::new(&version), &dev).map_err(|source| {
-        PublishError::Io {
-            path: dev.clone(),
-            source,
-        }
-    })?;
-    let entry = crate::audit::AuditEntry {
-        time: opts.now,
-        user: crate::audit::current_user(),
-        action: "publish",
-        dist,
-        version: &version,
-        from: &snapshot.name,
-        to: "dev",
-        digest: release_sha256.to_hex(),
-    };
-    crate::audit::append(root, &entry).map_err(|source| PublishError::Io {
-        path: root.audit_log(),
-        source,
-    })?;
-    super::dist::record_publish(
+    complete(
         root,
-        dist,
-        publish_root.path(),
-        &super::dist::VersionRecord {
-            version: version.clone(),
-            published: opts.now,
-            source: snapshot.name.clone(),
-            digest: release_sha256,
-            released: None,
-            withdrawn: None,
-        },
-    )
-    .map_err(|e| PublishError::Record {
-        dist: dist.to_owned(),
-        source: Box::new(e),
-    })?;
+        opts,
+        &snapshot,
+        &publish_root,
+        &version,
+        release_sha256,
+    )?;
     Ok(PublishSummary {
         dist: dist.to_owned(),
         version,
@@ -224,5 +208,135 @@ pub async fn publish(
         signed: signer.is_some(),
         fetched_on_demand,
         release_sha256,
+        adopted: false,
+    })
+}
+
+/// Removes what killed publishes of `version` left behind (their staging
+/// folders); the caller holds the distribution's lock, so no live publish
+/// is writing one.
+fn remove_stale_partials(publish_root: &PublishRoot, dist: &str, version: &str) {
+    let prefix = format!(".{version}.partial-");
+    let Ok(entries) = std::fs::read_dir(publish_root.dist_dir(dist)) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// The steps after a version folder is in place: `dev` points at it, the
+/// audit log and the version record say so. A killed publish may stop
+/// between any two; [`finish_existing`] redoes them.
+fn complete(
+    root: &Root,
+    opts: &PublishOptions,
+    snapshot: &crate::snapshot::Snapshot,
+    publish_root: &PublishRoot,
+    version: &str,
+    release_sha256: crate::digest::Sha256Digest,
+) -> Result<(), PublishError> {
+    let dist = opts.dist.as_str();
+    let dev = publish_root.stage_link(dist, super::dist::Stage::Dev.name());
+    crate::fsutil::switch_symlink(Path::new(version), &dev).map_err(|source| PublishError::Io {
+        path: dev.clone(),
+        source,
+    })?;
+    let entry = crate::audit::AuditEntry {
+        time: opts.now,
+        user: crate::audit::current_user(),
+        action: "publish",
+        dist,
+        version,
+        from: &snapshot.name,
+        to: "dev",
+        digest: release_sha256.to_hex(),
+    };
+    crate::audit::append(root, &entry).map_err(|source| PublishError::Io {
+        path: root.audit_log(),
+        source,
+    })?;
+    super::dist::record_publish(
+        root,
+        dist,
+        publish_root.path(),
+        &super::dist::VersionRecord {
+            version: version.to_owned(),
+            published: opts.now,
+            source: snapshot.name.clone(),
+            digest: release_sha256,
+            released: None,
+            withdrawn: None,
+        },
+    )
+    .map_err(|e| PublishError::Record {
+        dist: dist.to_owned(),
+        source: Box::new(e),
+    })?;
+    Ok(())
+}
+
+/// A version of the requested name exists: refused, unless `adopt` and it
+/// is this snapshot's (recorded, or left unrecorded by a killed publish,
+/// whose metadata is then read back and the remaining steps done).
+fn finish_existing(
+    root: &Root,
+    opts: &PublishOptions,
+    snapshot: &crate::snapshot::Snapshot,
+    publish_root: &PublishRoot,
+    prepared: &Prepared,
+    signer: Option<&dyn Signer>,
+) -> Result<PublishSummary, PublishError> {
+    let dist = opts.dist.as_str();
+    let version = opts.version.as_deref().unwrap_or_default();
+    let record =
+        super::dist::version_record(root, dist, version).map_err(|e| PublishError::Record {
+            dist: dist.to_owned(),
+            source: Box::new(e),
+        })?;
+    let exists = |from: String| PublishError::VersionExists {
+        dist: dist.to_owned(),
+        version: version.to_owned(),
+        from,
+    };
+    if !opts.adopt {
+        return Err(exists(record.map(|r| r.source).unwrap_or_default()));
+    }
+    let final_dir = publish_root.version_dir(dist, version);
+    let release_sha256 = match record {
+        Some(r) if r.source == snapshot.name => r.digest,
+        Some(r) => return Err(exists(r.source)),
+        None => {
+            let top = match prepared {
+                Prepared::Apt(p) => final_dir.join("dists").join(&p.suite).join("Release"),
+                Prepared::Rpm(_) => final_dir.join("repodata").join("repomd.xml"),
+            };
+            let bytes = std::fs::read(&top).map_err(|source| PublishError::Io {
+                path: top.clone(),
+                source,
+            })?;
+            let digest = crate::digest::Sha256Digest::of(&bytes);
+            complete(root, opts, snapshot, publish_root, version, digest)?;
+            digest
+        }
+    };
+    let content = &snapshot.content;
+    Ok(PublishSummary {
+        dist: dist.to_owned(),
+        version: version.to_owned(),
+        path: final_dir,
+        suite: match prepared {
+            Prepared::Apt(p) => Some(p.suite.clone()),
+            Prepared::Rpm(_) => None,
+        },
+        components: content.components(),
+        architectures: content.architectures(),
+        packages: content.package_count(),
+        signed: signer.is_some(),
+        fetched_on_demand: 0,
+        release_sha256,
+        adopted: true,
     })
 }

@@ -73,6 +73,16 @@ pub enum PublishError {
         #[source]
         source: Box<crate::promote::dist::DistError>,
     },
+    #[error(
+        "distribution `{dist}` already has a version `{version}`{}",
+        if from.is_empty() { String::new() } else { format!(" (published from `{from}`)") }
+    )]
+    VersionExists {
+        dist: String,
+        version: String,
+        /// What the existing version was published from, if recorded.
+        from: String,
+    },
     #[error("distribution `{dist}`: signing failed")]
     Signing {
         dist: String,
@@ -97,7 +107,8 @@ impl PublishError {
             | Self::MalformedRpm { .. }
             | Self::Conflict { .. }
             | Self::Record { .. }
-            | Self::Signing { .. } => Failure,
+            | Self::Signing { .. }
+            | Self::VersionExists { .. } => Failure,
         }
     }
 }
@@ -115,6 +126,14 @@ pub struct PublishOptions {
     pub compress: Vec<Compression>,
     /// The publish root; default `public/` in the data root.
     pub to: Option<PathBuf>,
+    /// The version to make (a name); default: the UTC time of the publish
+    /// (the next free second). A given version that exists is refused with
+    /// [`PublishError::VersionExists`] unless `adopt` says otherwise.
+    pub version: Option<String>,
+    /// With `version`: a version of that name left by an earlier,
+    /// interrupted publish of the same snapshot is completed or taken as
+    /// it is rather than refused (a train resuming its night).
+    pub adopt: bool,
     pub now: Timestamp,
 }
 
@@ -134,4 +153,8 @@ pub struct PublishSummary {
     pub fetched_on_demand: usize,
     /// SHA-256 of the top-level metadata (Release, repomd.xml).
     pub release_sha256: Sha256Digest,
+    /// The version existed already (an interrupted publish of the same
+    /// snapshot, with [`PublishOptions::adopt`]) and was taken as it was.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub adopted: bool,
 }
