@@ -73,6 +73,9 @@ pub fn error_kind(err: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> 
             | snapshot::SnapshotError::Query(_)
             | snapshot::SnapshotError::Invalid(_) => Usage,
             snapshot::SnapshotError::Mirror(m) => error_kind(m).unwrap_or(Failure),
+            snapshot::SnapshotError::Lock(l) => error_kind(l).unwrap_or(Failure),
+            snapshot::SnapshotError::Served { .. } => Refused,
+            snapshot::SnapshotError::Stages(d) => error_kind(d).unwrap_or(Failure),
             snapshot::SnapshotError::Store(s) => s.kind(),
             _ => Failure,
         });
@@ -97,7 +100,9 @@ pub fn error_kind(err: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> 
     if let Some(e) = err.downcast_ref::<promote::dist::DistError>() {
         return Some(match e {
             promote::dist::DistError::InvalidName(_) | promote::dist::DistError::Config(_) => Usage,
-            promote::dist::DistError::Gate { .. } => Refused,
+            promote::dist::DistError::Gate { .. } | promote::dist::DistError::Served { .. } => {
+                Refused
+            }
             promote::dist::DistError::Lock(l) => error_kind(l).unwrap_or(Failure),
             promote::dist::DistError::Store(s) => s.kind(),
             _ => Failure,
@@ -110,6 +115,9 @@ pub fn error_kind(err: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> 
             promote::PublishError::Snapshot(s) => error_kind(s).unwrap_or(Failure),
             _ => Failure,
         });
+    }
+    if let Some(e) = err.downcast_ref::<retention::RetentionError>() {
+        return Some(e.kind());
     }
     if let Some(e) = err.downcast_ref::<settings::SettingsError>() {
         return Some(e.kind());

@@ -14,6 +14,7 @@
 //! blobs), [`lock`] (per-object locks), [`store`] (named
 //! definitions and manifests on disk), [`http`] (fetching with retries),
 //! [`signing`] (GnuPG through gpgme) and [`formats`] (deb822, compression).
+//! [`retention`] prunes, collects garbage and checks a root.
 
 pub mod audit;
 pub mod choice;
@@ -31,6 +32,7 @@ pub mod pool;
 pub mod promote;
 pub mod repo;
 pub mod report;
+pub mod retention;
 pub mod root;
 pub mod settings;
 pub mod signing;

@@ -31,6 +31,8 @@ pub enum SnapshotError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
+    Lock(#[from] crate::lock::LockError),
+    #[error(transparent)]
     Query(#[from] query::QueryError),
     #[error("{what} `{name}`: cannot read its packages")]
     Packages {
@@ -39,6 +41,14 @@ pub enum SnapshotError {
         #[source]
         source: Box<pkgset::PackageSetError>,
     },
+    #[error("{what} `{name}` is the source of what {by} serves; promote another version first")]
+    Served {
+        what: &'static str,
+        name: String,
+        by: String,
+    },
+    #[error("cannot read the distributions' stages")]
+    Stages(#[source] Box<crate::promote::dist::DistError>),
     #[error("{0}")]
     Invalid(String),
     #[error("cannot snapshot repo `{repo}`")]
@@ -158,7 +168,7 @@ impl Store {
     }
 
     /// `snapshots/NAME.json` or `releases/NAME.json`.
-    fn manifests(self, root: &Root) -> crate::store::Store<Snapshot> {
+    pub(crate) fn manifests(self, root: &Root) -> crate::store::Store<Snapshot> {
         let dir = match self {
             Self::Snapshot => root.snapshots_dir(),
             Self::Release => root.releases_dir(),
@@ -203,6 +213,9 @@ pub struct CreateOptions {
 
 /// `depot snapshot create --mirror M | --repo R`.
 pub fn create(root: &Root, opts: CreateOptions) -> Result<Snapshot, SnapshotError> {
+    // The state read below must keep its blobs until the manifest naming
+    // them is written (a repo's indices are pooled here, too).
+    let _pool = crate::lock::PoolGuard::writer(root)?;
     let (source_name, kind, origin, content, complete) = match &opts.source {
         SnapshotSource::Mirror(mirror) => {
             let def = crate::mirror::load(root, mirror)?;
@@ -455,10 +468,22 @@ fn diff_sets(sets: &[pkgset::PackageSet]) -> Diff {
     diff
 }
 
-/// `depot snapshot drop NAME`. Published versions keep their own links to
-/// the package files and are not affected.
+/// `depot snapshot drop NAME` / `release drop NAME`: refused (exit 3)
+/// while a stage serves a version published from it. Releases and
+/// published versions made from it are not affected: releases name the
+/// blobs themselves, and a published tree holds its own links to the
+/// package files.
 pub fn drop_snapshot(root: &Root, store: Store, name: &str) -> Result<(), SnapshotError> {
     load_in(root, store, name)?;
+    let served = crate::promote::dist::served_sources(root)
+        .map_err(|e| SnapshotError::Stages(Box::new(e)))?;
+    if let Some(by) = served.get(name) {
+        return Err(SnapshotError::Served {
+            what: store.label(),
+            name: name.to_owned(),
+            by: by.clone(),
+        });
+    }
     Ok(store.manifests(root).remove(name)?)
 }
 
