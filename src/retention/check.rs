@@ -153,6 +153,9 @@ fn manifests(root: &Root, report: &mut CheckReport) -> Result<(), RetentionError
     let mut walker = Walker::new(&pool);
     let mut found = Vec::new();
     let mut count = 0;
+    // The packages of each index part are walked once; the ones missing
+    // are remembered per part, to be named for every state that has it.
+    let mut missing_by_part: FxHashMap<super::refs::Part, Vec<Sha256Digest>> = FxHashMap::default();
     super::for_each_root(root, &|_| false, &mut |subject, loaded| {
         count += 1;
         let subject_text = subject.to_string();
@@ -171,11 +174,22 @@ fn manifests(root: &Root, report: &mut CheckReport) -> Result<(), RetentionError
             }
             Ok(Names::Content { content, complete }) => {
                 let mut missing = Vec::new();
-                let errors = walker.walk(&content, &mut |role, d| {
-                    if (role != Role::Package || complete) && !pool.contains(&d) {
+                let errors = walker.walk(&content, &mut |role, d, part| {
+                    if role == Role::Package {
+                        if !pool.contains(&d) {
+                            missing_by_part.entry(part).or_default().push(d);
+                        }
+                    } else if !pool.contains(&d) {
                         missing.push((role, d));
                     }
                 });
+                if complete {
+                    for part in super::refs::parts(&content) {
+                        for d in missing_by_part.get(&part).into_iter().flatten() {
+                            missing.push((Role::Package, *d));
+                        }
+                    }
+                }
                 missing.sort_by_key(|(_, d)| *d);
                 missing.dedup();
                 for (role, d) in missing {

@@ -208,7 +208,7 @@ pub fn referenced(
             }
             Ok(Names::Packages(p)) => marks.extend(p),
             Ok(Names::Content { content, .. }) => {
-                let errors = walker.walk(&content, &mut |_, d| {
+                let errors = walker.walk(&content, &mut |_, d, _| {
                     marks.insert(d);
                 });
                 if let Some(e) = errors.into_iter().next() {

@@ -69,6 +69,25 @@ impl RefError {
     }
 }
 
+/// An index part: its blob and selection (rpm: the primary blob).
+pub type Part = (Sha256Digest, Option<Sha256Digest>);
+
+/// The parts whose packages a walk of `content` covers.
+pub fn parts(content: &Content) -> Vec<Part> {
+    match content {
+        Content::Apt(a) => a
+            .indices
+            .iter()
+            .flat_map(|i| i.parts.iter().map(|p| (p.blob, p.select)))
+            .collect(),
+        Content::Rpm(r) => r
+            .get("primary")
+            .map(|p| (p.blob, None))
+            .into_iter()
+            .collect(),
+    }
+}
+
 /// Walks the blobs of repository states, each distinct index part's
 /// packages once.
 pub struct Walker<'a> {
@@ -99,13 +118,14 @@ impl<'a> Walker<'a> {
         }
     }
 
-    /// Calls `f` for every blob `content` names: each index and selection,
-    /// and the packages of each index part not walked before. Returns what
+    /// Calls `f` for every blob `content` names (with the part it belongs
+    /// to): each index and selection, and the packages of each index part
+    /// not walked before. Returns what
     /// could not be read (the packages of those parts are unknown).
     pub fn walk(
         &mut self,
         content: &Content,
-        f: &mut dyn FnMut(Role, Sha256Digest),
+        f: &mut dyn FnMut(Role, Sha256Digest, Part),
     ) -> Vec<RefError> {
         match content {
             Content::Apt(a) => self.walk_apt(a, f),
@@ -116,14 +136,14 @@ impl<'a> Walker<'a> {
     fn walk_apt(
         &mut self,
         content: &AptContent,
-        f: &mut dyn FnMut(Role, Sha256Digest),
+        f: &mut dyn FnMut(Role, Sha256Digest, Part),
     ) -> Vec<RefError> {
         let mut errors = Vec::new();
         for index in &content.indices {
             for part in &index.parts {
-                f(Role::Index, part.blob);
+                f(Role::Index, part.blob, (part.blob, part.select));
                 if let Some(s) = part.select {
-                    f(Role::Selection, s);
+                    f(Role::Selection, s, (part.blob, part.select));
                 }
                 // A selection keeps a subset of the whole blob's stanzas.
                 let key = (part.blob, part.select);
@@ -143,7 +163,7 @@ impl<'a> Walker<'a> {
         &self,
         kind: IndexKind,
         part: &IndexPart,
-        f: &mut dyn FnMut(Role, Sha256Digest),
+        f: &mut dyn FnMut(Role, Sha256Digest, Part),
     ) -> Result<(), RefError> {
         let bytes = read(self.pool, Role::Index, part.blob)?;
         let damaged = |why: String| RefError::Damaged {
@@ -176,14 +196,14 @@ impl<'a> Walker<'a> {
                 IndexKind::Binary | IndexKind::Udeb => {
                     for s in aptfmt::binary_stanzas(run) {
                         let s = s.map_err(|e| damaged(e.to_string()))?;
-                        f(Role::Package, s.expected.sha256);
+                        f(Role::Package, s.expected.sha256, (part.blob, part.select));
                     }
                 }
                 IndexKind::Source => {
                     for s in aptfmt::source_stanzas(run) {
                         let s = s.map_err(|e| damaged(e.to_string()))?;
                         for (_, e) in &s.files {
-                            f(Role::Package, e.sha256);
+                            f(Role::Package, e.sha256, (part.blob, part.select));
                         }
                     }
                 }
@@ -195,11 +215,14 @@ impl<'a> Walker<'a> {
     fn walk_rpm(
         &mut self,
         content: &RpmContent,
-        f: &mut dyn FnMut(Role, Sha256Digest),
+        f: &mut dyn FnMut(Role, Sha256Digest, Part),
     ) -> Vec<RefError> {
         let mut errors = Vec::new();
+        let primary_blob = content
+            .get("primary")
+            .map_or(Sha256Digest::from_bytes([0; 32]), |p| p.blob);
         for m in &content.metadata {
-            f(Role::Index, m.blob);
+            f(Role::Index, m.blob, (primary_blob, None));
         }
         let Some(primary) = content.get("primary") else {
             return errors;
@@ -222,7 +245,7 @@ impl<'a> Walker<'a> {
                     .sha256
                     .parse()
                     .map_err(|_| damaged(format!("`{}`: no SHA-256 checksum", p.name)))?;
-                f(Role::Package, digest);
+                f(Role::Package, digest, (primary.blob, None));
             }
             Ok(())
         })();
