@@ -196,3 +196,40 @@ impl PoolGuard {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    #[test]
+    fn writers_wait_for_gc_and_gc_waits_for_writers() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::open(dir.path()).unwrap();
+        let gc = PoolGuard::collector(&root, Wait::Yes).unwrap();
+        let got = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let writer = s.spawn(|| {
+                let guard = PoolGuard::writer(&root).unwrap();
+                got.store(true, Ordering::SeqCst);
+                guard
+            });
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            assert!(!got.load(Ordering::SeqCst), "a writer ran during gc");
+            drop(gc);
+            let guard = writer.join().unwrap();
+            assert!(got.load(Ordering::SeqCst));
+            // A second writer in this process shares the guard; gc cannot
+            // start while either is held.
+            let nested = PoolGuard::writer(&root).unwrap();
+            assert!(matches!(
+                PoolGuard::collector(&root, Wait::No),
+                Err(LockError::Busy { .. })
+            ));
+            drop(guard);
+            assert!(PoolGuard::collector(&root, Wait::No).is_err());
+            drop(nested);
+            PoolGuard::collector(&root, Wait::No).unwrap();
+        });
+    }
+}
