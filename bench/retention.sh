@@ -63,7 +63,7 @@ for n in $(seq 1 "$NIGHTS"); do
   python3 "$HERE/gen-nights.py" "$UP" "$n" --packages "$PACKAGES"
   stamp=$(printf '2026-11-01T02:00:00Z' | python3 -c "import sys,datetime; t=datetime.datetime.fromisoformat(sys.stdin.read().replace('Z','+00:00'))+datetime.timedelta(days=$n-1); print(t.strftime('%Y-%m-%dT%H:%M:%SZ'))")
   export DEPOT_NOW=$stamp
-  depot mirror update m
+  depot mirror update m >/dev/null
   depot snapshot create --mirror m >/dev/null
   snap=$(depot snapshot list --output-format json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["name"])')
   depot publish "$snap" --dist bench --skip-signing --compress gz >/dev/null
