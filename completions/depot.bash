@@ -16,8 +16,14 @@ _depot() {
             ",$1")
                 cmd="depot"
                 ;;
+            depot,check)
+                cmd="depot__subcmd__check"
+                ;;
             depot,dist)
                 cmd="depot__subcmd__dist"
+                ;;
+            depot,gc)
+                cmd="depot__subcmd__gc"
                 ;;
             depot,generate)
                 cmd="depot__subcmd__generate"
@@ -33,6 +39,9 @@ _depot() {
                 ;;
             depot,promote)
                 cmd="depot__subcmd__promote"
+                ;;
+            depot,prune)
+                cmd="depot__subcmd__prune"
                 ;;
             depot,publish)
                 cmd="depot__subcmd__publish"
@@ -52,11 +61,11 @@ _depot() {
             depot,test)
                 cmd="depot__subcmd__test"
                 ;;
-            depot,train)
-                cmd="depot__subcmd__train"
-                ;;
             depot__subcmd__dist,create)
                 cmd="depot__subcmd__dist__subcmd__create"
+                ;;
+            depot__subcmd__dist,drop)
+                cmd="depot__subcmd__dist__subcmd__drop"
                 ;;
             depot__subcmd__dist,help)
                 cmd="depot__subcmd__dist__subcmd__help"
@@ -69,6 +78,9 @@ _depot() {
                 ;;
             depot__subcmd__dist__subcmd__help,create)
                 cmd="depot__subcmd__dist__subcmd__help__subcmd__create"
+                ;;
+            depot__subcmd__dist__subcmd__help,drop)
+                cmd="depot__subcmd__dist__subcmd__help__subcmd__drop"
                 ;;
             depot__subcmd__dist__subcmd__help,help)
                 cmd="depot__subcmd__dist__subcmd__help__subcmd__help"
@@ -109,8 +121,14 @@ _depot() {
             depot__subcmd__guard__subcmd__help,show)
                 cmd="depot__subcmd__guard__subcmd__help__subcmd__show"
                 ;;
+            depot__subcmd__help,check)
+                cmd="depot__subcmd__help__subcmd__check"
+                ;;
             depot__subcmd__help,dist)
                 cmd="depot__subcmd__help__subcmd__dist"
+                ;;
+            depot__subcmd__help,gc)
+                cmd="depot__subcmd__help__subcmd__gc"
                 ;;
             depot__subcmd__help,generate)
                 cmd="depot__subcmd__help__subcmd__generate"
@@ -126,6 +144,9 @@ _depot() {
                 ;;
             depot__subcmd__help,promote)
                 cmd="depot__subcmd__help__subcmd__promote"
+                ;;
+            depot__subcmd__help,prune)
+                cmd="depot__subcmd__help__subcmd__prune"
                 ;;
             depot__subcmd__help,publish)
                 cmd="depot__subcmd__help__subcmd__publish"
@@ -145,11 +166,11 @@ _depot() {
             depot__subcmd__help,test)
                 cmd="depot__subcmd__help__subcmd__test"
                 ;;
-            depot__subcmd__help,train)
-                cmd="depot__subcmd__help__subcmd__train"
-                ;;
             depot__subcmd__help__subcmd__dist,create)
                 cmd="depot__subcmd__help__subcmd__dist__subcmd__create"
+                ;;
+            depot__subcmd__help__subcmd__dist,drop)
+                cmd="depot__subcmd__help__subcmd__dist__subcmd__drop"
                 ;;
             depot__subcmd__help__subcmd__dist,list)
                 cmd="depot__subcmd__help__subcmd__dist__subcmd__list"
@@ -258,18 +279,6 @@ _depot() {
                 ;;
             depot__subcmd__help__subcmd__test,worker)
                 cmd="depot__subcmd__help__subcmd__test__subcmd__worker"
-                ;;
-            depot__subcmd__help__subcmd__train,list)
-                cmd="depot__subcmd__help__subcmd__train__subcmd__list"
-                ;;
-            depot__subcmd__help__subcmd__train,resume)
-                cmd="depot__subcmd__help__subcmd__train__subcmd__resume"
-                ;;
-            depot__subcmd__help__subcmd__train,run)
-                cmd="depot__subcmd__help__subcmd__train__subcmd__run"
-                ;;
-            depot__subcmd__help__subcmd__train,status)
-                cmd="depot__subcmd__help__subcmd__train__subcmd__status"
                 ;;
             depot__subcmd__mirror,create)
                 cmd="depot__subcmd__mirror__subcmd__create"
@@ -481,36 +490,6 @@ _depot() {
             depot__subcmd__test__subcmd__help,worker)
                 cmd="depot__subcmd__test__subcmd__help__subcmd__worker"
                 ;;
-            depot__subcmd__train,help)
-                cmd="depot__subcmd__train__subcmd__help"
-                ;;
-            depot__subcmd__train,list)
-                cmd="depot__subcmd__train__subcmd__list"
-                ;;
-            depot__subcmd__train,resume)
-                cmd="depot__subcmd__train__subcmd__resume"
-                ;;
-            depot__subcmd__train,run)
-                cmd="depot__subcmd__train__subcmd__run"
-                ;;
-            depot__subcmd__train,status)
-                cmd="depot__subcmd__train__subcmd__status"
-                ;;
-            depot__subcmd__train__subcmd__help,help)
-                cmd="depot__subcmd__train__subcmd__help__subcmd__help"
-                ;;
-            depot__subcmd__train__subcmd__help,list)
-                cmd="depot__subcmd__train__subcmd__help__subcmd__list"
-                ;;
-            depot__subcmd__train__subcmd__help,resume)
-                cmd="depot__subcmd__train__subcmd__help__subcmd__resume"
-                ;;
-            depot__subcmd__train__subcmd__help,run)
-                cmd="depot__subcmd__train__subcmd__help__subcmd__run"
-                ;;
-            depot__subcmd__train__subcmd__help,status)
-                cmd="depot__subcmd__train__subcmd__help__subcmd__status"
-                ;;
             *)
                 ;;
         esac
@@ -518,7 +497,7 @@ _depot() {
 
     case "${cmd}" in
         depot)
-            opts="-q -v -h -V --root --config --quiet --verbose --no-progress --output-format --help --version mirror snapshot repo release publish dist guard serve promote test train generate help"
+            opts="-q -v -h -V --root --config --quiet --verbose --no-progress --output-format --help --version mirror snapshot repo release publish dist guard serve promote test prune gc check generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -543,8 +522,34 @@ _depot() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        depot__subcmd__check)
+            opts="-q -v -h -V --full --root --config --quiet --verbose --no-progress --output-format --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         depot__subcmd__dist)
-            opts="-q -v -h -V --root --config --quiet --verbose --no-progress --output-format --help --version create list show help"
+            opts="-q -v -h -V --root --config --quiet --verbose --no-progress --output-format --help --version create list show drop help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -603,8 +608,34 @@ _depot() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        depot__subcmd__dist__subcmd__drop)
+            opts="-q -v -h -V --root --config --quiet --verbose --no-progress --output-format --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         depot__subcmd__dist__subcmd__help)
-            opts="create list show help"
+            opts="create list show drop help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -618,6 +649,20 @@ _depot() {
             return 0
             ;;
         depot__subcmd__dist__subcmd__help__subcmd__create)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        depot__subcmd__dist__subcmd__help__subcmd__drop)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -702,6 +747,32 @@ _depot() {
         depot__subcmd__dist__subcmd__show)
             opts="-q -v -h -V --root --config --quiet --verbose --no-progress --output-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        depot__subcmd__gc)
+            opts="-q -v -h -V --dry-run --root --config --quiet --verbose --no-progress --output-format --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -978,7 +1049,7 @@ _depot() {
             return 0
             ;;
         depot__subcmd__help)
-            opts="mirror snapshot repo release publish dist guard serve promote test train generate help"
+            opts="mirror snapshot repo release publish dist guard serve promote test prune gc check generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -991,8 +1062,22 @@ _depot() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        depot__subcmd__help__subcmd__check)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         depot__subcmd__help__subcmd__dist)
-            opts="create list show"
+            opts="create list show drop"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1006,6 +1091,20 @@ _depot() {
             return 0
             ;;
         depot__subcmd__help__subcmd__dist__subcmd__create)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        depot__subcmd__help__subcmd__dist__subcmd__drop)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1036,6 +1135,20 @@ _depot() {
         depot__subcmd__help__subcmd__dist__subcmd__show)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        depot__subcmd__help__subcmd__gc)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -1244,6 +1357,20 @@ _depot() {
             return 0
             ;;
         depot__subcmd__help__subcmd__promote)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        depot__subcmd__help__subcmd__prune)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1677,76 +1804,6 @@ _depot() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        depot__subcmd__help__subcmd__train)
-            opts="run resume status list"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        depot__subcmd__help__subcmd__train__subcmd__list)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        depot__subcmd__help__subcmd__train__subcmd__resume)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        depot__subcmd__help__subcmd__train__subcmd__run)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        depot__subcmd__help__subcmd__train__subcmd__status)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
         depot__subcmd__mirror)
             opts="-q -v -h -V --root --config --quiet --verbose --no-progress --output-format --help --version create update list show edit drop help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -2167,8 +2224,54 @@ _depot() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        depot__subcmd__prune)
+            opts="-q -v -h -V --dry-run --source --dist --keep-last --keep-days --keep-released --root --config --quiet --verbose --no-progress --output-format --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --source)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --dist)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --keep-last)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --keep-days)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --keep-released)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         depot__subcmd__publish)
-            opts="-q -v -h -V --dist --sign-key --skip-signing --suite --compress --to --as-version --root --config --quiet --verbose --no-progress --output-format --help --version"
+            opts="-q -v -h -V --dist --sign-key --skip-signing --suite --compress --to --root --config --quiet --verbose --no-progress --output-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2191,10 +2294,6 @@ _depot() {
                     return 0
                     ;;
                 --to)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --as-version)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -3592,220 +3691,6 @@ _depot() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --root)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --config)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --output-format)
-                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
-                    return 0
-                    ;;
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        depot__subcmd__train)
-            opts="-q -v -h -V --root --config --quiet --verbose --no-progress --output-format --help --version run resume status list help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                --root)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --config)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --output-format)
-                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
-                    return 0
-                    ;;
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        depot__subcmd__train__subcmd__help)
-            opts="run resume status list help"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        depot__subcmd__train__subcmd__help__subcmd__help)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        depot__subcmd__train__subcmd__help__subcmd__list)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        depot__subcmd__train__subcmd__help__subcmd__resume)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        depot__subcmd__train__subcmd__help__subcmd__run)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        depot__subcmd__train__subcmd__help__subcmd__status)
-            opts=""
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        depot__subcmd__train__subcmd__list)
-            opts="-q -v -h -V --root --config --quiet --verbose --no-progress --output-format --help --version"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                --root)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --config)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --output-format)
-                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
-                    return 0
-                    ;;
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        depot__subcmd__train__subcmd__resume)
-            opts="-q -v -h -V --root --config --quiet --verbose --no-progress --output-format --help --version"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                --root)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --config)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --output-format)
-                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
-                    return 0
-                    ;;
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        depot__subcmd__train__subcmd__run)
-            opts="-q -v -h -V --dry-run --root --config --quiet --verbose --no-progress --output-format --help --version"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
-                --root)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --config)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --output-format)
-                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
-                    return 0
-                    ;;
-                *)
-                    COMPREPLY=()
-                    ;;
-            esac
-            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-            return 0
-            ;;
-        depot__subcmd__train__subcmd__status)
-            opts="-q -v -h -V --root --config --quiet --verbose --no-progress --output-format --help --version"
-            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
-                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
-                return 0
-            fi
-            case "${prev}" in
                 --root)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

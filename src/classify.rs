@@ -5,8 +5,8 @@
 
 use crate::error::ErrorKind;
 use crate::{
-    choice, formats, lock, mirror, names, packages, promote, repo, root, settings, snapshot, store,
-    testreq, train,
+    choice, formats, lock, mirror, names, packages, promote, repo, retention, root, settings,
+    snapshot, store, testreq, train,
 };
 
 /// Classifies any of the core's errors; `None` for foreign error types.
@@ -50,6 +50,7 @@ pub fn error_kind(err: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> 
         testreq::worker::WorkerError,
         testreq::plan::PlanError,
         testreq::ops::PollError,
+        retention::RetentionError,
         train::TrainError,
         train::FileError,
         train::StepError,
@@ -317,6 +318,15 @@ mod tests {
                 Failure,
             ),
             (E::NeverUpdated(s("m")), Failure),
+            (E::Lock(busy()), Refused),
+            (
+                E::Served {
+                    what: "snapshot",
+                    name: s("s"),
+                    by: s("d dev"),
+                },
+                Refused,
+            ),
             (E::Mirror(mirror_busy()), Refused),
             (
                 E::Index {
@@ -449,6 +459,14 @@ mod tests {
                 Failure,
             ),
             (E::Config(s("no guard `g`")), Usage),
+            (
+                E::Served {
+                    dist: s("d"),
+                    version: s("v"),
+                    stage: "dev",
+                },
+                Refused,
+            ),
             (
                 E::Io {
                     path: p(),
@@ -926,6 +944,32 @@ mod tests {
         ]
     }
 
+    fn retention() -> Vec<(crate::retention::RetentionError, ErrorKind)> {
+        use crate::retention::RetentionError as E;
+        vec![
+            (E::Lock(busy()), Refused),
+            (E::Store(not_found()), Failure),
+            (E::Dist(DistError::Config(s("x"))), Usage),
+            (E::Snapshot(Box::new(SnapshotError::Query(query()))), Usage),
+            (E::Usage(s("give --source or --dist, not both")), Usage),
+            (
+                E::Unknowable {
+                    subject: s("mirror m"),
+                    source: Box::new(io()),
+                },
+                Failure,
+            ),
+            (
+                E::Io {
+                    path: p(),
+                    source: io(),
+                },
+                Failure,
+            ),
+            (E::Problems { count: 2 }, Failure),
+        ]
+    }
+
     fn dep() -> crate::packages::pkgset::Unsatisfied {
         crate::packages::pkgset::Unsatisfied {
             package: s("a"),
@@ -950,7 +994,8 @@ mod tests {
             + check(repo())
             + check(guard())
             + check(dist())
-            + check(publish());
+            + check(publish())
+            + check(retention());
         let mut boxed = 0;
         for (err, want) in testreq().into_iter().chain(others()).chain(train()) {
             let err: &(dyn std::error::Error + 'static) = &*err;

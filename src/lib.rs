@@ -10,7 +10,8 @@
 //! and verify upstream repositories), [`repo`] (local repos of CI-built
 //! packages), [`snapshot`] (immutable manifests, releases), [`promote`]
 //! (publishing, stages, guards, serving) and [`testreq`] (test requests);
-//! [`train`] runs them as one resumable night from a YAML file.
+//! [`train`] runs them as one resumable night from a YAML file, and
+//! [`retention`] prunes, collects garbage and checks a root.
 //! Below them, [`packages`] (queries, catalogs, package sets) serves every
 //! verb; shared machinery sits at the bottom: [`content`] (what a
 //! repository state references), [`store`] (named objects on disk),
@@ -38,6 +39,7 @@ pub mod pool;
 pub mod promote;
 pub mod repo;
 pub mod report;
+pub mod retention;
 pub mod root;
 pub mod settings;
 pub mod signing;

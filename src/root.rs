@@ -21,6 +21,10 @@
 //!   trains/NAME/RUN.json    the journal of each run of a train: every
 //!                           step's state and what it made
 //!   locks/KIND-NAME.lock    per-object locks (a train's: `train-NAME`)
+//!   locks/pool.lock         shared by every writer to the pool, exclusive
+//!                           for `depot gc` (see `crate::lock::PoolGuard`)
+//!   locks/pool-turnstile.lock  taken by gc before pool.lock, so that
+//!                           writers arriving meanwhile queue behind it
 //!   public/                 the default publish root (see PUBLISH ROOT)
 //!   audit.log               JSON lines: one per publish or promotion
 //! ```
@@ -31,6 +35,8 @@
 //! ```text
 //! DIR/DIST/VERSION/         a complete, signed repository root
 //! DIR/DIST/.VERSION.partial-PID/   a version being written
+//! DIR/DIST/.VERSION.dropping/      a version being deleted (renamed aside
+//!                                  first, so it vanishes at once)
 //! DIR/DIST/dev, DIR/DIST/release   symlinks to the VERSION each stage serves
 //! ```
 //!
@@ -136,10 +142,7 @@ impl Root {
     /// The digests of the rpm packages whose signatures checked out
     /// against the keyring whose SHA-256 is `keyring_hex`.
     pub fn rpm_verified_list(&self, keyring_hex: &str) -> PathBuf {
-        self.path
-            .join("cache")
-            .join("rpm-verified")
-            .join(keyring_hex)
+        self.rpm_verified_dir().join(keyring_hex)
     }
     /// The embedded test queue used when no broker or spool is given.
     pub fn spool_dir(&self) -> PathBuf {
@@ -164,6 +167,20 @@ impl Root {
     /// The lock file of the object `name` of kind `kind` (`mirror`, `dist`…).
     pub fn lock_file(&self, kind: &str, name: &str) -> PathBuf {
         self.locks_dir().join(format!("{kind}-{name}.lock"))
+    }
+    /// `locks/pool.lock`: held shared by writers to the pool, exclusive
+    /// by `depot gc`.
+    pub fn pool_lock_file(&self) -> PathBuf {
+        self.locks_dir().join("pool.lock")
+    }
+    /// `locks/pool-turnstile.lock`: gc holds it while it waits for
+    /// `pool.lock`, so that new writers queue behind gc.
+    pub fn pool_turnstile_file(&self) -> PathBuf {
+        self.locks_dir().join("pool-turnstile.lock")
+    }
+    /// `cache/rpm-verified/`: one list per keyring.
+    pub fn rpm_verified_dir(&self) -> PathBuf {
+        self.path.join("cache").join("rpm-verified")
     }
     /// The default publish root.
     pub fn default_publish_root(&self) -> PublishRoot {
@@ -198,6 +215,11 @@ impl PublishRoot {
     pub fn partial_dir(&self, dist: &str, version: &str, pid: u32) -> PathBuf {
         self.dist_dir(dist)
             .join(format!(".{version}.partial-{pid}"))
+    }
+    /// `DIR/DIST/.VERSION.dropping/`: a version being deleted, renamed
+    /// aside so that it disappears from `DIR/DIST/VERSION` in one step.
+    pub fn dropping_dir(&self, dist: &str, version: &str) -> PathBuf {
+        self.dist_dir(dist).join(format!(".{version}.dropping"))
     }
     /// `DIR/DIST/STAGE`: the symlink to the version a stage serves.
     pub fn stage_link(&self, dist: &str, stage: &str) -> PathBuf {

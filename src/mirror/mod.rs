@@ -409,7 +409,7 @@ fn defs(root: &crate::root::Root) -> Store<MirrorDef> {
 }
 
 /// `mirrors/NAME.state.json`.
-fn states(root: &crate::root::Root) -> Store<MirrorState> {
+pub(crate) fn states(root: &crate::root::Root) -> Store<MirrorState> {
     Store::files(
         ObjectKind::MirrorState,
         root.mirrors_dir(),
@@ -900,6 +900,9 @@ pub async fn update(
     reporter: &dyn crate::report::Reporter,
 ) -> Result<UpdateSummary, MirrorError> {
     let _lock = crate::lock::ObjectLock::acquire(root, "mirror", name, crate::lock::Wait::No)?;
+    // Held until the new state (naming what was pooled or found pooled)
+    // is saved: gc must not collect any of it meanwhile.
+    let _pool = crate::lock::PoolGuard::writer(root)?;
     let def = load(root, name)?;
     let previous = load_state(root, name)?;
     let run = steps::Run::start(root, &def, opts, reporter)?;

@@ -10,6 +10,12 @@
 //! back to `dev`, each withdrawal audited as `withdraw`). Content never
 //! moves: stages are pointers.
 //!
+//! Dropping a version ([`drop_version`]) is refused while a stage serves
+//! it; otherwise the tree is renamed aside (`DIR/DIST/.VERSION.dropping`)
+//! in one step, the drop is audited, the record removed and only then the
+//! tree deleted, so no reader ever sees half a version, and a killed drop
+//! is finished by the next `prune` or `gc` ([`finish_interrupted_drops`]).
+//!
 //! This module owns `dists/` in the data root (through [`crate::store`])
 //! and the stage symlinks of a publish root; it never writes inside a
 //! published version (`publish.rs` makes those) and never changes guards.
@@ -51,6 +57,14 @@ pub enum DistError {
         #[source]
         source: Box<crate::testreq::results::ResultsError>,
     },
+    #[error(
+        "{dist} {version} is what `{stage}` serves; promote another version to `{stage}` first"
+    )]
+    Served {
+        dist: String,
+        version: String,
+        stage: &'static str,
+    },
     #[error("{0}")]
     Config(String),
     #[error("cannot access {}", path.display())]
@@ -67,7 +81,7 @@ impl DistError {
         use crate::error::ErrorKind::*;
         match self {
             Self::InvalidName(_) | Self::Config(_) => Usage,
-            Self::Gate { .. } => Refused,
+            Self::Gate { .. } | Self::Served { .. } => Refused,
             Self::Lock(l) => l.kind(),
             Self::Store(s) => s.kind(),
             Self::NoVersion { .. } | Self::Poll { .. } | Self::Io { .. } => Failure,
@@ -635,6 +649,165 @@ impl std::fmt::Display for TestState {
             Self::Failed => "failed",
         })
     }
+}
+
+/// The versions the stages of `dist` serve: `(stage, version)`.
+pub fn served(root: &Root, dist: &str) -> Result<Vec<(Stage, String)>, DistError> {
+    let info = show(root, dist)?;
+    Ok([(Stage::Dev, info.dev), (Stage::Release, info.release)]
+        .into_iter()
+        .filter_map(|(s, v)| v.map(|v| (s, v)))
+        .collect())
+}
+
+/// The snapshots and releases that versions served by a stage were
+/// published from, each with the `DIST/STAGE` that serves it.
+pub fn served_sources(
+    root: &Root,
+) -> Result<std::collections::BTreeMap<String, String>, DistError> {
+    let mut out = std::collections::BTreeMap::new();
+    for info in list(root)? {
+        for (stage, version) in [(Stage::Dev, &info.dev), (Stage::Release, &info.release)] {
+            let Some(version) = version else { continue };
+            if let Some(v) = info.versions.iter().find(|v| &v.record.version == version) {
+                out.entry(v.record.source.clone())
+                    .or_insert_with(|| format!("{}/{}", info.name, stage.name()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// What dropping a version removed.
+#[derive(Debug, Clone, Serialize)]
+pub struct DroppedVersion {
+    pub dist: String,
+    pub version: String,
+    /// The snapshot or release it was published from.
+    pub source: String,
+}
+
+/// `depot dist drop DIST VERSION` (and `prune`): refused (exit 3) while a
+/// stage serves the version. The tree is renamed aside first, so it
+/// vanishes from `DIR/DIST/VERSION` at once; then the drop is audited, the
+/// record removed and the tree deleted.
+pub fn drop_version(
+    root: &Root,
+    dist: &str,
+    version: &str,
+    now: Timestamp,
+) -> Result<DroppedVersion, DistError> {
+    crate::names::validate("distribution", dist)?;
+    crate::names::validate("version", version)?;
+    let _lock = ObjectLock::acquire(root, "dist", dist, Wait::Yes)?;
+    let info = show(root, dist)?;
+    let record = info
+        .versions
+        .iter()
+        .find(|v| v.record.version == version)
+        .map(|v| v.record.clone())
+        .ok_or_else(|| DistError::NoVersion {
+            dist: dist.to_owned(),
+            version: version.to_owned(),
+        })?;
+    for (stage, served) in [(Stage::Dev, &info.dev), (Stage::Release, &info.release)] {
+        if served.as_deref() == Some(version) {
+            return Err(DistError::Served {
+                dist: dist.to_owned(),
+                version: version.to_owned(),
+                stage: stage.name(),
+            });
+        }
+    }
+    let published = PublishRoot::new(&info.publish_root);
+    let tree = published.version_dir(dist, version);
+    let aside = published.dropping_dir(dist, version);
+    match std::fs::rename(&tree, &aside) {
+        Ok(()) => {}
+        // Already aside (a killed drop) or never there: the rest still runs.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => return Err(DistError::Io { path: tree, source }),
+    }
+    finish_drop(root, dist, &published, &record, now)?;
+    Ok(DroppedVersion {
+        dist: dist.to_owned(),
+        version: version.to_owned(),
+        source: record.source,
+    })
+}
+
+/// The steps of a drop after the rename aside (under the dist's lock).
+fn finish_drop(
+    root: &Root,
+    dist: &str,
+    published: &PublishRoot,
+    record: &VersionRecord,
+    now: Timestamp,
+) -> Result<(), DistError> {
+    let entry = crate::audit::AuditEntry {
+        time: now,
+        user: crate::audit::current_user(),
+        action: "drop",
+        dist,
+        version: &record.version,
+        from: record.stage().name(),
+        to: "-",
+        digest: record.digest.to_hex(),
+    };
+    crate::audit::append(root, &entry).map_err(io(&root.audit_log()))?;
+    tests(root, dist).remove_if_present(&record.version)?;
+    versions(root, dist).remove_if_present(&record.version)?;
+    let aside = published.dropping_dir(dist, &record.version);
+    match std::fs::remove_dir_all(&aside) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(DistError::Io {
+            path: aside,
+            source,
+        }),
+    }
+}
+
+/// Finishes the drops a killed process left (`DIR/DIST/.VERSION.dropping`
+/// folders); returns the versions finished.
+pub fn finish_interrupted_drops(root: &Root, now: Timestamp) -> Result<Vec<String>, DistError> {
+    let mut finished = Vec::new();
+    for name in dists(root).list()? {
+        let Some(file) = load_file(root, &name)? else {
+            continue;
+        };
+        let published = PublishRoot::new(&file.publish_root);
+        let dir = published.dist_dir(&name);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let aside: Vec<String> = entries
+            .flatten()
+            .filter_map(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                n.strip_prefix('.')?
+                    .strip_suffix(".dropping")
+                    .map(str::to_owned)
+            })
+            .collect();
+        if aside.is_empty() {
+            continue;
+        }
+        let _lock = ObjectLock::acquire(root, "dist", &name, Wait::Yes)?;
+        for version in aside {
+            match versions(root, &name).load_opt(&version) {
+                Ok(Some(record)) => finish_drop(root, &name, &published, &record, now)?,
+                // The record went before the kill: only the tree is left.
+                Ok(None) | Err(StoreError::Corrupt { .. }) => {
+                    let path = published.dropping_dir(&name, &version);
+                    std::fs::remove_dir_all(&path).map_err(io(&path))?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+            finished.push(format!("{name}/{version}"));
+        }
+    }
+    Ok(finished)
 }
 
 /// A published version, `DIST/VERSION`, as `test submit --for` names it.

@@ -143,7 +143,7 @@ fn defs(root: &Root) -> Store<RepoDef> {
 }
 
 /// `repos/NAME.state.json`.
-fn states(root: &Root) -> Store<RepoState> {
+pub(crate) fn states(root: &Root) -> Store<RepoState> {
     Store::files(
         ObjectKind::RepoState,
         root.repos_dir(),
@@ -200,6 +200,7 @@ pub fn add(
     replace: bool,
 ) -> Result<AddSummary, RepoError> {
     let _lock = ObjectLock::acquire(root, "repo", name, Wait::Yes)?;
+    let _pool = crate::lock::PoolGuard::writer(root)?;
     let (def, mut state) = load(root, name)?;
     let pool = Pool::new(root);
     let mut parsed = Vec::new();

@@ -31,6 +31,8 @@ pub enum SnapshotError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
+    Lock(#[from] crate::lock::LockError),
+    #[error(transparent)]
     Query(#[from] query::QueryError),
     #[error("{what} `{name}`: cannot read its packages")]
     Packages {
@@ -38,6 +40,12 @@ pub enum SnapshotError {
         name: String,
         #[source]
         source: Box<pkgset::PackageSetError>,
+    },
+    #[error("{what} `{name}` is the source of what {by} serves; promote another version first")]
+    Served {
+        what: &'static str,
+        name: String,
+        by: String,
     },
     #[error("{0}")]
     Invalid(String),
@@ -78,6 +86,8 @@ impl SnapshotError {
         match self {
             Self::InvalidName(_) | Self::Query(_) | Self::Invalid(_) => Usage,
             Self::Mirror(m) => m.kind(),
+            Self::Lock(l) => l.kind(),
+            Self::Served { .. } => Refused,
             Self::Store(s) => s.kind(),
             Self::Packages { .. }
             | Self::Repo { .. }
@@ -214,7 +224,7 @@ impl Store {
     }
 
     /// `snapshots/NAME.json` or `releases/NAME.json`.
-    fn manifests(self, root: &Root) -> crate::store::Store<Snapshot> {
+    pub(crate) fn manifests(self, root: &Root) -> crate::store::Store<Snapshot> {
         let dir = match self {
             Self::Snapshot => root.snapshots_dir(),
             Self::Release => root.releases_dir(),
@@ -259,6 +269,9 @@ pub struct CreateOptions {
 
 /// `depot snapshot create --mirror M | --repo R`.
 pub fn create(root: &Root, opts: CreateOptions) -> Result<Snapshot, SnapshotError> {
+    // The state read below must keep its blobs until the manifest naming
+    // them is written (a repo's indices are pooled here, too).
+    let _pool = crate::lock::PoolGuard::writer(root)?;
     let (source_name, kind, origin, content, complete) = match &opts.source {
         SnapshotSource::Mirror(mirror) => {
             let def = crate::mirror::load(root, mirror)?;
@@ -511,8 +524,12 @@ fn diff_sets(sets: &[pkgset::PackageSet]) -> Diff {
     diff
 }
 
-/// `depot snapshot drop NAME`. Published versions keep their own links to
-/// the package files and are not affected.
+/// Removes a snapshot or release manifest. Releases and published
+/// versions made from it are not affected: releases name the blobs
+/// themselves, and a published tree holds its own links to the package
+/// files. Whether a stage still serves something published from it is the
+/// caller's question (`retention::drop_manifest` asks it): this module
+/// knows nothing of distributions.
 pub fn drop_snapshot(root: &Root, store: Store, name: &str) -> Result<(), SnapshotError> {
     load_in(root, store, name)?;
     Ok(store.manifests(root).remove(name)?)

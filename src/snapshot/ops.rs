@@ -89,6 +89,8 @@ pub struct FilterSummary {
 pub fn filter(root: &Root, opts: &FilterOptions) -> Result<FilterSummary, SnapshotError> {
     let query = Query::parse(&opts.query)?;
     crate::names::validate("snapshot", &opts.dest)?;
+    // Selections are pooled before the manifest that names them.
+    let _pool = crate::lock::PoolGuard::writer(root)?;
     let (store, src) = load_any(root, &opts.from)?;
     let set = load_set(&Cache::new(root), &src, store)?;
     let (selected, unsatisfied) = select(&set, &query, opts.with_deps);
@@ -212,6 +214,8 @@ pub struct ReleaseOptions {
 /// `depot release create`.
 pub fn create_release(root: &Root, opts: &ReleaseOptions) -> Result<Snapshot, SnapshotError> {
     crate::names::validate("release", &opts.name)?;
+    // Selections and spliced rpm metadata are pooled before the manifest.
+    let _pool = crate::lock::PoolGuard::writer(root)?;
     let mut sources: Vec<(String, Option<String>)> =
         opts.from.iter().map(|s| (s.clone(), None)).collect();
     for (comp, snaps) in &opts.components {

@@ -4,6 +4,7 @@
 mod apt;
 mod promote;
 mod release;
+mod retention;
 mod rpm;
 mod settings;
 mod support;

@@ -17,6 +17,18 @@ use depot::content::RepoKind;
 use depot::formats::compress::Compression;
 use depot::mirror::{Mode, Policy};
 use depot::promote::dist::Stage;
+use depot::retention::prune::Scope;
+
+impl PruneArgs {
+    /// What `--source`/`--dist` select (clap makes them exclusive).
+    pub fn scope(&self) -> Scope {
+        match (&self.source, &self.dist) {
+            (Some(s), _) => Scope::Source(s.clone()),
+            (None, Some(d)) => Scope::Dist(d.clone()),
+            (None, None) => Scope::All,
+        }
+    }
+}
 use depot::snapshot::ops::MergePolicy;
 
 pub mod test;
@@ -165,6 +177,37 @@ pub enum Command {
     /// Run the nightly release train of a YAML file, resumably
     #[command(subcommand)]
     Train(TrainCommand),
+    /// Drop old snapshots, releases and published versions by retention rules
+    #[command(
+        long_about = "Drop old snapshots, releases and published versions by retention rules.\n\n\
+Per group (the snapshots of one source, the releases of one name, the versions of one \
+distribution) a candidate is kept if it is among the newest --keep-last, younger than \
+--keep-days, served by a stage (or, for a snapshot or release, the source of what a stage \
+serves), or among the newest --keep-released versions ever promoted to release (all of them \
+when --keep-released is not given). Only names in depot's timestamp form \
+(NAME-YYYYMMDDTHHMMSSZ, version YYYYMMDDTHHMMSSZ) are candidates: a name a person chose is \
+never pruned. Dropped versions are renamed aside, audited, then deleted. Run `depot gc` \
+afterwards to free the space."
+    )]
+    Prune(PruneArgs),
+    /// Delete pool blobs, catalogs, cache entries and temp files nothing references
+    #[command(
+        long_about = "Delete pool blobs, catalogs, cache entries and temp files nothing references.\n\n\
+Safe while other depot commands run: gc takes the pool's lock exclusively, so it waits for \
+running mirror updates, repo adds, snapshot and release creations and publishes, and those \
+started meanwhile wait for it."
+    )]
+    Gc {
+        /// Report what would be deleted, delete nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Verify the data root and published versions; change nothing (exit 1 on any problem)
+    Check {
+        /// Also hash every pool blob and every published package file
+        #[arg(long)]
+        full: bool,
+    },
     /// Write man pages and shell completions under DIR (for `cargo xtask gen`)
     #[command(hide = true)]
     Generate {
@@ -420,6 +463,35 @@ pub enum DistCommand {
     List,
     /// Show a distribution's versions, sources and stages
     Show { dist: String },
+    /// Drop a published version (refused, exit 3, while a stage serves it)
+    Drop {
+        dist: String,
+        /// The version (YYYYMMDDTHHMMSSZ) to drop
+        #[arg(id = "target_version", value_name = "VERSION")]
+        version: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// List what would be dropped and the bytes it would free; drop nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Only the snapshots and releases of this source (mirror, repo or release name)
+    #[arg(long, value_name = "S", conflicts_with = "dist")]
+    pub source: Option<String>,
+    /// Only the published versions of this distribution
+    #[arg(long, value_name = "D")]
+    pub dist: Option<String>,
+    /// Keep the newest N of each group
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<usize>,
+    /// Keep anything younger than D days
+    #[arg(long, value_name = "D")]
+    pub keep_days: Option<u32>,
+    /// Keep the newest N versions ever promoted to release [default: all]
+    #[arg(long, value_name = "N")]
+    pub keep_released: Option<usize>,
 }
 
 #[derive(Debug, Subcommand)]

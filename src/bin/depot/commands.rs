@@ -49,6 +49,9 @@ pub async fn run(command: Command, settings: &Settings) -> Result<()> {
         Command::Publish(args) => publish_cmd(args, &root, settings).await,
         Command::Test(cmd) => crate::test_cmd::run(cmd, &root, settings).await,
         Command::Train(cmd) => crate::train_cmd::run(cmd, &root, settings).await,
+        Command::Prune(args) => crate::retention_cmd::prune(&args, &root, settings),
+        Command::Gc { dry_run } => crate::retention_cmd::gc(dry_run, &root, settings),
+        Command::Check { full } => crate::retention_cmd::check(full, &root, settings),
         Command::Generate { .. } => unreachable!("handled before settings are resolved"),
     }
 }
@@ -392,7 +395,7 @@ fn show_manifest(
 }
 
 fn drop_manifest(root: &Root, settings: &Settings, store: Store, name: &str) -> Result<()> {
-    snapshot::drop_snapshot(root, store, name)?;
+    depot::retention::drop_manifest(root, store, name)?;
     render(
         settings.format,
         &serde_json::json!({ "dropped": name }),
@@ -608,6 +611,15 @@ async fn dist_cmd(cmd: DistCommand, root: &Root, settings: &Settings) -> Result<
                     } else {
                         ""
                     }
+                )
+            });
+        }
+        DistCommand::Drop { dist: d, version } => {
+            let dropped = dist::drop_version(root, &d, &version, settings.core.now)?;
+            render(settings.format, &dropped, || {
+                format!(
+                    "dropped {}/{} (published from {})\n",
+                    dropped.dist, dropped.version, dropped.source
                 )
             });
         }

@@ -8,6 +8,7 @@ mod commands;
 mod generate;
 mod output;
 mod progress;
+mod retention_cmd;
 mod settings;
 mod test_cmd;
 mod train_cmd;

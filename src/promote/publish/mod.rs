@@ -116,6 +116,9 @@ pub async fn publish(
         source,
     })?;
     let _lock = ObjectLock::acquire(root, "dist", dist, Wait::Yes)?;
+    // Publishing links pool blobs and may pool on-demand files and
+    // catalogs: none may be collected under it.
+    let _pool = crate::lock::PoolGuard::writer(root)?;
 
     let catalogs = crate::packages::catalog::Cache::new(root);
     let pool = catalogs.pool();

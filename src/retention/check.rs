@@ -1,0 +1,544 @@
+//! `depot check [--full]`: verifies a data root and changes nothing.
+//!
+//! - every state and manifest names blobs that exist (index, selection
+//!   and metadata blobs always; package blobs unless the state is an
+//!   on-demand mirror's, whose packages are fetched when published);
+//! - every published version is complete: each index listed in its
+//!   `Release` (or `repomd.xml`) exists with the listed size and SHA-256
+//!   (compressed variants: size, and SHA-256 with `--full`), and each
+//!   package file an index names exists with the right size (with
+//!   `--full`, the right SHA-256; files linked more than once are hashed
+//!   once);
+//! - each stage points at a version that exists;
+//! - with `--full`, every pool blob's name is its SHA-256.
+//!
+//! Problems are listed, not raised one by one: the caller renders the
+//! report and then [`CheckReport::result`] makes the exit code.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use rustc_hash::FxHashMap;
+use serde::Serialize;
+
+use super::refs::{RefError, Role, Walker};
+use super::{Names, RetentionError};
+use crate::digest::{Expected, Sha256Digest};
+use crate::formats::apt as aptfmt;
+use crate::pool::Pool;
+use crate::root::{PublishRoot, Root};
+
+/// Options of `depot check`.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckOptions {
+    pub full: bool,
+}
+
+/// What is wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProblemKind {
+    /// A state or manifest cannot be read.
+    UnreadableManifest,
+    /// A state or manifest names a blob the pool lacks.
+    MissingBlob,
+    /// A pooled index or selection cannot be parsed.
+    DamagedBlob,
+    /// A pool blob's content does not match its name (`--full`).
+    CorruptBlob,
+    /// A version record without its tree.
+    MissingVersion,
+    /// An index listed in Release/repomd.xml is missing.
+    MissingIndex,
+    /// An index differs from what Release/repomd.xml lists.
+    IndexMismatch,
+    /// A package file an index names is missing.
+    MissingPackage,
+    /// A package file has the wrong size (truncated, say).
+    PackageSize,
+    /// A package file has the wrong SHA-256 (`--full`).
+    PackageChecksum,
+    /// A stage points at no version.
+    BrokenStage,
+}
+
+impl ProblemKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::UnreadableManifest => "unreadable manifest",
+            Self::MissingBlob => "missing blob",
+            Self::DamagedBlob => "damaged blob",
+            Self::CorruptBlob => "corrupt blob",
+            Self::MissingVersion => "missing version",
+            Self::MissingIndex => "missing index",
+            Self::IndexMismatch => "index mismatch",
+            Self::MissingPackage => "missing package",
+            Self::PackageSize => "package size",
+            Self::PackageChecksum => "package checksum",
+            Self::BrokenStage => "broken stage",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Problem {
+    pub kind: ProblemKind,
+    /// What has the problem: a manifest, `DIST/VERSION`, a blob.
+    pub subject: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct CheckReport {
+    pub full: bool,
+    pub manifests: usize,
+    pub versions: usize,
+    pub package_files: usize,
+    pub blobs_hashed: usize,
+    pub problems: Vec<Problem>,
+}
+
+impl CheckReport {
+    /// `Err` (exit 1) if anything is wrong.
+    pub fn result(&self) -> Result<(), RetentionError> {
+        if self.problems.is_empty() {
+            Ok(())
+        } else {
+            Err(RetentionError::Problems {
+                count: self.problems.len(),
+            })
+        }
+    }
+
+    fn problem(&mut self, kind: ProblemKind, subject: impl Into<String>, detail: String) {
+        self.problems.push(Problem {
+            kind,
+            subject: subject.into(),
+            detail,
+        });
+    }
+}
+
+/// `depot check [--full]`.
+pub fn check(root: &Root, opts: CheckOptions) -> Result<CheckReport, RetentionError> {
+    let mut report = CheckReport {
+        full: opts.full,
+        ..CheckReport::default()
+    };
+    manifests(root, &mut report)?;
+    versions(root, opts, &mut report)?;
+    if opts.full {
+        let mut corrupt = Vec::new();
+        let mut hashed = 0;
+        super::gc::walk_pool(root, &mut |digest, path, _| {
+            hashed += 1;
+            match crate::pool::hash_file(path) {
+                Ok((_, actual)) if actual == digest => {}
+                Ok((_, actual)) => {
+                    corrupt.push((digest, format!("its content's SHA-256 is {actual}")))
+                }
+                Err(e) => corrupt.push((digest, format!("cannot read it: {e}"))),
+            }
+        })?;
+        report.blobs_hashed = hashed;
+        for (digest, detail) in corrupt {
+            report.problem(ProblemKind::CorruptBlob, format!("blob {digest}"), detail);
+        }
+    }
+    Ok(report)
+}
+
+fn manifests(root: &Root, report: &mut CheckReport) -> Result<(), RetentionError> {
+    let pool = Pool::new(root);
+    let mut walker = Walker::new(&pool);
+    let mut found = Vec::new();
+    let mut count = 0;
+    // The packages of each index part are walked once; the ones missing
+    // are remembered per part, to be named for every state that has it.
+    let mut missing_by_part: FxHashMap<super::refs::Part, Vec<Sha256Digest>> = FxHashMap::default();
+    super::for_each_root(root, &|_| false, &mut |subject, loaded| {
+        count += 1;
+        let subject_text = subject.to_string();
+        match loaded {
+            Err(e) => found.push((ProblemKind::UnreadableManifest, subject_text, e.to_string())),
+            Ok(Names::Packages(p)) => {
+                for d in p {
+                    if !pool.contains(&d) {
+                        found.push((
+                            ProblemKind::MissingBlob,
+                            subject_text.clone(),
+                            format!("package blob {d} is missing from the pool"),
+                        ));
+                    }
+                }
+            }
+            Ok(Names::Content { content, complete }) => {
+                let mut missing = Vec::new();
+                let errors = walker.walk(&content, &mut |role, d, part| {
+                    if role == Role::Package {
+                        if !pool.contains(&d) {
+                            missing_by_part.entry(part).or_default().push(d);
+                        }
+                    } else if !pool.contains(&d) {
+                        missing.push((role, d));
+                    }
+                });
+                if complete {
+                    for part in super::refs::parts(&content) {
+                        for d in missing_by_part.get(&part).into_iter().flatten() {
+                            missing.push((Role::Package, *d));
+                        }
+                    }
+                }
+                missing.sort_by_key(|(_, d)| *d);
+                missing.dedup();
+                for (role, d) in missing {
+                    found.push((
+                        ProblemKind::MissingBlob,
+                        subject_text.clone(),
+                        format!("{} blob {d} is missing from the pool", role.label()),
+                    ));
+                }
+                for e in errors {
+                    // Missing blobs were listed above.
+                    if !matches!(e, RefError::Missing { .. }) {
+                        found.push((
+                            ProblemKind::DamagedBlob,
+                            subject_text.clone(),
+                            e.to_string(),
+                        ));
+                    }
+                }
+            }
+        }
+    })?;
+    report.manifests = count;
+    for (kind, subject, detail) in found {
+        report.problem(kind, subject, detail);
+    }
+    Ok(())
+}
+
+/// Hashes files, each inode once.
+#[derive(Default)]
+struct Hashes(FxHashMap<(u64, u64), Option<Sha256Digest>>);
+
+impl Hashes {
+    fn of(&mut self, path: &Path, meta: &std::fs::Metadata) -> Option<Sha256Digest> {
+        *self
+            .0
+            .entry((meta.dev(), meta.ino()))
+            .or_insert_with(|| crate::pool::hash_file(path).ok().map(|(_, d)| d))
+    }
+}
+
+fn versions(
+    root: &Root,
+    opts: CheckOptions,
+    report: &mut CheckReport,
+) -> Result<(), RetentionError> {
+    let mut hashes = Hashes::default();
+    for info in crate::promote::dist::list(root)? {
+        let published = PublishRoot::new(&info.publish_root);
+        for (stage, target) in [("dev", &info.dev), ("release", &info.release)] {
+            if let Some(t) = target
+                && !published.version_dir(&info.name, t).is_dir()
+            {
+                report.problem(
+                    ProblemKind::BrokenStage,
+                    format!("{}/{stage}", info.name),
+                    format!("points at {t}, which does not exist"),
+                );
+            }
+        }
+        for v in &info.versions {
+            report.versions += 1;
+            let subject = format!("{}/{}", info.name, v.record.version);
+            let tree = published.version_dir(&info.name, &v.record.version);
+            if tree.join("repodata/repomd.xml").is_file() {
+                rpm_version(&tree, &subject, opts, report, &mut hashes);
+            } else if tree.join("dists").is_dir() {
+                apt_version(&tree, &subject, opts, report, &mut hashes);
+            } else {
+                report.problem(
+                    ProblemKind::MissingVersion,
+                    subject,
+                    format!("{} holds no repository", tree.display()),
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks one file a signed listing names; returns its bytes when read.
+fn listed_file(
+    path: &Path,
+    rel: &str,
+    expected: Expected,
+    read: bool,
+    subject: &str,
+    report: &mut CheckReport,
+) -> Option<Vec<u8>> {
+    let Ok(meta) = path.metadata() else {
+        report.problem(
+            ProblemKind::MissingIndex,
+            subject,
+            format!("{rel} is listed but missing"),
+        );
+        return None;
+    };
+    if meta.len() != expected.size {
+        report.problem(
+            ProblemKind::IndexMismatch,
+            subject,
+            format!(
+                "{rel} has {} bytes, the listing says {}",
+                meta.len(),
+                expected.size
+            ),
+        );
+        return None;
+    }
+    if !read {
+        return None;
+    }
+    let Ok(bytes) = std::fs::read(path) else {
+        report.problem(
+            ProblemKind::MissingIndex,
+            subject,
+            format!("cannot read {rel}"),
+        );
+        return None;
+    };
+    let actual = Sha256Digest::of(&bytes);
+    if actual != expected.sha256 {
+        report.problem(
+            ProblemKind::IndexMismatch,
+            subject,
+            format!(
+                "{rel} has SHA-256 {actual}, the listing says {}",
+                expected.sha256
+            ),
+        );
+        return None;
+    }
+    Some(bytes)
+}
+
+/// Checks one package file of a published tree.
+fn package_file(
+    tree: &Path,
+    rel: &str,
+    expected: Expected,
+    opts: CheckOptions,
+    subject: &str,
+    report: &mut CheckReport,
+    hashes: &mut Hashes,
+) {
+    report.package_files += 1;
+    let path = tree.join(rel);
+    let Ok(meta) = path.metadata() else {
+        report.problem(
+            ProblemKind::MissingPackage,
+            subject,
+            format!("{rel} is missing"),
+        );
+        return;
+    };
+    if meta.len() != expected.size {
+        report.problem(
+            ProblemKind::PackageSize,
+            subject,
+            format!(
+                "{rel} has {} bytes, its index says {}",
+                meta.len(),
+                expected.size
+            ),
+        );
+        return;
+    }
+    if opts.full && hashes.of(&path, &meta) != Some(expected.sha256) {
+        report.problem(
+            ProblemKind::PackageChecksum,
+            subject,
+            format!(
+                "{rel} does not have the SHA-256 its index lists ({})",
+                expected.sha256
+            ),
+        );
+    }
+}
+
+fn find_release_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = e.path();
+        if path.is_dir() {
+            if e.file_name() != "by-hash" {
+                find_release_files(&path, out);
+            }
+        } else if e.file_name() == "Release" {
+            out.push(path);
+        }
+    }
+}
+
+fn apt_version(
+    tree: &Path,
+    subject: &str,
+    opts: CheckOptions,
+    report: &mut CheckReport,
+    hashes: &mut Hashes,
+) {
+    let mut releases = Vec::new();
+    find_release_files(&tree.join("dists"), &mut releases);
+    if releases.is_empty() {
+        report.problem(
+            ProblemKind::MissingIndex,
+            subject,
+            "no dists/SUITE/Release".into(),
+        );
+    }
+    for release in releases {
+        let dir = release.parent().unwrap_or(tree);
+        let rel_dir = dir.strip_prefix(tree).unwrap_or(dir).display().to_string();
+        let parsed = std::fs::read_to_string(&release)
+            .ok()
+            .and_then(|t| aptfmt::Release::parse(&t).ok());
+        let Some(parsed) = parsed else {
+            report.problem(
+                ProblemKind::MissingIndex,
+                subject,
+                format!("{rel_dir}/Release cannot be read"),
+            );
+            continue;
+        };
+        for (path, expected) in &parsed.sha256 {
+            let plain = crate::formats::compress::Compression::from_path(path)
+                == crate::formats::compress::Compression::None;
+            let rel = format!("{rel_dir}/{path}");
+            let Some(bytes) = listed_file(
+                &dir.join(path),
+                &rel,
+                *expected,
+                plain || opts.full,
+                subject,
+                report,
+            ) else {
+                continue;
+            };
+            if !plain {
+                continue;
+            }
+            let Ok(text) = std::str::from_utf8(&bytes) else {
+                report.problem(
+                    ProblemKind::IndexMismatch,
+                    subject,
+                    format!("{rel} is not UTF-8"),
+                );
+                continue;
+            };
+            if path.ends_with("Packages") {
+                for s in aptfmt::binary_stanzas(text) {
+                    match s {
+                        Ok(s) => package_file(
+                            tree, s.filename, s.expected, opts, subject, report, hashes,
+                        ),
+                        Err(e) => report.problem(
+                            ProblemKind::IndexMismatch,
+                            subject,
+                            format!("{rel}: {e}"),
+                        ),
+                    }
+                }
+            } else if path.ends_with("Sources") {
+                for s in aptfmt::source_stanzas(text) {
+                    match s {
+                        Ok(s) => {
+                            for (file, e) in &s.files {
+                                let rel = format!("{}/{file}", s.directory);
+                                package_file(tree, &rel, *e, opts, subject, report, hashes);
+                            }
+                        }
+                        Err(e) => report.problem(
+                            ProblemKind::IndexMismatch,
+                            subject,
+                            format!("{rel}: {e}"),
+                        ),
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn rpm_version(
+    tree: &Path,
+    subject: &str,
+    opts: CheckOptions,
+    report: &mut CheckReport,
+    hashes: &mut Hashes,
+) {
+    use crate::formats::rpm;
+    let records = std::fs::read_to_string(tree.join("repodata/repomd.xml"))
+        .ok()
+        .and_then(|t| rpm::parse_repomd(&t).ok());
+    let Some(records) = records else {
+        report.problem(
+            ProblemKind::MissingIndex,
+            subject,
+            "repodata/repomd.xml cannot be read".into(),
+        );
+        return;
+    };
+    for r in records {
+        let Ok(sha256) = r.checksum.parse::<Sha256Digest>() else {
+            report.problem(
+                ProblemKind::IndexMismatch,
+                subject,
+                format!("{}: no SHA-256 checksum", r.href),
+            );
+            continue;
+        };
+        let path = tree.join(&r.href);
+        let size = r
+            .size
+            .or_else(|| path.metadata().ok().map(|m| m.len()))
+            .unwrap_or(0);
+        let expected = Expected { size, sha256 };
+        let primary = r.mdtype == "primary";
+        let Some(bytes) = listed_file(&path, &r.href, expected, true, subject, report) else {
+            continue;
+        };
+        if !primary {
+            continue;
+        }
+        let text = crate::formats::compress::decompress_named(&r.href, &bytes)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok());
+        let parsed = text.as_deref().and_then(|t| rpm::parse_primary(t).ok());
+        let Some((_, packages)) = parsed else {
+            report.problem(
+                ProblemKind::IndexMismatch,
+                subject,
+                format!("{} cannot be parsed", r.href),
+            );
+            continue;
+        };
+        for p in packages {
+            let Ok(sha256) = p.sha256.parse() else {
+                report.problem(
+                    ProblemKind::IndexMismatch,
+                    subject,
+                    format!("{}: `{}` has no SHA-256 checksum", r.href, p.name),
+                );
+                continue;
+            };
+            let expected = Expected {
+                size: p.size,
+                sha256,
+            };
+            package_file(tree, &p.href, expected, opts, subject, report, hashes);
+        }
+    }
+}

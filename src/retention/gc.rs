@@ -1,0 +1,324 @@
+//! `depot gc`: deletes what nothing references — pool blobs (packages,
+//! indices, selections, spliced metadata), catalogs of indices no longer
+//! pooled, `cache/rpm-verified` entries of packages no longer pooled —
+//! and temp files that killed processes left behind.
+//!
+//! **Why it is safe while writers run.** gc holds the pool's lock
+//! exclusively ([`crate::lock::PoolGuard`]) for its whole mark and sweep;
+//! every command that pools a blob or records a state or manifest naming
+//! blobs (`mirror update`, `repo add`, `snapshot create`/`filter`,
+//! `release create`, `publish`) holds it shared from before it first
+//! looks at the pool until its state, manifest or version is saved. So
+//! every blob gc can see is either named by a saved root or garbage: a
+//! writer cannot be between "found it pooled" and "recorded it". A grace
+//! period on blob age (Pulp's 24 hours) would not be enough on its own:
+//! a writer may reuse an old blob that was unreferenced a moment ago.
+//! gc waits for running writers, and writers that start meanwhile wait
+//! for gc (a turnstile keeps a stream of writers from starving it); the
+//! mark reads each distinct index once, so gc is short.
+//!
+//! **Memory** is one set of referenced digests (32 bytes each) and the
+//! set of index parts walked: bounded by the distinct blobs, not by
+//! snapshots × packages.
+//!
+//! A `kill -9` at any point leaves a consistent root: every deletion is
+//! one `unlink` of something unreferenced, and a rerun finishes the work.
+//! Drops of published versions that a killed process left half done are
+//! finished first (see [`crate::promote::dist::finish_interrupted_drops`]).
+
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use jiff::Timestamp;
+use rustc_hash::FxHashSet;
+use serde::Serialize;
+
+use super::{RetentionError, io};
+use crate::digest::Sha256Digest;
+use crate::lock::{PoolGuard, Wait};
+use crate::root::{PublishRoot, Root};
+
+/// Options of `depot gc`.
+#[derive(Debug, Clone)]
+pub struct GcOptions {
+    pub dry_run: bool,
+    pub now: Timestamp,
+}
+
+/// What `depot gc` deleted (or would delete).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct GcReport {
+    pub dry_run: bool,
+    /// Pool blobs deleted.
+    pub blobs: usize,
+    /// Bytes freed: blobs whose last link went, catalogs, temp files.
+    pub bytes: u64,
+    /// Bytes of deleted blobs that published versions still hold (freed
+    /// when those versions are dropped).
+    pub bytes_still_published: u64,
+    /// Pool blobs kept (referenced).
+    pub kept_blobs: usize,
+    pub catalogs: usize,
+    pub rpm_verified_entries: usize,
+    pub temp_files: usize,
+    /// Version drops a killed process had left half done, finished now.
+    pub finished_drops: Vec<String>,
+}
+
+/// Calls `f` for each pool blob (a file named by a digest).
+pub(crate) fn walk_pool(
+    root: &Root,
+    f: &mut dyn FnMut(Sha256Digest, &Path, &std::fs::Metadata),
+) -> Result<(), RetentionError> {
+    let pool = root.pool_dir();
+    let dirs = std::fs::read_dir(&pool).map_err(io(&pool))?;
+    let mut dirs: Vec<PathBuf> = dirs
+        .flatten()
+        .filter(|e| e.file_name().len() == 2)
+        .map(|e| e.path())
+        .collect();
+    dirs.sort();
+    for dir in dirs {
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => continue,
+            Err(e) => return Err(io(&dir)(e)),
+        };
+        for e in entries.flatten() {
+            let Some(digest) = e.file_name().to_str().and_then(|n| n.parse().ok()) else {
+                continue;
+            };
+            let path = e.path();
+            let Ok(meta) = path.symlink_metadata() else {
+                continue;
+            };
+            if meta.is_file() {
+                f(digest, &path, &meta);
+            }
+        }
+    }
+    Ok(())
+}
+
+fn remove(path: &Path, dry_run: bool) -> Result<bool, RetentionError> {
+    if dry_run {
+        return Ok(true);
+    }
+    let meta = match path.symlink_metadata() {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(io(path)(e)),
+    };
+    let result = if meta.is_dir() {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
+    };
+    match result {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(io(path)(e)),
+    }
+}
+
+fn pid_alive(pid: u32) -> bool {
+    pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Bytes under `path` (a file or a folder).
+fn size_of(path: &Path) -> u64 {
+    let Ok(meta) = path.symlink_metadata() else {
+        return 0;
+    };
+    if !meta.is_dir() {
+        return meta.len();
+    }
+    std::fs::read_dir(path)
+        .map(|es| es.flatten().map(|e| size_of(&e.path())).sum())
+        .unwrap_or(0)
+}
+
+/// `depot gc [--dry-run]`.
+pub fn gc(root: &Root, opts: &GcOptions) -> Result<GcReport, RetentionError> {
+    let mut report = GcReport {
+        dry_run: opts.dry_run,
+        ..GcReport::default()
+    };
+    if !opts.dry_run {
+        report.finished_drops = crate::promote::dist::finish_interrupted_drops(root, opts.now)?;
+    }
+    let _guard = PoolGuard::collector(root, Wait::Yes)?;
+    let marks = super::referenced(root, &|_| false)?;
+
+    // The pool.
+    let mut doomed = Vec::new();
+    walk_pool(root, &mut |digest, path, meta| {
+        if marks.contains(&digest) {
+            report.kept_blobs += 1;
+        } else {
+            doomed.push((path.to_owned(), meta.len(), meta.nlink()));
+        }
+    })?;
+    for (path, len, links) in doomed {
+        if remove(&path, opts.dry_run)? {
+            report.blobs += 1;
+            if links <= 1 {
+                report.bytes += len;
+            } else {
+                report.bytes_still_published += len;
+            }
+        }
+    }
+
+    // Catalogs: `cache/catalog/ab/<sha>.<deb|src>`, one per index blob.
+    let catalogs = root.catalog_cache_dir();
+    for dir in std::fs::read_dir(&catalogs).into_iter().flatten().flatten() {
+        for e in std::fs::read_dir(dir.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let digest: Option<Sha256Digest> =
+                name.split_once('.').and_then(|(hex, _)| hex.parse().ok());
+            let garbage = match digest {
+                Some(d) => !marks.contains(&d),
+                None => stale_temp(&e.path(), &name, opts.now),
+            };
+            if garbage {
+                let len = size_of(&e.path());
+                if remove(&e.path(), opts.dry_run)? {
+                    report.catalogs += 1;
+                    report.bytes += len;
+                }
+            }
+        }
+    }
+
+    // `cache/rpm-verified/<keyring>`: lists of package digests.
+    let verified = root.rpm_verified_dir();
+    for e in std::fs::read_dir(&verified).into_iter().flatten().flatten() {
+        let path = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') {
+            if stale_temp(&path, &name, opts.now) && remove(&path, opts.dry_run)? {
+                report.temp_files += 1;
+            }
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        let keep: Vec<&str> = lines
+            .iter()
+            .copied()
+            .filter(|l| {
+                l.trim()
+                    .parse::<Sha256Digest>()
+                    .is_ok_and(|d| marks.contains(&d))
+            })
+            .collect();
+        let gone = lines.len() - keep.len();
+        if gone == 0 {
+            continue;
+        }
+        report.rpm_verified_entries += gone;
+        if opts.dry_run {
+            continue;
+        }
+        if keep.is_empty() {
+            remove(&path, false)?;
+        } else {
+            let mut text = keep.join("\n");
+            text.push('\n');
+            crate::fsutil::write_atomic(&path, text.as_bytes()).map_err(io(&path))?;
+        }
+    }
+
+    temp_files(root, opts, &mut report)?;
+    Ok(report)
+}
+
+/// A `.tmp-…` file of an atomic write, old enough that its writer is
+/// surely gone (the stores' writers do not hold the pool's lock).
+fn stale_temp(path: &Path, name: &str, now: Timestamp) -> bool {
+    const AGE: i64 = 3600;
+    name.starts_with(".tmp-")
+        && path
+            .symlink_metadata()
+            .is_ok_and(|m| now.as_second() - m.mtime() > AGE)
+}
+
+/// The pid in `PREFIX<pid>` followed by `-` or the end.
+fn pid_after(name: &str, prefix: &str) -> Option<u32> {
+    let rest = name.strip_prefix(prefix)?;
+    rest.split(['-', '.']).next()?.parse().ok()
+}
+
+/// Temp files of processes that are gone: downloads in `tmp/`, atomic
+/// writes in the stores, half-written versions and stage switches in
+/// publish roots.
+fn temp_files(root: &Root, opts: &GcOptions, report: &mut GcReport) -> Result<(), RetentionError> {
+    let mut doomed: Vec<PathBuf> = Vec::new();
+    // tmp/: only pool writers stage here, and none runs now (the lock);
+    // a live pid is spared anyway, in case of a writer that took no lock.
+    for e in std::fs::read_dir(root.tmp_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !pid_after(&name, "dl-").is_some_and(pid_alive) {
+            doomed.push(e.path());
+        }
+    }
+    let mut store_dirs = vec![
+        root.mirrors_dir(),
+        root.repos_dir(),
+        root.snapshots_dir(),
+        root.releases_dir(),
+        root.guards_dir(),
+        root.dists_dir(),
+    ];
+    let mut publish_roots = FxHashSet::default();
+    if let Ok(dists) = crate::promote::dist::list(root) {
+        for d in dists {
+            store_dirs.push(root.dist_dir(&d.name));
+            publish_roots.insert((d.publish_root.clone(), d.name.clone()));
+        }
+    }
+    for dir in store_dirs {
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if stale_temp(&e.path(), &name, opts.now) {
+                doomed.push(e.path());
+            }
+        }
+    }
+    for (publish_root, dist) in publish_roots {
+        let dir = PublishRoot::new(publish_root).dist_dir(&dist);
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(hidden) = name.strip_prefix('.') else {
+                continue;
+            };
+            // `.VERSION.partial-PID/` and `.STAGE.tmp-PID` of dead writers.
+            let pid = hidden
+                .rsplit_once(".partial-")
+                .or_else(|| hidden.rsplit_once(".tmp-"))
+                .and_then(|(_, pid)| pid.parse::<u32>().ok());
+            if pid.is_some_and(|p| !pid_alive(p)) {
+                doomed.push(e.path());
+            }
+        }
+    }
+    for path in doomed {
+        let len = size_of(&path);
+        if remove(&path, opts.dry_run)? {
+            report.temp_files += 1;
+            report.bytes += len;
+        }
+    }
+    Ok(())
+}

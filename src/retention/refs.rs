@@ -1,0 +1,258 @@
+//! What references what: the blobs one repository state names.
+//!
+//! A [`Content`] (a mirror's or repo's state, a snapshot, a release) names
+//! index blobs (apt `Packages`/`Sources` texts, rpm repodata files), the
+//! selection blobs that keep byte ranges of an index, and — through the
+//! `SHA256` fields of the stanzas kept, the `Checksums-Sha256` files of the
+//! source stanzas kept, or primary.xml's checksums — the package blobs.
+//! [`Walker`] walks them, parsing each distinct (index, selection) pair
+//! once however many states share it, so a walk over every manifest costs
+//! (and holds) what the distinct indices do, not manifests × packages.
+
+use rustc_hash::FxHashSet;
+use serde::Serialize;
+
+use crate::content::{AptContent, Content, IndexKind, IndexPart, RpmContent, Selection};
+use crate::digest::Sha256Digest;
+use crate::formats::apt as aptfmt;
+use crate::pool::{Pool, PoolError};
+
+/// The role of a referenced blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// An apt index text or an rpm repodata file.
+    Index,
+    /// A [`Selection`] of an index.
+    Selection,
+    /// A package file.
+    Package,
+}
+
+impl Role {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Index => "index",
+            Self::Selection => "selection",
+            Self::Package => "package",
+        }
+    }
+}
+
+/// Why the packages an index names could not be known.
+#[derive(Debug, thiserror::Error)]
+pub enum RefError {
+    #[error("{} blob {digest} is missing from the pool", role.label())]
+    Missing { role: Role, digest: Sha256Digest },
+    #[error("cannot read {} blob {digest}", role.label())]
+    Read {
+        role: Role,
+        digest: Sha256Digest,
+        #[source]
+        source: PoolError,
+    },
+    #[error("{} blob {digest} is damaged: {why}", role.label())]
+    Damaged {
+        role: Role,
+        digest: Sha256Digest,
+        why: String,
+    },
+}
+
+impl RefError {
+    pub fn digest(&self) -> Sha256Digest {
+        match self {
+            Self::Missing { digest, .. }
+            | Self::Read { digest, .. }
+            | Self::Damaged { digest, .. } => *digest,
+        }
+    }
+}
+
+/// An index part: its blob and selection (rpm: the primary blob).
+pub type Part = (Sha256Digest, Option<Sha256Digest>);
+
+/// The parts whose packages a walk of `content` covers.
+pub fn parts(content: &Content) -> Vec<Part> {
+    match content {
+        Content::Apt(a) => a
+            .indices
+            .iter()
+            .flat_map(|i| i.parts.iter().map(|p| (p.blob, p.select)))
+            .collect(),
+        Content::Rpm(r) => r
+            .get("primary")
+            .map(|p| (p.blob, None))
+            .into_iter()
+            .collect(),
+    }
+}
+
+/// Walks the blobs of repository states, each distinct index part's
+/// packages once.
+pub struct Walker<'a> {
+    pool: &'a Pool,
+    /// (index blob, selection) pairs whose packages were walked.
+    walked: FxHashSet<(Sha256Digest, Option<Sha256Digest>)>,
+    /// rpm primary blobs whose packages were walked.
+    walked_rpm: FxHashSet<Sha256Digest>,
+}
+
+fn read(pool: &Pool, role: Role, digest: Sha256Digest) -> Result<Vec<u8>, RefError> {
+    pool.read(&digest).map_err(|source| match source {
+        PoolError::Missing { .. } => RefError::Missing { role, digest },
+        source => RefError::Read {
+            role,
+            digest,
+            source,
+        },
+    })
+}
+
+impl<'a> Walker<'a> {
+    pub fn new(pool: &'a Pool) -> Self {
+        Self {
+            pool,
+            walked: FxHashSet::default(),
+            walked_rpm: FxHashSet::default(),
+        }
+    }
+
+    /// Calls `f` for every blob `content` names (with the part it belongs
+    /// to): each index and selection, and the packages of each index part
+    /// not walked before. Returns what
+    /// could not be read (the packages of those parts are unknown).
+    pub fn walk(
+        &mut self,
+        content: &Content,
+        f: &mut dyn FnMut(Role, Sha256Digest, Part),
+    ) -> Vec<RefError> {
+        match content {
+            Content::Apt(a) => self.walk_apt(a, f),
+            Content::Rpm(r) => self.walk_rpm(r, f),
+        }
+    }
+
+    fn walk_apt(
+        &mut self,
+        content: &AptContent,
+        f: &mut dyn FnMut(Role, Sha256Digest, Part),
+    ) -> Vec<RefError> {
+        let mut errors = Vec::new();
+        for index in &content.indices {
+            for part in &index.parts {
+                f(Role::Index, part.blob, (part.blob, part.select));
+                if let Some(s) = part.select {
+                    f(Role::Selection, s, (part.blob, part.select));
+                }
+                // A selection keeps a subset of the whole blob's stanzas.
+                let key = (part.blob, part.select);
+                if self.walked.contains(&(part.blob, None)) || !self.walked.insert(key) {
+                    continue;
+                }
+                if let Err(e) = self.part_packages(index.kind, part, f) {
+                    self.walked.remove(&key);
+                    errors.push(e);
+                }
+            }
+        }
+        errors
+    }
+
+    fn part_packages(
+        &self,
+        kind: IndexKind,
+        part: &IndexPart,
+        f: &mut dyn FnMut(Role, Sha256Digest, Part),
+    ) -> Result<(), RefError> {
+        let bytes = read(self.pool, Role::Index, part.blob)?;
+        let damaged = |why: String| RefError::Damaged {
+            role: Role::Index,
+            digest: part.blob,
+            why,
+        };
+        let text = std::str::from_utf8(&bytes).map_err(|_| damaged("not UTF-8".into()))?;
+        let runs: Vec<&str> = match part.select {
+            None => vec![text],
+            Some(select) => {
+                let sel_bytes = read(self.pool, Role::Selection, select)?;
+                let bad_selection = || RefError::Damaged {
+                    role: Role::Selection,
+                    digest: select,
+                    why: "not a selection of its index".into(),
+                };
+                let selection =
+                    Selection::decode(&sel_bytes, text.len()).ok_or_else(bad_selection)?;
+                selection
+                    .0
+                    .iter()
+                    .map(|r| text.get(r.start as usize..r.end as usize))
+                    .collect::<Option<_>>()
+                    .ok_or_else(bad_selection)?
+            }
+        };
+        for run in runs {
+            match kind {
+                IndexKind::Binary | IndexKind::Udeb => {
+                    for s in aptfmt::binary_stanzas(run) {
+                        let s = s.map_err(|e| damaged(e.to_string()))?;
+                        f(Role::Package, s.expected.sha256, (part.blob, part.select));
+                    }
+                }
+                IndexKind::Source => {
+                    for s in aptfmt::source_stanzas(run) {
+                        let s = s.map_err(|e| damaged(e.to_string()))?;
+                        for (_, e) in &s.files {
+                            f(Role::Package, e.sha256, (part.blob, part.select));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn walk_rpm(
+        &mut self,
+        content: &RpmContent,
+        f: &mut dyn FnMut(Role, Sha256Digest, Part),
+    ) -> Vec<RefError> {
+        let mut errors = Vec::new();
+        let primary_blob = content
+            .get("primary")
+            .map_or(Sha256Digest::from_bytes([0; 32]), |p| p.blob);
+        for m in &content.metadata {
+            f(Role::Index, m.blob, (primary_blob, None));
+        }
+        let Some(primary) = content.get("primary") else {
+            return errors;
+        };
+        if !self.walked_rpm.insert(primary.blob) {
+            return errors;
+        }
+        let result = (|| {
+            let bytes = read(self.pool, Role::Index, primary.blob)?;
+            let damaged = |why: String| RefError::Damaged {
+                role: Role::Index,
+                digest: primary.blob,
+                why,
+            };
+            let text = std::str::from_utf8(&bytes).map_err(|_| damaged("not UTF-8".into()))?;
+            let (_, packages) =
+                crate::formats::rpm::parse_primary(text).map_err(|e| damaged(e.to_string()))?;
+            for p in packages {
+                let digest = p
+                    .sha256
+                    .parse()
+                    .map_err(|_| damaged(format!("`{}`: no SHA-256 checksum", p.name)))?;
+                f(Role::Package, digest, (primary.blob, None));
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            self.walked_rpm.remove(&primary.blob);
+            errors.push(e);
+        }
+        errors
+    }
+}
