@@ -61,6 +61,9 @@ _depot() {
             depot,test)
                 cmd="depot__subcmd__test"
                 ;;
+            depot,train)
+                cmd="depot__subcmd__train"
+                ;;
             depot__subcmd__dist,create)
                 cmd="depot__subcmd__dist__subcmd__create"
                 ;;
@@ -165,6 +168,9 @@ _depot() {
                 ;;
             depot__subcmd__help,test)
                 cmd="depot__subcmd__help__subcmd__test"
+                ;;
+            depot__subcmd__help,train)
+                cmd="depot__subcmd__help__subcmd__train"
                 ;;
             depot__subcmd__help__subcmd__dist,create)
                 cmd="depot__subcmd__help__subcmd__dist__subcmd__create"
@@ -279,6 +285,18 @@ _depot() {
                 ;;
             depot__subcmd__help__subcmd__test,worker)
                 cmd="depot__subcmd__help__subcmd__test__subcmd__worker"
+                ;;
+            depot__subcmd__help__subcmd__train,list)
+                cmd="depot__subcmd__help__subcmd__train__subcmd__list"
+                ;;
+            depot__subcmd__help__subcmd__train,resume)
+                cmd="depot__subcmd__help__subcmd__train__subcmd__resume"
+                ;;
+            depot__subcmd__help__subcmd__train,run)
+                cmd="depot__subcmd__help__subcmd__train__subcmd__run"
+                ;;
+            depot__subcmd__help__subcmd__train,status)
+                cmd="depot__subcmd__help__subcmd__train__subcmd__status"
                 ;;
             depot__subcmd__mirror,create)
                 cmd="depot__subcmd__mirror__subcmd__create"
@@ -490,6 +508,36 @@ _depot() {
             depot__subcmd__test__subcmd__help,worker)
                 cmd="depot__subcmd__test__subcmd__help__subcmd__worker"
                 ;;
+            depot__subcmd__train,help)
+                cmd="depot__subcmd__train__subcmd__help"
+                ;;
+            depot__subcmd__train,list)
+                cmd="depot__subcmd__train__subcmd__list"
+                ;;
+            depot__subcmd__train,resume)
+                cmd="depot__subcmd__train__subcmd__resume"
+                ;;
+            depot__subcmd__train,run)
+                cmd="depot__subcmd__train__subcmd__run"
+                ;;
+            depot__subcmd__train,status)
+                cmd="depot__subcmd__train__subcmd__status"
+                ;;
+            depot__subcmd__train__subcmd__help,help)
+                cmd="depot__subcmd__train__subcmd__help__subcmd__help"
+                ;;
+            depot__subcmd__train__subcmd__help,list)
+                cmd="depot__subcmd__train__subcmd__help__subcmd__list"
+                ;;
+            depot__subcmd__train__subcmd__help,resume)
+                cmd="depot__subcmd__train__subcmd__help__subcmd__resume"
+                ;;
+            depot__subcmd__train__subcmd__help,run)
+                cmd="depot__subcmd__train__subcmd__help__subcmd__run"
+                ;;
+            depot__subcmd__train__subcmd__help,status)
+                cmd="depot__subcmd__train__subcmd__help__subcmd__status"
+                ;;
             *)
                 ;;
         esac
@@ -497,7 +545,7 @@ _depot() {
 
     case "${cmd}" in
         depot)
-            opts="-q -v -h -V --root --config --quiet --verbose --no-progress --output-format --help --version mirror snapshot repo release publish dist guard serve promote test prune gc check generate help"
+            opts="-q -v -h -V --root --config --quiet --verbose --no-progress --output-format --help --version mirror snapshot repo release publish dist guard serve promote test train prune gc check generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1049,7 +1097,7 @@ _depot() {
             return 0
             ;;
         depot__subcmd__help)
-            opts="mirror snapshot repo release publish dist guard serve promote test prune gc check generate help"
+            opts="mirror snapshot repo release publish dist guard serve promote test train prune gc check generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1804,6 +1852,76 @@ _depot() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        depot__subcmd__help__subcmd__train)
+            opts="run resume status list"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        depot__subcmd__help__subcmd__train__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        depot__subcmd__help__subcmd__train__subcmd__resume)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        depot__subcmd__help__subcmd__train__subcmd__run)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        depot__subcmd__help__subcmd__train__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         depot__subcmd__mirror)
             opts="-q -v -h -V --root --config --quiet --verbose --no-progress --output-format --help --version create update list show edit drop help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
@@ -2271,7 +2389,7 @@ _depot() {
             return 0
             ;;
         depot__subcmd__publish)
-            opts="-q -v -h -V --dist --sign-key --skip-signing --suite --compress --to --root --config --quiet --verbose --no-progress --output-format --help --version"
+            opts="-q -v -h -V --dist --sign-key --skip-signing --suite --compress --to --as-version --root --config --quiet --verbose --no-progress --output-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2294,6 +2412,10 @@ _depot() {
                     return 0
                     ;;
                 --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --as-version)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -3691,6 +3813,220 @@ _depot() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        depot__subcmd__train)
+            opts="-q -v -h -V --root --config --quiet --verbose --no-progress --output-format --help --version run resume status list help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        depot__subcmd__train__subcmd__help)
+            opts="run resume status list help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        depot__subcmd__train__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        depot__subcmd__train__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        depot__subcmd__train__subcmd__help__subcmd__resume)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        depot__subcmd__train__subcmd__help__subcmd__run)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        depot__subcmd__train__subcmd__help__subcmd__status)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        depot__subcmd__train__subcmd__list)
+            opts="-q -v -h -V --root --config --quiet --verbose --no-progress --output-format --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        depot__subcmd__train__subcmd__resume)
+            opts="-q -v -h -V --root --config --quiet --verbose --no-progress --output-format --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        depot__subcmd__train__subcmd__run)
+            opts="-q -v -h -V --dry-run --root --config --quiet --verbose --no-progress --output-format --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        depot__subcmd__train__subcmd__status)
+            opts="-q -v -h -V --root --config --quiet --verbose --no-progress --output-format --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --root)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

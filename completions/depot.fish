@@ -43,6 +43,7 @@ complete -c depot -n "__fish_depot_needs_command" -f -a "guard" -d 'Content guar
 complete -c depot -n "__fish_depot_needs_command" -f -a "serve" -d 'Serve the publish root over HTTP(S), enforcing each stage\'s guard'
 complete -c depot -n "__fish_depot_needs_command" -f -a "promote" -d 'Point a stage of a distribution at a version (atomic, audited)'
 complete -c depot -n "__fish_depot_needs_command" -f -a "test" -d 'Submit, run and poll autopkgtest-style test requests'
+complete -c depot -n "__fish_depot_needs_command" -f -a "train" -d 'Run the nightly release train of a YAML file, resumably'
 complete -c depot -n "__fish_depot_needs_command" -f -a "prune" -d 'Drop old snapshots, releases and published versions by retention rules'
 complete -c depot -n "__fish_depot_needs_command" -f -a "gc" -d 'Delete pool blobs, catalogs, cache entries and temp files nothing references'
 complete -c depot -n "__fish_depot_needs_command" -f -a "check" -d 'Verify the data root and published versions; change nothing (exit 1 on any problem)'
@@ -439,6 +440,7 @@ complete -c depot -n "__fish_depot_using_subcommand publish" -l sign-key -d 'Gnu
 complete -c depot -n "__fish_depot_using_subcommand publish" -l suite -d 'Suite name in dists/ [default: the upstream codename]' -r
 complete -c depot -n "__fish_depot_using_subcommand publish" -l compress -d 'Compressed index formats, comma-separated (gz, xz, zst) [default: apt gz,xz; rpm gz]' -r
 complete -c depot -n "__fish_depot_using_subcommand publish" -l to -d 'Publish root [default: public/ in the data root]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand publish" -l as-version -d 'Name of the new version [default: the UTC time of the publish]; refused if it exists' -r
 complete -c depot -n "__fish_depot_using_subcommand publish" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
 complete -c depot -n "__fish_depot_using_subcommand publish" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
 complete -c depot -n "__fish_depot_using_subcommand publish" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
@@ -692,6 +694,62 @@ complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcom
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from help" -f -a "worker" -d 'Run queued requests with COMMAND and store results under file://'
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from help" -f -a "plan" -d 'Tests to request for what changed between two apt snapshots or releases'
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c depot -n "__fish_depot_using_subcommand train; and not __fish_seen_subcommand_from run resume status list help" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand train; and not __fish_seen_subcommand_from run resume status list help" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand train; and not __fish_seen_subcommand_from run resume status list help" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+json\t''"
+complete -c depot -n "__fish_depot_using_subcommand train; and not __fish_seen_subcommand_from run resume status list help" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand train; and not __fish_seen_subcommand_from run resume status list help" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand train; and not __fish_seen_subcommand_from run resume status list help" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand train; and not __fish_seen_subcommand_from run resume status list help" -s h -l help -d 'Print help'
+complete -c depot -n "__fish_depot_using_subcommand train; and not __fish_seen_subcommand_from run resume status list help" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand train; and not __fish_seen_subcommand_from run resume status list help" -f -a "run" -d 'Start a new run of the train in FILE'
+complete -c depot -n "__fish_depot_using_subcommand train; and not __fish_seen_subcommand_from run resume status list help" -f -a "resume" -d 'Continue RUN, else the newest unfinished run: done steps are kept, the rest run again'
+complete -c depot -n "__fish_depot_using_subcommand train; and not __fish_seen_subcommand_from run resume status list help" -f -a "status" -d 'Show the steps of RUN (default: the newest run) and their state'
+complete -c depot -n "__fish_depot_using_subcommand train; and not __fish_seen_subcommand_from run resume status list help" -f -a "list" -d 'List the runs of the train'
+complete -c depot -n "__fish_depot_using_subcommand train; and not __fish_seen_subcommand_from run resume status list help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c depot -n "__fish_depot_using_subcommand train; and __fish_seen_subcommand_from run" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand train; and __fish_seen_subcommand_from run" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand train; and __fish_seen_subcommand_from run" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+json\t''"
+complete -c depot -n "__fish_depot_using_subcommand train; and __fish_seen_subcommand_from run" -l dry-run -d 'Check the file against the data root and print the plan; write nothing'
+complete -c depot -n "__fish_depot_using_subcommand train; and __fish_seen_subcommand_from run" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand train; and __fish_seen_subcommand_from run" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand train; and __fish_seen_subcommand_from run" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand train; and __fish_seen_subcommand_from run" -s h -l help -d 'Print help'
+complete -c depot -n "__fish_depot_using_subcommand train; and __fish_seen_subcommand_from run" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand train; and __fish_seen_subcommand_from resume" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand train; and __fish_seen_subcommand_from resume" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand train; and __fish_seen_subcommand_from resume" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+json\t''"
+complete -c depot -n "__fish_depot_using_subcommand train; and __fish_seen_subcommand_from resume" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand train; and __fish_seen_subcommand_from resume" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand train; and __fish_seen_subcommand_from resume" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand train; and __fish_seen_subcommand_from resume" -s h -l help -d 'Print help'
+complete -c depot -n "__fish_depot_using_subcommand train; and __fish_seen_subcommand_from resume" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand train; and __fish_seen_subcommand_from status" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand train; and __fish_seen_subcommand_from status" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand train; and __fish_seen_subcommand_from status" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+json\t''"
+complete -c depot -n "__fish_depot_using_subcommand train; and __fish_seen_subcommand_from status" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand train; and __fish_seen_subcommand_from status" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand train; and __fish_seen_subcommand_from status" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand train; and __fish_seen_subcommand_from status" -s h -l help -d 'Print help'
+complete -c depot -n "__fish_depot_using_subcommand train; and __fish_seen_subcommand_from status" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand train; and __fish_seen_subcommand_from list" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand train; and __fish_seen_subcommand_from list" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand train; and __fish_seen_subcommand_from list" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+json\t''"
+complete -c depot -n "__fish_depot_using_subcommand train; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand train; and __fish_seen_subcommand_from list" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand train; and __fish_seen_subcommand_from list" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand train; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c depot -n "__fish_depot_using_subcommand train; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand train; and __fish_seen_subcommand_from help" -f -a "run" -d 'Start a new run of the train in FILE'
+complete -c depot -n "__fish_depot_using_subcommand train; and __fish_seen_subcommand_from help" -f -a "resume" -d 'Continue RUN, else the newest unfinished run: done steps are kept, the rest run again'
+complete -c depot -n "__fish_depot_using_subcommand train; and __fish_seen_subcommand_from help" -f -a "status" -d 'Show the steps of RUN (default: the newest run) and their state'
+complete -c depot -n "__fish_depot_using_subcommand train; and __fish_seen_subcommand_from help" -f -a "list" -d 'List the runs of the train'
+complete -c depot -n "__fish_depot_using_subcommand train; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c depot -n "__fish_depot_using_subcommand prune" -l source -d 'Only the snapshots and releases of this source (mirror, repo or release name)' -r
 complete -c depot -n "__fish_depot_using_subcommand prune" -l dist -d 'Only the published versions of this distribution' -r
 complete -c depot -n "__fish_depot_using_subcommand prune" -l keep-last -d 'Keep the newest N of each group' -r
@@ -736,21 +794,22 @@ complete -c depot -n "__fish_depot_using_subcommand generate" -s v -l verbose -d
 complete -c depot -n "__fish_depot_using_subcommand generate" -l no-progress -d 'Never draw progress bars'
 complete -c depot -n "__fish_depot_using_subcommand generate" -s h -l help -d 'Print help'
 complete -c depot -n "__fish_depot_using_subcommand generate" -s V -l version -d 'Print version'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test prune gc check generate help" -f -a "mirror" -d 'Define and update mirrors of upstream repositories'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test prune gc check generate help" -f -a "snapshot" -d 'Take, inspect and compare immutable snapshots'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test prune gc check generate help" -f -a "repo" -d 'Local repositories of CI-built packages'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test prune gc check generate help" -f -a "release" -d 'Merge snapshots into integrated releases'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test prune gc check generate help" -f -a "publish" -d 'Publish a snapshot or release as a new signed version of a distribution'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test prune gc check generate help" -f -a "dist" -d 'Configure and inspect distributions: versions, stages, guards'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test prune gc check generate help" -f -a "guard" -d 'Content guards: who may read a stage'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test prune gc check generate help" -f -a "serve" -d 'Serve the publish root over HTTP(S), enforcing each stage\'s guard'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test prune gc check generate help" -f -a "promote" -d 'Point a stage of a distribution at a version (atomic, audited)'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test prune gc check generate help" -f -a "test" -d 'Submit, run and poll autopkgtest-style test requests'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test prune gc check generate help" -f -a "prune" -d 'Drop old snapshots, releases and published versions by retention rules'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test prune gc check generate help" -f -a "gc" -d 'Delete pool blobs, catalogs, cache entries and temp files nothing references'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test prune gc check generate help" -f -a "check" -d 'Verify the data root and published versions; change nothing (exit 1 on any problem)'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test prune gc check generate help" -f -a "generate" -d 'Write man pages and shell completions under DIR (for `cargo xtask gen`)'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test prune gc check generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test train prune gc check generate help" -f -a "mirror" -d 'Define and update mirrors of upstream repositories'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test train prune gc check generate help" -f -a "snapshot" -d 'Take, inspect and compare immutable snapshots'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test train prune gc check generate help" -f -a "repo" -d 'Local repositories of CI-built packages'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test train prune gc check generate help" -f -a "release" -d 'Merge snapshots into integrated releases'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test train prune gc check generate help" -f -a "publish" -d 'Publish a snapshot or release as a new signed version of a distribution'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test train prune gc check generate help" -f -a "dist" -d 'Configure and inspect distributions: versions, stages, guards'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test train prune gc check generate help" -f -a "guard" -d 'Content guards: who may read a stage'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test train prune gc check generate help" -f -a "serve" -d 'Serve the publish root over HTTP(S), enforcing each stage\'s guard'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test train prune gc check generate help" -f -a "promote" -d 'Point a stage of a distribution at a version (atomic, audited)'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test train prune gc check generate help" -f -a "test" -d 'Submit, run and poll autopkgtest-style test requests'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test train prune gc check generate help" -f -a "train" -d 'Run the nightly release train of a YAML file, resumably'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test train prune gc check generate help" -f -a "prune" -d 'Drop old snapshots, releases and published versions by retention rules'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test train prune gc check generate help" -f -a "gc" -d 'Delete pool blobs, catalogs, cache entries and temp files nothing references'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test train prune gc check generate help" -f -a "check" -d 'Verify the data root and published versions; change nothing (exit 1 on any problem)'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test train prune gc check generate help" -f -a "generate" -d 'Write man pages and shell completions under DIR (for `cargo xtask gen`)'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test train prune gc check generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from mirror" -f -a "create" -d 'Define a new mirror'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from mirror" -f -a "update" -d 'Fetch and verify upstream\'s current state into the pool'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from mirror" -f -a "list" -d 'List mirrors'
@@ -789,3 +848,7 @@ complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcom
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from test" -f -a "poll" -d 'Report test results for triggers; exit 0 passed, 1 failed, 4 pending'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from test" -f -a "worker" -d 'Run queued requests with COMMAND and store results under file://'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from test" -f -a "plan" -d 'Tests to request for what changed between two apt snapshots or releases'
+complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from train" -f -a "run" -d 'Start a new run of the train in FILE'
+complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from train" -f -a "resume" -d 'Continue RUN, else the newest unfinished run: done steps are kept, the rest run again'
+complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from train" -f -a "status" -d 'Show the steps of RUN (default: the newest run) and their state'
+complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from train" -f -a "list" -d 'List the runs of the train'

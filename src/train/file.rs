@@ -86,8 +86,9 @@ pub struct TrainFile {
     /// Promotions to make, by distribution.
     #[serde(default)]
     pub promote: BTreeMap<String, PromoteSpec>,
-    /// Refused until `depot prune` exists.
-    #[serde(default, skip_serializing)]
+    /// Pruning of what this train made, as a last step of each run (the
+    /// flags of `depot prune`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention: Option<Retention>,
     /// Webhook URLs: each gets a JSON POST per event.
     #[serde(default)]
@@ -287,17 +288,20 @@ pub struct PromoteSpec {
     pub require_tests: bool,
 }
 
-const RETENTION_REFUSED: &str = "`retention:` is not supported yet: it takes the flags of \
-     `depot prune`, which does not exist yet; remove the key (nothing is pruned meanwhile)";
-
-/// `retention:`, refused while `depot prune` does not exist.
-#[derive(Debug, Clone)]
-pub struct Retention;
-
-impl<'de> Deserialize<'de> for Retention {
-    fn deserialize<D: Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
-        Err(de::Error::custom(RETENTION_REFUSED))
-    }
+/// `retention: {…}`: the flags of `depot prune`, applied by the run's
+/// last step to what this train makes (never gc: `depot gc` is separate).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Retention {
+    /// Keep the newest N of each group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_last: Option<usize>,
+    /// Keep what is younger than D days.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_days: Option<u32>,
+    /// Keep the newest N versions ever released; none: every one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_released: Option<usize>,
 }
 
 /// A webhook URL (http or https).
@@ -363,18 +367,6 @@ impl TrainFile {
 
     /// Parses and checks `text`, read from `path` (for messages).
     pub fn parse(path: &Path, text: &str) -> Result<Self, FileError> {
-        // Placed by hand: an error raised for a whole mapping carries no
-        // line from serde_norway.
-        if let Some(line) = text
-            .lines()
-            .position(|l| l.starts_with("retention:") || l.starts_with("retention :"))
-        {
-            return Err(FileError::Invalid {
-                path: path.to_owned(),
-                place: format!("retention (line {})", line + 1),
-                problem: RETENTION_REFUSED.into(),
-            });
-        }
         let file: Self = serde_norway::from_str(text).map_err(|source| FileError::Parse {
             path: path.to_owned(),
             source,
@@ -494,6 +486,16 @@ impl TrainFile {
                 ));
             }
         }
+        if let Some(r) = &self.retention
+            && r.keep_last.is_none()
+            && r.keep_days.is_none()
+        {
+            return Err((
+                "retention".into(),
+                "needs `keep-last:` or `keep-days:` (or both): with neither it would keep nothing"
+                    .into(),
+            ));
+        }
         if self.mirror_concurrency == Some(0) {
             return Err(("mirror-concurrency".into(), "must be at least 1".into()));
         }
@@ -598,9 +600,26 @@ mod tests {
     }
 
     #[test]
-    fn retention_is_refused_with_a_reason() {
+    fn retention_takes_the_flags_of_prune_and_needs_a_rule() {
+        let f =
+            parse("train: t\nretention: {keep-last: 2, keep-days: 7, keep-released: 1}\n").unwrap();
+        assert_eq!(
+            f.retention,
+            Some(Retention {
+                keep_last: Some(2),
+                keep_days: Some(7),
+                keep_released: Some(1),
+            })
+        );
         let e = err("train: t\nretention: {keep: 3}\n");
-        assert!(e.contains("`depot prune`") && e.contains("line 2"), "{e}");
+        assert!(
+            e.contains("unknown field `keep`") && e.contains("line 2"),
+            "{e}"
+        );
+        let e = err("train: t\nretention: {keep-released: 3}\n");
+        assert!(e.contains("retention: needs `keep-last:`"), "{e}");
+        let e = err("train: t\nretention: {}\n");
+        assert!(e.contains("retention: needs `keep-last:`"), "{e}");
     }
 
     #[test]

@@ -21,8 +21,8 @@
 //! `train-NAME` (a second exits 3); trains over different objects run
 //! concurrently, each step taking the locks of the objects it changes.
 //! This module never changes anything but through those verbs and its
-//! journal; it does not prune (`retention:` is refused until `depot
-//! prune` exists).
+//! journal. With `retention:` the last step prunes what this train makes
+//! through [`crate::retention::prune`] (never gc).
 
 pub mod file;
 pub mod journal;

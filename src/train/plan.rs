@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use super::file::{Defined, FileError, MirrorEntry, TrainFile};
 use crate::content::RepoKind;
+use crate::retention::prune::Scope;
 use crate::root::Root;
 
 /// What a step does.
@@ -33,6 +34,9 @@ pub enum StepKind {
     Tests,
     /// Move a stage to version `RUN` (after its test gate, if any).
     Promote,
+    /// Prune what this train makes by its `retention:` rules, once every
+    /// other step of the run is done (never gc).
+    Retention,
 }
 
 /// One step of the plan.
@@ -93,6 +97,21 @@ fn source_kind(root: &Root, file: &TrainFile, name: &str, depth: usize) -> Optio
             .ok()
             .map(|(_, s)| s.kind),
     }
+}
+
+/// What the retention step prunes: only what this train makes — the
+/// snapshots of each of its mirrors and repos, the releases of each of
+/// its releases (prune groups both by the name before `-RUN`), the
+/// versions of each distribution it publishes.
+pub(super) fn retention_scopes(file: &TrainFile) -> Vec<Scope> {
+    file.mirrors
+        .iter()
+        .map(|m| m.name().to_owned())
+        .chain(file.repos.iter().cloned())
+        .chain(file.releases.keys().cloned())
+        .map(Scope::Source)
+        .chain(file.publish.keys().cloned().map(Scope::Dist))
+        .collect()
 }
 
 /// The RUN id of a run started at `now`: `20261122T020000Z`.
@@ -263,6 +282,38 @@ pub fn plan(
                 }
             ),
             after,
+        });
+    }
+    if let Some(r) = &file.retention {
+        let mut rules = Vec::new();
+        if let Some(n) = r.keep_last {
+            rules.push(format!("keep-last {n}"));
+        }
+        if let Some(d) = r.keep_days {
+            rules.push(format!("keep-days {d}"));
+        }
+        match r.keep_released {
+            Some(n) => rules.push(format!("keep-released {n}")),
+            None => rules.push("every released version kept".into()),
+        }
+        let scopes = retention_scopes(file)
+            .iter()
+            .map(|s| match s {
+                Scope::Source(n) => n.clone(),
+                Scope::Dist(d) => format!("{d}/*"),
+                Scope::All => "*".into(),
+            })
+            .collect::<Vec<_>>();
+        steps.push(PlannedStep {
+            id: "retention".into(),
+            kind: StepKind::Retention,
+            subject: file.train.clone(),
+            makes: format!(
+                "prune {} ({}; never what a stage serves; no gc)",
+                scopes.join(", "),
+                rules.join(", ")
+            ),
+            after: steps.iter().map(|s| s.id.clone()).collect(),
         });
     }
     Ok(Plan {

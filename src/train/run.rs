@@ -204,17 +204,27 @@ impl Night<'_> {
                 return None;
             }
             let mut by: Vec<String> = Vec::new();
+            let mut waits: Vec<String> = Vec::new();
             for dep in &record.after {
                 match j.step(dep).map(|d| &d.state) {
                     Some(StepState::Done { .. }) => {}
                     Some(StepState::Blocked { by: theirs }) => by.extend(theirs.iter().cloned()),
+                    Some(StepState::Waiting { .. }) => waits.push(dep.clone()),
                     _ => by.push(dep.clone()),
                 }
             }
             by.sort();
             by.dedup();
             let s = j.step_mut(id)?;
-            if by.is_empty() {
+            if by.is_empty() && !waits.is_empty() {
+                // After a pending test gate (only the retention step
+                // comes after a promotion): it waits with it, and the
+                // `resume` that passes the gate runs it.
+                s.state = StepState::Waiting {
+                    reason: format!("after {}; `depot train resume` runs it", waits.join(", ")),
+                };
+                None
+            } else if by.is_empty() {
                 s.state = StepState::Running;
                 s.attempts += 1;
                 s.started = Some(Timestamp::now());
@@ -297,6 +307,7 @@ impl Night<'_> {
             StepKind::Publish => self.publish(&step.subject).await,
             StepKind::Tests => self.tests(&step.subject).await,
             StepKind::Promote => self.promote(&step.subject).await,
+            StepKind::Retention => self.retention(),
         }
     }
 
@@ -576,6 +587,39 @@ impl Night<'_> {
             ),
             ("planned", planned.tests.len().to_string()),
             ("submitted", submitted.to_string()),
+        ])))
+    }
+
+    /// Prunes, scope by scope, what this train makes; records the names
+    /// dropped. Never gc. A repeat after a kill prunes what is left.
+    fn retention(&self) -> StepResult {
+        use crate::retention::prune::{PruneOptions, prune};
+        let Some(rules) = &self.file.retention else {
+            return Ok(Finished::Done(BTreeMap::new()));
+        };
+        let mut dropped = Vec::new();
+        let mut kept = 0;
+        for scope in super::plan::retention_scopes(self.file) {
+            let report = prune(
+                self.root,
+                &PruneOptions {
+                    scope,
+                    keep_last: rules.keep_last,
+                    keep_days: rules.keep_days,
+                    keep_released: rules.keep_released,
+                    dry_run: false,
+                    now: self.settings.now,
+                },
+            )?;
+            kept += report.kept.len();
+            dropped.extend(report.dropped.into_iter().map(|d| d.name));
+        }
+        dropped.sort();
+        dropped.dedup();
+        Ok(Finished::Done(made([
+            ("dropped", dropped.join(", ")),
+            ("dropped-count", dropped.len().to_string()),
+            ("kept", kept.to_string()),
         ])))
     }
 

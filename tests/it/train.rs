@@ -500,7 +500,18 @@ fn a_malformed_train_file_exits_2_naming_the_place_and_writes_nothing() {
             "train: t\nmirrors:\n  - name: m\n    url: http://x/\n    kind: apt\n",
             "mirrors[0]: invalid mirror definition",
         ),
-        ("train: t\nretention:\n  keep: 3\n", "retention (line 2)"),
+        (
+            "train: t\nrepos: [ci]\nretention:\n  keep: 3\n",
+            "unknown field `keep`",
+        ),
+        (
+            "train: t\nrepos: [ci]\nretention: {}\n",
+            "retention: needs `keep-last:`",
+        ),
+        (
+            "train: t\nrepos: [ci]\nretention: {keep-last: 2, gc: true}\n",
+            "line 3",
+        ),
         (
             "train: t\nmirrors:\n  - {name: el, url: 'http://x/', kind: rpm, no-verify: true}\npublish:\n  d: {from: el}\ntests:\n  d: {arch: [x86_64]}\n",
             "tests.d: `d` publishes rpm packages",
@@ -950,4 +961,128 @@ fn mirrors_in_flight(limit: usize) -> usize {
 fn mirrors_update_concurrently_up_to_mirror_concurrency() {
     assert_eq!(mirrors_in_flight(2), 2);
     assert_eq!(mirrors_in_flight(1), 1);
+}
+
+#[test]
+fn retention_keeps_the_newest_two_of_what_the_train_made_and_what_a_stage_serves() {
+    const NIGHT3: &str = "2026-11-24T02:00:00Z";
+    const RUN3: &str = "20261124T020000Z";
+    let mut ctx = TestContext::new();
+    ci_repo(&ctx);
+    // Snapshots in depot's timestamp form that are not this train's.
+    let side = [
+        "side-20261101T000000Z",
+        "side-20261102T000000Z",
+        "side-20261103T000000Z",
+    ];
+    for name in side {
+        ctx.depot(&["snapshot", "create", name, "--repo", "ci"])
+            .ok();
+    }
+    let night = Night {
+        train: "nightly",
+        apt_url: ctx.serve_apt("state1", "up"),
+        rpm_url: None,
+        policy: "immediate",
+        tests: false,
+        hooks: vec![],
+    };
+    let file = write(
+        &ctx,
+        "nightly.yaml",
+        &(night.yaml() + "retention: {keep-last: 2}\n"),
+    );
+    let dry = train(&ctx, &["run", "--dry-run"], &file).ok();
+    assert!(dry.stdout.contains("retention"), "{}", dry.stdout);
+    for (i, (now, run)) in [(NIGHT1, RUN1), (NIGHT2, RUN2), (NIGHT3, RUN3)]
+        .into_iter()
+        .enumerate()
+    {
+        ctx.env.insert("DEPOT_NOW".into(), now.into());
+        train(&ctx, &["run"], &file).ok();
+        let j = journal(&ctx, "nightly", run);
+        assert_eq!(state(&j, "retention"), "done", "{j:#}");
+        if i == 0 {
+            // `release` serves night one's version from here on.
+            ctx.depot(&["promote", "stable", RUN1, "--to", "release"])
+                .ok();
+        }
+    }
+    let j = journal(&ctx, "nightly", RUN3);
+    let step = j["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "retention")
+        .unwrap();
+    // Every other step comes first.
+    assert_eq!(
+        step["after"].as_array().unwrap().len(),
+        j["steps"].as_array().unwrap().len() - 1
+    );
+    assert_eq!(
+        step["made"]["dropped"],
+        format!("ci-{RUN1}, up-{RUN1}"),
+        "{step:#}"
+    );
+    let mut snapshots = vec![
+        format!("ci-{RUN2}.json"),
+        format!("ci-{RUN3}.json"),
+        format!("up-{RUN2}.json"),
+        format!("up-{RUN3}.json"),
+    ];
+    snapshots.extend(side.iter().map(|s| format!("{s}.json")));
+    snapshots.sort();
+    assert_eq!(
+        made(&ctx),
+        (
+            snapshots,
+            // Night one's release and version stay: `release` serves them.
+            vec![
+                format!("main-{RUN1}.json"),
+                format!("main-{RUN2}.json"),
+                format!("main-{RUN3}.json"),
+            ],
+            vec![
+                RUN1.to_owned(),
+                RUN2.to_owned(),
+                RUN3.to_owned(),
+                "dev".to_owned(),
+                "release".to_owned(),
+            ],
+        )
+    );
+}
+
+#[test]
+fn retention_waits_behind_a_pending_test_gate_and_the_resume_that_passes_it_prunes() {
+    let mut ctx = TestContext::new();
+    ci_repo(&ctx);
+    let night = Night {
+        train: "nightly",
+        apt_url: ctx.serve_apt("state1", "up"),
+        rpm_url: None,
+        policy: "immediate",
+        tests: true,
+        hooks: vec![],
+    };
+    let file = write(
+        &ctx,
+        "nightly.yaml",
+        &(night.yaml() + "retention: {keep-last: 1}\n"),
+    );
+    ctx.env.insert("DEPOT_NOW".into(), NIGHT1.into());
+    let run = train(&ctx, &["run"], &file);
+    assert_eq!(run.code, 4, "{}\n{}", run.stdout, run.stderr);
+    let j = journal(&ctx, "nightly", RUN1);
+    assert_eq!(state(&j, "promote/stable"), "waiting");
+    assert_eq!(state(&j, "retention"), "waiting");
+    work_all(&ctx, "exit 0");
+    train(&ctx, &["resume"], &file).ok();
+    let j = journal(&ctx, "nightly", RUN1);
+    assert_eq!(j["outcome"], "done");
+    assert_eq!(state(&j, "retention"), "done");
+    let (snapshots, releases, mut versions) = expected();
+    versions.push("release".into());
+    assert_eq!(made(&ctx), (snapshots, releases, versions));
 }
