@@ -200,6 +200,10 @@ pub fn referenced(
             return;
         }
         match loaded {
+            // Dropped between the listing and the load (drops do not take
+            // the pool's lock: they only remove references): it names
+            // nothing any more.
+            Err(StoreError::NotFound { .. }) => {}
             Err(e) => {
                 failure = Some(RetentionError::Unknowable {
                     subject: subject.to_string(),
