@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::choice::Choice;
 use crate::content::RepoKind;
 use crate::formats::compress::Compression;
-use crate::mirror::{Mode, Policy};
+use crate::mirror::{MirrorDef, MirrorError, Mode, Policy};
 use crate::promote::dist::Stage;
 use crate::snapshot::ops::MergePolicy;
 
@@ -538,6 +538,39 @@ impl TrainFile {
         }
         Ok(())
     }
+}
+
+impl InlineMirror {
+    /// The definition an inline mirror asks for (paths relative to `base`,
+    /// the train file's folder), checked as `mirror create` checks it.
+    pub fn definition(&self, base: &Path, now: jiff::Timestamp) -> Result<MirrorDef, MirrorError> {
+        crate::mirror::definition(crate::mirror::CreateOptions {
+            name: self.name.clone(),
+            kind: self.kind,
+            url: self.url.clone(),
+            suite: self.suite.clone(),
+            components: self.components.clone(),
+            architectures: self.archs.clone(),
+            keyring: self.keyring.as_ref().map(|k| base.join(k)),
+            no_verify: self.no_verify,
+            policy: self.policy,
+            mode: self.mode,
+            with_sources: self.with_sources,
+            with_udebs: self.with_udebs,
+            filter: self.filter.clone(),
+            filter_with_deps: self.with_deps,
+            client_tls: crate::http::ClientTls::default(),
+            verify_packages: self.verify_packages,
+            now,
+        })
+    }
+}
+
+/// Two definitions that ask for the same thing (creation times aside).
+pub(super) fn same_definition(stored: &MirrorDef, wanted: &MirrorDef) -> bool {
+    let mut wanted = wanted.clone();
+    wanted.created = stored.created;
+    *stored == wanted
 }
 
 #[cfg(test)]

@@ -141,13 +141,14 @@ pub fn plan(
                 "update".to_owned()
             }
             MirrorEntry::Inline(def) => {
-                let wanted = super::run::inline_definition(def, &super::folder_of(path), now)
+                let wanted = def
+                    .definition(&super::folder_of(path), now)
                     .map_err(|e| invalid(format!("mirrors[{i}]"), e.to_string()))?;
                 let stored = crate::mirror::load_opt(root, &def.name)
                     .map_err(|e| invalid(format!("mirrors[{i}]"), e.to_string()))?;
                 match stored {
                     None => "create, update".to_owned(),
-                    Some(s) if super::run::same_definition(&s, &wanted) => "update".to_owned(),
+                    Some(s) if super::file::same_definition(&s, &wanted) => "update".to_owned(),
                     Some(_) => "edit to match the file, update".to_owned(),
                 }
             }

@@ -28,12 +28,11 @@ use std::time::Instant;
 use futures_util::StreamExt;
 use jiff::Timestamp;
 
-use super::file::{InlineMirror, QueueSpec, TrainFile};
+use super::file::{QueueSpec, TrainFile, same_definition};
 use super::journal::{Journal, StepRecord, StepState};
 use super::notify::{Notice, Notifier};
 use super::plan::{Plan, StepKind, source};
 use super::{StepError, TrainError};
-use crate::mirror::{MirrorDef, MirrorError};
 use crate::promote::dist::{self, Stage, TestState};
 use crate::report::{Event, Reporter};
 use crate::root::Root;
@@ -43,41 +42,6 @@ use crate::store::Store;
 
 /// Mirrors updated at once unless the file says `mirror-concurrency`.
 pub const DEFAULT_MIRROR_CONCURRENCY: usize = 4;
-
-/// The definition an inline mirror asks for (paths relative to `base`,
-/// the train file's folder), checked as `mirror create` checks it.
-pub(super) fn inline_definition(
-    m: &InlineMirror,
-    base: &Path,
-    now: Timestamp,
-) -> Result<MirrorDef, MirrorError> {
-    crate::mirror::definition(crate::mirror::CreateOptions {
-        name: m.name.clone(),
-        kind: m.kind,
-        url: m.url.clone(),
-        suite: m.suite.clone(),
-        components: m.components.clone(),
-        architectures: m.archs.clone(),
-        keyring: m.keyring.as_ref().map(|k| base.join(k)),
-        no_verify: m.no_verify,
-        policy: m.policy,
-        mode: m.mode,
-        with_sources: m.with_sources,
-        with_udebs: m.with_udebs,
-        filter: m.filter.clone(),
-        filter_with_deps: m.with_deps,
-        client_tls: crate::http::ClientTls::default(),
-        verify_packages: m.verify_packages,
-        now,
-    })
-}
-
-/// Two definitions that ask for the same thing (creation times aside).
-pub(super) fn same_definition(stored: &MirrorDef, wanted: &MirrorDef) -> bool {
-    let mut wanted = wanted.clone();
-    wanted.created = stored.created;
-    *stored == wanted
-}
 
 /// What a step ended with, when it did not fail.
 enum Finished {
@@ -319,7 +283,7 @@ impl Night<'_> {
             _ => None,
         });
         if let Some(m) = inline {
-            let wanted = inline_definition(m, self.base, self.settings.now)?;
+            let wanted = m.definition(self.base, self.settings.now)?;
             match crate::mirror::load_opt(root, name)? {
                 None => {
                     crate::mirror::create(

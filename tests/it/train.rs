@@ -104,6 +104,20 @@ struct Night<'a> {
 }
 
 impl Night<'_> {
+    /// Train `nightly` over the apt fixture `state1` served at `/up/`
+    /// (immediate policy, no rpm distribution, no webhook), with or
+    /// without its test gate.
+    fn apt(ctx: &TestContext, tests: bool) -> Self {
+        Night {
+            train: "nightly",
+            apt_url: ctx.serve_apt("state1", "up"),
+            rpm_url: None,
+            policy: "immediate",
+            tests,
+            hooks: vec![],
+        }
+    }
+
     fn yaml(&self) -> String {
         let keyring = fixtures().join("apt/keys/good.gpg");
         let mut y = format!(
@@ -413,14 +427,7 @@ fn listing(dir: &Path) -> Vec<String> {
 fn dry_run_prints_the_plan_and_leaves_the_root_byte_identical() {
     let mut ctx = TestContext::new();
     ci_repo(&ctx);
-    let night = Night {
-        train: "nightly",
-        apt_url: ctx.serve_apt("state1", "up"),
-        rpm_url: None,
-        policy: "immediate",
-        tests: true,
-        hooks: vec![],
-    };
+    let night = Night::apt(&ctx, true);
     let file = write(&ctx, "nightly.yaml", &night.yaml());
     // A fresh root: the inline mirror does not exist yet.
     let before = listing(&ctx.root);
@@ -558,14 +565,7 @@ fn step_state(ctx: &TestContext, id: &str) -> Option<String> {
 fn one_run_of_a_train_at_a_time_and_other_trains_alongside() {
     let mut ctx = TestContext::new();
     ci_repo(&ctx);
-    let night = Night {
-        train: "nightly",
-        apt_url: ctx.serve_apt("state1", "up"),
-        rpm_url: None,
-        policy: "immediate",
-        tests: false,
-        hooks: vec![],
-    };
+    let night = Night::apt(&ctx, false);
     let file = write(&ctx, "nightly.yaml", &night.yaml());
     let deb = build_deb(ctx.dir.path(), "other", "1.0", "amd64", "");
     ctx.depot(&["repo", "create", "ci2", "--kind", "apt"]).ok();
@@ -620,14 +620,7 @@ fn expected() -> (Vec<String>, Vec<String>, Vec<String>) {
 fn kill_during_mirror_update_then_resume_completes_the_night() {
     let mut ctx = TestContext::new();
     ci_repo(&ctx);
-    let night = Night {
-        train: "nightly",
-        apt_url: ctx.serve_apt("state1", "up"),
-        rpm_url: None,
-        policy: "immediate",
-        tests: false,
-        hooks: vec![],
-    };
+    let night = Night::apt(&ctx, false);
     let file = write(&ctx, "nightly.yaml", &night.yaml());
     ctx.env.insert("DEPOT_NOW".into(), NIGHT1.into());
     ctx.server.stall_debs(Duration::from_secs(30));
@@ -650,12 +643,8 @@ fn kill_during_publish_then_resume_completes_the_night() {
     ci_repo(&ctx);
     // On demand: the packages are fetched by the publish, which stalls.
     let night = Night {
-        train: "nightly",
-        apt_url: ctx.serve_apt("state1", "up"),
-        rpm_url: None,
         policy: "on-demand",
-        tests: false,
-        hooks: vec![],
+        ..Night::apt(&ctx, false)
     };
     let file = write(&ctx, "nightly.yaml", &night.yaml());
     ctx.env.insert("DEPOT_NOW".into(), NIGHT1.into());
@@ -723,12 +712,8 @@ fn kill_after_publish_before_tests_then_resume_submits_and_promotes() {
     let hooks = Hooks::start();
     ci_repo(&ctx);
     let night = Night {
-        train: "nightly",
-        apt_url: ctx.serve_apt("state1", "up"),
-        rpm_url: None,
-        policy: "immediate",
-        tests: true,
         hooks: vec![hooks.url.clone()],
+        ..Night::apt(&ctx, true)
     };
     let file = write(&ctx, "nightly.yaml", &night.yaml());
     ctx.env.insert("DEPOT_NOW".into(), NIGHT1.into());
@@ -787,14 +772,7 @@ fn publish_as_a_named_version_refuses_one_that_exists() {
 fn a_test_gate_pending_past_its_timeout_fails_the_promotion() {
     let mut ctx = TestContext::new();
     ci_repo(&ctx);
-    let night = Night {
-        train: "nightly",
-        apt_url: ctx.serve_apt("state1", "up"),
-        rpm_url: None,
-        policy: "immediate",
-        tests: true,
-        hooks: vec![],
-    };
+    let night = Night::apt(&ctx, true);
     let file = write(
         &ctx,
         "nightly.yaml",
@@ -827,14 +805,7 @@ fn tests_go_to_rabbitmq_when_the_queue_is_a_broker_url() {
     ci_repo(&ctx);
     let rel = crate::testreq::unique_release();
     let url = crate::testreq::amqp_url();
-    let night = Night {
-        train: "nightly",
-        apt_url: ctx.serve_apt("state1", "up"),
-        rpm_url: None,
-        policy: "immediate",
-        tests: true,
-        hooks: vec![],
-    };
+    let night = Night::apt(&ctx, true);
     let yaml = night
         .yaml()
         .replace("queue: spool", &format!("release: {rel}, queue: '{url}'"));
@@ -979,14 +950,7 @@ fn retention_keeps_the_newest_two_of_what_the_train_made_and_what_a_stage_serves
         ctx.depot(&["snapshot", "create", name, "--repo", "ci"])
             .ok();
     }
-    let night = Night {
-        train: "nightly",
-        apt_url: ctx.serve_apt("state1", "up"),
-        rpm_url: None,
-        policy: "immediate",
-        tests: false,
-        hooks: vec![],
-    };
+    let night = Night::apt(&ctx, false);
     let file = write(
         &ctx,
         "nightly.yaml",
@@ -1058,14 +1022,7 @@ fn retention_keeps_the_newest_two_of_what_the_train_made_and_what_a_stage_serves
 fn retention_waits_behind_a_pending_test_gate_and_the_resume_that_passes_it_prunes() {
     let mut ctx = TestContext::new();
     ci_repo(&ctx);
-    let night = Night {
-        train: "nightly",
-        apt_url: ctx.serve_apt("state1", "up"),
-        rpm_url: None,
-        policy: "immediate",
-        tests: true,
-        hooks: vec![],
-    };
+    let night = Night::apt(&ctx, true);
     let file = write(
         &ctx,
         "nightly.yaml",
