@@ -251,6 +251,20 @@ impl<T: Serialize + DeserializeOwned> Store<T> {
         })
     }
 
+    /// Every stored object, by name, sorted, as a listing taken a moment
+    /// later would show them: one dropped by another process between the
+    /// listing and its load is left out rather than reported missing.
+    pub fn load_listed(&self) -> Result<Vec<(String, Result<T, StoreError>)>, StoreError> {
+        Ok(self
+            .list()?
+            .into_iter()
+            .filter_map(|name| match self.load_opt(&name) {
+                Ok(None) => None,
+                loaded => Some((name, loaded.map(|o| o.expect("None was filtered")))),
+            })
+            .collect())
+    }
+
     /// Saves `value` as `name`, replacing any previous version atomically.
     pub fn save(&self, name: &str, value: &T) -> Result<(), StoreError> {
         let path = self.path(name);
