@@ -163,6 +163,9 @@ enum Layout {
     Dir(&'static str),
 }
 
+/// One object of [`Store::load_listed`]: its name and what loading it gave.
+pub type Listed<T> = (String, Result<T, StoreError>);
+
 /// A directory of named objects of type `T`.
 #[derive(Debug, Clone)]
 pub struct Store<T> {
@@ -254,7 +257,7 @@ impl<T: Serialize + DeserializeOwned> Store<T> {
     /// Every stored object, by name, sorted, as a listing taken a moment
     /// later would show them: one dropped by another process between the
     /// listing and its load is left out rather than reported missing.
-    pub fn load_listed(&self) -> Result<Vec<(String, Result<T, StoreError>)>, StoreError> {
+    pub fn load_listed(&self) -> Result<Vec<Listed<T>>, StoreError> {
         Ok(self
             .list()?
             .into_iter()
