@@ -2527,3 +2527,64 @@ fn a_long_running_swift_worker_renews_a_revoked_token() {
         "{log}"
     );
 }
+
+#[test]
+fn promote_require_tests_reads_private_swift_results_with_the_polling_credentials() {
+    let ctx = TestContext::new();
+    ctx.apt_snapshot("m", "s");
+    let version = ctx.publish("s", "d")["version"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let rel = unique_release();
+    let results = swift_results_url();
+    let for_version = format!("d/{version}");
+    submit_spooled(
+        &ctx,
+        "goodgate",
+        &rel,
+        &[
+            "--swiftuser",
+            "tester2",
+            "--for",
+            &for_version,
+            "--results",
+            &results,
+        ],
+    );
+    run_as(
+        &ctx,
+        Some(TESTER),
+        &[
+            "test",
+            "worker",
+            "--once",
+            "--results",
+            &results,
+            "--",
+            "sh",
+            "-c",
+            PASS_GOOD,
+        ],
+    )
+    .ok();
+    let promote = [
+        "promote",
+        "d",
+        &version,
+        "--to",
+        "release",
+        "--require-tests",
+    ];
+    run_as(&ctx, None, &promote).fails(1, "needs credentials");
+    run_as(&ctx, Some(TESTER3), &promote).fails(1, "HTTP 403");
+    assert!(!ctx.root.join("public/d/release").exists());
+    run_as(&ctx, Some(TESTER2), &promote).ok();
+    assert_eq!(
+        std::fs::read_link(ctx.root.join("public/d/release"))
+            .unwrap()
+            .to_str()
+            .unwrap(),
+        version
+    );
+}
