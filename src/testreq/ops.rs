@@ -127,6 +127,8 @@ pub async fn work(
     events: &dyn WorkerEvents,
 ) -> Result<WorkerSummary, WorkerError> {
     let results = Store::open(&opts.results)?;
+    // Refuse at once, not after running a test whose result cannot be kept.
+    results.check_writable().await?;
     let named = match (&opts.release, opts.archs.is_empty()) {
         (Some(r), false) => Some(worker::queues_for(r, &opts.archs)),
         (None, true) => None,

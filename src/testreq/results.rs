@@ -308,11 +308,6 @@ impl Store {
             why,
         };
         let parsed = Url::parse(url).map_err(|_| invalid("not a URL"))?;
-        if parsed.password().is_some() {
-            return Err(invalid(
-                "put no password in a results URL: use the ST_* or OS_* variables",
-            ));
-        }
         let (base, authenticated) = match parsed.scheme() {
             "file" => {
                 return parsed
@@ -323,6 +318,11 @@ impl Store {
             "http" | "https" => (parsed, false),
             "swift+http" | "swift+https" => {
                 let base = Url::parse(&url["swift+".len()..]).map_err(|_| invalid("not a URL"))?;
+                if base.password().is_some() {
+                    return Err(invalid(
+                        "put no password in a results URL: use the ST_* or OS_* variables",
+                    ));
+                }
                 if swift::check_transport(&base).is_err() {
                     return Err(invalid(
                         "swift+http:// sends a token in clear: use it for a loopback host only",
@@ -406,6 +406,18 @@ impl Store {
                 }
             }
             Store::Swift(s) => s.get(container, object).await,
+        }
+    }
+
+    /// Checks that runs can be stored here, before a worker takes a
+    /// request: a Swift store needs credentials, and they must work.
+    pub async fn check_writable(&self) -> Result<(), ResultsError> {
+        match self {
+            Store::File(_) => Ok(()),
+            Store::Swift(s) => {
+                let auth = s.auth.as_ref().ok_or_else(|| s.read_only())?;
+                s.token(auth).await.map(drop)
+            }
         }
     }
 
@@ -493,6 +505,8 @@ enum Reply {
     Body(Vec<u8>),
     NoContent,
     Missing,
+    /// 403 to an authenticated reader.
+    Denied,
 }
 
 /// autopkgtest-cloud's read ACL of a public results container: anyone
@@ -506,6 +520,13 @@ impl SwiftStore {
             segments.pop_if_empty().push(container);
         }
         url
+    }
+
+    fn read_only(&self) -> ResultsError {
+        ResultsError::InvalidUrl {
+            url: redact(&self.base),
+            why: "storing results needs credentials: use swift+https://",
+        }
     }
 
     fn object_url(&self, container: &str, object: &str) -> Url {
@@ -635,6 +656,7 @@ impl SwiftStore {
             // renewal and is an error. 404 is a missing object or container.
             401 if self.auth.is_none() => Ok(Reply::Missing),
             404 => Ok(Reply::Missing),
+            403 if self.auth.is_some() => Ok(Reply::Denied),
             _ => Err(Self::status_error(&Method::GET, url, &resp)),
         }
     }
@@ -669,6 +691,22 @@ impl SwiftStore {
             let page = match self.fetch(&url).await? {
                 Reply::Body(b) => String::from_utf8_lossy(&b).into_owned(),
                 Reply::NoContent | Reply::Missing => break,
+                // Swift cannot tell another account's reader whether a
+                // container exists: a private container a worker has not
+                // created yet is refused as one the reader may not read.
+                // Like britney's 401 when anonymous, that is "no runs yet";
+                // a gate waiting on it times out rather than fails.
+                Reply::Denied => {
+                    tracing::warn!(
+                        "{} refused to list {} (HTTP 403): no runs yet, or {} may not read them",
+                        redact(&self.base),
+                        container,
+                        self.auth
+                            .as_ref()
+                            .map_or_else(String::new, |a| a.credentials.who())
+                    );
+                    break;
+                }
             };
             let past = |name: &&str| marker.as_deref().is_none_or(|m| *name > m);
             let new: Vec<&str> = page
@@ -691,10 +729,16 @@ impl SwiftStore {
     }
 
     async fn get(&self, container: &str, object: &str) -> Result<Option<Vec<u8>>, ResultsError> {
-        match self.fetch(&self.object_url(container, object)).await? {
+        let url = self.object_url(container, object);
+        match self.fetch(&url).await? {
             Reply::Body(b) => Ok(Some(b)),
             Reply::NoContent => Ok(Some(Vec::new())),
             Reply::Missing => Ok(None),
+            Reply::Denied => Err(ResultsError::Status {
+                method: "GET",
+                url: redact(&url),
+                status: 403,
+            }),
         }
     }
 
@@ -765,10 +809,7 @@ impl SwiftStore {
 
     async fn put_run(&self, run: &RunObjects<'_>) -> Result<String, ResultsError> {
         if self.auth.is_none() {
-            return Err(ResultsError::InvalidUrl {
-                url: redact(&self.base),
-                why: "storing results needs credentials: use swift+https://",
-            });
+            return Err(self.read_only());
         }
         self.ensure_container(run.container, run.readers).await?;
         for (name, bytes) in run.objects() {
