@@ -595,7 +595,11 @@ impl SwiftStore {
                 request = request.header(*name, *value);
             }
             if let Some(t) = &token {
-                request = request.header("X-Auth-Token", t.expose());
+                // A token that is no header value is the server's doing;
+                // the request then goes without it and is refused.
+                if let Ok(value) = t.header() {
+                    request = request.header("X-Auth-Token", value);
+                }
             }
             if let Some(b) = body {
                 request = request.body(b.clone());

@@ -71,6 +71,16 @@ impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// As an HTTP header value marked sensitive, so that HTTP-level
+    /// tracing and `Debug` of the request never show it.
+    pub fn header(
+        &self,
+    ) -> Result<reqwest::header::HeaderValue, reqwest::header::InvalidHeaderValue> {
+        let mut value = reqwest::header::HeaderValue::from_str(self.expose())?;
+        value.set_sensitive(true);
+        Ok(value)
+    }
 }
 
 impl std::fmt::Debug for Secret {
@@ -218,7 +228,13 @@ async fn v1(
     let resp = client
         .get(auth_url.clone())
         .header("X-Auth-User", user)
-        .header("X-Auth-Key", key.expose())
+        .header(
+            "X-Auth-Key",
+            key.header().map_err(|_| AuthError::Malformed {
+                url: shown.clone(),
+                what: "a key that fits in a header",
+            })?,
+        )
         .send()
         .await
         .map_err(|source| AuthError::Network {
