@@ -2042,32 +2042,31 @@ fn run_as(ctx: &TestContext, user: Option<(&str, &str)>, args: &[&str]) -> crate
 }
 
 /// Swift's listing of `container` below `prefix` (no delimiter): every
-/// object name, as `user` may see it; `None` when refused. It logs in
-/// afresh: a parallel test revokes every token (the renewal test).
+/// object name, as `user` may see it; `None` when refused (403). A 401
+/// logs in again: a parallel test revokes every token (the renewal test).
 fn swift_objects(user: (&str, &str), container: &str, prefix: &str) -> Option<Vec<String>> {
     static ACCOUNT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let account = ACCOUNT.get_or_init(|| swift_login(TESTER).1);
-    let (token, _) = swift_login(user);
-    runtime().block_on(async {
-        let resp = http_client()
-            .get(format!("{account}/{container}?prefix={prefix}"))
-            .header("X-Auth-Token", token)
-            .send()
-            .await
-            .unwrap();
-        match resp.status().as_u16() {
-            200 => Some(
-                resp.text()
-                    .await
-                    .unwrap()
-                    .lines()
-                    .map(str::to_owned)
-                    .collect(),
-            ),
-            204 | 404 => Some(Vec::new()),
-            _ => None,
+    for _ in 0..3 {
+        let (token, _) = swift_login(user);
+        let (status, body) = runtime().block_on(async {
+            let resp = http_client()
+                .get(format!("{account}/{container}?prefix={prefix}"))
+                .header("X-Auth-Token", token)
+                .send()
+                .await
+                .unwrap();
+            (resp.status().as_u16(), resp.text().await.unwrap())
+        });
+        match status {
+            200 => return Some(body.lines().map(str::to_owned).collect()),
+            204 | 404 => return Some(Vec::new()),
+            403 => return None,
+            401 => continue,
+            other => panic!("listing {container}: HTTP {other}"),
         }
-    })
+    }
+    panic!("listing {container}: the token was refused thrice")
 }
 
 fn submit_spooled(ctx: &TestContext, pkg: &str, rel: &str, extra: &[&str]) {
