@@ -288,9 +288,10 @@ pub struct RunObjects<'a> {
     pub container: &'a str,
     /// `RELEASE/ARCH/PREFIX/SRCPKG/RUNID@`.
     pub run: &'a str,
-    pub result_tar: &'a [u8],
-    pub log_gz: &'a [u8],
-    pub artifacts_tar_gz: &'a [u8],
+    /// Shared buffers: an upload and its retries send them without a copy.
+    pub result_tar: &'a bytes::Bytes,
+    pub log_gz: &'a bytes::Bytes,
+    pub artifacts_tar_gz: &'a bytes::Bytes,
     /// Users granted read access to a private run's container (the
     /// request's `swiftuser`, then its `readable-by`); empty for a public
     /// run. A `file://` store has no access control.
@@ -486,7 +487,7 @@ fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 impl RunObjects<'_> {
     /// The objects in upload order: `result.tar` last.
-    fn objects(&self) -> [(&'static str, &[u8]); 3] {
+    fn objects(&self) -> [(&'static str, &bytes::Bytes); 3] {
         [
             ("log.gz", self.log_gz),
             ("artifacts.tar.gz", self.artifacts_tar_gz),
@@ -572,9 +573,9 @@ impl SwiftStore {
 
     /// One request, with the token if authenticated: a 401 renews the
     /// token once (it expired or was revoked) and retries; timeouts,
-    /// connection failures, 502, 503 and 504 are retried with backoff
-    /// (Swift proxies answer those under load). Every request here is
-    /// idempotent.
+    /// connection failures, 502, 503 and 504 — of the request or of the
+    /// authentication before it — are retried with backoff (Swift proxies
+    /// answer those under load). Every request here is idempotent.
     async fn send(
         &self,
         method: &Method,
@@ -587,7 +588,19 @@ impl SwiftStore {
         let mut renewed = false;
         loop {
             let token = match &self.auth {
-                Some(auth) => Some(self.token(auth).await?),
+                Some(auth) => match self.token(auth).await {
+                    Ok(t) => Some(t),
+                    Err(ResultsError::Auth { source, .. })
+                        if source.is_transient() && attempt < self.attempts =>
+                    {
+                        tracing::debug!(url = %redact(url), attempt, "authentication failed ({source}), retrying");
+                        tokio::time::sleep(delay).await;
+                        delay *= 2;
+                        attempt += 1;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                },
                 None => None,
             };
             let mut request = self.client.request(method.clone(), url.clone());
@@ -818,8 +831,7 @@ impl SwiftStore {
         self.ensure_container(run.container, run.readers).await?;
         for (name, bytes) in run.objects() {
             let url = self.object_url(run.container, &format!("{}/{name}", run.run));
-            let body = bytes::Bytes::copy_from_slice(bytes);
-            let resp = self.send(&Method::PUT, &url, &[], Some(&body)).await?;
+            let resp = self.send(&Method::PUT, &url, &[], Some(bytes)).await?;
             if !resp.status().is_success() {
                 return Err(Self::status_error(&Method::PUT, &url, &resp));
             }

@@ -59,6 +59,21 @@ impl AuthError {
     }
 }
 
+impl AuthError {
+    /// Worth another try: the auth endpoint was unreachable, timed out,
+    /// or its proxy answered 502, 503 or 504.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Network { source, .. } => source.is_timeout() || source.is_connect(),
+            Self::Refused { status, .. } => matches!(status, 502..=504),
+            Self::Incomplete { .. }
+            | Self::InvalidUrl { .. }
+            | Self::Insecure { .. }
+            | Self::Malformed { .. } => false,
+        }
+    }
+}
+
 /// A password, key or token: shown as `***` by `Debug`, read only through
 /// [`Secret::expose`].
 #[derive(Clone, PartialEq, Eq)]

@@ -307,9 +307,9 @@ async fn run_one<H>(
         .put_run(&RunObjects {
             container: &request.container(),
             run: &run,
-            result_tar: &result_tar,
-            log_gz: &log_gz,
-            artifacts_tar_gz: &artifacts,
+            result_tar: &result_tar.into(),
+            log_gz: &log_gz.into(),
+            artifacts_tar_gz: &artifacts.into(),
             readers: &readers,
         })
         .await
