@@ -2129,12 +2129,18 @@ fn a_swift_worker_uploads_a_pass_and_a_fail_and_poll_reads_them_back() {
     let results = swift_results_url();
     submit_spooled(&ctx, "goodpkg", &rel, &[]);
     submit_spooled(&ctx, "libbad", &rel, &[]);
+    submit_spooled(
+        &ctx,
+        "goodppa",
+        &rel,
+        &["--ppa", "joe/one", "--ppa", "ci/tools"],
+    );
     assert_eq!(
         poll_swift(&ctx, Some(TESTER), &results, "goodpkg", &rel, false).code,
         4,
         "pending before the worker ran (the container does not exist yet)"
     );
-    for _ in 0..2 {
+    for _ in 0..3 {
         let run = run_as(
             &ctx,
             Some(TESTER),
@@ -2157,7 +2163,14 @@ fn a_swift_worker_uploads_a_pass_and_a_fail_and_poll_reads_them_back() {
             run.stdout
         );
     }
-    assert_eq!(spooled(&ctx), 0, "both acknowledged");
+    assert_eq!(spooled(&ctx), 0, "all acknowledged");
+    // The last PPA names the container.
+    let ppa = swift_objects(TESTER, &format!("autopkgtest-{rel}-ci-tools"), "").unwrap();
+    assert_eq!(ppa.len(), 3, "{ppa:?}");
+    assert!(
+        ppa[0].starts_with(&format!("{rel}/amd64/g/goodppa/")),
+        "{ppa:?}"
+    );
 
     let container = format!("autopkgtest-{rel}");
     let objects = swift_objects(TESTER, &container, "").unwrap();
@@ -2598,5 +2611,88 @@ fn promote_require_tests_reads_private_swift_results_with_the_polling_credential
             .to_str()
             .unwrap(),
         version
+    );
+}
+
+#[test]
+fn a_refused_swift_upload_leaves_the_amqp_request_queued() {
+    let ctx = TestContext::new();
+    let broker = Broker::connect();
+    let rel = unique_release();
+    let url = amqp_url();
+    ctx.depot(&[
+        "test",
+        "submit",
+        "goodpkg",
+        "--release",
+        &rel,
+        "--arch",
+        "amd64",
+        "--broker",
+        &url,
+    ])
+    .ok();
+    let queue = format!("debci-{rel}-amd64");
+    for kind in ["huge-", "ppa-", "upstream-"] {
+        broker.count(&format!("debci-{kind}{rel}-amd64"));
+    }
+    // tester3 authenticates but may not write the worker's account.
+    let run = run_as(
+        &ctx,
+        Some(TESTER3),
+        &[
+            "test",
+            "worker",
+            "--once",
+            "--broker",
+            &url,
+            "--release",
+            &rel,
+            "--arch",
+            "amd64",
+            "--results",
+            &swift_results_url(),
+            "--",
+            "true",
+        ],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("HTTP 403"), "{}", run.stderr);
+    assert_eq!(
+        broker.count(&queue),
+        1,
+        "not acknowledged: back on the queue"
+    );
+    // With the account's own credentials the same request is stored and
+    // acknowledged.
+    let run = run_as(
+        &ctx,
+        Some(TESTER),
+        &[
+            "test",
+            "worker",
+            "--once",
+            "--broker",
+            &url,
+            "--release",
+            &rel,
+            "--arch",
+            "amd64",
+            "--results",
+            &swift_results_url(),
+            "--",
+            "sh",
+            "-c",
+            PASS_GOOD,
+        ],
+    )
+    .ok();
+    assert!(run.stdout.contains("goodpkg"), "{}", run.stdout);
+    assert_eq!(broker.count(&queue), 0);
+    assert_eq!(
+        swift_objects(TESTER, &format!("autopkgtest-{rel}"), "")
+            .unwrap()
+            .len(),
+        3
     );
 }
