@@ -2658,11 +2658,16 @@ fn a_refused_swift_upload_leaves_the_amqp_request_queued() {
     );
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(run.stderr.contains("HTTP 403"), "{}", run.stderr);
-    assert_eq!(
-        broker.count(&queue),
-        1,
-        "not acknowledged: back on the queue"
-    );
+    // The broker requeues an unacknowledged message once it sees the
+    // worker's connection close, a moment after the process exits.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while broker.count(&queue) != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "not acknowledged, so back on the queue"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     // With the account's own credentials the same request is stored and
     // acknowledged.
     let run = run_as(
