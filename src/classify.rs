@@ -42,6 +42,7 @@ pub fn error_kind(err: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> 
         promote::dist::BadVersionRef,
         promote::dist::SubmitError,
         promote::PublishError,
+        promote::push::PushError,
         promote::serve::ServeError,
         testreq::RequestError,
         testreq::QueueError,
