@@ -3,6 +3,7 @@
 
 mod apt;
 mod promote;
+mod push;
 mod release;
 mod retention;
 mod rpm;

@@ -313,19 +313,12 @@ pub async fn push(
         } else {
             format!("{}/{}/{stage}/", opts.to.prefix, opts.dist)
         };
+        // The bucket and key prefix name the target: one bucket reached
+        // through two endpoints (a proxy, a CDN origin) is one target.
         let lock_name = format!(
             "{}-{stage}-{}",
             opts.dist,
-            &Sha256Digest::of(
-                format!(
-                    "{}\n{}\n{}",
-                    endpoint.as_deref().unwrap_or(""),
-                    opts.to.bucket,
-                    prefix
-                )
-                .as_bytes()
-            )
-            .to_hex()[..12]
+            &Sha256Digest::of(format!("{}\n{prefix}", opts.to.bucket).as_bytes()).to_hex()[..12]
         );
         let _lock = ObjectLock::acquire(root, "push", &lock_name, Wait::No)?;
         let version_dir = publish_root.version_dir(&opts.dist, &version);
