@@ -593,3 +593,51 @@ fn bad_push_arguments_are_usage_errors() {
     ])
     .fails(2, "duration");
 }
+
+#[test]
+fn a_train_pushes_dev_after_publishing_and_release_after_promoting() {
+    let mut ctx = TestContext::new();
+    with_s3_keys(&mut ctx);
+    let deb = build_deb(ctx.dir.path(), "tool", "1.0", "amd64", "");
+    ctx.depot(&["repo", "create", "ci", "--kind", "apt", "--arch", "amd64"])
+        .ok();
+    ctx.depot(&["repo", "add", "ci", deb.to_str().unwrap()])
+        .ok();
+    let prefix = unique_prefix("train");
+    let file = ctx.dir.path().join("nightly.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "train: night\nrepos: [ci]\n\
+             publish:\n  d:\n    from: ci\n    suite: stable\n    skip-signing: true\n    push:\n      - to: s3://{b}/{prefix}\n        endpoint: {e}\n\
+             promote:\n  d:\n    to: release\n    push:\n      - to: s3://{b}/{prefix}\n        endpoint: {e}\n        path-style: true\n        delete-after: 2h\n",
+            b = s3_bucket(),
+            e = s3_endpoint()
+        ),
+    )
+    .unwrap();
+    let plan = ctx
+        .depot(&["train", "run", file.to_str().unwrap(), "--dry-run"])
+        .ok();
+    assert!(
+        plan.stdout
+            .contains(&format!("push to s3://{}/{prefix}", s3_bucket())),
+        "{}",
+        plan.stdout
+    );
+    ctx.depot(&["train", "run", file.to_str().unwrap()]).ok();
+    for stage in ["dev", "release"] {
+        let (code, body) = get(&format!("{prefix}/d/{stage}/dists/stable/Release"));
+        assert_eq!(code, 200, "{stage}");
+        assert!(String::from_utf8_lossy(&body).contains("Suite: stable"));
+        assert_eq!(get(&format!("{prefix}/d/{stage}/.depot-push.json")).0, 200);
+    }
+    // A bad target is refused with the file's place, before anything runs.
+    std::fs::write(
+        &file,
+        "train: night\nrepos: [ci]\npublish:\n  d:\n    from: ci\n    push:\n      - to: http://x/y\n",
+    )
+    .unwrap();
+    ctx.depot(&["train", "run", file.to_str().unwrap()])
+        .fails(2, "s3://BUCKET/PREFIX");
+}
