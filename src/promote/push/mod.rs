@@ -61,6 +61,8 @@ use crate::root::{PublishRoot, Root};
 pub const DEFAULT_CONCURRENCY: usize = 16;
 /// How long an object that left the stage stays, unless `--delete-after`.
 pub const DEFAULT_DELETE_AFTER: Duration = Duration::from_secs(3600);
+/// Expected keys per range of a parallel listing.
+const LIST_RANGE: usize = 4000;
 /// The push manifest's name under the stage's prefix.
 pub const MANIFEST: &str = ".depot-push.json";
 
@@ -374,7 +376,16 @@ async fn push_stage(
         subject: job.subject,
         message: "listing the bucket",
     });
-    let listed = target.list(prefix, reporter).await?;
+    // Ranges of about 4,000 expected keys (four pages), listed in parallel.
+    let bounds: Vec<String> = objects
+        .iter()
+        .skip(LIST_RANGE)
+        .step_by(LIST_RANGE)
+        .map(|o| format!("{prefix}{}", o.rel))
+        .collect();
+    let listed = target
+        .list(prefix, &bounds, opts.concurrency, reporter)
+        .await?;
     let old: Manifest = match target.get(&manifest_key, reporter).await? {
         Some(bytes) => serde_json::from_slice(&bytes).map_err(|source| PushError::Manifest {
             object: target.show(&manifest_key),

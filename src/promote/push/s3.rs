@@ -21,6 +21,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use rusty_s3::{Bucket, Credentials, S3Action, UrlStyle};
 use url::Url;
 
@@ -33,6 +34,9 @@ use crate::report::{Event, Reporter};
 /// (`x-amz-meta-sha256`).
 const SHA_HEADER: &str = "x-amz-meta-sha256";
 const SIGNED_FOR: Duration = Duration::from_secs(3600);
+/// Files up to this size are read whole before they are sent; larger ones
+/// are streamed.
+const SMALL_FILE: u64 = 4 << 20;
 
 /// `s3://BUCKET/PREFIX` as given to `--to`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -294,21 +298,57 @@ impl S3Target {
     }
 
     /// Every object under `prefix` (ListObjectsV2, 1000 a page): key → size
-    /// and ETag.
+    /// and ETag. `bounds` (sorted keys, typically every n-th key the push
+    /// expects) split the key space into ranges listed in parallel —
+    /// `(b[i], b[i+1]]`, with `start-after` — since one listing is a chain
+    /// of dependent requests, and a 63,000-object stage is 63 of them.
     pub async fn list(
         &self,
         prefix: &str,
+        bounds: &[String],
+        concurrency: usize,
         reporter: &dyn Reporter,
     ) -> Result<std::collections::HashMap<String, Listed>, PushError> {
+        let mut ranges: Vec<(Option<&str>, Option<&str>)> = Vec::new();
+        let mut lower = None;
+        for b in bounds {
+            ranges.push((lower, Some(b.as_str())));
+            lower = Some(b.as_str());
+        }
+        ranges.push((lower, None));
+        let parts: Vec<Result<Vec<(String, Listed)>, PushError>> =
+            futures_util::stream::iter(ranges)
+                .map(|(after, upto)| self.list_range(prefix, after, upto, reporter))
+                .buffer_unordered(concurrency.max(1))
+                .collect()
+                .await;
         let mut out = std::collections::HashMap::new();
+        for p in parts {
+            out.extend(p?);
+        }
+        Ok(out)
+    }
+
+    /// The keys under `prefix` after `after` (exclusive) up to `upto`
+    /// (inclusive).
+    async fn list_range(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        upto: Option<&str>,
+        reporter: &dyn Reporter,
+    ) -> Result<Vec<(String, Listed)>, PushError> {
+        let mut out = Vec::new();
         let mut token: Option<String> = None;
         loop {
             let body = self
                 .retrying("LIST", prefix, reporter, || async {
                     let mut action = self.bucket.list_objects_v2(Some(&self.credentials));
                     action.with_prefix(prefix);
-                    if let Some(t) = &token {
-                        action.with_continuation_token(t.as_str());
+                    match (&token, after) {
+                        (Some(t), _) => action.with_continuation_token(t.as_str()),
+                        (None, Some(a)) => action.with_start_after(a),
+                        (None, None) => {}
                     }
                     let url = action.sign(SIGNED_FOR);
                     let resp = self.client.get(url).send().await.map_err(Failed::Network)?;
@@ -326,13 +366,16 @@ impl S3Target {
                 }
             })?;
             for c in page.contents {
-                out.insert(
+                if upto.is_some_and(|u| c.key.as_str() > u) {
+                    return Ok(out);
+                }
+                out.push((
                     c.key,
                     Listed {
                         size: c.size.unwrap_or(0),
                         etag: c.etag.unwrap_or_default().trim_matches('"').to_owned(),
                     },
-                );
+                ));
             }
             match page.next_continuation_token {
                 Some(t) => token = Some(t),
@@ -417,6 +460,14 @@ impl S3Target {
             let url = action.sign(SIGNED_FOR);
             let (bytes, len) = match &body {
                 Body::Bytes(b) => (reqwest::Body::from(b.to_vec()), b.len() as u64),
+                // Most package files are small and in the page cache: one
+                // read beats a stream of chunks.
+                Body::File(path, size) if *size <= SMALL_FILE => {
+                    let bytes =
+                        std::fs::read(path).map_err(|e| Failed::Read(path.to_path_buf(), e))?;
+                    let len = bytes.len() as u64;
+                    (reqwest::Body::from(bytes), len)
+                }
                 Body::File(path, size) => {
                     let file = tokio::fs::File::open(path)
                         .await
