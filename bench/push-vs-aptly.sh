@@ -64,19 +64,21 @@ count_objects() {  # count_objects BUCKET PREFIX: keys under PREFIX
   python3 - "$S3" "$1" "$2" "$KEY" "$SECRET" <<'PY'
 import subprocess, sys, re, urllib.parse
 s3, bucket, prefix, key, secret = sys.argv[1:]
-n, token = 0, None
+# start-after (the last key of each page), not continuation-token: curl's
+# SigV4 signs that one differently from SeaweedFS.
+n, after = 0, None
 while True:
     q = "list-type=2&max-keys=1000&prefix=" + urllib.parse.quote(prefix, safe="")
-    if token:
-        q += "&continuation-token=" + urllib.parse.quote(token, safe="")
+    if after:
+        q += "&start-after=" + urllib.parse.quote(after, safe="")
     body = subprocess.run(["curl", "-s", "--aws-sigv4", "aws:amz:us-east-1:s3", "--user",
                            f"{key}:{secret}", f"{s3}/{bucket}?{q}"],
                           capture_output=True, text=True).stdout
-    n += body.count("<Key>")
-    m = re.search(r"<NextContinuationToken>([^<]+)<", body)
-    if not m or "<IsTruncated>true" not in body:
+    keys = re.findall(r"<Key>([^<]*)</Key>", body)
+    n += len(keys)
+    if not keys or "<IsTruncated>true" not in body:
         break
-    token = m.group(1)
+    after = keys[-1]
 print(n)
 PY
 }
