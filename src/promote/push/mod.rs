@@ -49,7 +49,7 @@ use serde::{Deserialize, Serialize};
 
 use self::aws::AwsEnv;
 use self::s3::{Body, S3Target, S3Url};
-use self::tree::{Class, Object};
+use self::tree::Class;
 use super::dist::{DistError, Stage};
 use crate::digest::Sha256Digest;
 use crate::lock::{LockError, ObjectLock, Wait};
@@ -325,11 +325,6 @@ pub async fn push(
         let _lock = ObjectLock::acquire(root, "push", &lock_name, Wait::No)?;
         let version_dir = publish_root.version_dir(&opts.dist, &version);
         let subject = format!("{}/{stage}", opts.dist);
-        reporter.report(Event::Phase {
-            subject: &subject,
-            message: "reading the published version",
-        });
-        let objects = tree::scan(&version_dir, &pool_dir)?;
         let started = Instant::now();
         let mut summary = push_stage(
             &target,
@@ -340,7 +335,7 @@ pub async fn push(
                 version: &version,
                 prefix: &prefix,
             },
-            objects,
+            (version_dir, pool_dir.clone()),
             reporter,
         )
         .await?;
@@ -367,25 +362,15 @@ async fn push_stage(
     target: &S3Target,
     opts: &PushOptions,
     job: &Job<'_>,
-    objects: Vec<Object>,
+    (version_dir, pool_dir): (PathBuf, PathBuf),
     reporter: &dyn Reporter,
 ) -> Result<StagePush, PushError> {
     let prefix = job.prefix;
     let manifest_key = format!("{prefix}{MANIFEST}");
     reporter.report(Event::Phase {
         subject: job.subject,
-        message: "listing the bucket",
+        message: "reading the published version and listing the bucket",
     });
-    // Ranges of about 4,000 expected keys (four pages), listed in parallel.
-    let bounds: Vec<String> = objects
-        .iter()
-        .skip(LIST_RANGE)
-        .step_by(LIST_RANGE)
-        .map(|o| format!("{prefix}{}", o.rel))
-        .collect();
-    let listed = target
-        .list(prefix, &bounds, opts.concurrency, reporter)
-        .await?;
     let old: Manifest = match target.get(&manifest_key, reporter).await? {
         Some(bytes) => serde_json::from_slice(&bytes).map_err(|source| PushError::Manifest {
             object: target.show(&manifest_key),
@@ -393,6 +378,23 @@ async fn push_stage(
         })?,
         None => Manifest::default(),
     };
+    // The listing (server-bound) and the scan of the version (local) at
+    // once; the listing in ranges of about 4,000 keys the last push sent
+    // (four pages each), in parallel.
+    let bounds: Vec<String> = old
+        .objects
+        .keys()
+        .skip(LIST_RANGE)
+        .step_by(LIST_RANGE)
+        .map(|rel| format!("{prefix}{rel}"))
+        .collect();
+    let scan = tokio::task::spawn_blocking(move || tree::scan(&version_dir, &pool_dir));
+    let (listed, objects) = tokio::join!(
+        target.list(prefix, &bounds, opts.concurrency, reporter),
+        scan
+    );
+    let objects = objects.expect("the scan of a version does not panic")?;
+    let listed = listed?;
 
     // What the bucket already holds, vouched for by the manifest.
     let mut sent: BTreeMap<String, Sent> = BTreeMap::new();
