@@ -488,7 +488,7 @@ fn a_push_killed_mid_way_completes_when_run_again_and_a_concurrent_one_exits_3()
         get(&format!("{prefix}/d/dev/dists/stable/InRelease")).0,
         404
     );
-    assert_eq!(get(&format!("{prefix}/d/dev/.depot-push.json")).0, 404);
+    assert_eq!(get(&format!("{prefix}/d/dev/.depot-push.json.gz")).0, 404);
 
     let s = push(&ctx, "d", &prefix, &["--stage", "dev"], None)
         .ok()
@@ -525,7 +525,7 @@ fn wrong_credentials_exit_1_with_a_clear_message_and_change_nothing() {
     push(&ctx, "d", &prefix, &[], None).ok();
     let release_key = format!("{prefix}/d/dev/dists/stable/Release");
     let before = get(&release_key).1;
-    let manifest_before = get(&format!("{prefix}/d/dev/.depot-push.json")).1;
+    let manifest_before = get(&format!("{prefix}/d/dev/.depot-push.json.gz")).1;
 
     // A new version, pushed with a wrong secret, then an unknown key.
     std::thread::sleep(Duration::from_millis(1100));
@@ -548,7 +548,7 @@ fn wrong_credentials_exit_1_with_a_clear_message_and_change_nothing() {
     ctx.env.insert("AWS_ACCESS_KEY_ID".into(), "nobody".into());
     push(&ctx, "d", &prefix, &[], None).fails(1, "refused (HTTP 403");
     assert!(get(&release_key).1 == before);
-    assert!(get(&format!("{prefix}/d/dev/.depot-push.json")).1 == manifest_before);
+    assert!(get(&format!("{prefix}/d/dev/.depot-push.json.gz")).1 == manifest_before);
 
     // No credentials at all: a message saying where they are looked for.
     ctx.env.remove("AWS_ACCESS_KEY_ID");
@@ -630,7 +630,10 @@ fn a_train_pushes_dev_after_publishing_and_release_after_promoting() {
         let (code, body) = get(&format!("{prefix}/d/{stage}/dists/stable/Release"));
         assert_eq!(code, 200, "{stage}");
         assert!(String::from_utf8_lossy(&body).contains("Suite: stable"));
-        assert_eq!(get(&format!("{prefix}/d/{stage}/.depot-push.json")).0, 200);
+        assert_eq!(
+            get(&format!("{prefix}/d/{stage}/.depot-push.json.gz")).0,
+            200
+        );
     }
     // A bad target is refused with the file's place, before anything runs.
     std::fs::write(

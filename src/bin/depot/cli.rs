@@ -468,7 +468,7 @@ pub enum DistCommand {
         long_about = "Push stages to S3-compatible object storage: PREFIX/DIST/STAGE/ in the \
 bucket becomes what the stage serves.\n\n\
 Only objects the bucket lacks are uploaded (each object's SHA-256 is kept in its metadata and \
-in the push manifest PREFIX/DIST/STAGE/.depot-push.json): packages first, then by-hash indices, \
+in the push manifest PREFIX/DIST/STAGE/.depot-push.json.gz): packages first, then by-hash indices, \
 then indices, and Release/InRelease (rpm: repomd.xml and its .asc) last. An object no longer \
 part of the stage is deleted by a later push once --delete-after has passed since it left. \
 A killed push completes when run again; a second push of the same stage at the same time \

@@ -8,7 +8,7 @@
 //! ([`s3`]) lists, puts and deletes. A push:
 //!
 //! 1. lists what the bucket holds under the stage's prefix (the truth for
-//!    what exists) and reads the push manifest `.depot-push.json` there
+//!    what exists) and reads the push manifest `.depot-push.json.gz` there
 //!    (what earlier pushes sent: each object's SHA-256, size and ETag,
 //!    and when each stale object left the stage);
 //! 2. uploads only what the bucket lacks: an object is skipped when the
@@ -64,7 +64,7 @@ pub const DEFAULT_DELETE_AFTER: Duration = Duration::from_secs(3600);
 /// Expected keys per range of a parallel listing.
 const LIST_RANGE: usize = 4000;
 /// The push manifest's name under the stage's prefix.
-pub const MANIFEST: &str = ".depot-push.json";
+pub const MANIFEST: &str = ".depot-push.json.gz";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PushError {
@@ -224,7 +224,7 @@ pub struct PushSummary {
     pub stages: Vec<StagePush>,
 }
 
-/// `.depot-push.json` under the stage's prefix.
+/// `.depot-push.json.gz` under the stage's prefix.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Manifest {
     format: u32,
@@ -371,13 +371,15 @@ async fn push_stage(
         subject: job.subject,
         message: "reading the published version and listing the bucket",
     });
-    let old: Manifest = match target.get(&manifest_key, reporter).await? {
-        Some(bytes) => serde_json::from_slice(&bytes).map_err(|source| PushError::Manifest {
-            object: target.show(&manifest_key),
-            source,
-        })?,
-        None => Manifest::default(),
-    };
+    let old: Manifest =
+        match target.get(&manifest_key, reporter).await? {
+            Some(bytes) => serde_json::from_reader(flate2::read::GzDecoder::new(&bytes[..]))
+                .map_err(|source| PushError::Manifest {
+                    object: target.show(&manifest_key),
+                    source,
+                })?,
+            None => Manifest::default(),
+        };
     // The listing (server-bound) and the scan of the version (local) at
     // once; the listing in ranges of about 4,000 keys the last push sent
     // (four pages each), in parallel.
@@ -562,13 +564,23 @@ async fn push_stage(
         objects: sent,
         stale,
     };
-    let bytes = serde_json::to_vec(&manifest).expect("a manifest serialises");
+    // gzip: a 63,000-object manifest is 10 MB of JSON, read and written by
+    // every push.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    serde_json::to_writer(&mut gz, &manifest).map_err(|source| PushError::Manifest {
+        object: target.show(&manifest_key),
+        source,
+    })?;
+    let bytes = gz.finish().map_err(|source| PushError::Io {
+        path: PathBuf::from(MANIFEST),
+        source,
+    })?;
     target
         .put(
             &manifest_key,
             Body::Bytes(&bytes),
             Sha256Digest::of(&bytes),
-            "application/json",
+            "application/gzip",
             "no-cache",
             reporter,
         )
