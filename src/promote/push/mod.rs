@@ -371,15 +371,13 @@ async fn push_stage(
         subject: job.subject,
         message: "reading the published version and listing the bucket",
     });
-    let old: Manifest =
-        match target.get(&manifest_key, reporter).await? {
-            Some(bytes) => serde_json::from_reader(flate2::read::GzDecoder::new(&bytes[..]))
-                .map_err(|source| PushError::Manifest {
-                    object: target.show(&manifest_key),
-                    source,
-                })?,
-            None => Manifest::default(),
-        };
+    let old: Manifest = match target.get(&manifest_key, reporter).await? {
+        Some(bytes) => read_manifest(&bytes).map_err(|source| PushError::Manifest {
+            object: target.show(&manifest_key),
+            source,
+        })?,
+        None => Manifest::default(),
+    };
     // The listing (server-bound) and the scan of the version (local) at
     // once; the listing in ranges of about 4,000 keys the last push sent
     // (four pages each), in parallel.
@@ -566,12 +564,7 @@ async fn push_stage(
     };
     // gzip: a 63,000-object manifest is 10 MB of JSON, read and written by
     // every push.
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    serde_json::to_writer(&mut gz, &manifest).map_err(|source| PushError::Manifest {
-        object: target.show(&manifest_key),
-        source,
-    })?;
-    let bytes = gz.finish().map_err(|source| PushError::Io {
+    let bytes = write_manifest(&manifest).map_err(|source| PushError::Io {
         path: PathBuf::from(MANIFEST),
         source,
     })?;
@@ -587,4 +580,50 @@ async fn push_stage(
         .await?;
     summary.deleted = expired.len();
     Ok(summary)
+}
+
+/// The manifest's gzipped JSON, read whole first (`serde_json` parses a
+/// slice several times faster than a reader).
+fn read_manifest(bytes: &[u8]) -> Result<Manifest, serde_json::Error> {
+    use std::io::Read;
+    let mut json = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_end(&mut json)
+        .map_err(serde_json::Error::io)?;
+    serde_json::from_slice(&json)
+}
+
+fn write_manifest(manifest: &Manifest) -> std::io::Result<Vec<u8>> {
+    use std::io::Write;
+    let json = serde_json::to_vec(manifest).map_err(std::io::Error::other)?;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&json)?;
+    gz.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_manifest_reads_back_what_was_written_and_damage_is_an_error() {
+        let mut m = Manifest {
+            format: 1,
+            dist: "d".into(),
+            ..Manifest::default()
+        };
+        m.objects.insert(
+            "pool/main/a/a+b_1.0_amd64.deb".into(),
+            Sent {
+                sha256: Sha256Digest::of(b"x"),
+                size: 1,
+                etag: "e".into(),
+            },
+        );
+        let bytes = write_manifest(&m).unwrap();
+        let back = read_manifest(&bytes).unwrap();
+        assert_eq!(back.objects.len(), 1);
+        assert_eq!(back.dist, "d");
+        assert!(read_manifest(b"not gzip").is_err());
+    }
 }
