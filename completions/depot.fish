@@ -621,7 +621,7 @@ complete -c depot -n "__fish_depot_using_subcommand test; and not __fish_seen_su
 complete -c depot -n "__fish_depot_using_subcommand test; and not __fish_seen_subcommand_from submit poll worker plan help" -s V -l version -d 'Print version'
 complete -c depot -n "__fish_depot_using_subcommand test; and not __fish_seen_subcommand_from submit poll worker plan help" -f -a "submit" -d 'Queue a test request per architecture (autopkgtest-cloud format)'
 complete -c depot -n "__fish_depot_using_subcommand test; and not __fish_seen_subcommand_from submit poll worker plan help" -f -a "poll" -d 'Report test results for triggers; exit 0 passed, 1 failed, 4 pending'
-complete -c depot -n "__fish_depot_using_subcommand test; and not __fish_seen_subcommand_from submit poll worker plan help" -f -a "worker" -d 'Run queued requests with COMMAND and store results under file://'
+complete -c depot -n "__fish_depot_using_subcommand test; and not __fish_seen_subcommand_from submit poll worker plan help" -f -a "worker" -d 'Run queued requests with COMMAND and store results (file:// or Swift)'
 complete -c depot -n "__fish_depot_using_subcommand test; and not __fish_seen_subcommand_from submit poll worker plan help" -f -a "plan" -d 'Tests to request for what changed between two apt snapshots or releases'
 complete -c depot -n "__fish_depot_using_subcommand test; and not __fish_seen_subcommand_from submit poll worker plan help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from submit" -l for -d 'Record the request against a published version, DIST/VERSION, for `depot promote --require-tests`' -r
@@ -658,7 +658,7 @@ complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcom
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from poll" -l arch -d 'Architecture (repeatable)' -r
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from poll" -l trigger -d 'Trigger to report on, SRC/VER (repeatable) [default: every trigger found]' -r
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from poll" -l ppa -d 'PPAs the requests named (the last one names the results container)' -r
-complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from poll" -l results -d 'Swift account URL, or file://DIR [default: $DEPOT_RESULTS, else file://DATA_ROOT/results]' -r
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from poll" -l results -d 'file://DIR, a Swift account http(s)://HOST/v1/AUTH_ACCOUNT (anonymous), or swift+https://HOST/v1/AUTH_ACCOUNT (authenticated from ST_AUTH, ST_USER, ST_KEY or OS_AUTH_URL, OS_USERNAME, OS_PASSWORD, OS_PROJECT_NAME, OS_*_DOMAIN_NAME) [default: $DEPOT_RESULTS, else file://DATA_ROOT/results]' -r
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from poll" -l timeout -d 'Give up waiting after this long (e.g. 90s, 30m, 2h)' -r
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from poll" -l interval -d 'Time between polls while waiting' -r
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from poll" -l concurrency -d 'Parallel result downloads' -r
@@ -675,7 +675,7 @@ complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcom
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from poll" -s V -l version -d 'Print version'
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from worker" -l broker -d 'RabbitMQ broker, amqp://USER:PASSWORD@HOST[:PORT]/VHOST [default: $DEPOT_BROKER, else the settings file\'s `broker`, else the spool]' -r
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from worker" -l spool -d 'Spool directory of the embedded queue [default: spool/ in the data root]' -r -F
-complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from worker" -l results -d 'Where results are stored, file://DIR [default: $DEPOT_RESULTS, else file://DATA_ROOT/results]' -r
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from worker" -l results -d 'Where results are stored: file://DIR, or a Swift account swift+https://HOST/v1/AUTH_ACCOUNT (swift+http:// to loopback only), authenticated from ST_AUTH, ST_USER, ST_KEY, else OS_AUTH_URL, OS_USERNAME, OS_PASSWORD, OS_PROJECT_NAME, OS_USER_DOMAIN_NAME, OS_PROJECT_DOMAIN_NAME [default: $DEPOT_RESULTS, else file://DATA_ROOT/results]' -r
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from worker" -l release -d 'Take requests for this release only (required with --broker)' -r
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from worker" -l arch -d 'Take requests for these architectures only (required with --broker)' -r
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from worker" -l interval -d 'Seconds between looks at empty queues' -r
@@ -709,7 +709,7 @@ complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcom
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from plan" -s V -l version -d 'Print version'
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from help" -f -a "submit" -d 'Queue a test request per architecture (autopkgtest-cloud format)'
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from help" -f -a "poll" -d 'Report test results for triggers; exit 0 passed, 1 failed, 4 pending'
-complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from help" -f -a "worker" -d 'Run queued requests with COMMAND and store results under file://'
+complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from help" -f -a "worker" -d 'Run queued requests with COMMAND and store results (file:// or Swift)'
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from help" -f -a "plan" -d 'Tests to request for what changed between two apt snapshots or releases'
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c depot -n "__fish_depot_using_subcommand train; and not __fish_seen_subcommand_from run resume status list help" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
@@ -865,7 +865,7 @@ complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcom
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from guard" -f -a "drop" -d 'Delete a guard'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from test" -f -a "submit" -d 'Queue a test request per architecture (autopkgtest-cloud format)'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from test" -f -a "poll" -d 'Report test results for triggers; exit 0 passed, 1 failed, 4 pending'
-complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from test" -f -a "worker" -d 'Run queued requests with COMMAND and store results under file://'
+complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from test" -f -a "worker" -d 'Run queued requests with COMMAND and store results (file:// or Swift)'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from test" -f -a "plan" -d 'Tests to request for what changed between two apt snapshots or releases'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from train" -f -a "run" -d 'Start a new run of the train in FILE'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from train" -f -a "resume" -d 'Continue RUN, else the newest unfinished run: done steps are kept, the rest run again'

@@ -47,6 +47,7 @@ pub fn error_kind(err: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> 
         testreq::RequestError,
         testreq::QueueError,
         testreq::ResultsError,
+        testreq::swift::AuthError,
         testreq::poll::NotPassed,
         testreq::worker::WorkerError,
         testreq::plan::PlanError,
@@ -87,6 +88,7 @@ mod tests {
     use crate::store::{FormatError, ObjectKind, StoreError};
     use crate::testreq::plan::PlanError;
     use crate::testreq::poll::NotPassed;
+    use crate::testreq::swift::AuthError;
     use crate::testreq::worker::WorkerError;
     use crate::testreq::{QueueError, RequestError, ResultsError};
 
@@ -630,6 +632,7 @@ mod tests {
             (Box::new(results()), Usage),
             (
                 Box::new(ResultsError::Network {
+                    method: "GET",
                     url: s("u"),
                     source: reqwest(),
                 }),
@@ -637,8 +640,52 @@ mod tests {
             ),
             (
                 Box::new(ResultsError::Status {
+                    method: "PUT",
                     url: s("u"),
                     status: 500,
+                }),
+                Failure,
+            ),
+            (
+                Box::new(ResultsError::Auth {
+                    url: s("u"),
+                    source: AuthError::Incomplete {
+                        set: "ST_AUTH",
+                        missing: "ST_KEY",
+                    },
+                }),
+                Usage,
+            ),
+            (
+                Box::new(ResultsError::Auth {
+                    url: s("u"),
+                    source: AuthError::Refused {
+                        url: s("a"),
+                        status: 401,
+                    },
+                }),
+                Failure,
+            ),
+            (Box::new(ResultsError::NoCredentials { url: s("u") }), Usage),
+            (
+                Box::new(AuthError::InvalidUrl {
+                    var: "ST_AUTH",
+                    value: s("x"),
+                }),
+                Usage,
+            ),
+            (Box::new(AuthError::Insecure { url: s("u") }), Usage),
+            (
+                Box::new(AuthError::Network {
+                    url: s("u"),
+                    source: reqwest(),
+                }),
+                Failure,
+            ),
+            (
+                Box::new(AuthError::Malformed {
+                    url: s("u"),
+                    what: "X-Auth-Token",
                 }),
                 Failure,
             ),
@@ -680,7 +727,19 @@ mod tests {
                 })),
                 Failure,
             ),
-            (Box::new(WorkerError::ResultsUrl(s("swift://x"))), Usage),
+            (
+                Box::new(WorkerError::Upload {
+                    package: s("a"),
+                    release: s("r"),
+                    arch: s("x"),
+                    source: ResultsError::Status {
+                        method: "PUT",
+                        url: s("u"),
+                        status: 503,
+                    },
+                }),
+                Failure,
+            ),
             (Box::new(WorkerError::Results(results())), Usage),
             (Box::new(WorkerError::Request(invalid())), Usage),
             (
@@ -720,6 +779,7 @@ mod tests {
             (
                 Box::new(crate::testreq::ops::PollError::Results(
                     ResultsError::Status {
+                        method: "GET",
                         url: s("u"),
                         status: 502,
                     },

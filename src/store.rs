@@ -163,6 +163,9 @@ enum Layout {
     Dir(&'static str),
 }
 
+/// One object of [`Store::load_listed`]: its name and what loading it gave.
+pub type Listed<T> = (String, Result<T, StoreError>);
+
 /// A directory of named objects of type `T`.
 #[derive(Debug, Clone)]
 pub struct Store<T> {
@@ -249,6 +252,20 @@ impl<T: Serialize + DeserializeOwned> Store<T> {
             path,
             source,
         })
+    }
+
+    /// Every stored object, by name, sorted, as a listing taken a moment
+    /// later would show them: one dropped by another process between the
+    /// listing and its load is left out rather than reported missing.
+    pub fn load_listed(&self) -> Result<Vec<Listed<T>>, StoreError> {
+        Ok(self
+            .list()?
+            .into_iter()
+            .filter_map(|name| match self.load_opt(&name) {
+                Ok(None) => None,
+                loaded => Some((name, loaded.map(|o| o.expect("None was filtered")))),
+            })
+            .collect())
     }
 
     /// Saves `value` as `name`, replacing any previous version atomically.

@@ -8,14 +8,113 @@
 //!
 //! Like all of `formats/`, in memory only: no file system, no network.
 
+use std::io::{Read, Seek, SeekFrom};
+
 use quick_xml::escape::escape;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RpmHeaderError {
     #[error("unreadable rpm header")]
     Header(#[from] rpm::Error),
+    #[error("malformed rpm: {0}")]
+    Malformed(String),
+    #[error("cannot read the rpm headers")]
+    Read(#[source] std::io::Error),
     #[error("{0}")]
     Payload(String),
+}
+
+/// rpm's own bounds on one header (`HEADER_TAGS_MAX`, `HEADER_DATA_MAX`
+/// in rpm's `header.c`).
+const TAGS_MAX: u32 = 0xffff;
+const DATA_MAX: u32 = 0x0fff_ffff;
+
+/// Checks the lead and both headers' index entries against their data
+/// before the `rpm` crate parses them, and leaves `r` where it was. That
+/// crate trusts what a header says: an entry offset past the data panics
+/// in its parser (rpm 0.30, `Header::parse_header`), and a header's
+/// claimed size makes it allocate that much (up to 4 GiB) before reading.
+/// Found by the `rpm_header` fuzz target; its crash input is a regression
+/// test below.
+fn check_structure(r: &mut (impl Read + Seek)) -> Result<(), RpmHeaderError> {
+    let bad = |what: String| RpmHeaderError::Malformed(what);
+    let start = r.stream_position().map_err(RpmHeaderError::Read)?;
+    let len = r.seek(SeekFrom::End(0)).map_err(RpmHeaderError::Read)? - start;
+    r.seek(SeekFrom::Start(start))
+        .map_err(RpmHeaderError::Read)?;
+    let mut lead = [0u8; 96];
+    if len < 96 {
+        return Err(bad("shorter than an rpm lead (96 bytes)".into()));
+    }
+    r.read_exact(&mut lead).map_err(RpmHeaderError::Read)?;
+    if lead[..4] != [0xed, 0xab, 0xee, 0xdb] {
+        return Err(bad("no rpm lead (magic ed ab ee db)".into()));
+    }
+    let mut at = 96u64;
+    for (which, padded) in [("signature", true), ("main", false)] {
+        let be = |b: &[u8]| u32::from_be_bytes([b[0], b[1], b[2], b[3]]);
+        let mut intro = [0u8; 16];
+        if at + 16 > len {
+            return Err(bad(format!("the {which} header is cut short")));
+        }
+        r.read_exact(&mut intro).map_err(RpmHeaderError::Read)?;
+        if intro[..4] != [0x8e, 0xad, 0xe8, 0x01] {
+            return Err(bad(format!("no {which} header magic")));
+        }
+        let (entries, data) = (be(&intro[8..12]), be(&intro[12..16]));
+        if entries > TAGS_MAX || data > DATA_MAX {
+            return Err(bad(format!(
+                "the {which} header claims {entries} entries and {data} bytes, past rpm's limits"
+            )));
+        }
+        let size = 16 + 16 * u64::from(entries) + u64::from(data);
+        if at + size > len {
+            return Err(bad(format!("the {which} header is cut short")));
+        }
+        let mut index = vec![0u8; 16 * entries as usize];
+        r.read_exact(&mut index).map_err(RpmHeaderError::Read)?;
+        for e in index.chunks_exact(16) {
+            let (tag, kind, offset, count) =
+                (be(&e[..4]), be(&e[4..8]), be(&e[8..12]), be(&e[12..]));
+            // Bytes per item, and whether the first item must start inside
+            // the data (the crate slices from every entry's offset, even
+            // a NULL one's).
+            let (unit, inside): (u64, bool) = match kind {
+                0 => (0, false),
+                1 | 2 | 7 => (1, true),
+                3 => (2, true),
+                4 => (4, true),
+                5 => (8, true),
+                // Strings: each takes at least its NUL, which also bounds
+                // what the crate reserves for an array (`count` items).
+                6 | 8 | 9 => (1, true),
+                _ => {
+                    return Err(bad(format!(
+                        "{which} header tag {tag} has unknown type {kind}"
+                    )));
+                }
+            };
+            if (inside && offset >= data)
+                || u64::from(offset) + unit * u64::from(count) > u64::from(data)
+            {
+                return Err(bad(format!(
+                    "{which} header tag {tag} points past the header's data"
+                )));
+            }
+        }
+        r.seek(SeekFrom::Current(i64::from(data)))
+            .map_err(RpmHeaderError::Read)?;
+        at += size;
+        if padded {
+            let pad = (8 - at % 8) % 8;
+            r.seek(SeekFrom::Current(pad as i64))
+                .map_err(RpmHeaderError::Read)?;
+            at += pad;
+        }
+    }
+    r.seek(SeekFrom::Start(start))
+        .map_err(RpmHeaderError::Read)?;
+    Ok(())
 }
 
 /// A package's three repodata fragments.
@@ -155,6 +254,7 @@ pub fn header_signatures(
     file: &mut (impl std::io::BufRead + std::io::Seek),
 ) -> Result<HeaderSignatures, RpmHeaderError> {
     use rpm::IndexSignatureTag as T;
+    check_structure(file)?;
     let meta = rpm::PackageMetadata::parse(file)?;
     let offsets = meta.get_package_segment_offsets();
     let len = offsets.payload.saturating_sub(offsets.header);
@@ -181,6 +281,7 @@ pub fn fragments(
     href: &str,
     mtime: u64,
 ) -> Result<Fragments, RpmHeaderError> {
+    check_structure(&mut std::io::Cursor::new(bytes))?;
     let meta = rpm::PackageMetadata::parse(&mut std::io::BufReader::new(bytes))?;
     let name = meta.get_name()?.to_owned();
     let arch = if meta.is_source_package() {
@@ -332,5 +433,31 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(err.contains("payload digest"), "{err}");
+    }
+
+    /// Inputs the `rpm_header` fuzz target found (tests/fixtures/fuzz/):
+    /// each is refused with an error, never a panic or a huge allocation.
+    #[test]
+    fn fuzz_findings_are_refused() {
+        let offset_past_data =
+            include_bytes!("../../tests/fixtures/fuzz/rpm_header/offset-past-data");
+        let err = super::fragments(offset_past_data, "x", "y", 0)
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("points past"), "{err}");
+        let err = super::header_signatures(&mut std::io::Cursor::new(&offset_past_data[..]))
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("points past"), "{err}");
+        // A string array of 4 billion items: the crate reserved room for
+        // them all before reading one.
+        let count = include_bytes!("../../tests/fixtures/fuzz/rpm_header/string-array-count");
+        let err = super::fragments(count, "x", "y", 0).err().unwrap();
+        assert!(err.to_string().contains("points past"), "{err}");
+        // A header claiming 4 GiB: refused before anything is allocated.
+        let mut huge = offset_past_data.to_vec();
+        huge[96 + 12..96 + 16].copy_from_slice(&u32::MAX.to_be_bytes());
+        let err = super::fragments(&huge, "x", "y", 0).err().unwrap();
+        assert!(err.to_string().contains("past rpm's limits"), "{err}");
     }
 }

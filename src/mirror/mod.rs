@@ -685,9 +685,9 @@ fn info(root: &crate::root::Root, def: MirrorDef) -> Result<MirrorInfo, MirrorEr
 /// `depot mirror list`.
 pub fn list(root: &crate::root::Root) -> Result<Vec<MirrorInfo>, MirrorError> {
     defs(root)
-        .list()?
+        .load_listed()?
         .into_iter()
-        .map(|n| info(root, load(root, &n)?))
+        .map(|(_, def)| info(root, def?))
         .collect()
 }
 

@@ -428,13 +428,13 @@ pub fn show(root: &Root, dist: &str) -> Result<DistInfo, DistError> {
     let meta = dists(root).load(dist)?;
     let records = versions(root, dist);
     let mut versions = Vec::new();
-    for name in records.list()? {
+    for (name, loaded) in records.load_listed()? {
         // The folder holds `dist.json` and `VERSION.tests.json` too: what
         // does not read as a version record is not one.
         if name == "dist" {
             continue;
         }
-        match records.load(&name) {
+        match loaded {
             Ok(record) => versions.push(VersionInfo {
                 stage: record.stage(),
                 record,
@@ -459,7 +459,15 @@ pub fn show(root: &Root, dist: &str) -> Result<DistInfo, DistError> {
 
 /// `depot dist list`.
 pub fn list(root: &Root) -> Result<Vec<DistInfo>, DistError> {
-    dists(root).list()?.iter().map(|n| show(root, n)).collect()
+    dists(root)
+        .list()?
+        .iter()
+        .filter_map(|n| match show(root, n) {
+            // Dropped since the listing.
+            Err(DistError::Store(e)) if e.is_not_found() => None,
+            shown => Some(shown),
+        })
+        .collect()
 }
 
 /// Options of `depot promote`.
@@ -800,7 +808,13 @@ pub fn finish_interrupted_drops(root: &Root, now: Timestamp) -> Result<Vec<Strin
                 // The record went before the kill: only the tree is left.
                 Ok(None) | Err(StoreError::Corrupt { .. }) => {
                     let path = published.dropping_dir(&name, &version);
-                    std::fs::remove_dir_all(&path).map_err(io(&path))?;
+                    match std::fs::remove_dir_all(&path) {
+                        Ok(()) => {}
+                        // A drop still running when the folder was listed
+                        // finished it before this took the lock.
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                        Err(source) => return Err(DistError::Io { path, source }),
+                    }
                 }
                 Err(e) => return Err(e.into()),
             }

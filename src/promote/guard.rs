@@ -280,7 +280,11 @@ pub fn load(root: &Root, name: &str) -> Result<Guard, GuardError> {
 
 /// `depot guard list`.
 pub fn list(root: &Root) -> Result<Vec<Guard>, GuardError> {
-    guards(root).list()?.iter().map(|n| load(root, n)).collect()
+    guards(root)
+        .load_listed()?
+        .into_iter()
+        .map(|(_, g)| Ok(g?))
+        .collect()
 }
 
 /// `depot guard drop`.

@@ -322,9 +322,12 @@ pub fn remove(root: &Root, name: &str, query: &str) -> Result<Vec<String>, RepoE
 /// `depot repo list`.
 pub fn list(root: &Root) -> Result<Vec<(RepoDef, usize)>, RepoError> {
     defs(root)
-        .list()?
-        .iter()
-        .map(|n| load(root, n).map(|(d, s)| (d, s.packages.len())))
+        .load_listed()?
+        .into_iter()
+        .map(|(name, def)| {
+            let state = states(root).load_opt(&name)?.unwrap_or_default();
+            Ok((def?, state.packages.len()))
+        })
         .collect()
 }
 

@@ -22,9 +22,9 @@ use rustc_hash::FxHashMap;
 use serde::Serialize;
 
 use super::{RetentionError, Subject};
-use crate::promote::dist;
+use crate::promote::dist::{self, DistError};
 use crate::root::{PublishRoot, Root};
-use crate::snapshot::Store;
+use crate::snapshot::{SnapshotError, Store};
 
 /// What a prune looks at.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -226,10 +226,23 @@ pub fn prune(root: &Root, opts: &PruneOptions) -> Result<PruneReport, RetentionE
                 c.kept_because.push(e.to_string());
                 report.kept.push(c);
             }
+            // Another process dropped it since the plan: nothing to do.
+            Err(e) if already_gone(&e) => {}
             Err(e) => return Err(e),
         }
     }
     Ok(report)
+}
+
+/// A drop that found its object gone (a concurrent prune or drop).
+fn already_gone(e: &RetentionError) -> bool {
+    match e {
+        RetentionError::Dist(DistError::NoVersion { .. }) => true,
+        RetentionError::Snapshot(s) => {
+            matches!(&**s, SnapshotError::Store(store) if store.is_not_found())
+        }
+        _ => false,
+    }
 }
 
 fn decision(c: Candidate) -> Decision {

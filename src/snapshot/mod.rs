@@ -377,8 +377,8 @@ pub fn list_in(
     source: Option<&str>,
 ) -> Result<Vec<SnapshotInfo>, SnapshotError> {
     let mut out = Vec::new();
-    for name in store.manifests(root).list()? {
-        let s = load_in(root, store, &name)?;
+    for (_, s) in store.manifests(root).load_listed()? {
+        let s = s?;
         if source.is_some_and(|want| s.origin.source_name() != Some(want)) {
             continue;
         }

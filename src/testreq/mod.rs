@@ -56,7 +56,7 @@
 //!
 //! Validation and encoding of requests ([`request`]), the two queues
 //! ([`spool`], [`amqp`]) behind [`queue::Queue`], result archives and the
-//! two result stores ([`results`]), polling ([`poll`]), the worker loop
+//! two result stores ([`results`], Swift's authentication in [`swift`]), polling ([`poll`]), the worker loop
 //! ([`worker`]) and test planning from the differences of two snapshots or
 //! releases ([`plan`]). It reads snapshots and releases through
 //! [`crate::snapshot`] and never writes them.
@@ -69,6 +69,7 @@ pub mod queue;
 pub mod request;
 pub mod results;
 pub mod spool;
+pub mod swift;
 pub mod worker;
 
 pub use poll::{PollOptions, PollReport, Status};

@@ -109,7 +109,7 @@ pub async fn poll(opts: &PollOptions, wait: Option<Wait>) -> Result<PollReport, 
 /// What `depot test worker` was told.
 #[derive(Debug, Clone)]
 pub struct WorkOptions {
-    /// Results URL; the worker stores under `file://` only.
+    /// Results URL: `file://DIR` or `swift+https://HOST/v1/AUTH_ACCOUNT`.
     pub results: String,
     pub command: Vec<String>,
     pub once: bool,
@@ -126,10 +126,9 @@ pub async fn work(
     opts: WorkOptions,
     events: &dyn WorkerEvents,
 ) -> Result<WorkerSummary, WorkerError> {
-    let results = match Store::open(&opts.results)? {
-        Store::File(dir) => dir,
-        Store::Swift(_) => return Err(WorkerError::ResultsUrl(opts.results)),
-    };
+    let results = Store::open(&opts.results)?;
+    // Refuse at once, not after running a test whose result cannot be kept.
+    results.check_writable().await?;
     let named = match (&opts.release, opts.archs.is_empty()) {
         (Some(r), false) => Some(worker::queues_for(r, &opts.archs)),
         (None, true) => None,

@@ -4,34 +4,67 @@
 //! containers and object names (the embedded default, `results/` in the
 //! data root).
 //!
+//! A Swift account is named by URL in one of two ways:
+//! - `http(s)://HOST/v1/AUTH_ACCOUNT`: anonymous, read-only (britney's
+//!   way: public containers are world-readable);
+//! - `swift+https://HOST/v1/AUTH_ACCOUNT` (`swift+http://` to a loopback
+//!   host only): authenticated with the credentials of the environment
+//!   ([`super::swift`]), for writing and for reading private containers.
+//!   The account is the URL's, not necessarily the credentials' own: a
+//!   `readable-by` user reads the worker's account with its own token.
+//!
+//! A run is written object by object, `result.tar` last: a reader counts a
+//! run once its `result.tar` exists, so a run cut short (a killed worker)
+//! is never half-visible. In a `file://` store the run's directory is
+//! staged and renamed into place.
+//!
 //! The stores are an enum rather than a trait: there are exactly two, the
 //! poller needs both behind one value chosen from a URL at run time, and
 //! async trait methods cannot be called through `dyn`.
 //!
-//! It owns result archives and reading the two stores; it never deletes a
-//! stored result.
+//! It owns result archives and reading and writing the two stores; it
+//! never deletes a stored result.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+
+use reqwest::Method;
 
 use serde::Serialize;
 use url::Url;
 
+use super::swift::{self, AuthError, Credentials, Token};
 use crate::http::redact;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResultsError {
     #[error("invalid results URL `{url}`: {why}")]
     InvalidUrl { url: String, why: &'static str },
-    #[error("GET {url} failed")]
+    #[error("{method} {url} failed")]
     Network {
+        method: &'static str,
         url: String,
         #[source]
         source: reqwest::Error,
     },
-    #[error("GET {url} failed: HTTP {status}")]
-    Status { url: String, status: u16 },
+    #[error("{method} {url} failed: HTTP {status}")]
+    Status {
+        method: &'static str,
+        url: String,
+        status: u16,
+    },
+    #[error("cannot authenticate to the Swift account {url}")]
+    Auth {
+        url: String,
+        #[source]
+        source: AuthError,
+    },
+    #[error(
+        "the results URL {url} needs credentials: set ST_AUTH, ST_USER and ST_KEY, or OS_AUTH_URL and the other OS_* variables"
+    )]
+    NoCredentials { url: String },
     #[error("cannot access {}", path.display())]
     Io {
         path: PathBuf,
@@ -53,7 +86,8 @@ impl ResultsError {
     pub fn kind(&self) -> crate::error::ErrorKind {
         use crate::error::ErrorKind::*;
         match self {
-            Self::InvalidUrl { .. } => Usage,
+            Self::InvalidUrl { .. } | Self::NoCredentials { .. } => Usage,
+            Self::Auth { source, .. } => source.kind(),
             Self::Network { .. }
             | Self::Status { .. }
             | Self::Io { .. }
@@ -236,48 +270,110 @@ pub struct SwiftStore {
     base: Url,
     client: reqwest::Client,
     attempts: u32,
+    /// `None` for anonymous reads (`http(s)://`).
+    auth: Option<Arc<SwiftAuth>>,
+}
+
+/// The credentials of a `swift+` URL and the token they last got, shared
+/// by the clones of a store.
+#[derive(Debug)]
+struct SwiftAuth {
+    credentials: Credentials,
+    token: tokio::sync::Mutex<Option<Token>>,
+}
+
+/// The objects of one run, as a worker stores them.
+#[derive(Debug, Clone, Copy)]
+pub struct RunObjects<'a> {
+    pub container: &'a str,
+    /// `RELEASE/ARCH/PREFIX/SRCPKG/RUNID@`.
+    pub run: &'a str,
+    /// Shared buffers: an upload and its retries send them without a copy.
+    pub result_tar: &'a bytes::Bytes,
+    pub log_gz: &'a bytes::Bytes,
+    pub artifacts_tar_gz: &'a bytes::Bytes,
+    /// Users granted read access to a private run's container (the
+    /// request's `swiftuser`, then its `readable-by`); empty for a public
+    /// run. A `file://` store has no access control.
+    pub readers: &'a [String],
 }
 
 impl Store {
-    /// `file://DIR` or an `http(s)://` Swift account URL.
+    /// `file://DIR`, an anonymous `http(s)://` Swift account URL, or an
+    /// authenticated `swift+https://` one (`swift+http://` to loopback).
+    /// Credentials come from the environment ([`crate::settings::swift_credentials`]),
+    /// never from the URL: results URLs are recorded with tests and shown.
     pub fn open(url: &str) -> Result<Self, ResultsError> {
         let invalid = |why| ResultsError::InvalidUrl {
             url: Url::parse(url).map_or_else(|_| url.to_owned(), |u| redact(&u)),
             why,
         };
         let parsed = Url::parse(url).map_err(|_| invalid("not a URL"))?;
-        match parsed.scheme() {
-            "file" => parsed
-                .to_file_path()
-                .map(Store::File)
-                .map_err(|()| invalid("not a local path")),
-            "http" | "https" => {
-                let _ = rustls::crypto::ring::default_provider().install_default();
-                let client = reqwest::Client::builder()
-                    .user_agent(concat!("depot/", env!("CARGO_PKG_VERSION")))
-                    .connect_timeout(Duration::from_secs(30))
-                    .read_timeout(Duration::from_secs(60))
-                    .pool_max_idle_per_host(64)
-                    .build()
-                    .map_err(ResultsError::Client)?;
-                Ok(Store::Swift(SwiftStore {
-                    base: parsed,
-                    client,
-                    attempts: 4,
-                }))
+        let (base, authenticated) = match parsed.scheme() {
+            "file" => {
+                return parsed
+                    .to_file_path()
+                    .map(Store::File)
+                    .map_err(|()| invalid("not a local path"));
             }
-            _ => Err(invalid("use file:// or http(s)://")),
+            "http" | "https" => (parsed, false),
+            "swift+http" | "swift+https" => {
+                let base = Url::parse(&url["swift+".len()..]).map_err(|_| invalid("not a URL"))?;
+                if base.password().is_some() {
+                    return Err(invalid(
+                        "put no password in a results URL: use the ST_* or OS_* variables",
+                    ));
+                }
+                if swift::check_transport(&base).is_err() {
+                    return Err(invalid(
+                        "swift+http:// sends a token in clear: use it for a loopback host only",
+                    ));
+                }
+                (base, true)
+            }
+            _ => return Err(invalid("use file://, http(s):// or swift+https://")),
+        };
+        if base
+            .path_segments()
+            .is_none_or(|mut s| s.all(str::is_empty))
+        {
+            return Err(invalid("name the account: …/v1/AUTH_ACCOUNT"));
         }
+        let auth = if authenticated {
+            let credentials = crate::settings::swift_credentials()
+                .map_err(|source| ResultsError::Auth {
+                    url: redact(&base),
+                    source,
+                })?
+                .ok_or_else(|| ResultsError::NoCredentials { url: redact(&base) })?;
+            Some(Arc::new(SwiftAuth {
+                credentials,
+                token: tokio::sync::Mutex::new(None),
+            }))
+        } else {
+            None
+        };
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("depot/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(30))
+            .read_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(64)
+            .build()
+            .map_err(ResultsError::Client)?;
+        Ok(Store::Swift(SwiftStore {
+            base,
+            client,
+            attempts: 4,
+            auth,
+        }))
     }
 
     /// The URL of an object, as shown to people (for log links).
     pub fn object_url(&self, container: &str, object: &str) -> String {
         match self {
             Store::File(dir) => format!("file://{}/{container}/{object}", dir.display()),
-            Store::Swift(s) => format!(
-                "{}/{container}/{object}",
-                redact(&s.base).trim_end_matches('/')
-            ),
+            Store::Swift(s) => redact(&s.object_url(container, object)),
         }
     }
 
@@ -313,6 +409,29 @@ impl Store {
             Store::Swift(s) => s.get(container, object).await,
         }
     }
+
+    /// Checks that runs can be stored here, before a worker takes a
+    /// request: a Swift store needs credentials, and they must work.
+    pub async fn check_writable(&self) -> Result<(), ResultsError> {
+        match self {
+            Store::File(_) => Ok(()),
+            Store::Swift(s) => {
+                let auth = s.auth.as_ref().ok_or_else(|| s.read_only())?;
+                s.token(auth).await.map(drop)
+            }
+        }
+    }
+
+    /// Stores a run; returns where it is (a directory, or the run's URL).
+    /// Nothing of it counts as a result until this returns: a `file://`
+    /// run appears by rename, a Swift run once `result.tar` (the last
+    /// object) is stored.
+    pub async fn put_run(&self, run: &RunObjects<'_>) -> Result<String, ResultsError> {
+        match self {
+            Store::File(dir) => put_file_run(dir, run),
+            Store::Swift(s) => s.put_run(run).await,
+        }
+    }
 }
 
 fn list_file_runs(container: &Path, prefix: &str) -> Result<Vec<String>, ResultsError> {
@@ -333,6 +452,50 @@ fn list_file_runs(container: &Path, prefix: &str) -> Result<Vec<String>, Results
     Ok(runs)
 }
 
+fn put_file_run(dir: &Path, run: &RunObjects<'_>) -> Result<String, ResultsError> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| ResultsError::Io { path, source }
+    };
+    let final_path = dir.join(run.container).join(run.run);
+    let parent = final_path
+        .parent()
+        .ok_or_else(|| ResultsError::Io {
+            path: final_path.clone(),
+            source: std::io::Error::other("a run has a parent directory"),
+        })?
+        .to_owned();
+    std::fs::create_dir_all(&parent).map_err(io(&parent))?;
+    let staging = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempdir_in(&parent)
+        .map_err(io(&parent))?;
+    for (name, bytes) in run.objects() {
+        let path = staging.path().join(name);
+        write_synced(&path, bytes).map_err(io(&path))?;
+    }
+    let staged = staging.keep();
+    std::fs::rename(&staged, &final_path).map_err(io(&final_path))?;
+    Ok(final_path.display().to_string())
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut f = std::fs::File::create(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+impl RunObjects<'_> {
+    /// The objects in upload order: `result.tar` last.
+    fn objects(&self) -> [(&'static str, &bytes::Bytes); 3] {
+        [
+            ("log.gz", self.log_gz),
+            ("artifacts.tar.gz", self.artifacts_tar_gz),
+            ("result.tar", self.result_tar),
+        ]
+    }
+}
+
 /// Listing pages one poll may request of one container, and how long it
 /// may take in all (each request has its own timeouts too).
 const LIST_MAX_PAGES: usize = 1_000;
@@ -343,7 +506,13 @@ enum Reply {
     Body(Vec<u8>),
     NoContent,
     Missing,
+    /// 403 to an authenticated reader.
+    Denied,
 }
+
+/// autopkgtest-cloud's read ACL of a public results container: anyone
+/// may read objects and list (britney reads anonymously).
+const PUBLIC_READ: &str = ".r:*,.rlistings";
 
 impl SwiftStore {
     fn container_url(&self, container: &str) -> Url {
@@ -354,13 +523,110 @@ impl SwiftStore {
         url
     }
 
-    /// GET with retries on timeouts, connection failures, 502, 503 and 504
-    /// (Swift proxies answer those under load).
-    async fn fetch(&self, url: &Url) -> Result<Reply, ResultsError> {
+    fn read_only(&self) -> ResultsError {
+        ResultsError::InvalidUrl {
+            url: redact(&self.base),
+            why: "storing results needs credentials: use swift+https://",
+        }
+    }
+
+    fn object_url(&self, container: &str, object: &str) -> Url {
+        let mut url = self.container_url(container);
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.extend(object.split('/'));
+        }
+        url
+    }
+
+    /// The current token, authenticating first if there is none or it is
+    /// about to expire.
+    async fn token(&self, auth: &SwiftAuth) -> Result<swift::Secret, ResultsError> {
+        let mut slot = auth.token.lock().await;
+        if let Some(t) = slot.as_ref().filter(|t| t.fresh()) {
+            return Ok(t.token.clone());
+        }
+        let token = swift::authenticate(&self.client, &auth.credentials)
+            .await
+            .map_err(|source| ResultsError::Auth {
+                url: redact(&self.base),
+                source,
+            })?;
+        tracing::debug!(
+            user = %auth.credentials.who(),
+            account = %redact(&self.base),
+            own_account = ?token.storage_url.as_ref().map(redact),
+            "authenticated to Swift"
+        );
+        let secret = token.token.clone();
+        *slot = Some(token);
+        Ok(secret)
+    }
+
+    /// Forgets `used` if it is still the current token (another request
+    /// may have renewed it already).
+    async fn expire(&self, auth: &SwiftAuth, used: &swift::Secret) {
+        let mut slot = auth.token.lock().await;
+        if slot.as_ref().is_some_and(|t| &t.token == used) {
+            *slot = None;
+        }
+    }
+
+    /// One request, with the token if authenticated: a 401 renews the
+    /// token once (it expired or was revoked) and retries; timeouts,
+    /// connection failures, 502, 503 and 504 — of the request or of the
+    /// authentication before it — are retried with backoff (Swift proxies
+    /// answer those under load). Every request here is idempotent.
+    async fn send(
+        &self,
+        method: &Method,
+        url: &Url,
+        headers: &[(&str, &str)],
+        body: Option<&bytes::Bytes>,
+    ) -> Result<reqwest::Response, ResultsError> {
         let mut delay = Duration::from_millis(200);
         let mut attempt = 1;
+        let mut renewed = false;
         loop {
-            let result = self.client.get(url.clone()).send().await;
+            let token = match &self.auth {
+                Some(auth) => match self.token(auth).await {
+                    Ok(t) => Some(t),
+                    Err(ResultsError::Auth { source, .. })
+                        if source.is_transient() && attempt < self.attempts =>
+                    {
+                        tracing::debug!(url = %redact(url), attempt, "authentication failed ({source}), retrying");
+                        tokio::time::sleep(delay).await;
+                        delay *= 2;
+                        attempt += 1;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                },
+                None => None,
+            };
+            let mut request = self.client.request(method.clone(), url.clone());
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            if let Some(t) = &token {
+                // A token that is no header value is the server's doing;
+                // the request then goes without it and is refused.
+                if let Ok(value) = t.header() {
+                    request = request.header("X-Auth-Token", value);
+                }
+            }
+            if let Some(b) = body {
+                request = request.body(b.clone());
+            }
+            let result = request.send().await;
+            if let (Ok(resp), Some(auth), Some(used)) = (&result, &self.auth, &token)
+                && resp.status() == reqwest::StatusCode::UNAUTHORIZED
+                && !renewed
+            {
+                tracing::debug!(url = %redact(url), "token refused; authenticating again");
+                self.expire(auth, used).await;
+                renewed = true;
+                continue;
+            }
             let transient = match &result {
                 Ok(resp) => matches!(resp.status().as_u16(), 502..=504),
                 Err(e) => e.is_timeout() || e.is_connect(),
@@ -372,29 +638,43 @@ impl SwiftStore {
                 attempt += 1;
                 continue;
             }
-            let resp = result.map_err(|source| ResultsError::Network {
+            return result.map_err(|source| ResultsError::Network {
+                method: method_name(method),
                 url: redact(url),
                 source,
-            })?;
-            return match resp.status().as_u16() {
-                200 => Ok(Reply::Body(
-                    resp.bytes()
-                        .await
-                        .map_err(|source| ResultsError::Network {
-                            url: redact(url),
-                            source,
-                        })?
-                        .to_vec(),
-                )),
-                204 => Ok(Reply::NoContent),
-                // Swift answers 401 for a container that does not exist
-                // (britney treats it so); 404 for a missing object.
-                401 | 404 => Ok(Reply::Missing),
-                status => Err(ResultsError::Status {
-                    url: redact(url),
-                    status,
-                }),
-            };
+            });
+        }
+    }
+
+    fn status_error(method: &Method, url: &Url, resp: &reqwest::Response) -> ResultsError {
+        ResultsError::Status {
+            method: method_name(method),
+            url: redact(url),
+            status: resp.status().as_u16(),
+        }
+    }
+
+    async fn fetch(&self, url: &Url) -> Result<Reply, ResultsError> {
+        let resp = self.send(&Method::GET, url, &[], None).await?;
+        match resp.status().as_u16() {
+            200 => Ok(Reply::Body(
+                resp.bytes()
+                    .await
+                    .map_err(|source| ResultsError::Network {
+                        method: "GET",
+                        url: redact(url),
+                        source,
+                    })?
+                    .to_vec(),
+            )),
+            204 => Ok(Reply::NoContent),
+            // Anonymously, Swift answers 401 for a container that does not
+            // exist (britney treats it so); with a token, 401 survived a
+            // renewal and is an error. 404 is a missing object or container.
+            401 if self.auth.is_none() => Ok(Reply::Missing),
+            404 => Ok(Reply::Missing),
+            403 if self.auth.is_some() => Ok(Reply::Denied),
+            _ => Err(Self::status_error(&Method::GET, url, &resp)),
         }
     }
 
@@ -428,6 +708,22 @@ impl SwiftStore {
             let page = match self.fetch(&url).await? {
                 Reply::Body(b) => String::from_utf8_lossy(&b).into_owned(),
                 Reply::NoContent | Reply::Missing => break,
+                // Swift cannot tell another account's reader whether a
+                // container exists: a private container a worker has not
+                // created yet is refused as one the reader may not read.
+                // Like britney's 401 when anonymous, that is "no runs yet";
+                // a gate waiting on it times out rather than fails.
+                Reply::Denied => {
+                    tracing::warn!(
+                        "{} refused to list {} (HTTP 403): no runs yet, or {} may not read them",
+                        redact(&self.base),
+                        container,
+                        self.auth
+                            .as_ref()
+                            .map_or_else(String::new, |a| a.credentials.who())
+                    );
+                    break;
+                }
             };
             let past = |name: &&str| marker.as_deref().is_none_or(|m| *name > m);
             let new: Vec<&str> = page
@@ -450,15 +746,106 @@ impl SwiftStore {
     }
 
     async fn get(&self, container: &str, object: &str) -> Result<Option<Vec<u8>>, ResultsError> {
-        let mut url = self.container_url(container);
-        if let Ok(mut segments) = url.path_segments_mut() {
-            segments.extend(object.split('/'));
-        }
+        let url = self.object_url(container, object);
         match self.fetch(&url).await? {
             Reply::Body(b) => Ok(Some(b)),
             Reply::NoContent => Ok(Some(Vec::new())),
             Reply::Missing => Ok(None),
+            Reply::Denied => Err(ResultsError::Status {
+                method: "GET",
+                url: redact(&url),
+                status: 403,
+            }),
         }
+    }
+
+    /// Creates `container` if it is missing, readable as `readers` say
+    /// (everyone when empty); adds missing readers to an existing private
+    /// container's read ACL.
+    async fn ensure_container(
+        &self,
+        container: &str,
+        readers: &[String],
+    ) -> Result<(), ResultsError> {
+        let url = self.container_url(container);
+        // autopkgtest-cloud grants `*:USER`: that user in any project.
+        let wanted: Vec<String> = readers.iter().map(|u| format!("*:{u}")).collect();
+        let head = self.send(&Method::HEAD, &url, &[], None).await?;
+        match head.status().as_u16() {
+            200 | 204 => {
+                if wanted.is_empty() {
+                    return Ok(());
+                }
+                let current: Vec<String> = head
+                    .headers()
+                    .get("x-container-read")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|e| !e.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                let missing: Vec<&String> =
+                    wanted.iter().filter(|w| !current.contains(w)).collect();
+                if missing.is_empty() {
+                    return Ok(());
+                }
+                let acl = current
+                    .iter()
+                    .chain(missing)
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join(",");
+                let resp = self
+                    .send(&Method::POST, &url, &[("X-Container-Read", &acl)], None)
+                    .await?;
+                if !resp.status().is_success() {
+                    return Err(Self::status_error(&Method::POST, &url, &resp));
+                }
+                Ok(())
+            }
+            404 => {
+                let acl = if wanted.is_empty() {
+                    PUBLIC_READ.to_owned()
+                } else {
+                    wanted.join(",")
+                };
+                tracing::info!(container, "creating the Swift container");
+                let resp = self
+                    .send(&Method::PUT, &url, &[("X-Container-Read", &acl)], None)
+                    .await?;
+                if !resp.status().is_success() {
+                    return Err(Self::status_error(&Method::PUT, &url, &resp));
+                }
+                Ok(())
+            }
+            _ => Err(Self::status_error(&Method::HEAD, &url, &head)),
+        }
+    }
+
+    async fn put_run(&self, run: &RunObjects<'_>) -> Result<String, ResultsError> {
+        if self.auth.is_none() {
+            return Err(self.read_only());
+        }
+        self.ensure_container(run.container, run.readers).await?;
+        for (name, bytes) in run.objects() {
+            let url = self.object_url(run.container, &format!("{}/{name}", run.run));
+            let resp = self.send(&Method::PUT, &url, &[], Some(bytes)).await?;
+            if !resp.status().is_success() {
+                return Err(Self::status_error(&Method::PUT, &url, &resp));
+            }
+        }
+        Ok(redact(&self.object_url(run.container, run.run)))
+    }
+}
+
+fn method_name(method: &Method) -> &'static str {
+    match *method {
+        Method::HEAD => "HEAD",
+        Method::PUT => "PUT",
+        Method::POST => "POST",
+        _ => "GET",
     }
 }
 
@@ -559,6 +946,7 @@ mod tests {
                 .build()
                 .unwrap(),
             attempts: 4,
+            auth: None,
         };
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()

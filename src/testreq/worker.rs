@@ -1,6 +1,6 @@
 //! The worker: takes requests one at a time, runs a test command for each,
-//! and stores the run in autopkgtest-cloud's layout under a `file://`
-//! results directory.
+//! and stores the run in autopkgtest-cloud's layout, in a `file://`
+//! results directory or a Swift account (`swift+https://`).
 //!
 //! The command sees the request in environment variables (see
 //! [`command_env`]) and gets an empty output directory,
@@ -11,17 +11,18 @@
 //! (autopkgtest's codes; a command killed by a signal counts as 20, an
 //! unexpected failure).
 //!
-//! A request is acknowledged only after its run directory was renamed
-//! into place, so a worker killed mid-run leaves the request queued and no
-//! partial result visible. A command that cannot be started at all is a
-//! worker failure, not a test failure: the request stays queued.
+//! A request is acknowledged only after its run is stored — its directory
+//! renamed into place, or every Swift object uploaded, `result.tar` last —
+//! so a worker killed mid-run or mid-upload leaves the request queued and
+//! no result visible. A failed upload stops the worker with the request
+//! still queued. A command that cannot be started at all is a worker
+//! failure, not a test failure: the request stays queued too.
 //!
 //! The request's `env` entries are passed in `DEPOT_TEST_ENV` (one `K=V`
 //! per line) for the runner to hand to the testbed, never exported into
 //! the command's own environment: a queued request must not be able to set
 //! `PATH` or `LD_PRELOAD` on the worker host.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -30,16 +31,22 @@ use serde::Serialize;
 
 use super::queue::{Queue, QueueError, Taken};
 use super::request::{QueueKind, Request, RequestError};
-use super::results::{Outcome, build_result_tar, package_prefix};
+use super::results::{Outcome, ResultsError, RunObjects, Store, build_result_tar, package_prefix};
 
 #[derive(Debug, thiserror::Error)]
 pub enum WorkerError {
     #[error(transparent)]
     Queue(#[from] QueueError),
-    #[error("the worker stores results under file:// only, not `{0}`")]
-    ResultsUrl(String),
     #[error(transparent)]
-    Results(#[from] super::results::ResultsError),
+    Results(#[from] ResultsError),
+    #[error("cannot store the result of {package} on {release}/{arch}")]
+    Upload {
+        package: String,
+        release: String,
+        arch: String,
+        #[source]
+        source: ResultsError,
+    },
     #[error(transparent)]
     Request(#[from] RequestError),
     #[error("cannot start the test command `{command}`")]
@@ -68,7 +75,8 @@ impl WorkerError {
         match self {
             Self::Queue(q) => q.kind(),
             Self::Results(r) => r.kind(),
-            Self::ResultsUrl(_) | Self::Request(_) => Usage,
+            Self::Upload { source, .. } => source.kind(),
+            Self::Request(_) => Usage,
             Self::Spawn { .. } | Self::Store { .. } | Self::Scratch(_) => Failure,
         }
     }
@@ -93,8 +101,8 @@ pub fn queues_for(release: &str, archs: &[String]) -> Vec<String> {
 
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
-    /// The results directory (the path of a `file://` URL).
-    pub results: PathBuf,
+    /// Where runs are stored.
+    pub results: Store,
     pub command: Vec<String>,
     /// Stop after one request (or at once if none is queued).
     pub once: bool,
@@ -114,8 +122,9 @@ pub struct Run {
     pub exitcode: i32,
     pub outcome: Outcome,
     pub duration: u64,
-    /// The run's directory, `RESULTS/CONTAINER/…/RUNID@`.
-    pub path: PathBuf,
+    /// Where the run is: its directory, `RESULTS/CONTAINER/…/RUNID@`, or
+    /// its URL in Swift, `ACCOUNT/CONTAINER/…/RUNID@`.
+    pub path: String,
 }
 
 /// Things that happen while a worker runs, for the binary to log.
@@ -282,35 +291,34 @@ async fn run_one<H>(
     let log_gz = gzip_file(&log_path).map_err(store_err(&log_path))?;
     let artifacts = tar_gz_dir(&output).map_err(store_err(&output))?;
 
-    let package_dir = opts.results.join(request.container()).join(package_prefix(
-        &request.release,
-        &request.arch,
-        &request.package,
-    ));
-    std::fs::create_dir_all(&package_dir).map_err(store_err(&package_dir))?;
-    let staging = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempdir_in(&package_dir)
-        .map_err(store_err(&package_dir))?;
-    for (name, bytes) in [
-        ("result.tar", &result_tar),
-        ("log.gz", &log_gz),
-        ("artifacts.tar.gz", &artifacts),
-    ] {
-        let path = staging.path().join(name);
-        write_synced(&path, bytes).map_err(store_err(&path))?;
-    }
     // Run ids sort by time like autopkgtest-cloud's; the hash tells apart
     // runs finishing in the same second.
     let id_hash = super::queue::new_id();
-    let run_id = format!(
-        "{}_{}@",
+    let run = format!(
+        "{}{}_{}@",
+        package_prefix(&request.release, &request.arch, &request.package),
         now.strftime("%Y%m%d_%H%M%S"),
         &id_hash[id_hash.len() - 5..]
     );
-    let final_path = package_dir.join(&run_id);
-    let staged = staging.keep();
-    std::fs::rename(&staged, &final_path).map_err(store_err(&final_path))?;
+    let p = &request.params;
+    let readers: Vec<String> = p.swiftuser.iter().chain(&p.readable_by).cloned().collect();
+    let path = opts
+        .results
+        .put_run(&RunObjects {
+            container: &request.container(),
+            run: &run,
+            result_tar: &result_tar.into(),
+            log_gz: &log_gz.into(),
+            artifacts_tar_gz: &artifacts.into(),
+            readers: &readers,
+        })
+        .await
+        .map_err(|source| WorkerError::Upload {
+            package: request.package.clone(),
+            release: request.release.clone(),
+            arch: request.arch.clone(),
+            source,
+        })?;
     Ok(Run {
         queue: taken.queue.clone(),
         id: taken.id.clone(),
@@ -321,7 +329,7 @@ async fn run_one<H>(
         exitcode,
         outcome: Outcome::from_exitcode(exitcode),
         duration,
-        path: final_path,
+        path,
     })
 }
 
@@ -363,12 +371,6 @@ fn testinfo(output: &Path, request: &Request) -> serde_json::Value {
     custom.push(format!("ADT_TEST_TRIGGERS={}", request.params.triggers.join(" ")).into());
     info["custom_environment"] = custom.into();
     info
-}
-
-fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut f = std::fs::File::create(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
 }
 
 fn gzip_file(path: &Path) -> std::io::Result<Vec<u8>> {

@@ -2,6 +2,7 @@
 //! served over loopback HTTP, checked with real apt-get.
 
 mod apt;
+mod hardening;
 mod promote;
 mod push;
 mod release;

@@ -22,7 +22,7 @@ fn run(cmd: &mut Command) {
 }
 
 /// Builds (once) `NAME_VERSION_amd64.deb` with dpkg-deb in `debs`.
-fn deb(debs: &Path, name: &str, version: &str) -> PathBuf {
+pub(crate) fn deb(debs: &Path, name: &str, version: &str) -> PathBuf {
     let out = debs.join(format!("{name}_{version}_amd64.deb"));
     if out.is_file() {
         return out;
@@ -51,7 +51,7 @@ fn deb(debs: &Path, name: &str, version: &str) -> PathBuf {
 
 /// Writes an unsigned apt repository (suite `stable`, `main`, `amd64`)
 /// holding `files` at `dir`, replacing what was there.
-fn write_repo(dir: &Path, files: &[PathBuf]) {
+pub(crate) fn write_repo(dir: &Path, files: &[PathBuf]) {
     let _ = std::fs::remove_dir_all(dir);
     let pool = dir.join("pool/main");
     let bin = dir.join("dists/stable/main/binary-amd64");
@@ -95,7 +95,7 @@ fn release(dir: &Path) {
 /// The packages upstream has on night `n`: `base` never changes, `up` is
 /// upgraded every night, `newN` is added on night N and removed two
 /// nights later.
-fn night_packages(debs: &Path, n: u32) -> Vec<PathBuf> {
+pub(crate) fn night_packages(debs: &Path, n: u32) -> Vec<PathBuf> {
     let mut files = vec![deb(debs, "base", "1.0"), deb(debs, "up", &format!("1.{n}"))];
     for k in n.saturating_sub(1).max(1)..=n {
         files.push(deb(debs, &format!("new{k}"), "1.0"));

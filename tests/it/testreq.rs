@@ -1963,3 +1963,741 @@ fn the_broker_url_may_come_from_the_settings_file() {
     assert!(msg.body.starts_with(b"hello\n"));
     assert!(!ctx.root.join("spool").join(&queue).exists());
 }
+
+// Results in OpenStack Swift: a real all-in-one Swift (scripts/swift-aio.sh,
+// tempauth) on 127.0.0.1, found through `$DEPOT_TEST_SWIFT_AUTH`.
+
+fn swift_auth_url() -> String {
+    std::env::var("DEPOT_TEST_SWIFT_AUTH")
+        .unwrap_or_else(|_| "http://127.0.0.1:8080/auth/v1.0".to_owned())
+}
+
+/// The tempauth users of scripts/swift-aio.sh: `test:tester` owns the
+/// account the worker writes; `tester2` and `tester3` are granted private
+/// runs by name (`*:tester2`).
+const TESTER: (&str, &str) = ("test:tester", "testing");
+const TESTER2: (&str, &str) = ("test2:tester2", "testing2");
+const TESTER3: (&str, &str) = ("test3:tester3", "testing3");
+
+fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
+/// A token and the account URL of `user`, straight from tempauth.
+fn swift_login((user, key): (&str, &str)) -> (String, String) {
+    let rt = runtime();
+    rt.block_on(async {
+        let resp = http_client()
+            .get(swift_auth_url())
+            .header("X-Auth-User", user)
+            .header("X-Auth-Key", key)
+            .send()
+            .await
+            .expect("Swift must run on 127.0.0.1:8080 (bash scripts/swift-aio.sh), or set DEPOT_TEST_SWIFT_AUTH");
+        assert!(resp.status().is_success(), "{user}: {}", resp.status());
+        let header = |n| resp.headers()[n].to_str().unwrap().to_owned();
+        (header("x-auth-token"), header("x-storage-url"))
+    })
+}
+
+/// `swift+http://…/v1/AUTH_test`: the worker's account.
+fn swift_results_url() -> String {
+    format!("swift+{}", swift_login(TESTER).1)
+}
+
+/// `depot` with the credentials of `user` only (none: anonymous), whatever
+/// the calling environment holds.
+fn depot_as(ctx: &TestContext, user: Option<(&str, &str)>) -> std::process::Command {
+    let mut cmd = ctx.command();
+    for var in [
+        "ST_AUTH",
+        "ST_USER",
+        "ST_KEY",
+        "OS_AUTH_URL",
+        "OS_USERNAME",
+        "OS_PASSWORD",
+        "OS_PROJECT_NAME",
+        "OS_USER_DOMAIN_NAME",
+        "OS_PROJECT_DOMAIN_NAME",
+        "DEPOT_RESULTS",
+    ] {
+        cmd.env_remove(var);
+    }
+    if let Some((u, k)) = user {
+        cmd.env("ST_AUTH", swift_auth_url())
+            .env("ST_USER", u)
+            .env("ST_KEY", k);
+    }
+    cmd
+}
+
+fn run_as(ctx: &TestContext, user: Option<(&str, &str)>, args: &[&str]) -> crate::support::Run {
+    let out = depot_as(ctx, user).args(args).output().unwrap();
+    crate::support::Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// Swift's listing of `container` below `prefix` (no delimiter): every
+/// object name, as `user` may see it; `None` when refused (403). A 401
+/// logs in again: a parallel test revokes every token (the renewal test).
+fn swift_objects(user: (&str, &str), container: &str, prefix: &str) -> Option<Vec<String>> {
+    static ACCOUNT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let account = ACCOUNT.get_or_init(|| swift_login(TESTER).1);
+    for _ in 0..3 {
+        let (token, _) = swift_login(user);
+        let (status, body) = runtime().block_on(async {
+            let resp = http_client()
+                .get(format!("{account}/{container}?prefix={prefix}"))
+                .header("X-Auth-Token", token)
+                .send()
+                .await
+                .unwrap();
+            (resp.status().as_u16(), resp.text().await.unwrap())
+        });
+        match status {
+            200 => return Some(body.lines().map(str::to_owned).collect()),
+            204 | 404 => return Some(Vec::new()),
+            403 => return None,
+            401 => continue,
+            other => panic!("listing {container}: HTTP {other}"),
+        }
+    }
+    panic!("listing {container}: the token was refused thrice")
+}
+
+fn submit_spooled(ctx: &TestContext, pkg: &str, rel: &str, extra: &[&str]) {
+    let mut args = vec![
+        "test",
+        "submit",
+        pkg,
+        "--release",
+        rel,
+        "--arch",
+        "amd64",
+        "--trigger",
+    ];
+    let trigger = format!("{pkg}/1.0");
+    args.push(&trigger);
+    args.extend_from_slice(extra);
+    ctx.depot(&args).ok();
+}
+
+/// The worker's test command: passes for packages named `good*`, fails
+/// otherwise, and says which version it tested as autopkgtest does.
+const PASS_GOOD: &str = r#"echo "$DEPOT_TEST_PACKAGE 1.0" > "$DEPOT_TEST_OUTPUT/testpkg-version"
+echo "log of $DEPOT_TEST_PACKAGE"
+case "$DEPOT_TEST_PACKAGE" in good*) exit 0 ;; *) exit 4 ;; esac"#;
+
+fn poll_swift(
+    ctx: &TestContext,
+    user: Option<(&str, &str)>,
+    results: &str,
+    pkg: &str,
+    rel: &str,
+    private: bool,
+) -> crate::support::Run {
+    let trigger = format!("{pkg}/1.0");
+    let mut args = vec![
+        "--output-format",
+        "json",
+        "test",
+        "poll",
+        pkg,
+        "--release",
+        rel,
+        "--arch",
+        "amd64",
+        "--trigger",
+        &trigger,
+        "--results",
+        results,
+    ];
+    if private {
+        args.push("--private");
+    }
+    run_as(ctx, user, &args)
+}
+
+#[test]
+fn a_swift_worker_uploads_a_pass_and_a_fail_and_poll_reads_them_back() {
+    let ctx = TestContext::new();
+    let rel = unique_release();
+    let results = swift_results_url();
+    submit_spooled(&ctx, "goodpkg", &rel, &[]);
+    submit_spooled(&ctx, "libbad", &rel, &[]);
+    submit_spooled(
+        &ctx,
+        "goodppa",
+        &rel,
+        &["--ppa", "joe/one", "--ppa", "ci/tools"],
+    );
+    assert_eq!(
+        poll_swift(&ctx, Some(TESTER), &results, "goodpkg", &rel, false).code,
+        4,
+        "pending before the worker ran (the container does not exist yet)"
+    );
+    for _ in 0..3 {
+        let run = run_as(
+            &ctx,
+            Some(TESTER),
+            &[
+                "test",
+                "worker",
+                "--once",
+                "--results",
+                &results,
+                "--",
+                "sh",
+                "-c",
+                PASS_GOOD,
+            ],
+        )
+        .ok();
+        assert!(
+            run.stdout.contains("/v1/AUTH_test/autopkgtest-"),
+            "{}",
+            run.stdout
+        );
+    }
+    assert_eq!(spooled(&ctx), 0, "all acknowledged");
+    // The last PPA names the container.
+    let ppa = swift_objects(TESTER, &format!("autopkgtest-{rel}-ci-tools"), "").unwrap();
+    assert_eq!(ppa.len(), 3, "{ppa:?}");
+    assert!(
+        ppa[0].starts_with(&format!("{rel}/amd64/g/goodppa/")),
+        "{ppa:?}"
+    );
+
+    let container = format!("autopkgtest-{rel}");
+    let objects = swift_objects(TESTER, &container, "").unwrap();
+    assert_eq!(objects.len(), 6, "{objects:?}");
+    for (pkg, dir) in [("goodpkg", "g/goodpkg"), ("libbad", "libb/libbad")] {
+        let prefix = format!("{rel}/amd64/{dir}/");
+        let mine: Vec<&String> = objects.iter().filter(|o| o.starts_with(&prefix)).collect();
+        let names: BTreeSet<&str> = mine.iter().map(|o| o.rsplit('/').next().unwrap()).collect();
+        assert_eq!(
+            names,
+            BTreeSet::from(["artifacts.tar.gz", "log.gz", "result.tar"]),
+            "{pkg}: {mine:?}"
+        );
+        let run_id = mine[0][prefix.len()..].split('/').next().unwrap();
+        assert!(
+            run_id.len() == "20261122_102435_abcde@".len() && run_id.ends_with('@'),
+            "{run_id}"
+        );
+    }
+
+    // Read back through the listing API, with the worker's credentials and
+    // anonymously (public results containers are world-readable, as
+    // britney expects).
+    let good = poll_swift(&ctx, Some(TESTER), &results, "goodpkg", &rel, false).ok();
+    assert_eq!(good.json()["rows"][0]["status"], "pass", "{}", good.stdout);
+    assert_eq!(good.json()["rows"][0]["version"], "1.0");
+    let anonymous = results.trim_start_matches("swift+");
+    let good = poll_swift(&ctx, None, anonymous, "goodpkg", &rel, false).ok();
+    assert_eq!(good.json()["rows"][0]["status"], "pass");
+    let bad = poll_swift(&ctx, Some(TESTER), &results, "libbad", &rel, false);
+    assert_eq!(bad.code, 1, "{}", bad.stderr);
+    assert_eq!(bad.json()["rows"][0]["status"], "fail");
+    let log_url = bad.json()["rows"][0]["log_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let log = runtime().block_on(async {
+        http_client()
+            .get(&log_url)
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+    });
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(&log[..])
+        .read_to_string(&mut text)
+        .unwrap();
+    assert_eq!(text, "log of libbad\n");
+}
+
+#[test]
+fn a_private_swift_run_is_readable_only_with_its_credentials() {
+    let ctx = TestContext::new();
+    let rel = unique_release();
+    let results = swift_results_url();
+    let anonymous = results.trim_start_matches("swift+").to_owned();
+    submit_spooled(&ctx, "goodsecret", &rel, &["--swiftuser", "tester2"]);
+    let worker = |ctx: &TestContext| {
+        let mut cmd = depot_as(ctx, Some(TESTER));
+        let out = cmd
+            .env("RUST_LOG", "debug")
+            .args([
+                "test",
+                "worker",
+                "--once",
+                "--results",
+                &results,
+                "--",
+                "sh",
+                "-c",
+                PASS_GOOD,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let log = worker(&ctx);
+    assert!(
+        !log.contains("testing") && !log.contains("AUTH_tk"),
+        "a key or token in the worker's log:\n{log}"
+    );
+    let private = format!("private-autopkgtest-{rel}");
+    assert_eq!(swift_objects(TESTER, &private, "").unwrap().len(), 3);
+    assert_eq!(
+        swift_objects(TESTER, &format!("autopkgtest-{rel}"), "").unwrap(),
+        Vec::<String>::new(),
+        "nothing in the public container"
+    );
+
+    // Without credentials nothing is visible: still pending.
+    let run = poll_swift(&ctx, None, &anonymous, "goodsecret", &rel, true);
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    // Another user is refused; Swift does not tell it whether the
+    // container exists, so that is still pending, with a warning.
+    poll_swift(&ctx, Some(TESTER3), &results, "goodsecret", &rel, true).fails(4, "HTTP 403");
+    assert!(swift_objects(TESTER3, &private, "").is_none());
+    // The swiftuser reads it.
+    let run = poll_swift(&ctx, Some(TESTER2), &results, "goodsecret", &rel, true).ok();
+    assert_eq!(run.json()["rows"][0]["status"], "pass");
+    assert!(!run.stderr.contains("testing2"));
+
+    // readable-by grants the container to another user.
+    submit_spooled(
+        &ctx,
+        "goodshared",
+        &rel,
+        &["--swiftuser", "tester2", "--readable-by", "tester3"],
+    );
+    worker(&ctx);
+    let run = poll_swift(&ctx, Some(TESTER3), &results, "goodshared", &rel, true).ok();
+    assert_eq!(run.json()["rows"][0]["status"], "pass");
+    let run = poll_swift(&ctx, Some(TESTER2), &results, "goodshared", &rel, true).ok();
+    assert_eq!(run.json()["rows"][0]["status"], "pass");
+}
+
+#[test]
+fn a_swift_worker_killed_mid_upload_leaves_the_request_queued_and_no_result_tar() {
+    let ctx = TestContext::new();
+    let rel = unique_release();
+    let results = swift_results_url();
+    submit_spooled(&ctx, "goodbig", &rel, &[]);
+    // 48 MiB that gzip cannot shrink: the artifacts upload takes long
+    // enough to be killed in, after log.gz is stored.
+    let script = format!("head -c 50331648 /dev/urandom > \"$DEPOT_TEST_OUTPUT/big\"; {PASS_GOOD}");
+    let mut worker = depot_as(&ctx, Some(TESTER))
+        .args([
+            "test",
+            "worker",
+            "--once",
+            "--results",
+            &results,
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let container = format!("autopkgtest-{rel}");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let objects = loop {
+        let objects = swift_objects(TESTER, &container, "").unwrap_or_default();
+        if objects.iter().any(|o| o.ends_with("/log.gz")) {
+            break objects;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the worker never uploaded log.gz"
+        );
+        assert!(
+            worker.try_wait().unwrap().is_none(),
+            "the worker ended before log.gz was seen"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+    assert!(
+        !objects.iter().any(|o| o.ends_with("/result.tar")),
+        "killed too late: {objects:?}"
+    );
+    let after = swift_objects(TESTER, &container, "").unwrap();
+    assert!(
+        !after.iter().any(|o| o.ends_with("/result.tar")),
+        "a result.tar of a killed upload: {after:?}"
+    );
+    assert_eq!(spooled(&ctx), 1, "the request is still queued");
+    assert_eq!(
+        poll_swift(&ctx, Some(TESTER), &results, "goodbig", &rel, false).code,
+        4,
+        "a run without result.tar is no result"
+    );
+    // The next worker runs it again and stores it whole.
+    run_as(
+        &ctx,
+        Some(TESTER),
+        &[
+            "test",
+            "worker",
+            "--once",
+            "--results",
+            &results,
+            "--",
+            "sh",
+            "-c",
+            PASS_GOOD,
+        ],
+    )
+    .ok();
+    assert_eq!(spooled(&ctx), 0);
+    poll_swift(&ctx, Some(TESTER), &results, "goodbig", &rel, false).ok();
+}
+
+#[test]
+fn a_swift_upload_refused_leaves_the_request_queued() {
+    let ctx = TestContext::new();
+    let rel = unique_release();
+    submit_spooled(&ctx, "goodpkg", &rel, &[]);
+    // tester3 has no write access to the worker's account.
+    let run = run_as(
+        &ctx,
+        Some(TESTER3),
+        &[
+            "test",
+            "worker",
+            "--once",
+            "--results",
+            &swift_results_url(),
+            "--",
+            "true",
+        ],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("cannot store the result of goodpkg"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("HTTP 403"), "{}", run.stderr);
+    assert_eq!(spooled(&ctx), 1, "the request is still queued");
+}
+
+#[test]
+fn swift_results_urls_without_credentials_or_over_plain_http_are_usage_errors() {
+    let ctx = TestContext::new();
+    let results = swift_results_url();
+    let run = run_as(
+        &ctx,
+        None,
+        &[
+            "test",
+            "poll",
+            "hello",
+            "--release",
+            "noble",
+            "--arch",
+            "amd64",
+            "--results",
+            &results,
+        ],
+    );
+    run.fails(2, "needs credentials");
+    let run = run_as(
+        &ctx,
+        Some(TESTER),
+        &[
+            "test",
+            "poll",
+            "hello",
+            "--release",
+            "noble",
+            "--arch",
+            "amd64",
+            "--results",
+            "swift+http://swift.example/v1/AUTH_test",
+        ],
+    );
+    run.fails(2, "loopback");
+    // A worker refuses an anonymous Swift URL before taking a request.
+    let run = run_as(
+        &ctx,
+        Some(TESTER),
+        &[
+            "test",
+            "worker",
+            "--once",
+            "--results",
+            results.trim_start_matches("swift+"),
+            "--",
+            "true",
+        ],
+    );
+    run.fails(2, "storing results needs credentials");
+}
+
+/// Empties tempauth's token cache (memcached, `$DEPOT_TEST_SWIFT_MEMCACHE`,
+/// else the one scripts/swift-aio.sh starts): every token is revoked, as
+/// when it expires.
+fn revoke_swift_tokens() {
+    let addr =
+        std::env::var("DEPOT_TEST_SWIFT_MEMCACHE").unwrap_or_else(|_| "127.0.0.1:11311".to_owned());
+    let mut conn = TcpStream::connect(&addr).expect("the Swift AIO's memcached");
+    conn.write_all(b"flush_all\r\n").unwrap();
+    let mut reply = String::new();
+    BufReader::new(conn).read_line(&mut reply).unwrap();
+    assert_eq!(reply.trim(), "OK");
+}
+
+#[test]
+fn a_long_running_swift_worker_renews_a_revoked_token() {
+    let ctx = TestContext::new();
+    let rel = unique_release();
+    let results = swift_results_url();
+    let log = ctx.dir.path().join("worker.log");
+    let mut worker = depot_as(&ctx, Some(TESTER))
+        .env("RUST_LOG", "depot=debug")
+        .args([
+            "test",
+            "worker",
+            "--results",
+            &results,
+            "--interval",
+            "100ms",
+            "--",
+            "sh",
+            "-c",
+            PASS_GOOD,
+        ])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let container = format!("autopkgtest-{rel}");
+    let stored = |n: usize| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let objects = swift_objects(TESTER, &container, "").unwrap_or_default();
+            if objects
+                .iter()
+                .filter(|o| o.ends_with("/result.tar"))
+                .count()
+                == n
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "run {n} was not stored: {objects:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    submit_spooled(&ctx, "goodone", &rel, &[]);
+    stored(1);
+    revoke_swift_tokens();
+    submit_spooled(&ctx, "goodtwo", &rel, &[]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let objects = swift_objects(TESTER, &container, "").unwrap_or_default();
+        if objects
+            .iter()
+            .filter(|o| o.ends_with("/result.tar"))
+            .count()
+            == 2
+        {
+            break;
+        }
+        assert!(
+            worker.try_wait().unwrap().is_none(),
+            "the worker died: {}",
+            std::fs::read_to_string(&log).unwrap()
+        );
+        assert!(Instant::now() < deadline, "the second run was not stored");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    worker.kill().unwrap();
+    worker.wait().unwrap();
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        log.matches("authenticated to Swift").count(),
+        2,
+        "one login, one renewal:\n{log}"
+    );
+    assert!(log.contains("token refused; authenticating again"), "{log}");
+    assert!(
+        !log.contains("AUTH_tk") && !log.contains("testing"),
+        "{log}"
+    );
+}
+
+#[test]
+fn promote_require_tests_reads_private_swift_results_with_the_polling_credentials() {
+    let ctx = TestContext::new();
+    ctx.apt_snapshot("m", "s");
+    let version = ctx.publish("s", "d")["version"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let rel = unique_release();
+    let results = swift_results_url();
+    let for_version = format!("d/{version}");
+    submit_spooled(
+        &ctx,
+        "goodgate",
+        &rel,
+        &[
+            "--swiftuser",
+            "tester2",
+            "--for",
+            &for_version,
+            "--results",
+            &results,
+        ],
+    );
+    run_as(
+        &ctx,
+        Some(TESTER),
+        &[
+            "test",
+            "worker",
+            "--once",
+            "--results",
+            &results,
+            "--",
+            "sh",
+            "-c",
+            PASS_GOOD,
+        ],
+    )
+    .ok();
+    let promote = [
+        "promote",
+        "d",
+        &version,
+        "--to",
+        "release",
+        "--require-tests",
+    ];
+    run_as(&ctx, None, &promote).fails(1, "needs credentials");
+    run_as(&ctx, Some(TESTER3), &promote).fails(3, "pending");
+    assert!(!ctx.root.join("public/d/release").exists());
+    run_as(&ctx, Some(TESTER2), &promote).ok();
+    assert_eq!(
+        std::fs::read_link(ctx.root.join("public/d/release"))
+            .unwrap()
+            .to_str()
+            .unwrap(),
+        version
+    );
+}
+
+#[test]
+fn a_refused_swift_upload_leaves_the_amqp_request_queued() {
+    let ctx = TestContext::new();
+    let broker = Broker::connect();
+    let rel = unique_release();
+    let url = amqp_url();
+    ctx.depot(&[
+        "test",
+        "submit",
+        "goodpkg",
+        "--release",
+        &rel,
+        "--arch",
+        "amd64",
+        "--broker",
+        &url,
+    ])
+    .ok();
+    let queue = format!("debci-{rel}-amd64");
+    for kind in ["huge-", "ppa-", "upstream-"] {
+        broker.count(&format!("debci-{kind}{rel}-amd64"));
+    }
+    // tester3 authenticates but may not write the worker's account.
+    let run = run_as(
+        &ctx,
+        Some(TESTER3),
+        &[
+            "test",
+            "worker",
+            "--once",
+            "--broker",
+            &url,
+            "--release",
+            &rel,
+            "--arch",
+            "amd64",
+            "--results",
+            &swift_results_url(),
+            "--",
+            "true",
+        ],
+    );
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("HTTP 403"), "{}", run.stderr);
+    // The broker requeues an unacknowledged message once it sees the
+    // worker's connection close, a moment after the process exits.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while broker.count(&queue) != 1 {
+        assert!(
+            Instant::now() < deadline,
+            "not acknowledged, so back on the queue"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // With the account's own credentials the same request is stored and
+    // acknowledged.
+    let run = run_as(
+        &ctx,
+        Some(TESTER),
+        &[
+            "test",
+            "worker",
+            "--once",
+            "--broker",
+            &url,
+            "--release",
+            &rel,
+            "--arch",
+            "amd64",
+            "--results",
+            &swift_results_url(),
+            "--",
+            "sh",
+            "-c",
+            PASS_GOOD,
+        ],
+    )
+    .ok();
+    assert!(run.stdout.contains("goodpkg"), "{}", run.stdout);
+    assert_eq!(broker.count(&queue), 0);
+    assert_eq!(
+        swift_objects(TESTER, &format!("autopkgtest-{rel}"), "")
+            .unwrap()
+            .len(),
+        3
+    );
+}

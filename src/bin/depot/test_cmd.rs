@@ -196,15 +196,14 @@ async fn worker_cmd(a: WorkerArgs, root: &Root, settings: &Settings) -> Result<(
             .iter()
             .map(|r| {
                 format!(
-                    "{} {}/{}: {:?} (exit {}) -> {}\n",
+                    "{} {}/{}: {} (exit {}) -> {}\n",
                     r.package,
                     r.release,
                     r.arch,
-                    r.outcome,
+                    format!("{:?}", r.outcome).to_lowercase(),
                     r.exitcode,
-                    r.path.display()
+                    r.path
                 )
-                .to_lowercase()
             })
             .collect();
         if summary.rejected > 0 {

@@ -103,8 +103,9 @@ pub async fn publish(
     reporter: &dyn Reporter,
 ) -> Result<PublishSummary, PublishError> {
     crate::names::validate("distribution", &opts.dist)?;
-    let (_, snapshot) = crate::snapshot::load_any(root, &opts.snapshot)?;
-    let content = &snapshot.content;
+    // Fails early on an unknown source, before anything is made; the
+    // manifest is read again below, under the pool guard.
+    crate::snapshot::load_any(root, &opts.snapshot)?;
     let dist = opts.dist.as_str();
     let publish_root = opts
         .to
@@ -117,8 +118,12 @@ pub async fn publish(
     })?;
     let _lock = ObjectLock::acquire(root, "dist", dist, Wait::Yes)?;
     // Publishing links pool blobs and may pool on-demand files and
-    // catalogs: none may be collected under it.
+    // catalogs: none may be collected under it, from the moment the
+    // source's manifest is read (a drop of the source and a gc may come
+    // between that read and the links otherwise).
     let _pool = crate::lock::PoolGuard::writer(root)?;
+    let (_, snapshot) = crate::snapshot::load_any(root, &opts.snapshot)?;
+    let content = &snapshot.content;
 
     let catalogs = crate::packages::catalog::Cache::new(root);
     let pool = catalogs.pool();

@@ -18,7 +18,7 @@ pub enum TestCommand {
     Submit(Box<SubmitArgs>),
     /// Report test results for triggers; exit 0 passed, 1 failed, 4 pending
     Poll(Box<PollArgs>),
-    /// Run queued requests with COMMAND and store results under file://
+    /// Run queued requests with COMMAND and store results (file:// or Swift)
     Worker(Box<WorkerArgs>),
     /// Tests to request for what changed between two apt snapshots or releases
     Plan(Box<PlanArgs>),
@@ -109,7 +109,10 @@ pub struct PollArgs {
     /// Read private results (requests submitted with --swiftuser)
     #[arg(long)]
     pub private: bool,
-    /// Swift account URL, or file://DIR [default: $DEPOT_RESULTS, else
+    /// file://DIR, a Swift account http(s)://HOST/v1/AUTH_ACCOUNT (anonymous),
+    /// or swift+https://HOST/v1/AUTH_ACCOUNT (authenticated from ST_AUTH,
+    /// ST_USER, ST_KEY or OS_AUTH_URL, OS_USERNAME, OS_PASSWORD,
+    /// OS_PROJECT_NAME, OS_*_DOMAIN_NAME) [default: $DEPOT_RESULTS, else
     /// file://DATA_ROOT/results]
     #[arg(long, value_name = "URL")]
     pub results: Option<String>,
@@ -131,7 +134,11 @@ pub struct PollArgs {
 pub struct WorkerArgs {
     #[command(flatten)]
     pub queue: QueueArgs,
-    /// Where results are stored, file://DIR [default: $DEPOT_RESULTS, else
+    /// Where results are stored: file://DIR, or a Swift account
+    /// swift+https://HOST/v1/AUTH_ACCOUNT (swift+http:// to loopback only),
+    /// authenticated from ST_AUTH, ST_USER, ST_KEY, else OS_AUTH_URL,
+    /// OS_USERNAME, OS_PASSWORD, OS_PROJECT_NAME, OS_USER_DOMAIN_NAME,
+    /// OS_PROJECT_DOMAIN_NAME [default: $DEPOT_RESULTS, else
     /// file://DATA_ROOT/results]
     #[arg(long, value_name = "URL")]
     pub results: Option<String>,
