@@ -76,6 +76,9 @@ _depot() {
             depot__subcmd__dist,list)
                 cmd="depot__subcmd__dist__subcmd__list"
                 ;;
+            depot__subcmd__dist,push)
+                cmd="depot__subcmd__dist__subcmd__push"
+                ;;
             depot__subcmd__dist,show)
                 cmd="depot__subcmd__dist__subcmd__show"
                 ;;
@@ -90,6 +93,9 @@ _depot() {
                 ;;
             depot__subcmd__dist__subcmd__help,list)
                 cmd="depot__subcmd__dist__subcmd__help__subcmd__list"
+                ;;
+            depot__subcmd__dist__subcmd__help,push)
+                cmd="depot__subcmd__dist__subcmd__help__subcmd__push"
                 ;;
             depot__subcmd__dist__subcmd__help,show)
                 cmd="depot__subcmd__dist__subcmd__help__subcmd__show"
@@ -180,6 +186,9 @@ _depot() {
                 ;;
             depot__subcmd__help__subcmd__dist,list)
                 cmd="depot__subcmd__help__subcmd__dist__subcmd__list"
+                ;;
+            depot__subcmd__help__subcmd__dist,push)
+                cmd="depot__subcmd__help__subcmd__dist__subcmd__push"
                 ;;
             depot__subcmd__help__subcmd__dist,show)
                 cmd="depot__subcmd__help__subcmd__dist__subcmd__show"
@@ -597,7 +606,7 @@ _depot() {
             return 0
             ;;
         depot__subcmd__dist)
-            opts="-q -v -h -V --root --config --quiet --verbose --no-progress --output-format --help --version create list show drop help"
+            opts="-q -v -h -V --root --config --quiet --verbose --no-progress --output-format --help --version create list show push drop help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -683,7 +692,7 @@ _depot() {
             return 0
             ;;
         depot__subcmd__dist__subcmd__help)
-            opts="create list show drop help"
+            opts="create list show push drop help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -752,6 +761,20 @@ _depot() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        depot__subcmd__dist__subcmd__help__subcmd__push)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         depot__subcmd__dist__subcmd__help__subcmd__show)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
@@ -773,6 +796,52 @@ _depot() {
                 return 0
             fi
             case "${prev}" in
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        depot__subcmd__dist__subcmd__push)
+            opts="-q -v -h -V --stage --to --endpoint --path-style --delete-after --concurrency --dry-run --root --config --quiet --verbose --no-progress --output-format --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --stage)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --to)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --endpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --delete-after)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --concurrency)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --root)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -1125,7 +1194,7 @@ _depot() {
             return 0
             ;;
         depot__subcmd__help__subcmd__dist)
-            opts="create list show drop"
+            opts="create list show push drop"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1167,6 +1236,20 @@ _depot() {
             return 0
             ;;
         depot__subcmd__help__subcmd__dist__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        depot__subcmd__help__subcmd__dist__subcmd__push)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )

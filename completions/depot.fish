@@ -451,20 +451,21 @@ complete -c depot -n "__fish_depot_using_subcommand publish" -s v -l verbose -d 
 complete -c depot -n "__fish_depot_using_subcommand publish" -l no-progress -d 'Never draw progress bars'
 complete -c depot -n "__fish_depot_using_subcommand publish" -s h -l help -d 'Print help'
 complete -c depot -n "__fish_depot_using_subcommand publish" -s V -l version -d 'Print version'
-complete -c depot -n "__fish_depot_using_subcommand dist; and not __fish_seen_subcommand_from create list show drop help" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
-complete -c depot -n "__fish_depot_using_subcommand dist; and not __fish_seen_subcommand_from create list show drop help" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
-complete -c depot -n "__fish_depot_using_subcommand dist; and not __fish_seen_subcommand_from create list show drop help" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+complete -c depot -n "__fish_depot_using_subcommand dist; and not __fish_seen_subcommand_from create list show push drop help" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand dist; and not __fish_seen_subcommand_from create list show push drop help" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand dist; and not __fish_seen_subcommand_from create list show push drop help" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
 json\t''"
-complete -c depot -n "__fish_depot_using_subcommand dist; and not __fish_seen_subcommand_from create list show drop help" -s q -l quiet -d 'Print only errors'
-complete -c depot -n "__fish_depot_using_subcommand dist; and not __fish_seen_subcommand_from create list show drop help" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
-complete -c depot -n "__fish_depot_using_subcommand dist; and not __fish_seen_subcommand_from create list show drop help" -l no-progress -d 'Never draw progress bars'
-complete -c depot -n "__fish_depot_using_subcommand dist; and not __fish_seen_subcommand_from create list show drop help" -s h -l help -d 'Print help'
-complete -c depot -n "__fish_depot_using_subcommand dist; and not __fish_seen_subcommand_from create list show drop help" -s V -l version -d 'Print version'
-complete -c depot -n "__fish_depot_using_subcommand dist; and not __fish_seen_subcommand_from create list show drop help" -f -a "create" -d 'Configure a distribution: the guard of each stage, the test gate'
-complete -c depot -n "__fish_depot_using_subcommand dist; and not __fish_seen_subcommand_from create list show drop help" -f -a "list" -d 'List distributions with the versions their stages serve'
-complete -c depot -n "__fish_depot_using_subcommand dist; and not __fish_seen_subcommand_from create list show drop help" -f -a "show" -d 'Show a distribution\'s versions, sources and stages'
-complete -c depot -n "__fish_depot_using_subcommand dist; and not __fish_seen_subcommand_from create list show drop help" -f -a "drop" -d 'Drop a published version (refused, exit 3, while a stage serves it)'
-complete -c depot -n "__fish_depot_using_subcommand dist; and not __fish_seen_subcommand_from create list show drop help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c depot -n "__fish_depot_using_subcommand dist; and not __fish_seen_subcommand_from create list show push drop help" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand dist; and not __fish_seen_subcommand_from create list show push drop help" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand dist; and not __fish_seen_subcommand_from create list show push drop help" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand dist; and not __fish_seen_subcommand_from create list show push drop help" -s h -l help -d 'Print help'
+complete -c depot -n "__fish_depot_using_subcommand dist; and not __fish_seen_subcommand_from create list show push drop help" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand dist; and not __fish_seen_subcommand_from create list show push drop help" -f -a "create" -d 'Configure a distribution: the guard of each stage, the test gate'
+complete -c depot -n "__fish_depot_using_subcommand dist; and not __fish_seen_subcommand_from create list show push drop help" -f -a "list" -d 'List distributions with the versions their stages serve'
+complete -c depot -n "__fish_depot_using_subcommand dist; and not __fish_seen_subcommand_from create list show push drop help" -f -a "show" -d 'Show a distribution\'s versions, sources and stages'
+complete -c depot -n "__fish_depot_using_subcommand dist; and not __fish_seen_subcommand_from create list show push drop help" -f -a "push" -d 'Push stages to S3-compatible object storage (PREFIX/DIST/STAGE/ in the bucket)'
+complete -c depot -n "__fish_depot_using_subcommand dist; and not __fish_seen_subcommand_from create list show push drop help" -f -a "drop" -d 'Drop a published version (refused, exit 3, while a stage serves it)'
+complete -c depot -n "__fish_depot_using_subcommand dist; and not __fish_seen_subcommand_from create list show push drop help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from create" -l stage -d 'Guard of a stage, STAGE=GUARD (repeatable; `public` means no guard) [default: dev=dev, release=release]' -r
 complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from create" -l to -d 'Publish root [default: public/ in the data root]' -r -F
 complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from create" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
@@ -495,6 +496,22 @@ complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcom
 complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from show" -l no-progress -d 'Never draw progress bars'
 complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
 complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from push" -l stage -d 'Stage to push: dev, release or a VERSION (repeatable) [default: every stage that serves a version]' -r
+complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from push" -l to -d 'Bucket and prefix: s3://BUCKET/PREFIX' -r
+complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from push" -l endpoint -d 'S3 endpoint URL (SeaweedFS, MinIO, Ceph RGW…) [default: $AWS_ENDPOINT_URL_S3, else $AWS_ENDPOINT_URL, else AWS\'s regional endpoint]' -r
+complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from push" -l delete-after -d 'Delete an object that left the stage only this long after it left (e.g. 30m, 1h, 2d)' -r
+complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from push" -l concurrency -d 'Parallel requests' -r
+complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from push" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from push" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from push" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+json\t''"
+complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from push" -l path-style -d 'Path-style requests (ENDPOINT/BUCKET/KEY) instead of virtual-hosted ones (automatic for an IP address or localhost)'
+complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from push" -l dry-run -d 'Compare with the bucket and report what would be uploaded and deleted; change nothing'
+complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from push" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from push" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from push" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from push" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from push" -s V -l version -d 'Print version'
 complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from drop" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
 complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from drop" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
 complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from drop" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
@@ -507,6 +524,7 @@ complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcom
 complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from help" -f -a "create" -d 'Configure a distribution: the guard of each stage, the test gate'
 complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from help" -f -a "list" -d 'List distributions with the versions their stages serve'
 complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show a distribution\'s versions, sources and stages'
+complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from help" -f -a "push" -d 'Push stages to S3-compatible object storage (PREFIX/DIST/STAGE/ in the bucket)'
 complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from help" -f -a "drop" -d 'Drop a published version (refused, exit 3, while a stage serves it)'
 complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c depot -n "__fish_depot_using_subcommand guard; and not __fish_seen_subcommand_from create list show drop help" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
@@ -839,6 +857,7 @@ complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcom
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from dist" -f -a "create" -d 'Configure a distribution: the guard of each stage, the test gate'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from dist" -f -a "list" -d 'List distributions with the versions their stages serve'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from dist" -f -a "show" -d 'Show a distribution\'s versions, sources and stages'
+complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from dist" -f -a "push" -d 'Push stages to S3-compatible object storage (PREFIX/DIST/STAGE/ in the bucket)'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from dist" -f -a "drop" -d 'Drop a published version (refused, exit 3, while a stage serves it)'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from guard" -f -a "create" -d 'Create a guard: client certificates from a CA, or bearer tokens'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from guard" -f -a "list" -d 'List guards'

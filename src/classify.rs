@@ -42,6 +42,7 @@ pub fn error_kind(err: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> 
         promote::dist::BadVersionRef,
         promote::dist::SubmitError,
         promote::PublishError,
+        promote::push::PushError,
         promote::serve::ServeError,
         testreq::RequestError,
         testreq::QueueError,
@@ -1039,6 +1040,100 @@ mod tests {
         }
     }
 
+    fn push() -> Vec<(crate::promote::push::PushError, ErrorKind)> {
+        use crate::promote::push::PushError as P;
+        let denied = |status| (s("PUT"), s("s3://b/k"), status, s("Code"), s("message"));
+        vec![
+            (P::InvalidName(name()), Usage),
+            (P::Dist(DistError::Config(s("x"))), Usage),
+            (P::Lock(busy()), Refused),
+            (
+                P::Target {
+                    url: s("u"),
+                    problem: s("p"),
+                },
+                Usage,
+            ),
+            (
+                P::Endpoint {
+                    url: s("u"),
+                    problem: s("p"),
+                },
+                Usage,
+            ),
+            (
+                P::NoStage {
+                    dist: s("d"),
+                    stage: s("release"),
+                },
+                Failure,
+            ),
+            (
+                P::NoCredentials {
+                    profile: s("default"),
+                    files: s("f"),
+                },
+                Failure,
+            ),
+            {
+                let (_, object, status, code, message) = denied(403);
+                (
+                    P::Denied {
+                        method: "PUT",
+                        object,
+                        status,
+                        code,
+                        message,
+                    },
+                    Failure,
+                )
+            },
+            {
+                let (_, object, status, code, message) = denied(500);
+                (
+                    P::Status {
+                        method: "PUT",
+                        object,
+                        status,
+                        code,
+                        message,
+                    },
+                    Failure,
+                )
+            },
+            (
+                P::Network {
+                    method: "GET",
+                    object: s("o"),
+                    source: reqwest(),
+                },
+                Failure,
+            ),
+            (P::Client(reqwest()), Failure),
+            (
+                P::Listing {
+                    object: s("o"),
+                    problem: s("p"),
+                },
+                Failure,
+            ),
+            (
+                P::Manifest {
+                    object: s("o"),
+                    source: serde_json::from_str::<u8>("x").unwrap_err(),
+                },
+                Failure,
+            ),
+            (
+                P::Io {
+                    path: p(),
+                    source: io(),
+                },
+                Failure,
+            ),
+        ]
+    }
+
     fn check<E: std::error::Error + 'static>(cases: Vec<(E, ErrorKind)>) -> usize {
         let n = cases.len();
         for (err, want) in cases {
@@ -1055,6 +1150,7 @@ mod tests {
             + check(guard())
             + check(dist())
             + check(publish())
+            + check(push())
             + check(retention());
         let mut boxed = 0;
         for (err, want) in testreq().into_iter().chain(others()).chain(train()) {

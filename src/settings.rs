@@ -240,6 +240,24 @@ impl Settings {
         }
     }
 
+    /// The AWS variables `depot dist push` signs and addresses with (see
+    /// [`crate::promote::push::aws`] for the order they are used in).
+    pub fn aws_env(&self) -> crate::promote::push::aws::AwsEnv {
+        crate::promote::push::aws::AwsEnv {
+            access_key_id: env("AWS_ACCESS_KEY_ID"),
+            secret_access_key: env("AWS_SECRET_ACCESS_KEY"),
+            session_token: env("AWS_SESSION_TOKEN"),
+            region: env("AWS_REGION"),
+            default_region: env("AWS_DEFAULT_REGION"),
+            profile: env("AWS_PROFILE").or_else(|| env("AWS_DEFAULT_PROFILE")),
+            shared_credentials_file: env("AWS_SHARED_CREDENTIALS_FILE").map(PathBuf::from),
+            config_file: env("AWS_CONFIG_FILE").map(PathBuf::from),
+            endpoint_url_s3: env("AWS_ENDPOINT_URL_S3"),
+            endpoint_url: env("AWS_ENDPOINT_URL"),
+            home: std::env::var_os("HOME").map(PathBuf::from),
+        }
+    }
+
     /// Where test results are stored and read: `--results`, else
     /// `$DEPOT_RESULTS`, else `file://` the data root's results. A
     /// `swift+https://` URL authenticates with [`swift_credentials`].

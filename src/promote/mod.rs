@@ -17,6 +17,7 @@
 pub mod dist;
 pub mod guard;
 pub mod publish;
+pub mod push;
 pub mod serve;
 
 pub use publish::{PublishError, PublishOptions, PublishSummary, publish};

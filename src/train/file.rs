@@ -207,6 +207,51 @@ pub struct PublishSpec {
     pub compress: Vec<Compression>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<PathBuf>,
+    /// Object stores the `dev` stage is pushed to once published.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub push: Vec<PushTarget>,
+}
+
+/// One entry of `push:` (of `publish:` or `promote:`): the flags of
+/// `depot dist push`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PushTarget {
+    /// `s3://BUCKET/PREFIX`.
+    #[serde(with = "s3_url")]
+    pub to: crate::promote::push::s3::S3Url,
+    /// Default: `AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`, the profile's, AWS's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    #[serde(default)]
+    pub path_style: bool,
+    #[serde(
+        default = "one_hour",
+        with = "duration_text",
+        skip_serializing_if = "is_one_hour"
+    )]
+    pub delete_after: Duration,
+}
+
+fn one_hour() -> Duration {
+    crate::promote::push::DEFAULT_DELETE_AFTER
+}
+
+fn is_one_hour(d: &Duration) -> bool {
+    *d == one_hour()
+}
+
+/// `s3://BUCKET/PREFIX`, checked while parsing.
+mod s3_url {
+    use super::*;
+    use crate::promote::push::s3::S3Url;
+    pub fn serialize<S: serde::Serializer>(v: &S3Url, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&v.to_string())
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<S3Url, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(de::Error::custom)
+    }
 }
 
 /// `tests: DIST: {…}`.
@@ -286,6 +331,9 @@ pub struct PromoteSpec {
     /// Promote only once every test recorded for the version passed.
     #[serde(default)]
     pub require_tests: bool,
+    /// Object stores the stage is pushed to once it serves `RUN`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub push: Vec<PushTarget>,
 }
 
 /// `retention: {…}`: the flags of `depot prune`, applied by the run's

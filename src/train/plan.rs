@@ -18,6 +18,15 @@ use crate::content::RepoKind;
 use crate::retention::prune::Scope;
 use crate::root::Root;
 
+/// `; push to s3://…, s3://…` for a step's `makes`, or nothing.
+fn pushes(targets: &[super::file::PushTarget]) -> String {
+    if targets.is_empty() {
+        return String::new();
+    }
+    let urls: Vec<String> = targets.iter().map(|t| t.to.to_string()).collect();
+    format!("; push to {}", urls.join(", "))
+}
+
 /// What a step does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -231,7 +240,10 @@ pub fn plan(
             id: format!("publish/{dist}"),
             kind: StepKind::Publish,
             subject: dist.clone(),
-            makes: format!("{dist}/{run} from {manifest}; dev -> {run}"),
+            makes: format!(
+                "{dist}/{run} from {manifest}; dev -> {run}{}",
+                pushes(&spec.push)
+            ),
             after: step.into_iter().collect(),
         });
     }
@@ -274,13 +286,14 @@ pub fn plan(
             kind: StepKind::Promote,
             subject: dist.clone(),
             makes: format!(
-                "{dist} {} -> {run}{}",
+                "{dist} {} -> {run}{}{}",
                 spec.to.name(),
                 if spec.require_tests {
                     " once its tests pass"
                 } else {
                     ""
-                }
+                },
+                pushes(&spec.push)
             ),
             after,
         });

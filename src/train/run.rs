@@ -463,13 +463,56 @@ impl Night<'_> {
             self.reporter,
         )
         .await?;
-        Ok(Finished::Done(made([
+        let mut done = made([
             ("version", format!("{}/{}", s.dist, s.version)),
             ("from", opts.snapshot),
             ("path", s.path.display().to_string()),
             ("packages", s.packages.to_string()),
             ("adopted", s.adopted.to_string()),
-        ])))
+        ]);
+        self.push(dist, Stage::Dev, &spec.push, &mut done).await?;
+        Ok(Finished::Done(done))
+    }
+
+    /// Pushes `stage` of `dist` to each target (a killed or failed push
+    /// is completed when the step runs again: pushes are idempotent).
+    async fn push(
+        &self,
+        dist: &str,
+        stage: Stage,
+        targets: &[super::file::PushTarget],
+        made: &mut BTreeMap<String, String>,
+    ) -> Result<(), crate::promote::push::PushError> {
+        let mut pushed = Vec::new();
+        for t in targets {
+            let s = crate::promote::push::push(
+                self.root,
+                &crate::promote::push::PushOptions {
+                    dist: dist.to_owned(),
+                    stages: vec![crate::promote::push::StageRef::Stage(stage)],
+                    to: t.to.clone(),
+                    endpoint: t.endpoint.clone(),
+                    path_style: t.path_style,
+                    delete_after: t.delete_after,
+                    concurrency: crate::promote::push::DEFAULT_CONCURRENCY,
+                    dry_run: false,
+                    aws: self.settings.aws_env(),
+                    now: self.settings.now,
+                },
+                self.reporter,
+            )
+            .await?;
+            for p in s.stages {
+                pushed.push(format!(
+                    "{} ({} uploaded, {} deleted)",
+                    p.url, p.uploaded, p.deleted
+                ));
+            }
+        }
+        if !pushed.is_empty() {
+            made.insert("pushed".into(), pushed.join(", "));
+        }
+        Ok(())
     }
 
     async fn tests(&self, d: &str) -> StepResult {
@@ -596,10 +639,12 @@ impl Night<'_> {
             Stage::Release => &info.release,
         };
         if serves.as_deref() == Some(version) {
-            return Ok(Finished::Done(made([
+            let mut done = made([
                 ("stage", format!("{d} {} -> {version}", spec.to.name())),
                 ("adopted", "true".into()),
-            ])));
+            ]);
+            self.push(d, spec.to, &spec.push, &mut done).await?;
+            return Ok(Finished::Done(done));
         }
         if spec.require_tests {
             match dist::test_state(self.root, d, version).await? {
@@ -657,7 +702,7 @@ impl Night<'_> {
             },
         )
         .await?;
-        Ok(Finished::Done(made([
+        let mut done = made([
             (
                 "stage",
                 format!(
@@ -668,6 +713,8 @@ impl Night<'_> {
                 ),
             ),
             ("adopted", "false".into()),
-        ])))
+        ]);
+        self.push(d, spec.to, &spec.push, &mut done).await?;
+        Ok(Finished::Done(done))
     }
 }

@@ -4,6 +4,7 @@
 mod apt;
 mod hardening;
 mod promote;
+mod push;
 mod release;
 mod retention;
 mod rpm;

@@ -269,6 +269,11 @@ impl Run {
         }
     }
 
+    /// The result of a command the test ran itself.
+    pub fn from_output(out: Output) -> Self {
+        Self::from(out)
+    }
+
     #[track_caller]
     pub fn ok(self) -> Self {
         assert_eq!(

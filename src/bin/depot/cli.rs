@@ -463,6 +463,22 @@ pub enum DistCommand {
     List,
     /// Show a distribution's versions, sources and stages
     Show { dist: String },
+    /// Push stages to S3-compatible object storage (PREFIX/DIST/STAGE/ in the bucket)
+    #[command(
+        long_about = "Push stages to S3-compatible object storage: PREFIX/DIST/STAGE/ in the \
+bucket becomes what the stage serves.\n\n\
+Only objects the bucket lacks are uploaded (each object's SHA-256 is kept in its metadata and \
+in the push manifest PREFIX/DIST/STAGE/.depot-push.json.gz): packages first, then by-hash indices, \
+then indices, and Release/InRelease (rpm: repomd.xml and its .asc) last. An object no longer \
+part of the stage is deleted by a later push once --delete-after has passed since it left. \
+A killed push completes when run again; a second push of the same stage at the same time \
+exits 3.\n\n\
+Credentials and region come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, \
+AWS_REGION (or AWS_DEFAULT_REGION), else the profile AWS_PROFILE (default `default`) of \
+~/.aws/credentials and ~/.aws/config; the endpoint from --endpoint, else AWS_ENDPOINT_URL_S3 \
+or AWS_ENDPOINT_URL, else AWS's own. Requests are signed with SigV4."
+    )]
+    Push(DistPushArgs),
     /// Drop a published version (refused, exit 3, while a stage serves it)
     Drop {
         dist: String,
@@ -470,6 +486,35 @@ pub enum DistCommand {
         #[arg(id = "target_version", value_name = "VERSION")]
         version: String,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct DistPushArgs {
+    pub dist: String,
+    /// Stage to push: dev, release or a VERSION (repeatable) [default: every stage that
+    /// serves a version]
+    #[arg(long = "stage", value_name = "STAGE")]
+    pub stages: Vec<depot::promote::push::StageRef>,
+    /// Bucket and prefix: s3://BUCKET/PREFIX
+    #[arg(long, value_name = "s3://BUCKET/PREFIX")]
+    pub to: depot::promote::push::s3::S3Url,
+    /// S3 endpoint URL (SeaweedFS, MinIO, Ceph RGW…) [default: $AWS_ENDPOINT_URL_S3, else
+    /// $AWS_ENDPOINT_URL, else AWS's regional endpoint]
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// Path-style requests (ENDPOINT/BUCKET/KEY) instead of virtual-hosted ones
+    /// (automatic for an IP address or localhost)
+    #[arg(long)]
+    pub path_style: bool,
+    /// Delete an object that left the stage only this long after it left (e.g. 30m, 1h, 2d)
+    #[arg(long, value_name = "DUR", value_parser = test::parse_duration, default_value = "1h")]
+    pub delete_after: std::time::Duration,
+    /// Parallel requests
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub concurrency: u16,
+    /// Compare with the bucket and report what would be uploaded and deleted; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

@@ -614,6 +614,60 @@ async fn dist_cmd(cmd: DistCommand, root: &Root, settings: &Settings) -> Result<
                 )
             });
         }
+        DistCommand::Push(a) => {
+            let reporter = CliReporter::new(settings.progress);
+            let s = depot::promote::push::push(
+                root,
+                &depot::promote::push::PushOptions {
+                    dist: a.dist,
+                    stages: a.stages,
+                    to: a.to,
+                    endpoint: a.endpoint,
+                    path_style: a.path_style,
+                    delete_after: a.delete_after,
+                    concurrency: usize::from(a.concurrency),
+                    dry_run: a.dry_run,
+                    aws: settings.core.aws_env(),
+                    now: settings.core.now,
+                },
+                &reporter,
+            )
+            .await?;
+            render(settings.format, &s, || {
+                let rows: Vec<Vec<String>> = s
+                    .stages
+                    .iter()
+                    .map(|p| {
+                        vec![
+                            p.stage.clone(),
+                            p.version.clone(),
+                            p.objects.to_string(),
+                            format!("{} ({})", p.uploaded, bytes(p.uploaded_bytes)),
+                            p.present.to_string(),
+                            p.deleted.to_string(),
+                            p.stale_kept.to_string(),
+                            format!("{:.1}s", p.seconds),
+                        ]
+                    })
+                    .collect();
+                format!(
+                    "{}{}\n{}",
+                    if s.dry_run {
+                        "dry run, nothing changed: "
+                    } else {
+                        ""
+                    },
+                    s.target,
+                    table(
+                        &[
+                            "STAGE", "VERSION", "OBJECTS", "UPLOADED", "PRESENT", "DELETED",
+                            "STALE", "TIME"
+                        ],
+                        &rows
+                    )
+                )
+            });
+        }
         DistCommand::Drop { dist: d, version } => {
             let dropped = dist::drop_version(root, &d, &version, settings.core.now)?;
             render(settings.format, &dropped, || {

@@ -45,7 +45,7 @@ impl Reporter for CliReporter {
                 bytes,
             } => {
                 tracing::info!(
-                    "{subject}: downloading {files} files ({})",
+                    "{subject}: transferring {files} files ({})",
                     indicatif::HumanBytes(bytes)
                 );
                 self.files_total.store(files, Ordering::Relaxed);

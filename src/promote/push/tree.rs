@@ -1,0 +1,318 @@
+//! The files of one published version, as a push sends them: each with
+//! its path relative to the version root, size, SHA-256, and class (which
+//! decides the upload order and the caching headers).
+//!
+//! Package files are hardlinks of pool blobs, whose names are their
+//! SHA-256: their digests come from matching inode numbers against the
+//! pool's directory entries (`readdir` gives both for free), so a
+//! 63,000-package stage is not read to be hashed. Everything else (the
+//! indices depot wrote, or files copied across filesystems) is hashed, on
+//! every core.
+//!
+//! It reads the version tree and the pool's directory listing only.
+
+use std::collections::HashMap;
+use std::os::unix::fs::{DirEntryExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use super::PushError;
+use crate::digest::Sha256Digest;
+
+/// The upload order: every object of a class is in the bucket before
+/// any object of the next class is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Class {
+    /// `.deb`, `.rpm`, sources: what indices point at.
+    Package,
+    /// apt's `by-hash/SHA256/…` copies of indices.
+    ByHash,
+    /// Indices under `dists/` or `repodata/`.
+    Index,
+    /// `Release`, `Release.gpg`, `InRelease`; `repomd.xml`, `repomd.xml.asc`:
+    /// what a client reads first, so what makes the rest visible.
+    Top,
+}
+
+impl Class {
+    pub fn of(rel: &str) -> Self {
+        let name = rel.rsplit('/').next().unwrap_or(rel);
+        let in_dir = |d: &str| rel.starts_with(&format!("{d}/")) || rel.contains(&format!("/{d}/"));
+        if in_dir("dists") {
+            if rel.contains("/by-hash/") {
+                Self::ByHash
+            } else if matches!(name, "Release" | "Release.gpg" | "InRelease") {
+                Self::Top
+            } else {
+                Self::Index
+            }
+        } else if in_dir("repodata") {
+            if matches!(name, "repomd.xml" | "repomd.xml.asc" | "repomd.xml.key") {
+                Self::Top
+            } else {
+                Self::Index
+            }
+        } else {
+            Self::Package
+        }
+    }
+
+    /// Within [`Class::Top`], the order of upload: the detached signature
+    /// and the signed file before the clearsigned one apt reads first.
+    pub fn top_rank(rel: &str) -> u8 {
+        match rel.rsplit('/').next().unwrap_or(rel) {
+            "Release" | "repomd.xml.key" => 0,
+            "Release.gpg" | "repomd.xml" => 1,
+            _ => 2,
+        }
+    }
+
+    /// `Cache-Control`: files whose name changes with their content
+    /// (packages, by-hash copies, rpm's `<sha256>-primary.xml.gz`) for a
+    /// year; the rest, which a later push replaces, for a minute.
+    pub fn cache_control(self, rel: &str) -> &'static str {
+        const LONG: &str = "public, max-age=31536000, immutable";
+        const SHORT: &str = "public, max-age=60";
+        let name = rel.rsplit('/').next().unwrap_or(rel);
+        let hash_named = name.len() > 65
+            && name.as_bytes()[64] == b'-'
+            && name[..64].bytes().all(|b| b.is_ascii_hexdigit());
+        match self {
+            Self::Package | Self::ByHash => LONG,
+            Self::Index if hash_named => LONG,
+            Self::Index | Self::Top => SHORT,
+        }
+    }
+}
+
+/// `Content-Type` by file name.
+pub fn content_type(rel: &str) -> &'static str {
+    let name = rel.rsplit('/').next().unwrap_or(rel);
+    let ext = name.rsplit_once('.').map(|(_, e)| e).unwrap_or("");
+    match ext {
+        "deb" | "udeb" | "ddeb" => "application/vnd.debian.binary-package",
+        "rpm" => "application/x-rpm",
+        "dsc" => "text/prs.lines.tag",
+        "gz" | "tgz" => "application/gzip",
+        "xz" => "application/x-xz",
+        "zst" => "application/zstd",
+        "bz2" => "application/x-bzip2",
+        "xml" => "application/xml",
+        "yaml" => "application/yaml",
+        "json" => "application/json",
+        "gpg" | "asc" | "sig" => "application/pgp-signature",
+        _ if matches!(
+            name,
+            "Release" | "InRelease" | "Packages" | "Sources" | "Index"
+        ) =>
+        {
+            "text/plain; charset=utf-8"
+        }
+        _ => "application/octet-stream",
+    }
+}
+
+/// One file of the version.
+#[derive(Debug, Clone)]
+pub struct Object {
+    /// Relative to the version root, `/`-separated.
+    pub rel: String,
+    pub path: PathBuf,
+    pub size: u64,
+    pub sha256: Sha256Digest,
+    pub class: Class,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PushError + '_ {
+    move |source| PushError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Every file under `version_dir` (symlinks are followed to files; a
+/// published tree has none).
+pub fn scan(version_dir: &Path, pool_dir: &Path) -> Result<Vec<Object>, PushError> {
+    struct Found {
+        rel: String,
+        path: PathBuf,
+        ino: u64,
+        size: u64,
+    }
+    let mut found = Vec::new();
+    let mut stack = vec![(version_dir.to_owned(), String::new())];
+    while let Some((dir, rel)) = stack.pop() {
+        for e in std::fs::read_dir(&dir).map_err(io(&dir))? {
+            let e = e.map_err(io(&dir))?;
+            let name = e.file_name();
+            let Some(name) = name.to_str() else {
+                return Err(PushError::Io {
+                    path: e.path(),
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        "a file name that is not UTF-8 cannot be an object key",
+                    ),
+                });
+            };
+            let child_rel = if rel.is_empty() {
+                name.to_owned()
+            } else {
+                format!("{rel}/{name}")
+            };
+            let path = e.path();
+            let meta = std::fs::metadata(&path).map_err(io(&path))?;
+            if meta.is_dir() {
+                stack.push((path, child_rel));
+            } else {
+                found.push(Found {
+                    rel: child_rel,
+                    ino: e.ino(),
+                    size: meta.len(),
+                    path,
+                });
+            }
+        }
+    }
+    let by_inode = pool_digests(version_dir, pool_dir, found.iter().map(|f| f.ino))?;
+    let mut objects = Vec::with_capacity(found.len());
+    let mut to_hash = Vec::new();
+    for f in found {
+        let class = Class::of(&f.rel);
+        match by_inode.get(&f.ino) {
+            Some(d) => objects.push(Object {
+                rel: f.rel,
+                path: f.path,
+                size: f.size,
+                sha256: *d,
+                class,
+            }),
+            None => to_hash.push((f.rel, f.path, class)),
+        }
+    }
+    objects.extend(hash_all(to_hash)?);
+    objects.sort_by(|a, b| a.rel.cmp(&b.rel));
+    Ok(objects)
+}
+
+/// Digests of the pool blobs that share an inode with a version file,
+/// when the pool and the version are on one filesystem.
+fn pool_digests(
+    version_dir: &Path,
+    pool_dir: &Path,
+    inodes: impl Iterator<Item = u64>,
+) -> Result<HashMap<u64, Sha256Digest>, PushError> {
+    let mut out = HashMap::new();
+    let version_dev = std::fs::metadata(version_dir)
+        .map_err(io(version_dir))?
+        .dev();
+    match std::fs::metadata(pool_dir) {
+        Ok(m) if m.dev() == version_dev => {}
+        _ => return Ok(out),
+    }
+    let wanted: std::collections::HashSet<u64> = inodes.collect();
+    let Ok(shards) = std::fs::read_dir(pool_dir) else {
+        return Ok(out);
+    };
+    for shard in shards.flatten() {
+        let Ok(entries) = std::fs::read_dir(shard.path()) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            if !wanted.contains(&e.ino()) {
+                continue;
+            }
+            if let Some(d) = e.file_name().to_str().and_then(|n| n.parse().ok()) {
+                out.insert(e.ino(), d);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Hashes files on every core.
+fn hash_all(files: Vec<(String, PathBuf, Class)>) -> Result<Vec<Object>, PushError> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = files.len().div_ceil(cores).max(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| {
+                s.spawn(move || {
+                    part.iter()
+                        .map(|(rel, path, class)| {
+                            let (size, sha256) = crate::pool::hash_file(path).map_err(io(path))?;
+                            Ok(Object {
+                                rel: rel.clone(),
+                                path: path.clone(),
+                                size,
+                                sha256,
+                                class: *class,
+                            })
+                        })
+                        .collect::<Result<Vec<_>, PushError>>()
+                })
+            })
+            .collect();
+        let mut out = Vec::new();
+        for h in handles {
+            out.extend(h.join().expect("hashing threads do not panic")?);
+        }
+        Ok(out)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classes_follow_the_order_clients_read_in() {
+        assert_eq!(Class::of("pool/main/h/hello_1.0_amd64.deb"), Class::Package);
+        assert_eq!(Class::of("Packages/alpha-1.0-1.noarch.rpm"), Class::Package);
+        assert_eq!(
+            Class::of("dists/stable/main/binary-amd64/by-hash/SHA256/ab12"),
+            Class::ByHash
+        );
+        assert_eq!(
+            Class::of("dists/stable/main/binary-amd64/Packages.xz"),
+            Class::Index
+        );
+        assert_eq!(Class::of("dists/stable/InRelease"), Class::Top);
+        assert_eq!(Class::of("dists/stable/Release.gpg"), Class::Top);
+        assert_eq!(Class::of("repodata/repomd.xml"), Class::Top);
+        assert_eq!(Class::of("repodata/repomd.xml.asc"), Class::Top);
+        assert_eq!(Class::of("repodata/0123-primary.xml.gz"), Class::Index);
+        assert!(Class::Package < Class::ByHash && Class::ByHash < Class::Index);
+        assert!(Class::Index < Class::Top);
+        assert!(Class::top_rank("dists/s/Release") < Class::top_rank("dists/s/InRelease"));
+    }
+
+    #[test]
+    fn caching_is_long_only_for_names_that_change_with_content() {
+        let hashed = format!("repodata/{}-primary.xml.gz", "a".repeat(64));
+        assert!(Class::Index.cache_control(&hashed).contains("immutable"));
+        assert!(
+            Class::Index
+                .cache_control("dists/s/main/binary-amd64/Packages.gz")
+                .contains("max-age=60")
+        );
+        assert!(
+            Class::Top
+                .cache_control("dists/s/InRelease")
+                .contains("max-age=60")
+        );
+        assert!(
+            Class::Package
+                .cache_control("pool/a.deb")
+                .contains("immutable")
+        );
+        assert_eq!(
+            content_type("pool/main/a/a+b_1.0_amd64.deb"),
+            "application/vnd.debian.binary-package"
+        );
+        assert_eq!(
+            content_type("dists/s/InRelease"),
+            "text/plain; charset=utf-8"
+        );
+        assert_eq!(content_type("repodata/repomd.xml"), "application/xml");
+    }
+}
