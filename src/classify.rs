@@ -5,8 +5,8 @@
 
 use crate::error::ErrorKind;
 use crate::{
-    choice, formats, lock, mirror, names, packages, promote, repo, retention, root, settings,
-    snapshot, store, testreq, train,
+    build, choice, formats, lock, mirror, names, packages, promote, repo, retention, root,
+    settings, snapshot, store, testreq, train,
 };
 
 /// Classifies any of the core's errors; `None` for foreign error types.
@@ -37,6 +37,7 @@ pub fn error_kind(err: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> 
         snapshot::SnapshotError,
         snapshot::ops::Unsatisfiable,
         repo::RepoError,
+        build::BuildError,
         promote::guard::GuardError,
         promote::dist::DistError,
         promote::dist::BadVersionRef,

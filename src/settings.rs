@@ -42,6 +42,14 @@ pub struct ConfigFile {
     /// RabbitMQ URL for `depot test` when neither `--broker`, `--spool` nor
     /// `$DEPOT_BROKER` is given. Keep the file private: it holds a password.
     pub broker: Option<String>,
+    /// Default `--quiet-time` of `depot serve` (build repositories), e.g.
+    /// `30s`.
+    pub quiet_time: Option<String>,
+    /// Default `--webhook` URLs of `depot serve` (build states).
+    pub webhooks: Option<Vec<String>>,
+    /// Distro → repository kind, added to or overriding the built-in map
+    /// of build repositories (`ubuntu: apt`, `centos: rpm`, …).
+    pub build_distros: Option<std::collections::BTreeMap<String, crate::content::RepoKind>>,
 }
 
 impl std::fmt::Debug for ConfigFile {
@@ -52,6 +60,9 @@ impl std::fmt::Debug for ConfigFile {
             .field("concurrency", &self.concurrency)
             .field("compress", &self.compress)
             .field("broker", &self.broker.as_ref().map(|_| "***"))
+            .field("quiet_time", &self.quiet_time)
+            .field("webhooks", &self.webhooks)
+            .field("build_distros", &self.build_distros)
             .finish()
     }
 }
@@ -88,6 +99,8 @@ pub enum SettingsError {
     },
     #[error("the test broker")]
     Broker(#[source] QueueError),
+    #[error("the settings file's quiet-time: {0}")]
+    QuietTime(String),
 }
 
 impl SettingsError {
@@ -99,7 +112,7 @@ impl SettingsError {
             | Self::NoRoot
             | Self::Clock { .. }
             | Self::SignKey { .. } => Failure,
-            Self::Compress(_) | Self::Broker(_) => Usage,
+            Self::Compress(_) | Self::Broker(_) | Self::QuietTime(_) => Usage,
         }
     }
 }
@@ -214,6 +227,45 @@ impl Settings {
                 .map_err(|source| SettingsError::SignKey { key, source }),
             None => Ok(None),
         }
+    }
+
+    /// What `depot serve` does with build repositories: `--sign-key`,
+    /// `--quiet-time`, `--webhook` (all of them replacing the settings
+    /// file's list), else the settings file's `sign-key`, `quiet-time`,
+    /// `webhooks`, else unsigned, 30 s, none.
+    pub fn build_service(
+        &self,
+        sign_key: Option<String>,
+        quiet_time: Option<std::time::Duration>,
+        webhooks: Vec<String>,
+    ) -> Result<crate::promote::serve::BuildService, SettingsError> {
+        let quiet_time = match quiet_time {
+            Some(q) => q,
+            None => match &self.config.quiet_time {
+                Some(text) => crate::duration::parse(text).map_err(SettingsError::QuietTime)?,
+                None => crate::build::builder::DEFAULT_QUIET_TIME,
+            },
+        };
+        let webhooks = if webhooks.is_empty() {
+            self.config.webhooks.clone().unwrap_or_default()
+        } else {
+            webhooks
+        };
+        Ok(crate::promote::serve::BuildService {
+            builder: crate::build::BuilderOptions {
+                quiet_time,
+                sign_key: sign_key.or_else(|| self.config.sign_key.clone()),
+                webhooks,
+                concurrency: 2,
+                base_url: String::new(),
+            },
+            distros: self.distros(),
+        })
+    }
+
+    /// The distro → repository kind map of build repositories.
+    pub fn distros(&self) -> crate::build::DistroMap {
+        crate::build::DistroMap::with(&self.config.build_distros.clone().unwrap_or_default())
     }
 
     /// Where test requests go: `--broker`, else `--spool`, else

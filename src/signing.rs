@@ -168,6 +168,20 @@ impl GpgSigner {
         }
     }
 
+    /// The signing key's public part, ASCII-armoured: what a client needs
+    /// to verify what this signer signs.
+    pub fn public_key_armored(&self) -> Result<Vec<u8>, SigningError> {
+        let mut ctx = Context::from_protocol(Protocol::OpenPgp).map_err(gpg("starting"))?;
+        ctx.set_armor(true);
+        let key = ctx
+            .get_key(self.fingerprint.as_str())
+            .map_err(gpg("loading the signing key"))?;
+        let mut out = Vec::new();
+        ctx.export_keys(&[key], gpgme::ExportMode::empty(), &mut out)
+            .map_err(gpg("exporting the public key"))?;
+        Ok(out)
+    }
+
     fn context(&self) -> Result<Context, SigningError> {
         let mut ctx = Context::from_protocol(Protocol::OpenPgp).map_err(gpg("starting"))?;
         ctx.set_armor(true);

@@ -6,6 +6,9 @@
 //! warning. A webhook never fails or stalls the run for long: each
 //! attempt has a short timeout.
 //!
+//! Build repositories ([`crate::build`]) post their state changes through
+//! the same [`Notifier`].
+//!
 //! This module sends; it reads and writes nothing in the data root.
 
 use std::time::Duration;
@@ -61,13 +64,19 @@ impl Notifier {
     /// POSTs `notice` to every URL, retrying each a bounded number of
     /// times; failures are reported, never returned.
     pub async fn send(&self, notice: &Notice<'_>, reporter: &dyn Reporter) {
+        self.post(notice, reporter).await;
+    }
+
+    /// POSTs any JSON body (a build's state, [`crate::build`]) the same
+    /// way as [`Notifier::send`].
+    pub async fn post(&self, body: &impl Serialize, reporter: &dyn Reporter) {
         if self.urls.is_empty() {
             return;
         }
         let Some(client) = &self.client else {
             return;
         };
-        let body = serde_json::to_vec(notice).unwrap_or_default();
+        let body = serde_json::to_vec(body).unwrap_or_default();
         for url in &self.urls {
             let mut wait = BACKOFF;
             for attempt in 1..=ATTEMPTS {

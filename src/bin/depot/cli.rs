@@ -17,6 +17,7 @@ use depot::content::RepoKind;
 use depot::formats::compress::Compression;
 use depot::mirror::{Mode, Policy};
 use depot::promote::dist::Stage;
+use depot::promote::guard::Scope as GuardScope;
 use depot::retention::prune::Scope;
 
 impl PruneArgs {
@@ -31,6 +32,7 @@ impl PruneArgs {
 }
 use depot::snapshot::ops::MergePolicy;
 
+pub mod build;
 pub mod test;
 
 /// Parses one of a core enum's words into the enum itself; help, man pages
@@ -143,7 +145,14 @@ pub enum Command {
     /// Content guards: who may read a stage
     #[command(subcommand)]
     Guard(GuardCommand),
-    /// Serve the publish root over HTTP(S), enforcing each stage's guard
+    /// Serve the publish root over HTTP(S), enforcing each stage's guard, and CI build repositories
+    #[command(
+        long_about = "Serve the publish root over HTTP(S), enforcing each stage's guard, and CI build repositories.\n\n\
+Build repositories: POST /api/binaries/PROJECT/REF/SHA1/DISTRO/VERSION/ARCH/[flavors/FLAVOR/] \
+uploads a package (token of a guard with --scope upload); after --quiet-time without uploads \
+the build is published, signed with --sign-key, at /r/PROJECT/REF/SHA1/DISTRO/VERSION/; \
+GET /api/search/ and /api/repos/…/repo answer queries. See README for the whole API."
+    )]
     Serve {
         /// Address to listen on (port 0: any free port)
         #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
@@ -154,6 +163,15 @@ pub enum Command {
         /// Private key (PEM) of --tls-cert
         #[arg(long, value_name = "FILE", requires = "tls_cert")]
         tls_key: Option<PathBuf>,
+        /// Key (id, fingerprint or uid) signing build repositories [default: the settings file's sign-key]
+        #[arg(long, value_name = "KEYID")]
+        sign_key: Option<String>,
+        /// Time since a build's last upload before it is published [default: 30s]
+        #[arg(long, value_name = "DUR", value_parser = test::parse_duration)]
+        quiet_time: Option<std::time::Duration>,
+        /// URL receiving each build state as a JSON POST (repeatable)
+        #[arg(long = "webhook", value_name = "URL")]
+        webhooks: Vec<String>,
     },
     /// Point a stage of a distribution at a version (atomic, audited)
     Promote {
@@ -174,6 +192,9 @@ pub enum Command {
     /// Submit, run and poll autopkgtest-style test requests
     #[command(subcommand)]
     Test(test::TestCommand),
+    /// CI build repositories (ceph's chacra and shaman): upload, list, latest
+    #[command(subcommand)]
+    Build(build::BuildCommand),
     /// Run the nightly release train of a YAML file, resumably
     #[command(subcommand)]
     Train(TrainCommand),
@@ -434,6 +455,9 @@ pub enum GuardCommand {
         /// File of accepted tokens, one per line (stored hashed)
         #[arg(long, value_name = "FILE")]
         token_file: Option<PathBuf>,
+        /// With --token-file: what its tokens may do [default: read]
+        #[arg(long, value_parser = choice::<GuardScope>(), requires = "token_file")]
+        scope: Option<GuardScope>,
     },
     /// List guards
     List,
