@@ -718,6 +718,13 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let (root, cache, acceptor) = (root.clone(), cache.clone(), acceptor.clone());
         let builds = builds.clone();
+        // A second handle on the socket, for the lingering close below.
+        let Ok((stream, linger)) = stream.into_std().and_then(|s| {
+            let dup = s.try_clone()?;
+            Ok((tokio::net::TcpStream::from_std(s)?, dup))
+        }) else {
+            continue;
+        };
         tokio::spawn(async move {
             match acceptor {
                 Some(acceptor) => {
@@ -752,8 +759,34 @@ pub async fn serve(
                     .await
                 }
             }
+            linger_close(linger).await;
         });
     }
+}
+
+/// Closes a connection the way Apache's lingering close does: hyper may
+/// end one with the request unread (431 for an oversized header, a
+/// refused upload), and closing a socket with unread data resets it,
+/// which can destroy the answer before the client reads it. So the write
+/// side is shut first, and what the client still sends is read and
+/// dropped (for at most 2 s and 64 MiB) until it closes.
+async fn linger_close(socket: std::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let Ok(mut socket) = tokio::net::TcpStream::from_std(socket) else {
+        return;
+    };
+    let _ = socket.shutdown().await;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut left: usize = 64 << 20;
+        while let Ok(n @ 1..) = socket.read(&mut buf).await {
+            left = left.saturating_sub(n);
+            if left == 0 {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 async fn connection<I>(
@@ -784,6 +817,7 @@ async fn connection<I>(
             Ok::<_, std::convert::Infallible>(resp)
         }
     });
+    // Headers past hyper's read buffer (~400 KiB) get 431.
     let _ = hyper::server::conn::http1::Builder::new()
         .serve_connection(io, service)
         .await;
