@@ -1082,6 +1082,66 @@ pub fn served_tree(root: &Root, key: &BuildKey) -> PathBuf {
     root.builds_dir().join(key.path()).join("current")
 }
 
+/// One SHA1 of a ref, as retention sees it (chacra's `purge_rotation`
+/// keeps repos per ref).
+#[derive(Debug, Clone)]
+pub struct Sha1Builds {
+    pub project: String,
+    pub reference: String,
+    pub sha1: String,
+    /// Its first upload: how old it is.
+    pub created: Timestamp,
+    /// A build of it is queued for or in a publish.
+    pub pending: bool,
+    /// Its builds' names (`P/R/SHA1/D/V/FLAVOR`).
+    pub builds: Vec<String>,
+}
+
+/// Every SHA1 of every ref (of `project`, if given).
+pub fn sha1s(root: &Root, project: Option<&str>) -> Result<Vec<Sha1Builds>, BuildError> {
+    let mut out: BTreeMap<(String, String, String), Sha1Builds> = BTreeMap::new();
+    for b in all(root, project, None)? {
+        let k = &b.key;
+        let e = out
+            .entry((k.project.clone(), k.reference.clone(), k.sha1.clone()))
+            .or_insert_with(|| Sha1Builds {
+                project: k.project.clone(),
+                reference: k.reference.clone(),
+                sha1: k.sha1.clone(),
+                created: b.created,
+                pending: false,
+                builds: Vec::new(),
+            });
+        e.created = e.created.min(b.created);
+        e.pending |= matches!(b.status, Status::Queued | Status::Building);
+        e.builds.push(k.path());
+    }
+    Ok(out.into_values().collect())
+}
+
+/// Drops every build of one SHA1 (manifests and published trees): the
+/// folder is renamed aside first, so it vanishes at once, then deleted.
+/// The pool blobs stay for `depot gc`.
+pub fn drop_sha1(
+    root: &Root,
+    project: &str,
+    reference: &str,
+    sha1: &str,
+) -> Result<(), BuildError> {
+    for (what, v) in [("project", project), ("ref", reference), ("sha1", sha1)] {
+        crate::names::validate(what, v)?;
+    }
+    let parent = root.builds_dir().join(project).join(reference);
+    let dir = parent.join(sha1);
+    let aside = parent.join(format!(".{sha1}.dropping-{}", std::process::id()));
+    match std::fs::rename(&dir, &aside) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io("drop", &dir)(e)),
+    }
+    std::fs::remove_dir_all(&aside).map_err(io("drop", &aside))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

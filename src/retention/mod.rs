@@ -74,6 +74,8 @@ pub enum RetentionError {
     },
     #[error("check found {count} problem{}", if *count == 1 { "" } else { "s" })]
     Problems { count: usize },
+    #[error(transparent)]
+    Build(#[from] Box<crate::build::BuildError>),
 }
 
 impl RetentionError {
@@ -84,6 +86,7 @@ impl RetentionError {
             Self::Store(s) => s.kind(),
             Self::Dist(d) => d.kind(),
             Self::Snapshot(s) => s.kind(),
+            Self::Build(b) => b.kind(),
             Self::Usage(_) => Usage,
             Self::Unknowable { .. } | Self::Io { .. } | Self::Problems { .. } => Failure,
         }

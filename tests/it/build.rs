@@ -726,3 +726,143 @@ fn kill_9_of_serve_mid_build_then_a_restart_finishes_the_build() {
     server.kill().unwrap();
     server.wait().unwrap();
 }
+
+#[test]
+fn prune_keeps_the_newest_sha1s_of_each_ref_and_gc_frees_the_rest() {
+    let ctx = TestContext::new();
+    let pkgs = ctx.dir.path().join("pkgs");
+    std::fs::create_dir_all(&pkgs).unwrap();
+    // `depot build upload` without --server: straight into the local root.
+    for (i, sha1) in ["s1", "s2", "s3", "s4"].iter().enumerate() {
+        let dir = pkgs.join(sha1);
+        std::fs::create_dir_all(&dir).unwrap();
+        let deb = build_deb(&dir, "tool", &format!("1.{i}-1"), "amd64", "");
+        let deb = deb.display().to_string();
+        let run = ctx
+            .depot(&[
+                "build",
+                "upload",
+                "ceph",
+                "main",
+                sha1,
+                "ubuntu/jammy",
+                "amd64",
+                &deb,
+                "--extra",
+                "job=ceph-build",
+                "--output-format",
+                "json",
+            ])
+            .ok()
+            .json();
+        assert_eq!(run[0]["outcome"], "created", "{run}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let other = build_deb(&pkgs, "tool", "9.0-1", "amd64", "");
+    ctx.depot(&[
+        "build",
+        "upload",
+        "ceph",
+        "reef",
+        "o1",
+        "ubuntu/jammy",
+        "amd64",
+        &other.display().to_string(),
+    ])
+    .ok();
+    let show = ctx
+        .depot(&[
+            "build",
+            "show",
+            "ceph",
+            "main",
+            "s1",
+            "ubuntu/jammy",
+            "--output-format",
+            "json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(show["extra"]["job"], "ceph-build");
+    assert_eq!(show["status"], "requested");
+    let blobs_before = ctx.assert_pool_consistent();
+
+    // Everything is younger than a day: --keep-days keeps it all.
+    let plan = ctx
+        .depot(&[
+            "prune",
+            "--project",
+            "ceph",
+            "--keep-last",
+            "1",
+            "--keep-days",
+            "1",
+            "--dry-run",
+            "--output-format",
+            "json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(plan["dropped"], serde_json::json!([]), "{plan}");
+    // Per ref, the newest two SHA1s stay (reef has only one).
+    let plan = ctx
+        .depot(&[
+            "prune",
+            "--project",
+            "ceph",
+            "--keep-last",
+            "2",
+            "--output-format",
+            "json",
+        ])
+        .ok()
+        .json();
+    let dropped: Vec<&str> = plan["dropped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(dropped, ["ceph/main/s1", "ceph/main/s2"], "{plan}");
+    assert!(!ctx.root.join("builds/ceph/main/s1").exists());
+    let left: Vec<String> = ctx
+        .depot(&[
+            "build",
+            "list",
+            "--project",
+            "ceph",
+            "--output-format",
+            "json",
+        ])
+        .ok()
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            format!(
+                "{}/{}",
+                b["ref"].as_str().unwrap(),
+                b["sha1"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(left, ["main/s4", "main/s3", "reef/o1"]);
+    ctx.depot(&["gc"]).ok();
+    // Each dropped SHA1 freed its package and nothing else went.
+    assert_eq!(ctx.assert_pool_consistent(), blobs_before - 2);
+    let s3 = ctx
+        .depot(&[
+            "build",
+            "show",
+            "ceph",
+            "main",
+            "s3",
+            "ubuntu/jammy",
+            "--output-format",
+            "json",
+        ])
+        .ok()
+        .json();
+    assert_eq!(s3["files"], serde_json::json!(["tool_1.2-1_amd64.deb"]));
+}

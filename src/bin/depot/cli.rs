@@ -23,10 +23,11 @@ use depot::retention::prune::Scope;
 impl PruneArgs {
     /// What `--source`/`--dist` select (clap makes them exclusive).
     pub fn scope(&self) -> Scope {
-        match (&self.source, &self.dist) {
-            (Some(s), _) => Scope::Source(s.clone()),
-            (None, Some(d)) => Scope::Dist(d.clone()),
-            (None, None) => Scope::All,
+        match (&self.source, &self.dist, &self.project) {
+            (Some(s), _, _) => Scope::Source(s.clone()),
+            (None, Some(d), _) => Scope::Dist(d.clone()),
+            (None, None, Some(p)) => Scope::Project(p.clone()),
+            (None, None, None) => Scope::All,
         }
     }
 }
@@ -205,7 +206,9 @@ Per group (the snapshots of one source, the releases of one name, the versions o
 distribution) a candidate is kept if it is among the newest --keep-last, younger than \
 --keep-days, served by a stage (or, for a snapshot or release, the source of what a stage \
 serves), or among the newest --keep-released versions ever promoted to release (all of them \
-when --keep-released is not given). Only names in depot's timestamp form \
+when --keep-released is not given). CI builds are kept per ref, a SHA1 (all its distros) at a \
+time, by the time of its first upload, as chacra's purge_rotation; a SHA1 with a build being \
+published is kept. Only names in depot's timestamp form \
 (NAME-YYYYMMDDTHHMMSSZ, version YYYYMMDDTHHMMSSZ) are candidates: a name a person chose is \
 never pruned. Dropped versions are renamed aside, audited, then deleted. Run `depot gc` \
 afterwards to free the space."
@@ -505,8 +508,11 @@ pub struct PruneArgs {
     #[arg(long, value_name = "S", conflicts_with = "dist")]
     pub source: Option<String>,
     /// Only the published versions of this distribution
-    #[arg(long, value_name = "D")]
+    #[arg(long, value_name = "D", conflicts_with = "project")]
     pub dist: Option<String>,
+    /// Only the CI builds of this project (kept per ref, by SHA1)
+    #[arg(long, value_name = "P", conflicts_with = "source")]
+    pub project: Option<String>,
     /// Keep the newest N of each group
     #[arg(long, value_name = "N")]
     pub keep_last: Option<usize>,
