@@ -411,6 +411,92 @@ mod tests {
         ]
     }
 
+    fn build() -> Vec<(crate::build::BuildError, ErrorKind)> {
+        use crate::build::{BuildError as E, Status};
+        let b = || s("ceph/main/abc/ubuntu/jammy/default");
+        vec![
+            (E::InvalidName(name()), Usage),
+            (E::Lock(busy()), Refused),
+            (E::Store(not_found()), Failure),
+            (E::LatestIsReserved, Usage),
+            (
+                E::UnknownDistro {
+                    distro: s("gentoo"),
+                },
+                Usage,
+            ),
+            (
+                E::Package {
+                    build: b(),
+                    source: Box::new(RepoError::BadPackage {
+                        path: p(),
+                        problem: s("truncated"),
+                    }),
+                },
+                Failure,
+            ),
+            (
+                E::WrongArch {
+                    build: b(),
+                    file: s("f.deb"),
+                    found: s("amd64"),
+                    arch: s("arm64"),
+                },
+                Failure,
+            ),
+            (
+                E::Conflict {
+                    build: b(),
+                    file: s("f.deb"),
+                },
+                Failure,
+            ),
+            (
+                E::Pool {
+                    build: b(),
+                    source: PoolError::Io {
+                        path: p(),
+                        source: io(),
+                    },
+                },
+                Failure,
+            ),
+            (
+                E::Io {
+                    what: "read",
+                    path: p(),
+                    source: io(),
+                },
+                Failure,
+            ),
+            (E::NotFound { build: b() }, Failure),
+            (
+                E::NoneReady {
+                    project: s("ceph"),
+                    reference: s("main"),
+                    distros: s("ubuntu/jammy"),
+                },
+                Failure,
+            ),
+            (
+                E::NotReady {
+                    build: b(),
+                    status: Status::Queued,
+                },
+                Pending,
+            ),
+            (E::DistroSpec(s("ubuntu")), Usage),
+            (
+                E::Server {
+                    url: s("http://x/"),
+                    status: 403,
+                    message: s(""),
+                },
+                Failure,
+            ),
+        ]
+    }
+
     fn guard() -> Vec<(GuardError, ErrorKind)> {
         use GuardError as E;
         vec![
@@ -994,6 +1080,7 @@ mod tests {
             + check(snapshot())
             + check(repo())
             + check(guard())
+            + check(build())
             + check(dist())
             + check(publish())
             + check(retention());

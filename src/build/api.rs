@@ -106,7 +106,7 @@ fn not_found() -> Answer {
 fn names(segs: &[&str]) -> Option<Vec<String>> {
     segs.iter()
         .map(|s| {
-            let d = crate::promote::serve::percent_decode(s)?;
+            let d = crate::names::percent_decode(s)?;
             crate::names::validate("path segment", &d).ok()?;
             Some(d)
         })
@@ -210,7 +210,7 @@ fn repo_file_path(api: &Api, segs: &[&str]) -> Answer {
     ) else {
         return bad("invalid path");
     };
-    let Some(rest) = crate::promote::serve::clean(rest) else {
+    let Some(rest) = crate::names::clean_path(rest) else {
         return bad("invalid path");
     };
     Answer::File(super::served_tree(&api.root, &key).join(rest))

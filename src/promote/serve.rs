@@ -33,7 +33,7 @@
 //! files; it never writes to the data root or a publish root.
 
 use std::net::SocketAddr;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -374,41 +374,6 @@ fn refusal(refused: Refused) -> Response<Body> {
     }
 }
 
-/// The path `rest` names below a tree, each segment percent-decoded;
-/// `None` if a segment is empty, `.`, `..` or holds a `/`.
-pub(crate) fn clean(rest: &[&str]) -> Option<PathBuf> {
-    let mut p = PathBuf::new();
-    for seg in rest {
-        let decoded = percent_decode(seg)?;
-        let c = Path::new(&decoded);
-        if decoded.is_empty()
-            || decoded.contains('/')
-            || !matches!(c.components().next(), Some(Component::Normal(_)))
-        {
-            return None;
-        }
-        p.push(decoded);
-    }
-    Some(p)
-}
-
-pub(crate) fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let h = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(h, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
 /// Hands `/api/…` and `/r/…` to the build repositories' API.
 async fn handle_builds(
     api: &crate::build::api::Api,
@@ -508,7 +473,7 @@ async fn handle(
     ) {
         return refusal(refused);
     }
-    let (Some(version), Some(rest)) = (version, clean(&segs[2..])) else {
+    let (Some(version), Some(rest)) = (version, crate::names::clean_path(&segs[2..])) else {
         return empty(StatusCode::NOT_FOUND);
     };
     let file = PublishRoot::new(&info.publish_root)
@@ -837,10 +802,10 @@ mod tests {
             super::base64_decode("dXNlcjpzZWNyZXQ=").unwrap(),
             b"user:secret"
         );
-        assert!(super::clean(&["..", "x"]).is_none());
-        assert!(super::clean(&["a%2F..", "x"]).is_none());
+        assert!(crate::names::clean_path(&["..", "x"]).is_none());
+        assert!(crate::names::clean_path(&["a%2F..", "x"]).is_none());
         assert_eq!(
-            super::clean(&["dists", "a%2Bb"]).unwrap(),
+            crate::names::clean_path(&["dists", "a%2Bb"]).unwrap(),
             std::path::Path::new("dists/a+b")
         );
     }

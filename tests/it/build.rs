@@ -614,6 +614,35 @@ fn bad_uploads_get_the_right_4xx_store_nothing_and_the_server_keeps_serving() {
     // And the server still serves: a good upload lands.
     assert_eq!(curl(&["-H", UP, "-F", &file(&deb), &jammy]).0, 201);
     assert_eq!(curl(&[&format!("{base}/api/search/?project=ceph")]).0, 200);
+    // `depot build upload --server` speaks the same API, with the same
+    // answers (exit 1 and the server's reason when refused).
+    let up = ctx.dir.path().join("up.tokens").display().to_string();
+    let rd = ctx.dir.path().join("rd.tokens").display().to_string();
+    let deb_s = deb.display().to_string();
+    let cli = |token: &str, d: &str| {
+        ctx.depot(&[
+            "build",
+            "upload",
+            "ceph",
+            "main",
+            "cccc",
+            d,
+            "amd64",
+            &deb_s,
+            "--server",
+            &base,
+            "--token-file",
+            token,
+            "--output-format",
+            "json",
+        ])
+    };
+    assert_eq!(
+        cli(&up, "ubuntu/jammy").ok().json()[0]["outcome"],
+        "unchanged"
+    );
+    cli(&rd, "ubuntu/jammy").fails(1, "(403)");
+    cli(&up, "centos/9").fails(1, "holds rpm packages");
     server.kill().unwrap();
     server.wait().unwrap();
 }
