@@ -27,6 +27,12 @@ use crate::testreq::queue::QueueError;
 /// the settings file's `concurrency` says otherwise.
 pub const DEFAULT_CONCURRENCY: u16 = 8;
 
+/// Build repositories `depot serve` publishes at once (each build's own
+/// publishes never overlap: see `crate::build::builder`). Publishing is
+/// mostly waiting for gpg and compressing small indices, so a few more
+/// than the cores.
+pub const BUILDS_AT_ONCE: usize = 4;
+
 /// `$XDG_CONFIG_HOME/depot/config.yaml`, `$DEPOT_CONFIG` or `--config FILE`.
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -256,7 +262,7 @@ impl Settings {
                 quiet_time,
                 sign_key: sign_key.or_else(|| self.config.sign_key.clone()),
                 webhooks,
-                concurrency: 2,
+                concurrency: BUILDS_AT_ONCE,
                 base_url: String::new(),
             },
             distros: self.distros(),
