@@ -419,6 +419,7 @@ mod tests {
             (E::Lock(busy()), Refused),
             (E::Store(not_found()), Failure),
             (E::LatestIsReserved, Usage),
+            (E::LatestNeedsScope, Usage),
             (
                 E::UnknownDistro {
                     distro: s("gentoo"),

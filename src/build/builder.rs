@@ -152,6 +152,8 @@ pub struct Builder {
     /// Builds queued or being published by this process.
     running: Mutex<HashSet<String>>,
     slots: Arc<Semaphore>,
+    /// The signer, found once (looking the key up costs a gpg run).
+    signer: Mutex<Option<crate::signing::GpgSigner>>,
 }
 
 impl Builder {
@@ -163,6 +165,7 @@ impl Builder {
             hooks,
             running: Mutex::default(),
             slots,
+            signer: Mutex::default(),
         })
     }
 
@@ -199,6 +202,15 @@ impl Builder {
                 continue;
             }
             if self.running_guard().contains(&id) {
+                continue;
+            }
+            // Touched by every upload: still quiet, no need to look closer.
+            let quiet_since = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|m| m.elapsed().ok());
+            if quiet_since.is_some_and(|q| q < self.opts.quiet_time) {
                 continue;
             }
             let Some(key) = std::fs::read_to_string(e.path())
@@ -312,6 +324,19 @@ impl Builder {
         outcome
     }
 
+    fn signer(&self, key: &str) -> Result<crate::signing::GpgSigner, BuildError> {
+        let mut cached = self.signer.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(s) = cached.as_ref() {
+            return Ok(s.clone());
+        }
+        let s = crate::signing::GpgSigner::new(key).map_err(|source| BuildError::SignKey {
+            key: key.to_owned(),
+            source,
+        })?;
+        *cached = Some(s.clone());
+        Ok(s)
+    }
+
     /// Writes generation `build.generation`'s tree and switches `current`
     /// to it; removes trees older than the one it replaces.
     fn write(&self, build: &Build) -> Result<(), BuildError> {
@@ -343,19 +368,17 @@ impl Builder {
                 },
             )?;
             let signer = match &self.opts.sign_key {
-                Some(k) => Some(crate::signing::GpgSigner::new(k).map_err(|source| {
-                    BuildError::SignKey {
-                        key: k.clone(),
-                        source,
-                    }
-                })?),
+                Some(k) => Some(self.signer(k)?),
                 None => None,
             };
             let opts = crate::promote::PublishOptions {
                 snapshot: key.path(),
                 dist: key.project.clone(),
                 suite: Some(key.distro_version.clone()),
-                compress: Vec::new(),
+                // gzip only: xz's large dictionary costs more to set up
+                // than a build's small indices take to compress, and
+                // every apt and dnf reads gzip.
+                compress: vec![crate::formats::compress::Compression::Gz],
                 to: None,
                 version: None,
                 adopt: false,

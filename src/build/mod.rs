@@ -70,6 +70,8 @@ pub enum BuildError {
     Store(#[from] StoreError),
     #[error("`latest` names no SHA1 of its own; upload to the build's real SHA1")]
     LatestIsReserved,
+    #[error("sha1=latest needs a project, a ref and at least one distro")]
+    LatestNeedsScope,
     #[error(
         "unknown distro `{distro}`: depot knows ubuntu, debian (apt) and centos, rhel, fedora, rocky, alma, almalinux (rpm); add it to `build-distros` in the settings file"
     )]
@@ -149,6 +151,7 @@ impl BuildError {
         match self {
             Self::InvalidName(_)
             | Self::LatestIsReserved
+            | Self::LatestNeedsScope
             | Self::UnknownDistro { .. }
             | Self::DistroSpec(_) => Usage,
             Self::Lock(l) => l.kind(),
@@ -173,6 +176,7 @@ impl BuildError {
         match self {
             Self::InvalidName(_)
             | Self::LatestIsReserved
+            | Self::LatestNeedsScope
             | Self::UnknownDistro { .. }
             | Self::DistroSpec(_)
             | Self::Package { .. }
@@ -715,9 +719,16 @@ pub fn accept(
     })
 }
 
+/// Marks the build as pending; the marker's modification time is its
+/// last upload's, so the builder skips builds still in their quiet time
+/// without reading their manifests.
 fn mark_pending(root: &Root, key: &BuildKey) -> Result<(), BuildError> {
     let marker = pending_marker(root, key);
-    if !marker.exists() {
+    let touched = std::fs::File::options()
+        .write(true)
+        .open(&marker)
+        .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+    if touched.is_err() {
         crate::fsutil::write_atomic(&marker, key.path().as_bytes())
             .map_err(io("write", &marker))?;
     }
@@ -887,10 +898,8 @@ pub fn search(root: &Root, q: &Query) -> Result<Vec<BuildInfo>, BuildError> {
     let flavor = q.flavor.as_deref();
     let sha1 = match q.sha1.as_deref() {
         Some("latest") => {
-            let (Some(p), Some(r)) = (&q.project, &q.reference) else {
-                return Err(BuildError::DistroSpec(
-                    "sha1=latest needs project and ref".into(),
-                ));
+            let (Some(p), Some(r), false) = (&q.project, &q.reference, q.distros.is_empty()) else {
+                return Err(BuildError::LatestNeedsScope);
             };
             match latest_sha1(&builds, &q.distros, flavor.unwrap_or(DEFAULT_FLAVOR)) {
                 Some(s) => Some(s),
