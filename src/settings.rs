@@ -338,6 +338,35 @@ mod tests {
     }
 
     #[test]
+    fn build_service_flags_beat_the_settings_file() {
+        let s = with_config(
+            "sign-key: k1\nquiet-time: 5s\nwebhooks: [http://a/]\nbuild-distros: {opensuse: rpm}\n",
+        );
+        let b = s.build_service(None, None, vec![]).unwrap();
+        assert_eq!(b.builder.sign_key.as_deref(), Some("k1"));
+        assert_eq!(b.builder.quiet_time, std::time::Duration::from_secs(5));
+        assert_eq!(b.builder.webhooks, ["http://a/"]);
+        assert!(b.distros.kind("opensuse").is_ok());
+        let b = s
+            .build_service(
+                Some("k2".into()),
+                Some(std::time::Duration::from_secs(1)),
+                vec!["http://b/".into()],
+            )
+            .unwrap();
+        assert_eq!(b.builder.sign_key.as_deref(), Some("k2"));
+        assert_eq!(b.builder.quiet_time, std::time::Duration::from_secs(1));
+        assert_eq!(b.builder.webhooks, ["http://b/"]);
+        let d = with_config("{}").build_service(None, None, vec![]).unwrap();
+        assert_eq!(d.builder.quiet_time, std::time::Duration::from_secs(30));
+        assert!(
+            with_config("quiet-time: soon\n")
+                .build_service(None, None, vec![])
+                .is_err()
+        );
+    }
+
+    #[test]
     fn the_broker_password_is_not_in_debug_output() {
         let s = with_config("broker: amqp://u:secret@127.0.0.1/\n");
         assert!(!format!("{s:?}").contains("secret"));

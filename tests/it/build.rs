@@ -343,6 +343,23 @@ fn ci_uploads_become_signed_repos_that_apt_and_dnf_install_from_the_api_repo_fil
         sources.contains("/r/ceph/main/bbbb/ubuntu/jammy/"),
         "{sources}"
     );
+    // The one-line form names a keyring file; the key is at /api/key.
+    let (code, line) = curl(&[&format!(
+        "{base}/api/repos/ceph/main/latest/ubuntu/jammy/repo?format=line"
+    )]);
+    assert_eq!(code, 200);
+    assert!(
+        line.contains(&format!(
+            "deb [signed-by=/etc/apt/keyrings/depot.asc] {base}/r/ceph/main/bbbb/ubuntu/jammy/ jammy main"
+        )),
+        "{line}"
+    );
+    let (code, key) = curl(&[&format!("{base}/api/key")]);
+    assert_eq!(code, 200);
+    assert!(
+        key.starts_with("-----BEGIN PGP PUBLIC KEY BLOCK-----"),
+        "{key}"
+    );
     let apt = tempfile::tempdir().unwrap();
     let d = apt.path();
     for sub in [
@@ -652,7 +669,8 @@ fn twenty_concurrent_uploads_into_one_build_all_land_with_at_most_two_builds() {
     let ctx = TestContext::new();
     let gpg = Gpg::new();
     guards(&ctx);
-    let (mut server, base) = serve(&ctx, &gpg, &[]);
+    // A webhook nobody listens on: retried, dropped, never in the way.
+    let (mut server, base) = serve(&ctx, &gpg, &["--webhook", "http://127.0.0.1:9/dead"]);
     let pkgs = ctx.dir.path().join("pkgs");
     std::fs::create_dir_all(&pkgs).unwrap();
     let debs: Vec<PathBuf> = (0..20)
