@@ -95,7 +95,9 @@ impl Hooks {
             .iter()
             .map(|url| {
                 let (tx, mut rx) = mpsc::unbounded_channel::<Notice>();
-                let notifier = crate::train::notify::Notifier::new(vec![url.clone()]);
+                // A first try and 3 retries (after 200, 400, 800 ms).
+                let notifier =
+                    crate::train::notify::Notifier::new(vec![url.clone()]).with_attempts(4);
                 tokio::spawn(async move {
                     while let Some(notice) = rx.recv().await {
                         notifier.post(&notice, &LogReporter).await;

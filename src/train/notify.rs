@@ -42,6 +42,7 @@ pub struct Notice<'a> {
 pub struct Notifier {
     urls: Vec<String>,
     client: Option<reqwest::Client>,
+    attempts: u32,
 }
 
 impl Notifier {
@@ -58,7 +59,18 @@ impl Notifier {
                     .ok()
             })
             .flatten();
-        Self { urls, client }
+        Self {
+            urls,
+            client,
+            attempts: ATTEMPTS,
+        }
+    }
+
+    /// Tries each POST `attempts` times (at least once) instead of
+    /// [`ATTEMPTS`].
+    pub fn with_attempts(mut self, attempts: u32) -> Self {
+        self.attempts = attempts.max(1);
+        self
     }
 
     /// POSTs `notice` to every URL, retrying each a bounded number of
@@ -79,7 +91,7 @@ impl Notifier {
         let body = serde_json::to_vec(body).unwrap_or_default();
         for url in &self.urls {
             let mut wait = BACKOFF;
-            for attempt in 1..=ATTEMPTS {
+            for attempt in 1..=self.attempts {
                 let sent = client
                     .post(url)
                     .header("content-type", "application/json")
@@ -91,7 +103,7 @@ impl Notifier {
                     Ok(r) => format!("HTTP {}", r.status()),
                     Err(e) => crate::http::error_chain(&e),
                 };
-                if attempt == ATTEMPTS {
+                if attempt == self.attempts {
                     let message = format!("webhook unreachable ({reason}); event dropped");
                     reporter.report(Event::Phase {
                         subject: url,

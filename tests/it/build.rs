@@ -12,14 +12,16 @@ use std::time::{Duration, Instant};
 use crate::release::{build_deb, build_rpm};
 use crate::support::{Gpg, TestContext};
 
-/// A loopback webhook listener: records every JSON body POSTed to it.
+/// A loopback webhook listener: records every JSON body POSTed to it,
+/// after failing the first `fail_first` POSTs with a 500 (to be retried).
 struct Hook {
     url: String,
     bodies: Arc<Mutex<Vec<serde_json::Value>>>,
 }
 
 impl Hook {
-    fn start() -> Self {
+    fn start(fail_first: usize) -> Self {
+        let mut failures = fail_first;
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         let bodies = Arc::new(Mutex::new(Vec::new()));
@@ -42,9 +44,15 @@ impl Hook {
                     }
                 }
                 let mut body = vec![0; len];
-                if reader.read_exact(&mut body).is_ok()
-                    && let Ok(v) = serde_json::from_slice(&body)
-                {
+                let read = reader.read_exact(&mut body).is_ok();
+                if failures > 0 {
+                    failures -= 1;
+                    let _ = reader.get_mut().write_all(
+                        b"HTTP/1.1 500 Oops\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                    );
+                    continue;
+                }
+                if read && let Ok(v) = serde_json::from_slice(&body) {
                     seen.lock().unwrap().push(v);
                 }
                 let _ = reader.get_mut().write_all(
@@ -200,7 +208,8 @@ fn ci_uploads_become_signed_repos_that_apt_and_dnf_install_from_the_api_repo_fil
     let ctx = TestContext::new();
     let gpg = Gpg::new();
     guards(&ctx);
-    let hook = Hook::start();
+    // The first three POSTs fail: each is retried, none is lost.
+    let hook = Hook::start(3);
     let (mut server, base) = serve(&ctx, &gpg, &["--webhook", &hook.url]);
     let pkgs = ctx.dir.path().join("pkgs");
     std::fs::create_dir_all(&pkgs).unwrap();
