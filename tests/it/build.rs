@@ -922,3 +922,83 @@ fn prune_keeps_the_newest_sha1s_of_each_ref_and_gc_frees_the_rest() {
         .json();
     assert_eq!(s3["files"], serde_json::json!(["tool_1.2-1_amd64.deb"]));
 }
+
+#[test]
+fn an_upload_during_a_build_lands_and_triggers_one_more_build() {
+    let ctx = TestContext::new();
+    let gpg = Gpg::new();
+    guards(&ctx);
+    let (mut server, base) = serve(&ctx, &gpg, &[]);
+    let pkgs = ctx.dir.path().join("pkgs");
+    std::fs::create_dir_all(&pkgs).unwrap();
+    let first = build_deb(&pkgs, "first", "1.0-1", "amd64", "");
+    let second = build_deb(&pkgs, "second", "1.0-1", "amd64", "");
+    let path = "ceph/main/ffff/ubuntu/jammy/amd64/";
+    assert_eq!(upload(&base, path, &first).0, 201);
+    // Hold the pool's gc turnstile, as a waiting `depot gc` does: the
+    // build, once `building`, waits before writing its tree.
+    let turnstile = ctx.root.join("locks/pool-turnstile.lock");
+    let gc = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&turnstile)
+        .unwrap();
+    gc.lock().unwrap();
+    let manifest = ctx
+        .root
+        .join("builds/ceph/main/ffff/ubuntu/jammy/default/build.json");
+    let status = || -> String {
+        std::fs::read(&manifest)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .map(|v| v["status"].as_str().unwrap_or("").to_owned())
+            .unwrap_or_default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status() != "building" && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(status(), "building");
+    std::thread::scope(|s| {
+        let late = s.spawn(|| upload(&base, path, &second));
+        std::thread::sleep(Duration::from_millis(300));
+        drop(gc);
+        assert_eq!(late.join().unwrap().0, 201);
+    });
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let b = loop {
+        let b = wait_ready(&ctx, &["ceph", "main", "ffff", "ubuntu/jammy"]);
+        if b["packages"] == 2 || Instant::now() > deadline {
+            break b;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let statuses: Vec<&str> = b["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            "requested",
+            "queued",
+            "building",
+            "ready",
+            "requested",
+            "queued",
+            "building",
+            "ready"
+        ],
+        "{b}"
+    );
+    let (_, packages) = curl(&[&format!(
+        "{base}/r/ceph/main/ffff/ubuntu/jammy/dists/jammy/main/binary-amd64/Packages"
+    )]);
+    assert!(packages.contains("Package: first") && packages.contains("Package: second"));
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
