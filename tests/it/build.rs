@@ -730,30 +730,37 @@ fn kill_9_of_serve_mid_build_then_a_restart_finishes_the_build() {
             .map(|v| v["status"].as_str().unwrap_or("").to_owned())
             .unwrap_or_default()
     };
-    // Killed while building (retried with one more package if the kill
-    // came too late and the build had finished).
-    let mut killed_mid_build = false;
-    for attempt in 0..6 {
-        let (mut server, base) = serve(&ctx, &gpg, &[]);
-        for i in 0..10 {
-            let deb = build_deb(&pkgs, &format!("p{attempt}x{i}"), "1.0-1", "amd64", "");
-            assert_eq!(
-                upload(&base, "ceph/main/eeee/ubuntu/jammy/amd64/", &deb).0,
-                201
-            );
-        }
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while status() != "building" && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        server.kill().unwrap(); // SIGKILL
-        server.wait().unwrap();
-        if status() == "building" {
-            killed_mid_build = true;
-            break;
-        }
+    let (mut server, base) = serve(&ctx, &gpg, &[]);
+    for i in 0..10 {
+        let deb = build_deb(&pkgs, &format!("p{i}"), "1.0-1", "amd64", "");
+        assert_eq!(
+            upload(&base, "ceph/main/eeee/ubuntu/jammy/amd64/", &deb).0,
+            201
+        );
     }
-    assert!(killed_mid_build, "never caught the build mid-way");
+    // Hold the pool's gc turnstile (as a waiting `depot gc` does), so that
+    // the build, once `building`, is caught there; then kill -9.
+    let turnstile = ctx.root.join("locks/pool-turnstile.lock");
+    let gc = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&turnstile)
+        .unwrap();
+    gc.lock().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status() != "building" && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    server.kill().unwrap(); // SIGKILL
+    server.wait().unwrap();
+    assert_eq!(status(), "building", "killed mid-build");
+    drop(gc);
+    // What a kill while writing the tree leaves behind.
+    let dir = ctx.root.join("builds/ceph/main/eeee/ubuntu/jammy/default");
+    std::fs::create_dir_all(dir.join(".tree-10.partial/dists")).unwrap();
+    std::fs::write(dir.join(".tree-10.partial/dists/junk"), "half").unwrap();
     let (mut server, base) = serve(&ctx, &gpg, &[]);
     let b = wait_ready(&ctx, &["ceph", "main", "eeee", "ubuntu/jammy"]);
     let statuses: Vec<&str> = b["history"]
@@ -772,7 +779,6 @@ fn kill_9_of_serve_mid_build_then_a_restart_finishes_the_build() {
     )]);
     assert_eq!(code, 200);
     assert_eq!(packages.matches("Package: ").count() as u64, n);
-    let dir = ctx.root.join("builds/ceph/main/eeee/ubuntu/jammy/default");
     let partials: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .flatten()
