@@ -1008,3 +1008,87 @@ fn an_upload_during_a_build_lands_and_triggers_one_more_build() {
     server.kill().unwrap();
     server.wait().unwrap();
 }
+
+/// The server's anonymous (heap) memory, in KiB.
+fn rss_anon_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("RssAnon:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_large_upload_is_streamed_not_held_in_memory() {
+    let ctx = TestContext::new();
+    let gpg = Gpg::new();
+    guards(&ctx);
+    let (mut server, base) = serve(&ctx, &gpg, &[]);
+    let pid = server.id();
+    // A 128 MiB package (uncompressed random payload).
+    let tree = ctx.dir.path().join("big");
+    std::fs::create_dir_all(tree.join("DEBIAN")).unwrap();
+    std::fs::create_dir_all(tree.join("usr/share/big")).unwrap();
+    std::fs::write(
+        tree.join("DEBIAN/control"),
+        "Package: big\nVersion: 1.0-1\nArchitecture: amd64\nMaintainer: CI <ci@depot.invalid>\nDescription: big\n",
+    )
+    .unwrap();
+    let mut data = std::fs::File::create(tree.join("usr/share/big/blob")).unwrap();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut chunk = vec![0u8; 1 << 20];
+    for _ in 0..128 {
+        for b in chunk.chunks_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            b.copy_from_slice(&x.to_le_bytes());
+        }
+        data.write_all(&chunk).unwrap();
+    }
+    drop(data);
+    let deb = ctx.dir.path().join("big_1.0-1_amd64.deb");
+    let out = Command::new("dpkg-deb")
+        .args(["--root-owner-group", "-Znone", "--build"])
+        .arg(&tree)
+        .arg(&deb)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_dir_all(&tree).unwrap();
+    let before = rss_anon_kib(pid);
+    let peak = Arc::new(std::sync::atomic::AtomicU64::new(before));
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let (peak, done) = (peak.clone(), done.clone());
+        std::thread::spawn(move || {
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                peak.fetch_max(rss_anon_kib(pid), std::sync::atomic::Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+    let (code, body) = curl(&[
+        "-H",
+        UP,
+        "--data-binary",
+        &format!("@{}", deb.display()),
+        &format!("{base}/api/binaries/ceph/main/big1/ubuntu/jammy/amd64/"),
+    ]);
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    sampler.join().unwrap();
+    assert_eq!(code, 201, "{body}");
+    let grew = peak.load(std::sync::atomic::Ordering::SeqCst) - before;
+    // 128 MiB went through; the heap grew by a few buffers at most.
+    assert!(
+        grew < 32 * 1024,
+        "heap grew by {grew} KiB during the upload"
+    );
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
