@@ -16,6 +16,9 @@ _depot() {
             ",$1")
                 cmd="depot"
                 ;;
+            depot,build)
+                cmd="depot__subcmd__build"
+                ;;
             depot,check)
                 cmd="depot__subcmd__check"
                 ;;
@@ -63,6 +66,36 @@ _depot() {
                 ;;
             depot,train)
                 cmd="depot__subcmd__train"
+                ;;
+            depot__subcmd__build,help)
+                cmd="depot__subcmd__build__subcmd__help"
+                ;;
+            depot__subcmd__build,latest)
+                cmd="depot__subcmd__build__subcmd__latest"
+                ;;
+            depot__subcmd__build,list)
+                cmd="depot__subcmd__build__subcmd__list"
+                ;;
+            depot__subcmd__build,show)
+                cmd="depot__subcmd__build__subcmd__show"
+                ;;
+            depot__subcmd__build,upload)
+                cmd="depot__subcmd__build__subcmd__upload"
+                ;;
+            depot__subcmd__build__subcmd__help,help)
+                cmd="depot__subcmd__build__subcmd__help__subcmd__help"
+                ;;
+            depot__subcmd__build__subcmd__help,latest)
+                cmd="depot__subcmd__build__subcmd__help__subcmd__latest"
+                ;;
+            depot__subcmd__build__subcmd__help,list)
+                cmd="depot__subcmd__build__subcmd__help__subcmd__list"
+                ;;
+            depot__subcmd__build__subcmd__help,show)
+                cmd="depot__subcmd__build__subcmd__help__subcmd__show"
+                ;;
+            depot__subcmd__build__subcmd__help,upload)
+                cmd="depot__subcmd__build__subcmd__help__subcmd__upload"
                 ;;
             depot__subcmd__dist,create)
                 cmd="depot__subcmd__dist__subcmd__create"
@@ -130,6 +163,9 @@ _depot() {
             depot__subcmd__guard__subcmd__help,show)
                 cmd="depot__subcmd__guard__subcmd__help__subcmd__show"
                 ;;
+            depot__subcmd__help,build)
+                cmd="depot__subcmd__help__subcmd__build"
+                ;;
             depot__subcmd__help,check)
                 cmd="depot__subcmd__help__subcmd__check"
                 ;;
@@ -177,6 +213,18 @@ _depot() {
                 ;;
             depot__subcmd__help,train)
                 cmd="depot__subcmd__help__subcmd__train"
+                ;;
+            depot__subcmd__help__subcmd__build,latest)
+                cmd="depot__subcmd__help__subcmd__build__subcmd__latest"
+                ;;
+            depot__subcmd__help__subcmd__build,list)
+                cmd="depot__subcmd__help__subcmd__build__subcmd__list"
+                ;;
+            depot__subcmd__help__subcmd__build,show)
+                cmd="depot__subcmd__help__subcmd__build__subcmd__show"
+                ;;
+            depot__subcmd__help__subcmd__build,upload)
+                cmd="depot__subcmd__help__subcmd__build__subcmd__upload"
                 ;;
             depot__subcmd__help__subcmd__dist,create)
                 cmd="depot__subcmd__help__subcmd__dist__subcmd__create"
@@ -554,12 +602,286 @@ _depot() {
 
     case "${cmd}" in
         depot)
-            opts="-q -v -h -V --root --config --quiet --verbose --no-progress --output-format --help --version mirror snapshot repo release publish dist guard serve promote test train prune gc check generate help"
+            opts="-q -v -h -V --root --config --quiet --verbose --no-progress --output-format --help --version mirror snapshot repo release publish dist guard serve promote test build train prune gc check generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        depot__subcmd__build)
+            opts="-q -v -h -V --root --config --quiet --verbose --no-progress --output-format --help --version upload list show latest help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        depot__subcmd__build__subcmd__help)
+            opts="upload list show latest help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        depot__subcmd__build__subcmd__help__subcmd__help)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        depot__subcmd__build__subcmd__help__subcmd__latest)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        depot__subcmd__build__subcmd__help__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        depot__subcmd__build__subcmd__help__subcmd__show)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        depot__subcmd__build__subcmd__help__subcmd__upload)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        depot__subcmd__build__subcmd__latest)
+            opts="-q -v -h -V --project --ref --distro --flavor --root --config --quiet --verbose --no-progress --output-format --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --project)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ref)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --distro)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --flavor)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        depot__subcmd__build__subcmd__list)
+            opts="-q -v -h -V --project --ref --sha1 --distro --flavor --status --root --config --quiet --verbose --no-progress --output-format --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --project)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ref)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sha1)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --distro)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --flavor)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --status)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        depot__subcmd__build__subcmd__show)
+            opts="-q -v -h -V --flavor --root --config --quiet --verbose --no-progress --output-format --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --flavor)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output-format)
+                    COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        depot__subcmd__build__subcmd__upload)
+            opts="-q -v -h -V --flavor --force --extra --server --token-file --root --config --quiet --verbose --no-progress --output-format --help --version"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --flavor)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --extra)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --server)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --token-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --root)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -966,7 +1288,7 @@ _depot() {
             return 0
             ;;
         depot__subcmd__guard__subcmd__create)
-            opts="-q -v -h -V --x509-ca --subject --token-file --root --config --quiet --verbose --no-progress --output-format --help --version"
+            opts="-q -v -h -V --x509-ca --subject --token-file --scope --root --config --quiet --verbose --no-progress --output-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -982,6 +1304,10 @@ _depot() {
                     ;;
                 --token-file)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --scope)
+                    COMPREPLY=($(compgen -W "read upload" -- "${cur}"))
                     return 0
                     ;;
                 --root)
@@ -1166,8 +1492,78 @@ _depot() {
             return 0
             ;;
         depot__subcmd__help)
-            opts="mirror snapshot repo release publish dist guard serve promote test train prune gc check generate help"
+            opts="mirror snapshot repo release publish dist guard serve promote test build train prune gc check generate help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        depot__subcmd__help__subcmd__build)
+            opts="upload list show latest"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        depot__subcmd__help__subcmd__build__subcmd__latest)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        depot__subcmd__help__subcmd__build__subcmd__list)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        depot__subcmd__help__subcmd__build__subcmd__show)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        depot__subcmd__help__subcmd__build__subcmd__upload)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 4 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -2426,7 +2822,7 @@ _depot() {
             return 0
             ;;
         depot__subcmd__prune)
-            opts="-q -v -h -V --dry-run --source --dist --keep-last --keep-days --keep-released --root --config --quiet --verbose --no-progress --output-format --help --version"
+            opts="-q -v -h -V --dry-run --source --dist --project --keep-last --keep-days --keep-released --root --config --quiet --verbose --no-progress --output-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -2437,6 +2833,10 @@ _depot() {
                     return 0
                     ;;
                 --dist)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --project)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -3134,7 +3534,7 @@ _depot() {
             return 0
             ;;
         depot__subcmd__serve)
-            opts="-q -v -h -V --listen --tls-cert --tls-key --root --config --quiet --verbose --no-progress --output-format --help --version"
+            opts="-q -v -h -V --listen --tls-cert --tls-key --sign-key --quiet-time --webhook --root --config --quiet --verbose --no-progress --output-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3149,6 +3549,18 @@ _depot() {
                     return 0
                     ;;
                 --tls-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --sign-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --quiet-time)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --webhook)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -40,9 +40,10 @@ complete -c depot -n "__fish_depot_needs_command" -f -a "release" -d 'Merge snap
 complete -c depot -n "__fish_depot_needs_command" -f -a "publish" -d 'Publish a snapshot or release as a new signed version of a distribution'
 complete -c depot -n "__fish_depot_needs_command" -f -a "dist" -d 'Configure and inspect distributions: versions, stages, guards'
 complete -c depot -n "__fish_depot_needs_command" -f -a "guard" -d 'Content guards: who may read a stage'
-complete -c depot -n "__fish_depot_needs_command" -f -a "serve" -d 'Serve the publish root over HTTP(S), enforcing each stage\'s guard'
+complete -c depot -n "__fish_depot_needs_command" -f -a "serve" -d 'Serve the publish root over HTTP(S), enforcing each stage\'s guard, and CI build repositories'
 complete -c depot -n "__fish_depot_needs_command" -f -a "promote" -d 'Point a stage of a distribution at a version (atomic, audited)'
 complete -c depot -n "__fish_depot_needs_command" -f -a "test" -d 'Submit, run and poll autopkgtest-style test requests'
+complete -c depot -n "__fish_depot_needs_command" -f -a "build" -d 'CI build repositories (ceph\'s chacra and shaman): upload, list, latest'
 complete -c depot -n "__fish_depot_needs_command" -f -a "train" -d 'Run the nightly release train of a YAML file, resumably'
 complete -c depot -n "__fish_depot_needs_command" -f -a "prune" -d 'Drop old snapshots, releases and published versions by retention rules'
 complete -c depot -n "__fish_depot_needs_command" -f -a "gc" -d 'Delete pool blobs, catalogs, cache entries and temp files nothing references'
@@ -544,6 +545,8 @@ complete -c depot -n "__fish_depot_using_subcommand guard; and not __fish_seen_s
 complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from create" -l x509-ca -d 'CA bundle (PEM) client certificates must chain to' -r -F
 complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from create" -l subject -d 'With --x509-ca: the certificate subject must match this regex' -r
 complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from create" -l token-file -d 'File of accepted tokens, one per line (stored hashed)' -r -F
+complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from create" -l scope -d 'With --token-file: what its tokens may do [default: read]' -r -f -a "read\t'read the stages that name the guard'
+upload\t'upload CI builds to depot serve'"
 complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from create" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
 complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from create" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
 complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from create" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
@@ -551,7 +554,7 @@ json\t''"
 complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from create" -s q -l quiet -d 'Print only errors'
 complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from create" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
 complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from create" -l no-progress -d 'Never draw progress bars'
-complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help'
+complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from create" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from create" -s V -l version -d 'Print version'
 complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from list" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
 complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subcommand_from list" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
@@ -588,6 +591,9 @@ complete -c depot -n "__fish_depot_using_subcommand guard; and __fish_seen_subco
 complete -c depot -n "__fish_depot_using_subcommand serve" -l listen -d 'Address to listen on (port 0: any free port)' -r
 complete -c depot -n "__fish_depot_using_subcommand serve" -l tls-cert -d 'Serve HTTPS with this certificate chain (PEM); x509 guards need it' -r -F
 complete -c depot -n "__fish_depot_using_subcommand serve" -l tls-key -d 'Private key (PEM) of --tls-cert' -r -F
+complete -c depot -n "__fish_depot_using_subcommand serve" -l sign-key -d 'Key (id, fingerprint or uid) signing build repositories [default: the settings file\'s sign-key]' -r
+complete -c depot -n "__fish_depot_using_subcommand serve" -l quiet-time -d 'Time since a build\'s last upload before it is published [default: 30s]' -r
+complete -c depot -n "__fish_depot_using_subcommand serve" -l webhook -d 'URL receiving each build state as a JSON POST (repeatable)' -r
 complete -c depot -n "__fish_depot_using_subcommand serve" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
 complete -c depot -n "__fish_depot_using_subcommand serve" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
 complete -c depot -n "__fish_depot_using_subcommand serve" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
@@ -595,7 +601,7 @@ json\t''"
 complete -c depot -n "__fish_depot_using_subcommand serve" -s q -l quiet -d 'Print only errors'
 complete -c depot -n "__fish_depot_using_subcommand serve" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
 complete -c depot -n "__fish_depot_using_subcommand serve" -l no-progress -d 'Never draw progress bars'
-complete -c depot -n "__fish_depot_using_subcommand serve" -s h -l help -d 'Print help'
+complete -c depot -n "__fish_depot_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c depot -n "__fish_depot_using_subcommand serve" -s V -l version -d 'Print version'
 complete -c depot -n "__fish_depot_using_subcommand promote" -l to -d 'The stage to move' -r -f -a "dev\t'What builders and testers read'
 release\t'What customers read'"
@@ -712,6 +718,77 @@ complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcom
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from help" -f -a "worker" -d 'Run queued requests with COMMAND and store results (file:// or Swift)'
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from help" -f -a "plan" -d 'Tests to request for what changed between two apt snapshots or releases'
 complete -c depot -n "__fish_depot_using_subcommand test; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c depot -n "__fish_depot_using_subcommand build; and not __fish_seen_subcommand_from upload list show latest help" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand build; and not __fish_seen_subcommand_from upload list show latest help" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand build; and not __fish_seen_subcommand_from upload list show latest help" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+json\t''"
+complete -c depot -n "__fish_depot_using_subcommand build; and not __fish_seen_subcommand_from upload list show latest help" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand build; and not __fish_seen_subcommand_from upload list show latest help" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand build; and not __fish_seen_subcommand_from upload list show latest help" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand build; and not __fish_seen_subcommand_from upload list show latest help" -s h -l help -d 'Print help'
+complete -c depot -n "__fish_depot_using_subcommand build; and not __fish_seen_subcommand_from upload list show latest help" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand build; and not __fish_seen_subcommand_from upload list show latest help" -f -a "upload" -d 'Upload packages of one build (to `depot serve`, or into the local root)'
+complete -c depot -n "__fish_depot_using_subcommand build; and not __fish_seen_subcommand_from upload list show latest help" -f -a "list" -d 'List builds (newest SHA1 first)'
+complete -c depot -n "__fish_depot_using_subcommand build; and not __fish_seen_subcommand_from upload list show latest help" -f -a "show" -d 'Show one build: state history, packages, extra metadata'
+complete -c depot -n "__fish_depot_using_subcommand build; and not __fish_seen_subcommand_from upload list show latest help" -f -a "latest" -d 'The newest SHA1 of a ref that is ready on every given distro'
+complete -c depot -n "__fish_depot_using_subcommand build; and not __fish_seen_subcommand_from upload list show latest help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c depot -n "__fish_depot_using_subcommand build; and __fish_seen_subcommand_from upload" -l flavor -r
+complete -c depot -n "__fish_depot_using_subcommand build; and __fish_seen_subcommand_from upload" -l extra -d 'Metadata for the build\'s `extra` (build URL, job, version), repeatable' -r
+complete -c depot -n "__fish_depot_using_subcommand build; and __fish_seen_subcommand_from upload" -l server -d 'Upload to this `depot serve` (http://HOST:PORT/) instead of the local root' -r
+complete -c depot -n "__fish_depot_using_subcommand build; and __fish_seen_subcommand_from upload" -l token-file -d 'File holding the upload token (first line)' -r -F
+complete -c depot -n "__fish_depot_using_subcommand build; and __fish_seen_subcommand_from upload" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand build; and __fish_seen_subcommand_from upload" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand build; and __fish_seen_subcommand_from upload" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+json\t''"
+complete -c depot -n "__fish_depot_using_subcommand build; and __fish_seen_subcommand_from upload" -l force -d 'Replace a file of the same name that has other content'
+complete -c depot -n "__fish_depot_using_subcommand build; and __fish_seen_subcommand_from upload" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand build; and __fish_seen_subcommand_from upload" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand build; and __fish_seen_subcommand_from upload" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand build; and __fish_seen_subcommand_from upload" -s h -l help -d 'Print help'
+complete -c depot -n "__fish_depot_using_subcommand build; and __fish_seen_subcommand_from upload" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand build; and __fish_seen_subcommand_from list" -l project -r
+complete -c depot -n "__fish_depot_using_subcommand build; and __fish_seen_subcommand_from list" -l ref -r
+complete -c depot -n "__fish_depot_using_subcommand build; and __fish_seen_subcommand_from list" -l sha1 -d 'A SHA1, or `latest` (needs --project, --ref and --distro)' -r
+complete -c depot -n "__fish_depot_using_subcommand build; and __fish_seen_subcommand_from list" -l distro -d 'DISTRO/VERSION[/ARCH] (repeatable)' -r
+complete -c depot -n "__fish_depot_using_subcommand build; and __fish_seen_subcommand_from list" -l flavor -r
+complete -c depot -n "__fish_depot_using_subcommand build; and __fish_seen_subcommand_from list" -l status -d 'requested, queued, building, ready or failed' -r
+complete -c depot -n "__fish_depot_using_subcommand build; and __fish_seen_subcommand_from list" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand build; and __fish_seen_subcommand_from list" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand build; and __fish_seen_subcommand_from list" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+json\t''"
+complete -c depot -n "__fish_depot_using_subcommand build; and __fish_seen_subcommand_from list" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand build; and __fish_seen_subcommand_from list" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand build; and __fish_seen_subcommand_from list" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand build; and __fish_seen_subcommand_from list" -s h -l help -d 'Print help'
+complete -c depot -n "__fish_depot_using_subcommand build; and __fish_seen_subcommand_from list" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand build; and __fish_seen_subcommand_from show" -l flavor -r
+complete -c depot -n "__fish_depot_using_subcommand build; and __fish_seen_subcommand_from show" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand build; and __fish_seen_subcommand_from show" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand build; and __fish_seen_subcommand_from show" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+json\t''"
+complete -c depot -n "__fish_depot_using_subcommand build; and __fish_seen_subcommand_from show" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand build; and __fish_seen_subcommand_from show" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand build; and __fish_seen_subcommand_from show" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand build; and __fish_seen_subcommand_from show" -s h -l help -d 'Print help'
+complete -c depot -n "__fish_depot_using_subcommand build; and __fish_seen_subcommand_from show" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand build; and __fish_seen_subcommand_from latest" -l project -r
+complete -c depot -n "__fish_depot_using_subcommand build; and __fish_seen_subcommand_from latest" -l ref -r
+complete -c depot -n "__fish_depot_using_subcommand build; and __fish_seen_subcommand_from latest" -l distro -d 'DISTRO/VERSION[/ARCH] the SHA1 must be ready on (repeatable)' -r
+complete -c depot -n "__fish_depot_using_subcommand build; and __fish_seen_subcommand_from latest" -l flavor -r
+complete -c depot -n "__fish_depot_using_subcommand build; and __fish_seen_subcommand_from latest" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand build; and __fish_seen_subcommand_from latest" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
+complete -c depot -n "__fish_depot_using_subcommand build; and __fish_seen_subcommand_from latest" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
+json\t''"
+complete -c depot -n "__fish_depot_using_subcommand build; and __fish_seen_subcommand_from latest" -s q -l quiet -d 'Print only errors'
+complete -c depot -n "__fish_depot_using_subcommand build; and __fish_seen_subcommand_from latest" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'
+complete -c depot -n "__fish_depot_using_subcommand build; and __fish_seen_subcommand_from latest" -l no-progress -d 'Never draw progress bars'
+complete -c depot -n "__fish_depot_using_subcommand build; and __fish_seen_subcommand_from latest" -s h -l help -d 'Print help'
+complete -c depot -n "__fish_depot_using_subcommand build; and __fish_seen_subcommand_from latest" -s V -l version -d 'Print version'
+complete -c depot -n "__fish_depot_using_subcommand build; and __fish_seen_subcommand_from help" -f -a "upload" -d 'Upload packages of one build (to `depot serve`, or into the local root)'
+complete -c depot -n "__fish_depot_using_subcommand build; and __fish_seen_subcommand_from help" -f -a "list" -d 'List builds (newest SHA1 first)'
+complete -c depot -n "__fish_depot_using_subcommand build; and __fish_seen_subcommand_from help" -f -a "show" -d 'Show one build: state history, packages, extra metadata'
+complete -c depot -n "__fish_depot_using_subcommand build; and __fish_seen_subcommand_from help" -f -a "latest" -d 'The newest SHA1 of a ref that is ready on every given distro'
+complete -c depot -n "__fish_depot_using_subcommand build; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c depot -n "__fish_depot_using_subcommand train; and not __fish_seen_subcommand_from run resume status list help" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
 complete -c depot -n "__fish_depot_using_subcommand train; and not __fish_seen_subcommand_from run resume status list help" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
 complete -c depot -n "__fish_depot_using_subcommand train; and not __fish_seen_subcommand_from run resume status list help" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
@@ -770,6 +847,7 @@ complete -c depot -n "__fish_depot_using_subcommand train; and __fish_seen_subco
 complete -c depot -n "__fish_depot_using_subcommand train; and __fish_seen_subcommand_from help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c depot -n "__fish_depot_using_subcommand prune" -l source -d 'Only the snapshots and releases of this source (mirror, repo or release name)' -r
 complete -c depot -n "__fish_depot_using_subcommand prune" -l dist -d 'Only the published versions of this distribution' -r
+complete -c depot -n "__fish_depot_using_subcommand prune" -l project -d 'Only the CI builds of this project (kept per ref, by SHA1)' -r
 complete -c depot -n "__fish_depot_using_subcommand prune" -l keep-last -d 'Keep the newest N of each group' -r
 complete -c depot -n "__fish_depot_using_subcommand prune" -l keep-days -d 'Keep anything younger than D days' -r
 complete -c depot -n "__fish_depot_using_subcommand prune" -l keep-released -d 'Keep the newest N versions ever promoted to release [default: all]' -r
@@ -812,22 +890,23 @@ complete -c depot -n "__fish_depot_using_subcommand generate" -s v -l verbose -d
 complete -c depot -n "__fish_depot_using_subcommand generate" -l no-progress -d 'Never draw progress bars'
 complete -c depot -n "__fish_depot_using_subcommand generate" -s h -l help -d 'Print help'
 complete -c depot -n "__fish_depot_using_subcommand generate" -s V -l version -d 'Print version'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test train prune gc check generate help" -f -a "mirror" -d 'Define and update mirrors of upstream repositories'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test train prune gc check generate help" -f -a "snapshot" -d 'Take, inspect and compare immutable snapshots'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test train prune gc check generate help" -f -a "repo" -d 'Local repositories of CI-built packages'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test train prune gc check generate help" -f -a "release" -d 'Merge snapshots into integrated releases'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test train prune gc check generate help" -f -a "publish" -d 'Publish a snapshot or release as a new signed version of a distribution'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test train prune gc check generate help" -f -a "dist" -d 'Configure and inspect distributions: versions, stages, guards'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test train prune gc check generate help" -f -a "guard" -d 'Content guards: who may read a stage'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test train prune gc check generate help" -f -a "serve" -d 'Serve the publish root over HTTP(S), enforcing each stage\'s guard'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test train prune gc check generate help" -f -a "promote" -d 'Point a stage of a distribution at a version (atomic, audited)'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test train prune gc check generate help" -f -a "test" -d 'Submit, run and poll autopkgtest-style test requests'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test train prune gc check generate help" -f -a "train" -d 'Run the nightly release train of a YAML file, resumably'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test train prune gc check generate help" -f -a "prune" -d 'Drop old snapshots, releases and published versions by retention rules'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test train prune gc check generate help" -f -a "gc" -d 'Delete pool blobs, catalogs, cache entries and temp files nothing references'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test train prune gc check generate help" -f -a "check" -d 'Verify the data root and published versions; change nothing (exit 1 on any problem)'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test train prune gc check generate help" -f -a "generate" -d 'Write man pages and shell completions under DIR (for `cargo xtask gen`)'
-complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test train prune gc check generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test build train prune gc check generate help" -f -a "mirror" -d 'Define and update mirrors of upstream repositories'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test build train prune gc check generate help" -f -a "snapshot" -d 'Take, inspect and compare immutable snapshots'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test build train prune gc check generate help" -f -a "repo" -d 'Local repositories of CI-built packages'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test build train prune gc check generate help" -f -a "release" -d 'Merge snapshots into integrated releases'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test build train prune gc check generate help" -f -a "publish" -d 'Publish a snapshot or release as a new signed version of a distribution'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test build train prune gc check generate help" -f -a "dist" -d 'Configure and inspect distributions: versions, stages, guards'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test build train prune gc check generate help" -f -a "guard" -d 'Content guards: who may read a stage'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test build train prune gc check generate help" -f -a "serve" -d 'Serve the publish root over HTTP(S), enforcing each stage\'s guard, and CI build repositories'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test build train prune gc check generate help" -f -a "promote" -d 'Point a stage of a distribution at a version (atomic, audited)'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test build train prune gc check generate help" -f -a "test" -d 'Submit, run and poll autopkgtest-style test requests'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test build train prune gc check generate help" -f -a "build" -d 'CI build repositories (ceph\'s chacra and shaman): upload, list, latest'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test build train prune gc check generate help" -f -a "train" -d 'Run the nightly release train of a YAML file, resumably'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test build train prune gc check generate help" -f -a "prune" -d 'Drop old snapshots, releases and published versions by retention rules'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test build train prune gc check generate help" -f -a "gc" -d 'Delete pool blobs, catalogs, cache entries and temp files nothing references'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test build train prune gc check generate help" -f -a "check" -d 'Verify the data root and published versions; change nothing (exit 1 on any problem)'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test build train prune gc check generate help" -f -a "generate" -d 'Write man pages and shell completions under DIR (for `cargo xtask gen`)'
+complete -c depot -n "__fish_depot_using_subcommand help; and not __fish_seen_subcommand_from mirror snapshot repo release publish dist guard serve promote test build train prune gc check generate help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from mirror" -f -a "create" -d 'Define a new mirror'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from mirror" -f -a "update" -d 'Fetch and verify upstream\'s current state into the pool'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from mirror" -f -a "list" -d 'List mirrors'
@@ -867,6 +946,10 @@ complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcom
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from test" -f -a "poll" -d 'Report test results for triggers; exit 0 passed, 1 failed, 4 pending'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from test" -f -a "worker" -d 'Run queued requests with COMMAND and store results (file:// or Swift)'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from test" -f -a "plan" -d 'Tests to request for what changed between two apt snapshots or releases'
+complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from build" -f -a "upload" -d 'Upload packages of one build (to `depot serve`, or into the local root)'
+complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from build" -f -a "list" -d 'List builds (newest SHA1 first)'
+complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from build" -f -a "show" -d 'Show one build: state history, packages, extra metadata'
+complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from build" -f -a "latest" -d 'The newest SHA1 of a ref that is ready on every given distro'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from train" -f -a "run" -d 'Start a new run of the train in FILE'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from train" -f -a "resume" -d 'Continue RUN, else the newest unfinished run: done steps are kept, the rest run again'
 complete -c depot -n "__fish_depot_using_subcommand help; and __fish_seen_subcommand_from train" -f -a "status" -d 'Show the steps of RUN (default: the newest run) and their state'

@@ -5,8 +5,8 @@
 
 use crate::error::ErrorKind;
 use crate::{
-    choice, formats, lock, mirror, names, packages, promote, repo, retention, root, settings,
-    snapshot, store, testreq, train,
+    build, choice, formats, lock, mirror, names, packages, promote, repo, retention, root,
+    settings, snapshot, store, testreq, train,
 };
 
 /// Classifies any of the core's errors; `None` for foreign error types.
@@ -37,6 +37,7 @@ pub fn error_kind(err: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> 
         snapshot::SnapshotError,
         snapshot::ops::Unsatisfiable,
         repo::RepoError,
+        build::BuildError,
         promote::guard::GuardError,
         promote::dist::DistError,
         promote::dist::BadVersionRef,
@@ -407,6 +408,93 @@ mod tests {
                 E::Pool {
                     repo: s("r"),
                     source: pool(),
+                },
+                Failure,
+            ),
+        ]
+    }
+
+    fn build() -> Vec<(crate::build::BuildError, ErrorKind)> {
+        use crate::build::{BuildError as E, Status};
+        let b = || s("ceph/main/abc/ubuntu/jammy/default");
+        vec![
+            (E::InvalidName(name()), Usage),
+            (E::Lock(busy()), Refused),
+            (E::Store(not_found()), Failure),
+            (E::LatestIsReserved, Usage),
+            (E::LatestNeedsScope, Usage),
+            (
+                E::UnknownDistro {
+                    distro: s("gentoo"),
+                },
+                Usage,
+            ),
+            (
+                E::Package {
+                    build: b(),
+                    source: Box::new(RepoError::BadPackage {
+                        path: p(),
+                        problem: s("truncated"),
+                    }),
+                },
+                Failure,
+            ),
+            (
+                E::WrongArch {
+                    build: b(),
+                    file: s("f.deb"),
+                    found: s("amd64"),
+                    arch: s("arm64"),
+                },
+                Failure,
+            ),
+            (
+                E::Conflict {
+                    build: b(),
+                    file: s("f.deb"),
+                },
+                Failure,
+            ),
+            (
+                E::Pool {
+                    build: b(),
+                    source: PoolError::Io {
+                        path: p(),
+                        source: io(),
+                    },
+                },
+                Failure,
+            ),
+            (
+                E::Io {
+                    what: "read",
+                    path: p(),
+                    source: io(),
+                },
+                Failure,
+            ),
+            (E::NotFound { build: b() }, Failure),
+            (
+                E::NoneReady {
+                    project: s("ceph"),
+                    reference: s("main"),
+                    distros: s("ubuntu/jammy"),
+                },
+                Failure,
+            ),
+            (
+                E::NotReady {
+                    build: b(),
+                    status: Status::Queued,
+                },
+                Pending,
+            ),
+            (E::DistroSpec(s("ubuntu")), Usage),
+            (
+                E::Server {
+                    url: s("http://x/"),
+                    status: 403,
+                    message: s(""),
                 },
                 Failure,
             ),
@@ -1148,6 +1236,7 @@ mod tests {
             + check(snapshot())
             + check(repo())
             + check(guard())
+            + check(build())
             + check(dist())
             + check(publish())
             + check(push())

@@ -22,6 +22,7 @@
 //! reported.
 
 pub mod audit;
+pub mod build;
 pub mod choice;
 pub mod classify;
 pub mod content;

@@ -112,6 +112,49 @@ impl Pool {
         staging.commit(self, None)
     }
 
+    /// Moves a finished temp file (in this pool's `tmp/`) into the pool as
+    /// blob `digest`; the caller has hashed it and checked what it holds.
+    pub fn adopt(&self, tmp: NamedTempFile, digest: &Sha256Digest) -> Result<(), PoolError> {
+        // The blob may be there already (another mirror fetched it
+        // meanwhile): renaming over it swaps one copy for an identical one,
+        // cheaper than asking first. A missing folder is made on demand.
+        let dest = self.path(digest);
+        let tmp = match tmp.persist(&dest) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.error.kind() == io::ErrorKind::NotFound => e.file,
+            Err(e) => {
+                return Err(PoolError::Io {
+                    path: dest,
+                    source: e.error,
+                });
+            }
+        };
+        let parent = dest.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(parent).map_err(|source| PoolError::Io {
+            path: parent.to_owned(),
+            source,
+        })?;
+        tmp.persist(&dest).map_err(|e| PoolError::Io {
+            path: dest.clone(),
+            source: e.error,
+        })?;
+        Ok(())
+    }
+
+    /// A new, empty temp file in `tmp/` (the pool's filesystem), named so
+    /// that [`Pool::clean_stale_temp_files`] removes it if this process
+    /// dies before adopting it.
+    pub fn temp_file(&self) -> Result<NamedTempFile, PoolError> {
+        tempfile::Builder::new()
+            .prefix(&format!("dl-{}-", std::process::id()))
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .tempfile_in(&self.tmp)
+            .map_err(|source| PoolError::Io {
+                path: self.tmp.clone(),
+                source,
+            })
+    }
+
     /// Reads a whole blob into memory.
     pub fn read(&self, digest: &Sha256Digest) -> Result<Vec<u8>, PoolError> {
         let path = self.path(digest);
@@ -201,29 +244,7 @@ impl Staging {
                 source,
             }
         })?;
-        // The blob may be there already (another mirror fetched it
-        // meanwhile): renaming over it swaps one copy for an identical one,
-        // cheaper than asking first. A missing folder is made on demand.
-        let dest = pool.path(&digest);
-        let tmp = match tmp.persist(&dest) {
-            Ok(_) => return Ok(digest),
-            Err(e) if e.error.kind() == io::ErrorKind::NotFound => e.file,
-            Err(e) => {
-                return Err(PoolError::Io {
-                    path: dest,
-                    source: e.error,
-                });
-            }
-        };
-        let parent = dest.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(parent).map_err(|source| PoolError::Io {
-            path: parent.to_owned(),
-            source,
-        })?;
-        tmp.persist(&dest).map_err(|e| PoolError::Io {
-            path: dest.clone(),
-            source: e.error,
-        })?;
+        pool.adopt(tmp, &digest)?;
         Ok(digest)
     }
 }

@@ -25,6 +25,9 @@
 //!                           for `depot gc` (see `crate::lock::PoolGuard`)
 //!   locks/pool-turnstile.lock  taken by gc before pool.lock, so that
 //!                           writers arriving meanwhile queue behind it
+//!   builds/P/R/SHA1/D/V/FLAVOR/  a CI build: build.json (its manifest),
+//!                           tree-N/ (published trees), current -> tree-N
+//!   builds/.pending/ID      builds waiting for a publish (`crate::build`)
 //!   public/                 the default publish root (see PUBLISH ROOT)
 //!   audit.log               JSON lines: one per publish or promotion
 //! ```
@@ -177,6 +180,14 @@ impl Root {
     /// `pool.lock`, so that new writers queue behind gc.
     pub fn pool_turnstile_file(&self) -> PathBuf {
         self.locks_dir().join("pool-turnstile.lock")
+    }
+    /// `builds/`: CI build repositories (see [`crate::build`]).
+    pub fn builds_dir(&self) -> PathBuf {
+        self.path.join("builds")
+    }
+    /// `builds/.pending/`: one marker per build waiting for a publish.
+    pub fn build_pending_dir(&self) -> PathBuf {
+        self.builds_dir().join(".pending")
     }
     /// `cache/rpm-verified/`: one list per keyring.
     pub fn rpm_verified_dir(&self) -> PathBuf {

@@ -28,6 +28,13 @@ use crate::testreq::swift::{AuthError, Credentials};
 /// the settings file's `concurrency` says otherwise.
 pub const DEFAULT_CONCURRENCY: u16 = 8;
 
+/// Build repositories `depot serve` publishes at once (each build's own
+/// publishes never overlap: see `crate::build::builder`). Publishing is
+/// mostly waiting for gpg and for fsyncs, so several per core: with 8 on
+/// 2 cores, 50 builds due at once are all ready within 1.7 s
+/// (`bench/builds.py`, debug build).
+pub const BUILDS_AT_ONCE: usize = 8;
+
 /// `$XDG_CONFIG_HOME/depot/config.yaml`, `$DEPOT_CONFIG` or `--config FILE`.
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -43,6 +50,14 @@ pub struct ConfigFile {
     /// RabbitMQ URL for `depot test` when neither `--broker`, `--spool` nor
     /// `$DEPOT_BROKER` is given. Keep the file private: it holds a password.
     pub broker: Option<String>,
+    /// Default `--quiet-time` of `depot serve` (build repositories), e.g.
+    /// `30s`.
+    pub quiet_time: Option<String>,
+    /// Default `--webhook` URLs of `depot serve` (build states).
+    pub webhooks: Option<Vec<String>>,
+    /// Distro → repository kind, added to or overriding the built-in map
+    /// of build repositories (`ubuntu: apt`, `centos: rpm`, …).
+    pub build_distros: Option<std::collections::BTreeMap<String, crate::content::RepoKind>>,
 }
 
 impl std::fmt::Debug for ConfigFile {
@@ -53,6 +68,9 @@ impl std::fmt::Debug for ConfigFile {
             .field("concurrency", &self.concurrency)
             .field("compress", &self.compress)
             .field("broker", &self.broker.as_ref().map(|_| "***"))
+            .field("quiet_time", &self.quiet_time)
+            .field("webhooks", &self.webhooks)
+            .field("build_distros", &self.build_distros)
             .finish()
     }
 }
@@ -89,6 +107,8 @@ pub enum SettingsError {
     },
     #[error("the test broker")]
     Broker(#[source] QueueError),
+    #[error("the settings file's quiet-time: {0}")]
+    QuietTime(String),
 }
 
 impl SettingsError {
@@ -100,7 +120,7 @@ impl SettingsError {
             | Self::NoRoot
             | Self::Clock { .. }
             | Self::SignKey { .. } => Failure,
-            Self::Compress(_) | Self::Broker(_) => Usage,
+            Self::Compress(_) | Self::Broker(_) | Self::QuietTime(_) => Usage,
         }
     }
 }
@@ -217,6 +237,45 @@ impl Settings {
         }
     }
 
+    /// What `depot serve` does with build repositories: `--sign-key`,
+    /// `--quiet-time`, `--webhook` (all of them replacing the settings
+    /// file's list), else the settings file's `sign-key`, `quiet-time`,
+    /// `webhooks`, else unsigned, 30 s, none.
+    pub fn build_service(
+        &self,
+        sign_key: Option<String>,
+        quiet_time: Option<std::time::Duration>,
+        webhooks: Vec<String>,
+    ) -> Result<crate::promote::serve::BuildService, SettingsError> {
+        let quiet_time = match quiet_time {
+            Some(q) => q,
+            None => match &self.config.quiet_time {
+                Some(text) => crate::duration::parse(text).map_err(SettingsError::QuietTime)?,
+                None => crate::build::builder::DEFAULT_QUIET_TIME,
+            },
+        };
+        let webhooks = if webhooks.is_empty() {
+            self.config.webhooks.clone().unwrap_or_default()
+        } else {
+            webhooks
+        };
+        Ok(crate::promote::serve::BuildService {
+            builder: crate::build::BuilderOptions {
+                quiet_time,
+                sign_key: sign_key.or_else(|| self.config.sign_key.clone()),
+                webhooks,
+                concurrency: BUILDS_AT_ONCE,
+                base_url: String::new(),
+            },
+            distros: self.distros(),
+        })
+    }
+
+    /// The distro → repository kind map of build repositories.
+    pub fn distros(&self) -> crate::build::DistroMap {
+        crate::build::DistroMap::with(&self.config.build_distros.clone().unwrap_or_default())
+    }
+
     /// Where test requests go: `--broker`, else `--spool`, else
     /// `$DEPOT_BROKER`, else the settings file's `broker`, else the data
     /// root's spool.
@@ -308,6 +367,35 @@ mod tests {
         );
         assert_eq!(s.compress(vec![]).unwrap(), [Compression::Xz]);
         assert!(with_config("compress: [lz4]\n").compress(vec![]).is_err());
+    }
+
+    #[test]
+    fn build_service_flags_beat_the_settings_file() {
+        let s = with_config(
+            "sign-key: k1\nquiet-time: 5s\nwebhooks: [http://a/]\nbuild-distros: {opensuse: rpm}\n",
+        );
+        let b = s.build_service(None, None, vec![]).unwrap();
+        assert_eq!(b.builder.sign_key.as_deref(), Some("k1"));
+        assert_eq!(b.builder.quiet_time, std::time::Duration::from_secs(5));
+        assert_eq!(b.builder.webhooks, ["http://a/"]);
+        assert!(b.distros.kind("opensuse").is_ok());
+        let b = s
+            .build_service(
+                Some("k2".into()),
+                Some(std::time::Duration::from_secs(1)),
+                vec!["http://b/".into()],
+            )
+            .unwrap();
+        assert_eq!(b.builder.sign_key.as_deref(), Some("k2"));
+        assert_eq!(b.builder.quiet_time, std::time::Duration::from_secs(1));
+        assert_eq!(b.builder.webhooks, ["http://b/"]);
+        let d = with_config("{}").build_service(None, None, vec![]).unwrap();
+        assert_eq!(d.builder.quiet_time, std::time::Duration::from_secs(30));
+        assert!(
+            with_config("quiet-time: soon\n")
+                .build_service(None, None, vec![])
+                .is_err()
+        );
     }
 
     #[test]

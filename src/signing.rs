@@ -142,6 +142,9 @@ pub trait Signer: Send + Sync {
 #[derive(Debug, Clone)]
 pub struct GpgSigner {
     fingerprint: String,
+    /// The secret key as listed when the signer was made: each signature
+    /// then costs one gpg run, not two (a key listing, then the signing).
+    key: gpgme::Key,
 }
 
 impl GpgSigner {
@@ -160,6 +163,7 @@ impl GpgSigner {
             }),
             [one] => Ok(Self {
                 fingerprint: one.fingerprint().unwrap_or(key).to_owned(),
+                key: one.clone(),
             }),
             many => Err(SigningError::AmbiguousKey {
                 key: key.to_owned(),
@@ -168,13 +172,24 @@ impl GpgSigner {
         }
     }
 
-    fn context(&self) -> Result<Context, SigningError> {
+    /// The signing key's public part, ASCII-armoured: what a client needs
+    /// to verify what this signer signs.
+    pub fn public_key_armored(&self) -> Result<Vec<u8>, SigningError> {
         let mut ctx = Context::from_protocol(Protocol::OpenPgp).map_err(gpg("starting"))?;
         ctx.set_armor(true);
         let key = ctx
-            .get_secret_key(self.fingerprint.as_str())
+            .get_key(self.fingerprint.as_str())
             .map_err(gpg("loading the signing key"))?;
-        ctx.add_signer(&key)
+        let mut out = Vec::new();
+        ctx.export_keys(&[key], gpgme::ExportMode::empty(), &mut out)
+            .map_err(gpg("exporting the public key"))?;
+        Ok(out)
+    }
+
+    fn context(&self) -> Result<Context, SigningError> {
+        let mut ctx = Context::from_protocol(Protocol::OpenPgp).map_err(gpg("starting"))?;
+        ctx.set_armor(true);
+        ctx.add_signer(&self.key)
             .map_err(gpg("selecting the signing key"))?;
         Ok(ctx)
     }

@@ -43,6 +43,8 @@ pub enum ObjectKind {
     SnapshotOrRelease,
     /// The journal of one run of a train (`trains/NAME/RUN.json`).
     TrainRun,
+    /// A CI build's manifest (`builds/P/R/SHA1/D/V/FLAVOR/build.json`).
+    Build,
 }
 
 impl ObjectKind {
@@ -60,6 +62,7 @@ impl ObjectKind {
             Self::Release => "release",
             Self::SnapshotOrRelease => "snapshot or release",
             Self::TrainRun => "train run",
+            Self::Build => "build",
         }
     }
 
@@ -76,7 +79,8 @@ impl ObjectKind {
             | Self::VersionTests
             | Self::Snapshot
             | Self::Release
-            | Self::SnapshotOrRelease => "",
+            | Self::SnapshotOrRelease
+            | Self::Build => "",
             Self::TrainRun => " (`depot train list FILE` lists the runs)",
         }
     }

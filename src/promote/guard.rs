@@ -70,7 +70,37 @@ pub enum GuardKind {
     Token {
         /// SHA-256 of each accepted token; the tokens are not kept.
         token_sha256: Vec<Sha256Digest>,
+        /// What its tokens may do; `read` (the default) for guards made
+        /// before scopes existed.
+        #[serde(default, skip_serializing_if = "Scope::is_read")]
+        scope: Scope,
     },
+}
+
+/// What a token guard's tokens may do. `read`: read the stages the guard
+/// is set on. `upload`: upload CI builds to `depot serve`'s
+/// `/api/binaries/…` (see [`crate::build`]); an upload token reads
+/// nothing a read guard protects unless a stage names its guard too.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    #[default]
+    Read,
+    Upload,
+}
+
+impl Scope {
+    fn is_read(&self) -> bool {
+        *self == Self::Read
+    }
+}
+
+impl crate::choice::Choice for Scope {
+    const WHAT: &'static str = "scope";
+    const CHOICES: &'static [(Self, &'static str, &'static str)] = &[
+        (Self::Read, "read", "read the stages that name the guard"),
+        (Self::Upload, "upload", "upload CI builds to depot serve"),
+    ];
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,9 +125,18 @@ impl Guard {
                     .map(|s| format!(", subject ~ {s}"))
                     .unwrap_or_default()
             ),
-            GuardKind::Token { token_sha256 } => {
-                format!("token ({} token(s), stored hashed)", token_sha256.len())
-            }
+            GuardKind::Token {
+                token_sha256,
+                scope,
+            } => format!(
+                "token ({} token(s), stored hashed{})",
+                token_sha256.len(),
+                if *scope == Scope::Upload {
+                    ", scope upload"
+                } else {
+                    ""
+                }
+            ),
         }
     }
 }
@@ -111,6 +150,7 @@ pub enum GuardSpec {
     },
     Token {
         file: PathBuf,
+        scope: Scope,
     },
 }
 
@@ -198,7 +238,7 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 impl Guard {
     /// Whether `token` is one of a token guard's tokens.
     pub fn accepts_token(&self, token: &str) -> bool {
-        let GuardKind::Token { token_sha256 } = &self.kind else {
+        let GuardKind::Token { token_sha256, .. } = &self.kind else {
             return false;
         };
         let digest = Sha256Digest::of(token.as_bytes()).to_hex();
@@ -250,7 +290,7 @@ pub fn create(
                 subject,
             }
         }
-        GuardSpec::Token { file } => {
+        GuardSpec::Token { file, scope } => {
             let text = std::fs::read_to_string(&file).map_err(io(&file))?;
             let token_sha256: Vec<Sha256Digest> = text
                 .lines()
@@ -261,7 +301,10 @@ pub fn create(
             if token_sha256.is_empty() {
                 return Err(GuardError::NoToken { path: file });
             }
-            GuardKind::Token { token_sha256 }
+            GuardKind::Token {
+                token_sha256,
+                scope,
+            }
         }
     };
     let guard = Guard {
@@ -310,7 +353,16 @@ mod tests {
         let file = dir.path().join("tokens");
         std::fs::write(&file, "# customers\nsecret-one\n\nsecret-two\n").unwrap();
         let now: Timestamp = "2026-11-22T00:00:00Z".parse().unwrap();
-        let g = create(&root, "customers", GuardSpec::Token { file }, now).unwrap();
+        let g = create(
+            &root,
+            "customers",
+            GuardSpec::Token {
+                file,
+                scope: Scope::Read,
+            },
+            now,
+        )
+        .unwrap();
         let yaml = std::fs::read_to_string(dir.path().join("guards/customers.yaml")).unwrap();
         assert!(!yaml.contains("secret"), "{yaml}");
         assert!(g.accepts_token("secret-one") && g.accepts_token("secret-two"));
@@ -321,7 +373,8 @@ mod tests {
                 &root,
                 "public",
                 GuardSpec::Token {
-                    file: dir.path().join("tokens")
+                    file: dir.path().join("tokens"),
+                    scope: Scope::Read,
                 },
                 now
             ),

@@ -25,11 +25,15 @@
 //! period, and its subject (`CN=…,O=…`) matches the guard's `--subject`
 //! pattern when it has one.
 //!
-//! This module only reads: distributions, guards and published files; it
-//! never writes to the data root or a publish root.
+//! `/api/…` and `/r/…` belong to CI build repositories: serve routes them
+//! to [`crate::build::api`] and runs its builder in the background (those
+//! write under `builds/`, through [`crate::build`]).
+//!
+//! This module itself only reads: distributions, guards and published
+//! files; it never writes to the data root or a publish root.
 
 use std::net::SocketAddr;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -61,6 +65,12 @@ pub enum ServeError {
     Tls(#[source] rustls::Error),
     #[error("cannot build the client-certificate verifier")]
     Verifier(#[source] rustls::server::VerifierBuilderError),
+    #[error("cannot sign build repositories with `{key}`")]
+    SignKey {
+        key: String,
+        #[source]
+        source: crate::signing::SigningError,
+    },
 }
 
 impl ServeError {
@@ -68,7 +78,11 @@ impl ServeError {
     pub fn kind(&self) -> crate::error::ErrorKind {
         use crate::error::ErrorKind::*;
         match self {
-            Self::Bind { .. } | Self::TlsFile { .. } | Self::Tls(_) | Self::Verifier(_) => Failure,
+            Self::Bind { .. }
+            | Self::TlsFile { .. }
+            | Self::Tls(_)
+            | Self::Verifier(_)
+            | Self::SignKey { .. } => Failure,
         }
     }
 }
@@ -360,45 +374,62 @@ fn refusal(refused: Refused) -> Response<Body> {
     }
 }
 
-fn clean(rest: &[&str]) -> Option<PathBuf> {
-    let mut p = PathBuf::new();
-    for seg in rest {
-        let decoded = percent_decode(seg)?;
-        let c = Path::new(&decoded);
-        if decoded.is_empty()
-            || decoded.contains('/')
-            || !matches!(c.components().next(), Some(Component::Normal(_)))
-        {
-            return None;
+/// Hands `/api/…` and `/r/…` to the build repositories' API.
+async fn handle_builds(
+    api: &crate::build::api::Api,
+    scheme: &str,
+    req: Request<hyper::body::Incoming>,
+) -> Response<Body> {
+    use crate::build::api::Answer;
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost")
+        .to_owned();
+    let base = format!("{scheme}://{host}/");
+    let tok = token(&req);
+    let head = req.method() == Method::HEAD;
+    let range = req.headers().get(header::RANGE).cloned();
+    match crate::build::api::handle(api, req, &base, tok.as_deref()).await {
+        Answer::Body {
+            status,
+            content_type,
+            body,
+        } => {
+            let len = body.len();
+            let body = if head { Vec::new() } else { body };
+            let mut r = Response::new(Full::new(Bytes::from(body)).map_err(|e| match e {}).boxed());
+            *r.status_mut() = status;
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static(content_type),
+            );
+            r.headers_mut().insert(header::CONTENT_LENGTH, len.into());
+            r
         }
-        p.push(decoded);
-    }
-    Some(p)
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let h = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(h, 16).ok()?);
-            i += 3;
+        Answer::File(path) => serve_path(head, range.as_ref(), &path).await,
+        Answer::Refused { credentials } => refusal(if credentials {
+            Refused::Forbidden
         } else {
-            out.push(b[i]);
-            i += 1;
-        }
+            Refused::NoCredentials
+        }),
     }
-    String::from_utf8(out).ok()
 }
 
 async fn handle(
     root: Arc<Root>,
     cache: Arc<Cache>,
     chain: Option<Chain>,
+    builds: Option<(Arc<crate::build::api::Api>, &'static str)>,
     req: Request<hyper::body::Incoming>,
 ) -> Response<Body> {
+    if let Some((api, scheme)) = builds {
+        let p = req.uri().path();
+        if p.starts_with("/api/") || p.starts_with("/r/") {
+            return handle_builds(&api, scheme, req).await;
+        }
+    }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return empty(StatusCode::METHOD_NOT_ALLOWED);
     }
@@ -442,7 +473,7 @@ async fn handle(
     ) {
         return refusal(refused);
     }
-    let (Some(version), Some(rest)) = (version, clean(&segs[2..])) else {
+    let (Some(version), Some(rest)) = (version, crate::names::clean_path(&segs[2..])) else {
         return empty(StatusCode::NOT_FOUND);
     };
     let file = PublishRoot::new(&info.publish_root)
@@ -478,6 +509,19 @@ fn range(value: &str, len: u64) -> Option<(u64, u64)> {
 }
 
 async fn serve_file(req: &Request<hyper::body::Incoming>, path: &Path) -> Response<Body> {
+    serve_path(
+        req.method() == Method::HEAD,
+        req.headers().get(header::RANGE),
+        path,
+    )
+    .await
+}
+
+async fn serve_path(
+    head: bool,
+    range_header: Option<&header::HeaderValue>,
+    path: &Path,
+) -> Response<Body> {
     // Metadata and small files are read directly: a trip through tokio's
     // blocking pool costs more than the read itself on a local disk.
     let Ok(meta) = std::fs::metadata(path) else {
@@ -487,11 +531,7 @@ async fn serve_file(req: &Request<hyper::body::Incoming>, path: &Path) -> Respon
         return empty(StatusCode::NOT_FOUND);
     }
     let len = meta.len();
-    let (status, start, end) = match req
-        .headers()
-        .get(header::RANGE)
-        .and_then(|v| v.to_str().ok())
-    {
+    let (status, start, end) = match range_header.and_then(|v| v.to_str().ok()) {
         Some(r) => match range(r, len) {
             Some((s, e)) => (StatusCode::PARTIAL_CONTENT, s, e),
             None => {
@@ -505,7 +545,7 @@ async fn serve_file(req: &Request<hyper::body::Incoming>, path: &Path) -> Respon
         None => (StatusCode::OK, 0, len.saturating_sub(1)),
     };
     let count = if len == 0 { 0 } else { end - start + 1 };
-    let body: Body = if req.method() == Method::HEAD || count == 0 {
+    let body: Body = if head || count == 0 {
         Full::new(Bytes::new()).map_err(|e| match e {}).boxed()
     } else if count <= 256 * 1024 {
         use std::io::{Read, Seek};
@@ -551,6 +591,51 @@ async fn serve_file(req: &Request<hyper::body::Incoming>, path: &Path) -> Respon
     resp
 }
 
+/// Build repositories served beside the publish root (`/api/…`, `/r/…`;
+/// see [`crate::build`]).
+#[derive(Debug, Clone)]
+pub struct BuildService {
+    pub builder: crate::build::BuilderOptions,
+    pub distros: crate::build::DistroMap,
+}
+
+/// Starts the builder and the webhook senders; the API's shared state.
+fn start_builds(
+    root: &Root,
+    b: BuildService,
+    base_url: &str,
+) -> Result<crate::build::api::Api, ServeError> {
+    let public_key = match &b.builder.sign_key {
+        Some(key) => {
+            let signer =
+                crate::signing::GpgSigner::new(key).map_err(|source| ServeError::SignKey {
+                    key: key.clone(),
+                    source,
+                })?;
+            let armored = signer
+                .public_key_armored()
+                .map_err(|source| ServeError::SignKey {
+                    key: key.clone(),
+                    source,
+                })?;
+            Some(String::from_utf8_lossy(&armored).into_owned())
+        }
+        None => None,
+    };
+    crate::pool::Pool::new(root).clean_stale_temp_files();
+    let hooks = crate::build::Hooks::start(&b.builder.webhooks, base_url);
+    let mut opts = b.builder;
+    opts.base_url = base_url.to_owned();
+    let builder = crate::build::Builder::new(root.clone(), opts, hooks.clone());
+    tokio::spawn(builder.run());
+    Ok(crate::build::api::Api {
+        root: Arc::new(root.clone()),
+        distros: b.distros,
+        hooks,
+        public_key,
+    })
+}
+
 /// `depot serve --listen ADDR [--tls-cert F --tls-key F]`: binds, calls
 /// `ready` with its URL, `http(s)://ADDR/` (the port may have been 0), then serves
 /// until the task is dropped.
@@ -558,6 +643,7 @@ pub async fn serve(
     root: Root,
     listen: SocketAddr,
     tls: Option<(PathBuf, PathBuf)>,
+    builds: Option<BuildService>,
     ready: impl FnOnce(&str),
 ) -> Result<(), ServeError> {
     let acceptor = match &tls {
@@ -577,7 +663,12 @@ pub async fn serve(
         source,
     })?;
     let scheme = if acceptor.is_some() { "https" } else { "http" };
-    ready(&format!("{scheme}://{addr}/"));
+    let base_url = format!("{scheme}://{addr}/");
+    let builds = match builds {
+        Some(b) => Some((Arc::new(start_builds(&root, b, &base_url)?), scheme)),
+        None => None,
+    };
+    ready(&base_url);
     let root = Arc::new(root);
     let cache = Arc::new(Cache {
         dists: std::sync::Mutex::default(),
@@ -591,6 +682,14 @@ pub async fn serve(
         // algorithm holds the body until the client's delayed ACK (~40 ms).
         let _ = stream.set_nodelay(true);
         let (root, cache, acceptor) = (root.clone(), cache.clone(), acceptor.clone());
+        let builds = builds.clone();
+        // A second handle on the socket, for the lingering close below.
+        let Ok((stream, linger)) = stream.into_std().and_then(|s| {
+            let dup = s.try_clone()?;
+            Ok((tokio::net::TcpStream::from_std(s)?, dup))
+        }) else {
+            continue;
+        };
         tokio::spawn(async move {
             match acceptor {
                 Some(acceptor) => {
@@ -608,6 +707,7 @@ pub async fn serve(
                         root,
                         cache,
                         chain,
+                        builds,
                         remote,
                     )
                     .await;
@@ -618,13 +718,40 @@ pub async fn serve(
                         root,
                         cache,
                         None,
+                        builds,
                         remote,
                     )
                     .await
                 }
             }
+            linger_close(linger).await;
         });
     }
+}
+
+/// Closes a connection the way Apache's lingering close does: hyper may
+/// end one with the request unread (431 for an oversized header, a
+/// refused upload), and closing a socket with unread data resets it,
+/// which can destroy the answer before the client reads it. So the write
+/// side is shut first, and what the client still sends is read and
+/// dropped (for at most 2 s and 64 MiB) until it closes.
+async fn linger_close(socket: std::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    let Ok(mut socket) = tokio::net::TcpStream::from_std(socket) else {
+        return;
+    };
+    let _ = socket.shutdown().await;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut left: usize = 64 << 20;
+        while let Ok(n @ 1..) = socket.read(&mut buf).await {
+            left = left.saturating_sub(n);
+            if left == 0 {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 async fn connection<I>(
@@ -632,15 +759,17 @@ async fn connection<I>(
     root: Arc<Root>,
     cache: Arc<Cache>,
     chain: Option<Chain>,
+    builds: Option<(Arc<crate::build::api::Api>, &'static str)>,
     remote: SocketAddr,
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
         let (root, cache, chain) = (root.clone(), cache.clone(), chain.clone());
+        let builds = builds.clone();
         async move {
             let (method, path) = (req.method().clone(), req.uri().path().to_owned());
-            let resp = handle(root, cache, chain, req).await;
+            let resp = handle(root, cache, chain, builds, req).await;
             tracing::info!(
                 target: "depot::access",
                 "{remote} {method} {path} {} {}",
@@ -653,6 +782,7 @@ async fn connection<I>(
             Ok::<_, std::convert::Infallible>(resp)
         }
     });
+    // Headers past hyper's read buffer (~400 KiB) get 431.
     let _ = hyper::server::conn::http1::Builder::new()
         .serve_connection(io, service)
         .await;
@@ -672,10 +802,10 @@ mod tests {
             super::base64_decode("dXNlcjpzZWNyZXQ=").unwrap(),
             b"user:secret"
         );
-        assert!(super::clean(&["..", "x"]).is_none());
-        assert!(super::clean(&["a%2F..", "x"]).is_none());
+        assert!(crate::names::clean_path(&["..", "x"]).is_none());
+        assert!(crate::names::clean_path(&["a%2F..", "x"]).is_none());
         assert_eq!(
-            super::clean(&["dists", "a%2Bb"]).unwrap(),
+            crate::names::clean_path(&["dists", "a%2Bb"]).unwrap(),
             std::path::Path::new("dists/a+b")
         );
     }

@@ -87,9 +87,42 @@ pub fn read_deb_control(path: &Path, bytes: &[u8]) -> Result<String, RepoError> 
     Err(bad("no control.tar member"))
 }
 
+/// Checks that a `.deb`'s ar members fill the file exactly: reading the
+/// control stanza stops at `control.tar`, so a file cut short in its
+/// payload would otherwise pass.
+fn check_ar_members(path: &Path, bytes: &[u8]) -> Result<(), RepoError> {
+    let bad = |problem: &str| RepoError::BadPackage {
+        path: path.to_owned(),
+        problem: problem.to_owned(),
+    };
+    let mut rest = bytes
+        .strip_prefix(b"!<arch>\n")
+        .ok_or_else(|| bad("not an ar archive (no `!<arch>` magic)"))?;
+    let mut members = 0;
+    while !rest.is_empty() {
+        if rest.len() < 60 || &rest[58..60] != b"`\n" {
+            return Err(bad("truncated or corrupt ar member header"));
+        }
+        let size: usize = std::str::from_utf8(&rest[48..58])
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .ok_or_else(|| bad("corrupt ar member size"))?;
+        let body = &rest[60..];
+        if body.len() < size {
+            return Err(bad("truncated (an ar member is cut short)"));
+        }
+        members += 1;
+        rest = body.get(size + (size % 2)..).unwrap_or(&[]);
+    }
+    if members < 3 {
+        return Err(bad("truncated (fewer than three ar members)"));
+    }
+    Ok(())
+}
+
 const RPM_MAGIC: [u8; 4] = [0xed, 0xab, 0xee, 0xdb];
 
-pub(super) fn parse_package(
+pub(crate) fn parse_package(
     def: &RepoDef,
     path: &Path,
     bytes: &[u8],
@@ -114,6 +147,7 @@ pub(super) fn parse_package(
         (RepoKind::Apt, false) => {}
     }
     let control = read_deb_control(path, bytes)?;
+    check_ar_members(path, bytes)?;
     let bad = |problem: String| RepoError::BadPackage {
         path: path.to_owned(),
         problem,

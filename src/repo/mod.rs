@@ -16,7 +16,7 @@
 
 mod intake;
 
-use intake::parse_package;
+pub(crate) use intake::parse_package;
 pub use intake::read_deb_control;
 use std::path::PathBuf;
 
@@ -344,18 +344,46 @@ pub fn drop_repo(root: &Root, name: &str) -> Result<(), RepoError> {
 /// `all` packages in each.
 pub fn content(root: &Root, name: &str) -> Result<Content, RepoError> {
     let (def, state) = load(root, name)?;
-    let pool = Pool::new(root);
-    let put = |text: String| {
-        pool.put(text.as_bytes()).map_err(|source| RepoError::Pool {
-            repo: name.to_owned(),
-            source,
-        })
+    let layout = ContentLayout {
+        kind: def.kind,
+        suite: name,
+        component: &def.component,
+        architectures: &def.architectures,
+        files_url: format!("file://{}/", root.repos_dir().display()),
     };
-    if def.kind == RepoKind::Rpm {
+    packages_content(&Pool::new(root), &layout, &state.packages).map_err(|source| RepoError::Pool {
+        repo: name.to_owned(),
+        source,
+    })
+}
+
+/// How [`packages_content`] lays packages out.
+pub(crate) struct ContentLayout<'a> {
+    pub kind: RepoKind,
+    /// apt: the suite.
+    pub suite: &'a str,
+    /// apt: the one component.
+    pub component: &'a str,
+    /// apt: the architectures indexed; empty: those of the packages.
+    pub architectures: &'a [String],
+    /// Where the package files would be fetched from (never, as all are
+    /// pooled); a `file://` URL.
+    pub files_url: String,
+}
+
+/// Pooled packages as publishable content: apt, one index per
+/// architecture with `all` packages in each; rpm, primary, filelists and
+/// other spliced from each package's entries. The index blobs are pooled.
+pub(crate) fn packages_content(
+    pool: &Pool,
+    layout: &ContentLayout<'_>,
+    packages: &[RepoPackage],
+) -> Result<Content, PoolError> {
+    let put = |text: String| pool.put(text.as_bytes());
+    if layout.kind == RepoKind::Rpm {
         use crate::formats::rpm::splice;
         use crate::formats::rpm_header::{FILELISTS_ROOT, OTHER_ROOT, PRIMARY_ROOT};
-        let pick =
-            |f: fn(&RepoPackage) -> &str| -> Vec<&str> { state.packages.iter().map(f).collect() };
+        let pick = |f: fn(&RepoPackage) -> &str| -> Vec<&str> { packages.iter().map(f).collect() };
         let metadata = [
             (
                 "primary",
@@ -386,16 +414,16 @@ pub fn content(root: &Root, name: &str) -> Result<Content, RepoError> {
                 blob: put(text)?,
             })
         })
-        .collect::<Result<Vec<_>, RepoError>>()?;
+        .collect::<Result<Vec<_>, PoolError>>()?;
         return Ok(Content::Rpm(crate::content::RpmContent {
-            files_url: format!("file://{}/", root.repos_dir().display()),
+            files_url: layout.files_url.clone(),
             metadata,
-            packages: state.packages.len(),
+            packages: packages.len(),
         }));
     }
-    let mut archs = def.architectures.clone();
+    let mut archs = layout.architectures.to_vec();
     if archs.is_empty() {
-        for p in &state.packages {
+        for p in packages {
             if p.arch != "all" && !archs.contains(&p.arch) {
                 archs.push(p.arch.clone());
             }
@@ -408,8 +436,7 @@ pub fn content(root: &Root, name: &str) -> Result<Content, RepoError> {
     for arch in archs {
         let mut text = String::new();
         let mut entries = 0;
-        for p in state
-            .packages
+        for p in packages
             .iter()
             .filter(|p| p.arch == arch || p.arch == "all")
         {
@@ -421,24 +448,19 @@ pub fn content(root: &Root, name: &str) -> Result<Content, RepoError> {
             entries += 1;
         }
         indices.push(IndexRef {
-            component: def.component.clone(),
+            component: layout.component.to_owned(),
             kind: IndexKind::Binary,
             arch: Some(arch),
-            parts: vec![IndexPart::whole(pool.put(text.as_bytes()).map_err(
-                |source| RepoError::Pool {
-                    repo: name.to_owned(),
-                    source,
-                },
-            )?)],
+            parts: vec![IndexPart::whole(put(text)?)],
             entries,
         });
     }
     Ok(Content::Apt(AptContent {
         origin: None,
         label: None,
-        suite: name.to_owned(),
+        suite: layout.suite.to_owned(),
         codename: None,
-        files_url: format!("file://{}/", root.repos_dir().display()),
+        files_url: layout.files_url.clone(),
         indices,
     }))
 }

@@ -74,6 +74,8 @@ pub enum RetentionError {
     },
     #[error("check found {count} problem{}", if *count == 1 { "" } else { "s" })]
     Problems { count: usize },
+    #[error(transparent)]
+    Build(#[from] Box<crate::build::BuildError>),
 }
 
 impl RetentionError {
@@ -84,6 +86,7 @@ impl RetentionError {
             Self::Store(s) => s.kind(),
             Self::Dist(d) => d.kind(),
             Self::Snapshot(s) => s.kind(),
+            Self::Build(b) => b.kind(),
             Self::Usage(_) => Usage,
             Self::Unknowable { .. } | Self::Io { .. } | Self::Problems { .. } => Failure,
         }
@@ -110,6 +113,8 @@ pub enum Subject {
     Repo(String),
     Snapshot(String),
     Release(String),
+    /// A CI build (`P/R/SHA1/D/V/FLAVOR`, [`crate::build`]).
+    Build(String),
 }
 
 impl fmt::Display for Subject {
@@ -119,6 +124,7 @@ impl fmt::Display for Subject {
             Self::Repo(n) => write!(f, "repo `{n}`"),
             Self::Snapshot(n) => write!(f, "snapshot `{n}`"),
             Self::Release(n) => write!(f, "release `{n}`"),
+            Self::Build(n) => write!(f, "build `{n}`"),
         }
     }
 }
@@ -161,6 +167,23 @@ pub fn for_each_root(
             .load(&name)
             .map(|s| Names::Packages(s.packages.iter().map(|p| p.sha256).collect()));
         f(subject, loaded);
+    }
+    let builds = crate::build::manifests(root);
+    for name in crate::build::names(root, None, None) {
+        let subject = Subject::Build(name.clone());
+        if skip(&subject) {
+            continue;
+        }
+        match builds.load_opt(&name) {
+            Ok(None) => {}
+            Ok(Some(b)) => f(
+                subject,
+                Ok(Names::Packages(
+                    b.packages.iter().map(|p| p.sha256).collect(),
+                )),
+            ),
+            Err(e) => f(subject, Err(e)),
+        }
     }
     for store in [
         crate::snapshot::Store::Snapshot,

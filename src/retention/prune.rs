@@ -35,6 +35,8 @@ pub enum Scope {
     Source(String),
     /// The versions of one distribution (`--dist D`).
     Dist(String),
+    /// The CI builds of one project (`--project P`), per ref.
+    Project(String),
 }
 
 /// Options of `depot prune`.
@@ -56,6 +58,8 @@ pub enum Kind {
     Snapshot,
     Release,
     Version,
+    /// Every build of one SHA1 of a ref (`P/R/SHA1`; group `P/R`).
+    Build,
 }
 
 /// A candidate and the decision about it.
@@ -113,7 +117,28 @@ pub fn prune(root: &Root, opts: &PruneOptions) -> Result<PruneReport, RetentionE
     };
     let served_sources = dist::served_sources(root)?;
     let mut candidates = Vec::new();
-    if !matches!(opts.scope, Scope::Dist(_)) {
+    if matches!(opts.scope, Scope::All | Scope::Project(_)) {
+        let project = match &opts.scope {
+            Scope::Project(p) => Some(p.as_str()),
+            _ => None,
+        };
+        for s in crate::build::sha1s(root, project).map_err(Box::new)? {
+            let mut reasons = Vec::new();
+            if s.pending {
+                reasons.push("a build of it is queued or being published".to_owned());
+            }
+            candidates.push(Candidate {
+                kind: Kind::Build,
+                name: format!("{}/{}/{}", s.project, s.reference, s.sha1),
+                group: format!("{}/{}", s.project, s.reference),
+                when: s.created,
+                reasons,
+                released: false,
+                dist_version: None,
+            });
+        }
+    }
+    if matches!(opts.scope, Scope::All | Scope::Source(_)) {
         for store in [Store::Snapshot, Store::Release] {
             for info in crate::snapshot::list_in(root, store, None)? {
                 let Some(group) = super::timestamp_group(&info.name) else {
@@ -144,7 +169,7 @@ pub fn prune(root: &Root, opts: &PruneOptions) -> Result<PruneReport, RetentionE
         }
     }
     let mut trees = Vec::new();
-    if !matches!(opts.scope, Scope::Source(_)) {
+    if matches!(opts.scope, Scope::All | Scope::Dist(_)) {
         let dists = match &opts.scope {
             Scope::Dist(d) => vec![dist::show(root, d)?],
             _ => dist::list(root)?,
@@ -182,7 +207,7 @@ pub fn prune(root: &Root, opts: &PruneOptions) -> Result<PruneReport, RetentionE
 
     let (dropped, kept): (Vec<Candidate>, Vec<Candidate>) =
         candidates.into_iter().partition(|c| c.reasons.is_empty());
-    let dropped_trees: Vec<_> = trees
+    let mut dropped_trees: Vec<_> = trees
         .into_iter()
         .filter(|(name, _)| {
             dropped
@@ -191,6 +216,12 @@ pub fn prune(root: &Root, opts: &PruneOptions) -> Result<PruneReport, RetentionE
         })
         .map(|(_, path)| path)
         .collect();
+    dropped_trees.extend(
+        dropped
+            .iter()
+            .filter(|d| d.kind == Kind::Build)
+            .map(|d| root.builds_dir().join(&d.name)),
+    );
     let (blobs, bytes) = estimate(root, &dropped, &dropped_trees)?;
 
     let mut report = PruneReport {
@@ -216,6 +247,15 @@ pub fn prune(root: &Root, opts: &PruneOptions) -> Result<PruneReport, RetentionE
                 .map_err(RetentionError::from),
             (Kind::Snapshot, _) => super::drop_manifest(root, Store::Snapshot, &c.name),
             (Kind::Release, _) => super::drop_manifest(root, Store::Release, &c.name),
+            (Kind::Build, _) => {
+                let mut parts = c.name.splitn(3, '/');
+                let (p, r, s) = (
+                    parts.next().unwrap_or(""),
+                    parts.next().unwrap_or(""),
+                    parts.next().unwrap_or(""),
+                );
+                crate::build::drop_sha1(root, p, r, s).map_err(|e| Box::new(e).into())
+            }
             (Kind::Version, None) => unreachable!("versions carry their distribution"),
         };
         match outcome {
@@ -315,10 +355,18 @@ fn estimate(
         .filter_map(|c| match c.kind {
             Kind::Snapshot => Some(Subject::Snapshot(c.name.clone())),
             Kind::Release => Some(Subject::Release(c.name.clone())),
-            Kind::Version => None,
+            Kind::Version | Kind::Build => None,
         })
         .collect();
-    let kept = super::referenced(root, &|s| dropped_subjects.contains(s))?;
+    let dropped_builds: Vec<String> = dropped
+        .iter()
+        .filter(|c| c.kind == Kind::Build)
+        .map(|c| format!("{}/", c.name))
+        .collect();
+    let kept = super::referenced(root, &|s| {
+        dropped_subjects.contains(s)
+            || matches!(s, Subject::Build(b) if dropped_builds.iter().any(|d| b.starts_with(d.as_str())))
+    })?;
     // (dev, inode) → (links going, links it has, size)
     let mut going: FxHashMap<(u64, u64), (u64, u64, u64)> = FxHashMap::default();
     let mut count = |m: &std::fs::Metadata| {

@@ -6,6 +6,9 @@
 //! warning. A webhook never fails or stalls the run for long: each
 //! attempt has a short timeout.
 //!
+//! Build repositories ([`crate::build`]) post their state changes through
+//! the same [`Notifier`].
+//!
 //! This module sends; it reads and writes nothing in the data root.
 
 use std::time::Duration;
@@ -39,6 +42,7 @@ pub struct Notice<'a> {
 pub struct Notifier {
     urls: Vec<String>,
     client: Option<reqwest::Client>,
+    attempts: u32,
 }
 
 impl Notifier {
@@ -55,22 +59,39 @@ impl Notifier {
                     .ok()
             })
             .flatten();
-        Self { urls, client }
+        Self {
+            urls,
+            client,
+            attempts: ATTEMPTS,
+        }
+    }
+
+    /// Tries each POST `attempts` times (at least once) instead of
+    /// [`ATTEMPTS`].
+    pub fn with_attempts(mut self, attempts: u32) -> Self {
+        self.attempts = attempts.max(1);
+        self
     }
 
     /// POSTs `notice` to every URL, retrying each a bounded number of
     /// times; failures are reported, never returned.
     pub async fn send(&self, notice: &Notice<'_>, reporter: &dyn Reporter) {
+        self.post(notice, reporter).await;
+    }
+
+    /// POSTs any JSON body (a build's state, [`crate::build`]) the same
+    /// way as [`Notifier::send`].
+    pub async fn post(&self, body: &impl Serialize, reporter: &dyn Reporter) {
         if self.urls.is_empty() {
             return;
         }
         let Some(client) = &self.client else {
             return;
         };
-        let body = serde_json::to_vec(notice).unwrap_or_default();
+        let body = serde_json::to_vec(body).unwrap_or_default();
         for url in &self.urls {
             let mut wait = BACKOFF;
-            for attempt in 1..=ATTEMPTS {
+            for attempt in 1..=self.attempts {
                 let sent = client
                     .post(url)
                     .header("content-type", "application/json")
@@ -82,7 +103,7 @@ impl Notifier {
                     Ok(r) => format!("HTTP {}", r.status()),
                     Err(e) => crate::http::error_chain(&e),
                 };
-                if attempt == ATTEMPTS {
+                if attempt == self.attempts {
                     let message = format!("webhook unreachable ({reason}); event dropped");
                     reporter.report(Event::Phase {
                         subject: url,

@@ -316,6 +316,7 @@ pub fn plan(
                 Scope::Source(n) => n.clone(),
                 Scope::Dist(d) => format!("{d}/*"),
                 Scope::All => "*".into(),
+                Scope::Project(p) => format!("builds of {p}"),
             })
             .collect::<Vec<_>>();
         steps.push(PlannedStep {

@@ -2,6 +2,7 @@
 //! served over loopback HTTP, checked with real apt-get.
 
 mod apt;
+mod build;
 mod hardening;
 mod promote;
 mod push;

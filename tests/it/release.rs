@@ -577,7 +577,7 @@ fn repo_add_refuses_bad_files_and_rebuilds_and_keeps_the_repo() {
 }
 
 /// Builds a small noarch rpm with rpmbuild; `content` goes into its file.
-fn build_rpm(dir: &Path, name: &str, version: &str, content: &str) -> PathBuf {
+pub(crate) fn build_rpm(dir: &Path, name: &str, version: &str, content: &str) -> PathBuf {
     let top = dir.join(format!("rpmbuild-{name}-{version}-{}", content.len()));
     std::fs::create_dir_all(&top).unwrap();
     let spec = top.join(format!("{name}.spec"));

@@ -17,20 +17,23 @@ use depot::content::RepoKind;
 use depot::formats::compress::Compression;
 use depot::mirror::{Mode, Policy};
 use depot::promote::dist::Stage;
+use depot::promote::guard::Scope as GuardScope;
 use depot::retention::prune::Scope;
 
 impl PruneArgs {
     /// What `--source`/`--dist` select (clap makes them exclusive).
     pub fn scope(&self) -> Scope {
-        match (&self.source, &self.dist) {
-            (Some(s), _) => Scope::Source(s.clone()),
-            (None, Some(d)) => Scope::Dist(d.clone()),
-            (None, None) => Scope::All,
+        match (&self.source, &self.dist, &self.project) {
+            (Some(s), _, _) => Scope::Source(s.clone()),
+            (None, Some(d), _) => Scope::Dist(d.clone()),
+            (None, None, Some(p)) => Scope::Project(p.clone()),
+            (None, None, None) => Scope::All,
         }
     }
 }
 use depot::snapshot::ops::MergePolicy;
 
+pub mod build;
 pub mod test;
 
 /// Parses one of a core enum's words into the enum itself; help, man pages
@@ -143,7 +146,14 @@ pub enum Command {
     /// Content guards: who may read a stage
     #[command(subcommand)]
     Guard(GuardCommand),
-    /// Serve the publish root over HTTP(S), enforcing each stage's guard
+    /// Serve the publish root over HTTP(S), enforcing each stage's guard, and CI build repositories
+    #[command(
+        long_about = "Serve the publish root over HTTP(S), enforcing each stage's guard, and CI build repositories.\n\n\
+Build repositories: POST /api/binaries/PROJECT/REF/SHA1/DISTRO/VERSION/ARCH/[flavors/FLAVOR/] \
+uploads a package (token of a guard with --scope upload); after --quiet-time without uploads \
+the build is published, signed with --sign-key, at /r/PROJECT/REF/SHA1/DISTRO/VERSION/; \
+GET /api/search/ and /api/repos/…/repo answer queries. See README for the whole API."
+    )]
     Serve {
         /// Address to listen on (port 0: any free port)
         #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
@@ -154,6 +164,15 @@ pub enum Command {
         /// Private key (PEM) of --tls-cert
         #[arg(long, value_name = "FILE", requires = "tls_cert")]
         tls_key: Option<PathBuf>,
+        /// Key (id, fingerprint or uid) signing build repositories [default: the settings file's sign-key]
+        #[arg(long, value_name = "KEYID")]
+        sign_key: Option<String>,
+        /// Time since a build's last upload before it is published [default: 30s]
+        #[arg(long, value_name = "DUR", value_parser = test::parse_duration)]
+        quiet_time: Option<std::time::Duration>,
+        /// URL receiving each build state as a JSON POST (repeatable)
+        #[arg(long = "webhook", value_name = "URL")]
+        webhooks: Vec<String>,
     },
     /// Point a stage of a distribution at a version (atomic, audited)
     Promote {
@@ -174,6 +193,9 @@ pub enum Command {
     /// Submit, run and poll autopkgtest-style test requests
     #[command(subcommand)]
     Test(test::TestCommand),
+    /// CI build repositories (ceph's chacra and shaman): upload, list, latest
+    #[command(subcommand)]
+    Build(build::BuildCommand),
     /// Run the nightly release train of a YAML file, resumably
     #[command(subcommand)]
     Train(TrainCommand),
@@ -184,7 +206,9 @@ Per group (the snapshots of one source, the releases of one name, the versions o
 distribution) a candidate is kept if it is among the newest --keep-last, younger than \
 --keep-days, served by a stage (or, for a snapshot or release, the source of what a stage \
 serves), or among the newest --keep-released versions ever promoted to release (all of them \
-when --keep-released is not given). Only names in depot's timestamp form \
+when --keep-released is not given). CI builds are kept per ref, a SHA1 (all its distros) at a \
+time, by the time of its first upload, as chacra's purge_rotation; a SHA1 with a build being \
+published is kept. Only names in depot's timestamp form \
 (NAME-YYYYMMDDTHHMMSSZ, version YYYYMMDDTHHMMSSZ) are candidates: a name a person chose is \
 never pruned. Dropped versions are renamed aside, audited, then deleted. Run `depot gc` \
 afterwards to free the space."
@@ -434,6 +458,9 @@ pub enum GuardCommand {
         /// File of accepted tokens, one per line (stored hashed)
         #[arg(long, value_name = "FILE")]
         token_file: Option<PathBuf>,
+        /// With --token-file: what its tokens may do [default: read]
+        #[arg(long, value_parser = choice::<GuardScope>(), requires = "token_file")]
+        scope: Option<GuardScope>,
     },
     /// List guards
     List,
@@ -526,8 +553,11 @@ pub struct PruneArgs {
     #[arg(long, value_name = "S", conflicts_with = "dist")]
     pub source: Option<String>,
     /// Only the published versions of this distribution
-    #[arg(long, value_name = "D")]
+    #[arg(long, value_name = "D", conflicts_with = "project")]
     pub dist: Option<String>,
+    /// Only the CI builds of this project (kept per ref, by SHA1)
+    #[arg(long, value_name = "P", conflicts_with = "source")]
+    pub project: Option<String>,
     /// Keep the newest N of each group
     #[arg(long, value_name = "N")]
     pub keep_last: Option<usize>,

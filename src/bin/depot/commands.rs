@@ -32,13 +32,26 @@ pub async fn run(command: Command, settings: &Settings) -> Result<()> {
             listen,
             tls_cert,
             tls_key,
+            sign_key,
+            quiet_time,
+            webhooks,
         } => {
-            depot::promote::serve::serve(root, listen, tls_cert.zip(tls_key), |url| {
-                output::print(&format!("listening on {url}\n"));
-            })
+            let builds = settings
+                .core
+                .build_service(sign_key, quiet_time, webhooks)?;
+            depot::promote::serve::serve(
+                root,
+                listen,
+                tls_cert.zip(tls_key),
+                Some(builds),
+                |url| {
+                    output::print(&format!("listening on {url}\n"));
+                },
+            )
             .await?;
             Ok(())
         }
+        Command::Build(cmd) => crate::build_cmd::run(cmd, &root, settings).await,
         Command::Promote {
             dist,
             version,
@@ -537,10 +550,14 @@ fn guard_cmd(cmd: GuardCommand, root: &Root, settings: &Settings) -> Result<()> 
             x509_ca,
             subject,
             token_file,
+            scope,
         } => {
             let spec = match (x509_ca, token_file) {
                 (Some(ca), _) => GuardSpec::X509 { ca, subject },
-                (None, Some(file)) => GuardSpec::Token { file },
+                (None, Some(file)) => GuardSpec::Token {
+                    file,
+                    scope: scope.unwrap_or_default(),
+                },
                 (None, None) => anyhow::bail!("give --x509-ca FILE or --token-file FILE"),
             };
             let g = guard::create(root, &name, spec, settings.core.now)?;

@@ -3,6 +3,7 @@
 //! It owns the async runtime, the interrupt and the process's exit code;
 //! everything else is a call into the library.
 
+mod build_cmd;
 mod cli;
 mod commands;
 mod generate;
@@ -48,7 +49,8 @@ fn main() -> ExitCode {
         | Command::Serve { .. }
         | Command::Promote { .. }
         | Command::Test(_)
-        | Command::Train(_) => tokio::runtime::Builder::new_multi_thread(),
+        | Command::Train(_)
+        | Command::Build(_) => tokio::runtime::Builder::new_multi_thread(),
         _ => tokio::runtime::Builder::new_current_thread(),
     };
     let runtime = match builder.enable_all().build() {

@@ -220,6 +220,34 @@ pub async fn publish(
     })
 }
 
+/// Writes `content`, whose package files are all pooled, as one complete
+/// repository into `dir` (made here; it must not exist): the tree of a
+/// version without the distribution around it (no version record, no
+/// stage, no audit entry). CI build repositories ([`crate::build`]) are
+/// published this way; the caller holds the pool's writer guard and
+/// decides where the tree goes and how it is switched in.
+pub fn write_tree(
+    root: &Root,
+    content: &Content,
+    dir: &Path,
+    opts: &PublishOptions,
+    signer: Option<&dyn Signer>,
+) -> Result<crate::digest::Sha256Digest, PublishError> {
+    let dist = opts.dist.as_str();
+    let catalogs = crate::packages::catalog::Cache::new(root);
+    let pool = catalogs.pool();
+    let prepared = match content {
+        Content::Apt(a) => Prepared::Apt(apt::prepare(&catalogs, dist, a, opts, true)?),
+        Content::Rpm(r) => Prepared::Rpm(rpm::prepare(pool, dist, r, true)?),
+    };
+    let mut w = Writer::new(dist, dir.to_owned(), pool, content.package_count());
+    w.ensure_dir(dir)?;
+    match &prepared {
+        Prepared::Apt(p) => apt::write_version(&mut w, opts, p, opts.now, signer),
+        Prepared::Rpm(p) => rpm::write_version(&mut w, opts, p, opts.now, signer),
+    }
+}
+
 /// Removes what killed publishes of `version` left behind (their staging
 /// folders); the caller holds the distribution's lock, so no live publish
 /// is writing one.
