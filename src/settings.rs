@@ -22,7 +22,6 @@ use crate::signing::{GpgSigner, SigningError};
 use crate::testreq::amqp::BrokerUrl;
 use crate::testreq::ops::QueueTarget;
 use crate::testreq::queue::QueueError;
-use crate::testreq::swift::{AuthError, Credentials};
 
 /// Parallel package downloads per mirror when neither `--concurrency` nor
 /// the settings file's `concurrency` says otherwise.
@@ -319,23 +318,12 @@ impl Settings {
 
     /// Where test results are stored and read: `--results`, else
     /// `$DEPOT_RESULTS`, else `file://` the data root's results. A
-    /// `swift+https://` URL authenticates with [`swift_credentials`].
+    /// `swift+https://` URL authenticates with
+    /// [`crate::testreq::swift::Credentials::from_env`].
     pub fn results(&self, root: &Root, flag: Option<String>) -> String {
         flag.or_else(|| env("DEPOT_RESULTS"))
             .unwrap_or_else(|| format!("file://{}", root.results_dir().display()))
     }
-}
-
-/// Swift credentials from the environment, as python-swiftclient reads
-/// them (`ST_AUTH`/`ST_USER`/`ST_KEY`, else `OS_AUTH_URL` and the other
-/// `OS_*` variables); `None` if neither is set.
-///
-/// A free function, read when a `swift+` results store is opened rather
-/// than resolved with the other settings: results URLs are recorded with
-/// tests and polled later (`promote --require-tests`, trains, `dist
-/// show`), and credentials must never be recorded with them.
-pub fn swift_credentials() -> Result<Option<Credentials>, AuthError> {
-    Credentials::from_vars(env)
 }
 
 #[cfg(test)]

@@ -301,7 +301,7 @@ pub struct RunObjects<'a> {
 impl Store {
     /// `file://DIR`, an anonymous `http(s)://` Swift account URL, or an
     /// authenticated `swift+https://` one (`swift+http://` to loopback).
-    /// Credentials come from the environment ([`crate::settings::swift_credentials`]),
+    /// Credentials come from the environment ([`swift::Credentials::from_env`]),
     /// never from the URL: results URLs are recorded with tests and shown.
     pub fn open(url: &str) -> Result<Self, ResultsError> {
         let invalid = |why| ResultsError::InvalidUrl {
@@ -340,7 +340,7 @@ impl Store {
             return Err(invalid("name the account: …/v1/AUTH_ACCOUNT"));
         }
         let auth = if authenticated {
-            let credentials = crate::settings::swift_credentials()
+            let credentials = swift::Credentials::from_env()
                 .map_err(|source| ResultsError::Auth {
                     url: redact(&base),
                     source,

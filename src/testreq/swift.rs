@@ -14,9 +14,11 @@
 //!   `object-store` entry, `public` interface.
 //!
 //! It owns credentials and tokens, and keeps them out of `Debug` output
-//! and logs ([`Secret`]). Reading the environment is `settings.rs`'s job:
-//! it calls [`Credentials::from_vars`]. Keystone cannot run on a test
-//! machine, so v3 is tested against a loopback stub of its one endpoint.
+//! and logs ([`Secret`]). The environment is read when a `swift+` store
+//! opens ([`Credentials::from_env`]), not with the other settings, so
+//! credentials are never recorded with a results URL. Keystone cannot run
+//! on a test machine, so v3 is tested against a loopback stub of its one
+//! endpoint.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -129,6 +131,15 @@ impl Credentials {
     /// python-swiftclient's choice: `ST_AUTH` first, else `OS_AUTH_URL`;
     /// `None` when neither is set. `var` looks a variable up (empty counts
     /// as unset).
+    /// Credentials from the process environment, read when a `swift+`
+    /// results store is opened rather than resolved with the other
+    /// settings: results URLs are recorded with tests and polled later
+    /// (`promote --require-tests`, trains, `dist show`), and credentials
+    /// must never be recorded with them.
+    pub fn from_env() -> Result<Option<Self>, AuthError> {
+        Self::from_vars(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    }
+
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Option<Self>, AuthError> {
         let need = |set: &'static str, missing: &'static str| {
             var(missing).ok_or(AuthError::Incomplete { set, missing })
