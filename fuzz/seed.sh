@@ -41,4 +41,14 @@ for q in 'Priority (required)' 'nginx | nginx-common' 'Name (% libc6*), $Archite
          'Name (~ ^lib.*)' '$Version (<< 2.0)' '(a | b), !(c {i386})'; do
     printf '%s' "$q" >"corpus/query/$(printf '%s' "$q" | sha1sum | cut -c1-40)"
 done
+# Request heads for serve_request: PATH, Authorization, Range (one a line).
+mkdir -p corpus/serve_request
+while IFS= read -r -d '' req; do
+    printf '%s' "$req" >"corpus/serve_request/$(printf '%s' "$req" | sha1sum | cut -c1-40)"
+done < <(printf '%s\0' \
+  $'/bookworm/dev/dists/bookworm/InRelease\nBearer s3cret\nbytes=0-99' \
+  $'/bookworm/20261122T020012Z/pool/main/a/alpha/alpha_1.0-1_amd64.deb\nBasic dTpzM2NyZXQ=\nbytes=-500' \
+  $'/bookworm/release/%2e%2e/%2e%2e/etc/passwd\n\nbytes=100-' \
+  $'/d/dev//pool/../x%2fy\nBearer \nbytes=5-1,7-9' \
+  $'/ceph/main/0123456789abcdef0123456789abcdef01234567/ubuntu/jammy/amd64/flavors/default/\nBearer up\nbytes=0-0')
 du -sh corpus/*

@@ -267,7 +267,13 @@ fn empty(status: StatusCode) -> Response<Body> {
 
 /// The token a request carries, if any.
 fn token(req: &Request<hyper::body::Incoming>) -> Option<String> {
-    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    authorization_token(req.headers().get(header::AUTHORIZATION)?.to_str().ok()?)
+}
+
+/// The token in an `Authorization` value: `Bearer TOKEN`, or basic auth
+/// with the token as password. (Public, with [`range`], for the
+/// `serve_request` fuzz target.)
+pub fn authorization_token(value: &str) -> Option<String> {
     if let Some(t) = value.strip_prefix("Bearer ") {
         return Some(t.trim().to_owned());
     }
@@ -487,8 +493,10 @@ fn http_date(t: std::time::SystemTime) -> Option<String> {
     Some(ts.strftime("%a, %d %b %Y %H:%M:%S GMT").to_string())
 }
 
-/// Parses a single `bytes=A-B` / `bytes=A-` / `bytes=-N` range.
-fn range(value: &str, len: u64) -> Option<(u64, u64)> {
+/// Parses a single `bytes=A-B` / `bytes=A-` / `bytes=-N` range of a file
+/// of `len` bytes into first and last byte; `None` for anything else (many
+/// ranges, reversed, past the end), which is answered with the whole file.
+pub fn range(value: &str, len: u64) -> Option<(u64, u64)> {
     let spec = value.strip_prefix("bytes=")?;
     if spec.contains(',') {
         return None;
