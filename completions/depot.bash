@@ -3534,7 +3534,7 @@ _depot() {
             return 0
             ;;
         depot__subcmd__serve)
-            opts="-q -v -h -V --listen --tls-cert --tls-key --sign-key --quiet-time --webhook --root --config --quiet --verbose --no-progress --output-format --help --version"
+            opts="-q -v -h -V --listen --tls-cert --tls-key --sign-key --quiet-time --webhook --idle-timeout --max-connections --root --config --quiet --verbose --no-progress --output-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -3561,6 +3561,14 @@ _depot() {
                     return 0
                     ;;
                 --webhook)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --idle-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-connections)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -594,6 +594,8 @@ complete -c depot -n "__fish_depot_using_subcommand serve" -l tls-key -d 'Privat
 complete -c depot -n "__fish_depot_using_subcommand serve" -l sign-key -d 'Key (id, fingerprint or uid) signing build repositories [default: the settings file\'s sign-key]' -r
 complete -c depot -n "__fish_depot_using_subcommand serve" -l quiet-time -d 'Time since a build\'s last upload before it is published [default: 30s]' -r
 complete -c depot -n "__fish_depot_using_subcommand serve" -l webhook -d 'URL receiving each build state as a JSON POST (repeatable)' -r
+complete -c depot -n "__fish_depot_using_subcommand serve" -l idle-timeout -d 'Close a connection on which no byte moved for this long; also the longest a TLS handshake or a request\'s headers may take [default: 30s]' -r
+complete -c depot -n "__fish_depot_using_subcommand serve" -l max-connections -d 'Connections served at once; more wait in the listen backlog [default: the open-file limit less 256]' -r
 complete -c depot -n "__fish_depot_using_subcommand serve" -l root -d 'Data root [default: $DEPOT_ROOT, else $XDG_DATA_HOME/depot]' -r -F
 complete -c depot -n "__fish_depot_using_subcommand serve" -l config -d 'Settings file (YAML) [default: $XDG_CONFIG_HOME/depot/config.yaml if present]' -r -F
 complete -c depot -n "__fish_depot_using_subcommand serve" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''

@@ -27,8 +27,10 @@ fuzz_target!(|data: &[u8]| {
     }
     let _ = serve::authorization_token(auth);
     for len in [0u64, 1, 1000, u64::MAX] {
-        if let Some((first, last)) = serve::range(range, len) {
-            assert!(first <= last && last < len);
+        match serve::range(range, len) {
+            serve::Ranged::Part(first, last) => assert!(first <= last && last < len),
+            serve::Ranged::Unsatisfiable => assert!(len == 0 || range.contains("bytes=")),
+            serve::Ranged::Whole => {}
         }
     }
     if segs.len() >= 5 {

@@ -52,8 +52,12 @@ pub enum Answer {
         content_type: &'static str,
         body: Vec<u8>,
     },
-    /// A file of a build's repository (served like a published file).
-    File(std::path::PathBuf),
+    /// File `rest` of a build's repository `tree` (served like a published
+    /// file, never resolving outside `tree`).
+    File {
+        tree: std::path::PathBuf,
+        rest: std::path::PathBuf,
+    },
     /// 401 or 403: no or a refused upload token.
     Refused { credentials: bool },
 }
@@ -213,7 +217,10 @@ fn repo_file_path(api: &Api, segs: &[&str]) -> Answer {
     let Some(rest) = crate::names::clean_path(rest) else {
         return bad("invalid path");
     };
-    Answer::File(super::served_tree(&api.root, &key).join(rest))
+    Answer::File {
+        tree: super::served_tree(&api.root, &key),
+        rest,
+    }
 }
 
 /// Blocking core calls run off the async workers (locks, fsync, mmap).

@@ -79,8 +79,7 @@ impl Hook {
 /// signed with the test key); returns the child and `http://HOST:PORT`.
 fn serve(ctx: &TestContext, gpg: &Gpg, extra: &[&str]) -> (Child, String) {
     let mut cmd = ctx.command();
-    cmd.env("GNUPGHOME", gpg.home.path());
-    let mut child = cmd
+    cmd.env("GNUPGHOME", gpg.home.path())
         .args([
             "serve",
             "--listen",
@@ -91,21 +90,8 @@ fn serve(ctx: &TestContext, gpg: &Gpg, extra: &[&str]) -> (Child, String) {
             "1s",
         ])
         .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .trim_end_matches('/')
-        .to_owned();
-    (child, base)
+        .stderr(Stdio::null());
+    TestContext::start_serve(cmd)
 }
 
 /// curl: (status code, body).

@@ -9,6 +9,7 @@ mod push;
 mod release;
 mod retention;
 mod rpm;
+mod serve;
 mod settings;
 mod support;
 mod testreq;

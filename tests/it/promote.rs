@@ -483,32 +483,20 @@ fn guards_and_distribution_stages_are_configured() {
 
 /// Starts `depot serve` on a free loopback port with `extra` arguments
 /// (stderr captured when `log`); returns the child and its base URL.
-fn start_serve(ctx: &TestContext, extra: &[&str], log: bool) -> (std::process::Child, String) {
-    let mut server = ctx
-        .command()
-        .args(["serve", "--listen", "127.0.0.1:0"])
+pub(crate) fn start_serve(
+    ctx: &TestContext,
+    extra: &[&str],
+    log: bool,
+) -> (std::process::Child, String) {
+    let mut cmd = ctx.command();
+    cmd.args(["serve", "--listen", "127.0.0.1:0"])
         .args(extra)
-        .stdout(std::process::Stdio::piped())
         .stderr(if log {
             std::process::Stdio::piped()
         } else {
             std::process::Stdio::null()
-        })
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(server.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .trim_end_matches('/')
-        .to_owned();
-    (server, base)
+        });
+    TestContext::start_serve(cmd)
 }
 
 fn curl(args: &[&str]) -> (String, Vec<u8>) {

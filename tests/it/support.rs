@@ -404,6 +404,24 @@ impl TestContext {
         cmd
     }
 
+    /// Starts `cmd` (a `depot serve --listen 127.0.0.1:0 …` command) and
+    /// reads its "listening on URL" line: the child and its base URL,
+    /// without the trailing slash.
+    pub fn start_serve(mut cmd: Command) -> (std::process::Child, String) {
+        let mut server = cmd.stdout(std::process::Stdio::piped()).spawn().unwrap();
+        let mut line = String::new();
+        BufReader::new(server.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let base = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("serve printed {line:?}"))
+            .trim_end_matches('/')
+            .to_owned();
+        (server, base)
+    }
+
     pub fn depot(&self, args: &[&str]) -> Run {
         Run::from(self.command().args(args).output().unwrap())
     }

@@ -173,6 +173,12 @@ GET /api/search/ and /api/repos/…/repo answer queries. See README for the whol
         /// URL receiving each build state as a JSON POST (repeatable)
         #[arg(long = "webhook", value_name = "URL")]
         webhooks: Vec<String>,
+        /// Close a connection on which no byte moved for this long; also the longest a TLS handshake or a request's headers may take [default: 30s]
+        #[arg(long, value_name = "DUR", value_parser = test::parse_duration)]
+        idle_timeout: Option<std::time::Duration>,
+        /// Connections served at once; more wait in the listen backlog [default: the open-file limit less 256]
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        max_connections: Option<u32>,
     },
     /// Point a stage of a distribution at a version (atomic, audited)
     Promote {

@@ -35,15 +35,23 @@ pub async fn run(command: Command, settings: &Settings) -> Result<()> {
             sign_key,
             quiet_time,
             webhooks,
+            idle_timeout,
+            max_connections,
         } => {
             let builds = settings
                 .core
                 .build_service(sign_key, quiet_time, webhooks)?;
+            let limits = depot::promote::serve::Limits {
+                idle_timeout: idle_timeout
+                    .unwrap_or(depot::promote::serve::Limits::DEFAULT_IDLE_TIMEOUT),
+                max_connections: max_connections.map(|n| n as usize),
+            };
             depot::promote::serve::serve(
                 root,
                 listen,
                 tls_cert.zip(tls_key),
                 Some(builds),
+                limits,
                 |url| {
                     output::print(&format!("listening on {url}\n"));
                 },

@@ -47,6 +47,9 @@ use super::dist::{self, DistInfo};
 use super::guard::{self, GuardKind};
 use crate::root::{PublishRoot, Root};
 
+mod conn;
+pub use conn::Limits;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("cannot listen on {addr}")]
@@ -414,7 +417,7 @@ async fn handle_builds(
             r.headers_mut().insert(header::CONTENT_LENGTH, len.into());
             r
         }
-        Answer::File(path) => serve_path(head, range.as_ref(), &path).await,
+        Answer::File { tree, rest } => serve_path(head, range.as_ref(), &tree, &rest).await,
         Answer::Refused { credentials } => refusal(if credentials {
             Refused::Forbidden
         } else {
@@ -479,13 +482,21 @@ async fn handle(
     ) {
         return refusal(refused);
     }
+    // Only a version this distribution published is a folder to serve
+    // from: a selector of `..`, `` (from `//`) or a half-written
+    // `.VERSION.partial-PID` would name another folder of the publish root.
+    let version = version.filter(|v| info.versions.iter().any(|r| r.record.version == *v));
     let (Some(version), Some(rest)) = (version, crate::names::clean_path(&segs[2..])) else {
         return empty(StatusCode::NOT_FOUND);
     };
-    let file = PublishRoot::new(&info.publish_root)
-        .version_dir(dist_name, &version)
-        .join(rest);
-    serve_file(&req, &file).await
+    let dir = PublishRoot::new(&info.publish_root).version_dir(dist_name, &version);
+    serve_path(
+        req.method() == Method::HEAD,
+        req.headers().get(header::RANGE),
+        &dir,
+        &rest,
+    )
+    .await
 }
 
 fn http_date(t: std::time::SystemTime) -> Option<String> {
@@ -493,83 +504,101 @@ fn http_date(t: std::time::SystemTime) -> Option<String> {
     Some(ts.strftime("%a, %d %b %Y %H:%M:%S GMT").to_string())
 }
 
-/// Parses a single `bytes=A-B` / `bytes=A-` / `bytes=-N` range of a file
-/// of `len` bytes into first and last byte; `None` for anything else (many
-/// ranges, reversed, past the end), which is answered with the whole file.
-pub fn range(value: &str, len: u64) -> Option<(u64, u64)> {
-    let spec = value.strip_prefix("bytes=")?;
-    if spec.contains(',') {
-        return None;
-    }
-    let (a, b) = spec.split_once('-')?;
-    let (start, end) = match (a.trim(), b.trim()) {
-        ("", n) => {
-            let n: u64 = n.parse().ok()?;
-            (len.saturating_sub(n), len.checked_sub(1)?)
-        }
-        (a, "") => (a.parse().ok()?, len.checked_sub(1)?),
-        (a, b) => (
-            a.parse().ok()?,
-            b.parse::<u64>().ok()?.min(len.checked_sub(1)?),
-        ),
-    };
-    (start <= end && start < len).then_some((start, end))
+/// What a `Range` header asks of a file (RFC 9110 § 14).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ranged {
+    /// Answer with the whole file (200): the header is malformed, names
+    /// another unit, reversed bounds, or several ranges. Ignoring it is
+    /// what the RFC allows, and it cannot be used to multiply one file
+    /// into many parts of an answer.
+    Whole,
+    /// Bytes `first..=last` (206).
+    Part(u64, u64),
+    /// A single range starting past the end, or an empty suffix (416).
+    Unsatisfiable,
 }
 
-async fn serve_file(req: &Request<hyper::body::Incoming>, path: &Path) -> Response<Body> {
-    serve_path(
-        req.method() == Method::HEAD,
-        req.headers().get(header::RANGE),
-        path,
-    )
-    .await
+/// Parses a `Range` value against a file of `len` bytes: one `bytes=A-B`,
+/// `bytes=A-` or `bytes=-N` range is served; see [`Ranged`] for the rest.
+pub fn range(value: &str, len: u64) -> Ranged {
+    let Some(spec) = value.trim().strip_prefix("bytes=") else {
+        return Ranged::Whole;
+    };
+    if spec.contains(',') {
+        return Ranged::Whole;
+    }
+    let Some((a, b)) = spec.split_once('-') else {
+        return Ranged::Whole;
+    };
+    let number = |s: &str| {
+        (!s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()))
+            .then(|| s.parse::<u64>().ok())
+            .flatten()
+    };
+    let (a, b) = (a.trim(), b.trim());
+    match (a.is_empty(), number(a), number(b)) {
+        // bytes=-N: the last N bytes.
+        (true, _, Some(0)) => Ranged::Unsatisfiable,
+        (true, _, Some(n)) if len > 0 => Ranged::Part(len.saturating_sub(n), len - 1),
+        (true, _, Some(_)) => Ranged::Unsatisfiable,
+        (false, Some(first), None) if b.is_empty() => {
+            if first < len {
+                Ranged::Part(first, len - 1)
+            } else {
+                Ranged::Unsatisfiable
+            }
+        }
+        (false, Some(first), Some(last)) if first <= last => {
+            if first < len {
+                Ranged::Part(first, last.min(len - 1))
+            } else {
+                Ranged::Unsatisfiable
+            }
+        }
+        _ => Ranged::Whole,
+    }
 }
 
 async fn serve_path(
     head: bool,
     range_header: Option<&header::HeaderValue>,
-    path: &Path,
+    dir: &Path,
+    rest: &Path,
 ) -> Response<Body> {
     // Metadata and small files are read directly: a trip through tokio's
     // blocking pool costs more than the read itself on a local disk.
-    let Ok(meta) = std::fs::metadata(path) else {
-        return empty(StatusCode::NOT_FOUND);
+    let (file, meta) = match conn::open_beneath(dir, rest) {
+        Ok(opened) => opened,
+        Err(conn::OpenError::NotFound) => return empty(StatusCode::NOT_FOUND),
+        Err(conn::OpenError::Unavailable(e)) => {
+            tracing::warn!("cannot open {} in {}: {e}", rest.display(), dir.display());
+            return empty(StatusCode::SERVICE_UNAVAILABLE);
+        }
     };
-    if !meta.is_file() {
-        return empty(StatusCode::NOT_FOUND);
-    }
     let len = meta.len();
-    let (status, start, end) = match range_header.and_then(|v| v.to_str().ok()) {
-        Some(r) => match range(r, len) {
-            Some((s, e)) => (StatusCode::PARTIAL_CONTENT, s, e),
-            None => {
-                let mut resp = empty(StatusCode::RANGE_NOT_SATISFIABLE);
-                if let Ok(v) = header::HeaderValue::from_str(&format!("bytes */{len}")) {
-                    resp.headers_mut().insert(header::CONTENT_RANGE, v);
-                }
-                return resp;
+    let whole = (StatusCode::OK, 0, len.saturating_sub(1));
+    let (status, start, end) = match range_header.map(|v| v.to_str().map(|r| range(r, len))) {
+        None | Some(Err(_)) | Some(Ok(Ranged::Whole)) => whole,
+        Some(Ok(Ranged::Part(s, e))) => (StatusCode::PARTIAL_CONTENT, s, e),
+        Some(Ok(Ranged::Unsatisfiable)) => {
+            let mut resp = empty(StatusCode::RANGE_NOT_SATISFIABLE);
+            if let Ok(v) = header::HeaderValue::from_str(&format!("bytes */{len}")) {
+                resp.headers_mut().insert(header::CONTENT_RANGE, v);
             }
-        },
-        None => (StatusCode::OK, 0, len.saturating_sub(1)),
+            return resp;
+        }
     };
     let count = if len == 0 { 0 } else { end - start + 1 };
     let body: Body = if head || count == 0 {
         Full::new(Bytes::new()).map_err(|e| match e {}).boxed()
     } else if count <= 256 * 1024 {
-        use std::io::{Read, Seek};
         let mut buf = vec![0u8; count as usize];
-        let read = std::fs::File::open(path).and_then(|mut f| {
-            f.seek(std::io::SeekFrom::Start(start))?;
-            f.read_exact(&mut buf)
-        });
-        if read.is_err() {
+        if std::os::unix::fs::FileExt::read_exact_at(&file, &mut buf, start).is_err() {
             return empty(StatusCode::NOT_FOUND);
         }
         Full::new(Bytes::from(buf)).map_err(|e| match e {}).boxed()
     } else {
-        let Ok(mut f) = tokio::fs::File::open(path).await else {
-            return empty(StatusCode::NOT_FOUND);
-        };
+        let mut f = tokio::fs::File::from_std(file);
         if f.seek(std::io::SeekFrom::Start(start)).await.is_err() {
             return empty(StatusCode::INTERNAL_SERVER_ERROR);
         }
@@ -646,12 +675,13 @@ fn start_builds(
 
 /// `depot serve --listen ADDR [--tls-cert F --tls-key F]`: binds, calls
 /// `ready` with its URL, `http(s)://ADDR/` (the port may have been 0), then serves
-/// until the task is dropped.
+/// until the task is dropped, within `limits` (see [`conn`]).
 pub async fn serve(
     root: Root,
     listen: SocketAddr,
     tls: Option<(PathBuf, PathBuf)>,
     builds: Option<BuildService>,
+    limits: Limits,
     ready: impl FnOnce(&str),
 ) -> Result<(), ServeError> {
     let acceptor = match &tls {
@@ -660,12 +690,10 @@ pub async fn serve(
         )?)),
         None => None,
     };
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .map_err(|source| ServeError::Bind {
-            addr: listen,
-            source,
-        })?;
+    let listener = conn::listen(listen).map_err(|source| ServeError::Bind {
+        addr: listen,
+        source,
+    })?;
     let addr = listener.local_addr().map_err(|source| ServeError::Bind {
         addr: listen,
         source,
@@ -676,32 +704,51 @@ pub async fn serve(
         Some(b) => Some((Arc::new(start_builds(&root, b, &base_url)?), scheme)),
         None => None,
     };
+    let max_connections = limits.connections();
+    tracing::debug!(max_connections, idle_timeout = ?limits.idle_timeout, "serving");
     ready(&base_url);
     let root = Arc::new(root);
     let cache = Arc::new(Cache {
         dists: std::sync::Mutex::default(),
         verifiers: std::sync::Mutex::default(),
     });
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_connections));
     loop {
-        let Ok((stream, remote)) = listener.accept().await else {
-            continue;
+        let slot = match slots.clone().try_acquire_owned() {
+            Ok(slot) => slot,
+            Err(_) => {
+                tracing::warn!(
+                    "all {max_connections} connections are in use; \
+                     new clients wait until one ends (--max-connections)"
+                );
+                let Ok(slot) = slots.clone().acquire_owned().await else {
+                    return Ok(());
+                };
+                slot
+            }
+        };
+        let (stream, remote) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of descriptors or memory: retrying at once would spin.
+                tracing::warn!("cannot accept a connection: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
         };
         // Headers and body go out in separate writes; without this, Nagle's
         // algorithm holds the body until the client's delayed ACK (~40 ms).
         let _ = stream.set_nodelay(true);
         let (root, cache, acceptor) = (root.clone(), cache.clone(), acceptor.clone());
         let builds = builds.clone();
-        // A second handle on the socket, for the lingering close below.
-        let Ok((stream, linger)) = stream.into_std().and_then(|s| {
-            let dup = s.try_clone()?;
-            Ok((tokio::net::TcpStream::from_std(s)?, dup))
-        }) else {
-            continue;
-        };
         tokio::spawn(async move {
-            match acceptor {
+            let _slot = slot;
+            let idle = limits.idle_timeout;
+            let mut io = conn::Watchdog::new(stream, idle);
+            let ended = match acceptor {
                 Some(acceptor) => {
-                    let Ok(tls) = acceptor.accept(stream).await else {
+                    let Ok(Ok(tls)) = tokio::time::timeout(idle, acceptor.accept(&mut io)).await
+                    else {
                         tracing::info!(target: "depot::access", "{remote} TLS handshake refused");
                         return;
                     };
@@ -710,56 +757,19 @@ pub async fn serve(
                         .1
                         .peer_certificates()
                         .map(|c| Arc::new(c.iter().map(|c| c.clone().into_owned()).collect()));
-                    connection(
-                        hyper_util::rt::TokioIo::new(tls),
-                        root,
-                        cache,
-                        chain,
-                        builds,
-                        remote,
-                    )
-                    .await;
+                    let io = hyper_util::rt::TokioIo::new(tls);
+                    connection(io, root, cache, chain, builds, remote, idle).await
                 }
                 None => {
-                    connection(
-                        hyper_util::rt::TokioIo::new(stream),
-                        root,
-                        cache,
-                        None,
-                        builds,
-                        remote,
-                    )
-                    .await
+                    let io = hyper_util::rt::TokioIo::new(&mut io);
+                    connection(io, root, cache, None, builds, remote, idle).await
                 }
+            };
+            if !(ended.is_err_and(|e| e.is_timeout()) || io.timed_out()) {
+                conn::linger_close(io.into_inner()).await;
             }
-            linger_close(linger).await;
         });
     }
-}
-
-/// Closes a connection the way Apache's lingering close does: hyper may
-/// end one with the request unread (431 for an oversized header, a
-/// refused upload), and closing a socket with unread data resets it,
-/// which can destroy the answer before the client reads it. So the write
-/// side is shut first, and what the client still sends is read and
-/// dropped (for at most 2 s and 64 MiB) until it closes.
-async fn linger_close(socket: std::net::TcpStream) {
-    use tokio::io::AsyncWriteExt;
-    let Ok(mut socket) = tokio::net::TcpStream::from_std(socket) else {
-        return;
-    };
-    let _ = socket.shutdown().await;
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
-        let mut buf = vec![0u8; 64 * 1024];
-        let mut left: usize = 64 << 20;
-        while let Ok(n @ 1..) = socket.read(&mut buf).await {
-            left = left.saturating_sub(n);
-            if left == 0 {
-                break;
-            }
-        }
-    })
-    .await;
 }
 
 async fn connection<I>(
@@ -769,8 +779,10 @@ async fn connection<I>(
     chain: Option<Chain>,
     builds: Option<(Arc<crate::build::api::Api>, &'static str)>,
     remote: SocketAddr,
-) where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    idle: std::time::Duration,
+) -> hyper::Result<()>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
 {
     let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
         let (root, cache, chain) = (root.clone(), cache.clone(), chain.clone());
@@ -790,22 +802,34 @@ async fn connection<I>(
             Ok::<_, std::convert::Infallible>(resp)
         }
     });
-    // Headers past hyper's read buffer (~400 KiB) get 431.
-    let _ = hyper::server::conn::http1::Builder::new()
+    // Headers past hyper's read buffer (~400 KiB) or past 100 fields get 431.
+    hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(idle)
         .serve_connection(io, service)
-        .await;
+        .await
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn ranges_and_base64() {
-        assert_eq!(super::range("bytes=0-9", 100), Some((0, 9)));
-        assert_eq!(super::range("bytes=90-", 100), Some((90, 99)));
-        assert_eq!(super::range("bytes=-10", 100), Some((90, 99)));
-        assert_eq!(super::range("bytes=50-500", 100), Some((50, 99)));
-        assert_eq!(super::range("bytes=100-", 100), None);
-        assert_eq!(super::range("bytes=0-1,5-6", 100), None);
+        use super::{Ranged::*, range};
+        assert_eq!(range("bytes=0-9", 100), Part(0, 9));
+        assert_eq!(range("bytes=90-", 100), Part(90, 99));
+        assert_eq!(range("bytes=-10", 100), Part(90, 99));
+        assert_eq!(range("bytes=-500", 100), Part(0, 99));
+        assert_eq!(range("bytes=50-500", 100), Part(50, 99));
+        assert_eq!(range("bytes=100-", 100), Unsatisfiable);
+        assert_eq!(range("bytes=100-200", 100), Unsatisfiable);
+        assert_eq!(range("bytes=-0", 100), Unsatisfiable);
+        assert_eq!(range("bytes=0-", 0), Unsatisfiable);
+        assert_eq!(range("bytes=0-1,5-6", 100), Whole);
+        assert_eq!(range("bytes=9-0", 100), Whole);
+        assert_eq!(range("bytes=+1-2", 100), Whole);
+        assert_eq!(range("bytes=1", 100), Whole);
+        assert_eq!(range("items=0-1", 100), Whole);
+        assert_eq!(range("bytes=99999999999999999999-", 100), Whole);
         assert_eq!(
             super::base64_decode("dXNlcjpzZWNyZXQ=").unwrap(),
             b"user:secret"
