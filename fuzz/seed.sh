@@ -51,4 +51,12 @@ done < <(printf '%s\0' \
   $'/bookworm/release/%2e%2e/%2e%2e/etc/passwd\n\nbytes=100-' \
   $'/d/dev//pool/../x%2fy\nBearer \nbytes=5-1,7-9' \
   $'/ceph/main/0123456789abcdef0123456789abcdef01234567/ubuntu/jammy/amd64/flavors/default/\nBearer up\nbytes=0-0')
+# Swift listings for swift_listing: MARKER, PREFIX, then the page.
+mkdir -p corpus/swift_listing
+while IFS= read -r -d '' listing; do
+    printf '%s' "$listing" >"corpus/swift_listing/$(printf '%s' "$listing" | sha1sum | cut -c1-40)"
+done < <(printf '%s\0' \
+  $'\nnoble/amd64/h/hello/\nnoble/amd64/h/hello/20261122_020012_ab12c@\nnoble/amd64/h/hello/20261123_020012_cd34e@\n' \
+  $'noble/amd64/h/hello/20261122_020012_ab12c@\nnoble/amd64/h/hello/\nnoble/amd64/h/hello/20261122_020012_ab12c@\nnoble/amd64/h/hello/20261123_020012_cd34e@\n' \
+  $'\nnoble/\nnoble/b@\nnoble/a@\n\n  noble/c@  \nother/d@\nnoble/e')
 du -sh corpus/*

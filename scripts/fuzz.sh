@@ -5,6 +5,10 @@
 # is what we look for).
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]   each target for SECONDS (default 20)
+#   FUZZ_RUNS=N scripts/fuzz.sh ...         ... or until N executions, if sooner
+#
+# The campaign bar, ≥ 30 min or ≥ 10 M executions per target:
+#   FUZZ_RUNS=10000000 scripts/fuzz.sh 1800
 #
 # Each target starts from its committed seed corpus (fuzz/corpus/TARGET,
 # made by fuzz/seed.sh) and writes what it finds to a scratch copy, so the
@@ -36,10 +40,11 @@ for t in "${targets[@]}"; do
     found=()
     [ -d "../tests/fixtures/fuzz/$t" ] && found=("../tests/fixtures/fuzz/$t")
     if cargo fuzz run -s none $profile "$t" "$scratch/$t" "corpus/$t" "${found[@]}" -- \
-        -max_total_time="$secs" -timeout=1 -rss_limit_mb=1024 \
+        -max_total_time="$secs" ${FUZZ_RUNS:+-runs="$FUZZ_RUNS"} -timeout=1 -rss_limit_mb=1024 \
         -artifact_prefix="artifacts/$t/" -print_final_stats=1 >"$log" 2>&1; then
         runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo '?')
-        echo "fuzz $t: ${secs}s, $runs executions, no finding"
+        took=$(grep -o 'Done [0-9]* runs in [0-9]* second' "$log" | grep -o '[0-9]* second' | grep -o '[0-9]*' || echo "$secs")
+        echo "fuzz $t: ${took}s, $runs executions, no finding"
     else
         status=1
         echo "fuzz $t: FAILED"

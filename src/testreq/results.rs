@@ -496,6 +496,31 @@ impl RunObjects<'_> {
     }
 }
 
+/// One page of a Swift container listing (plain text, a name a line):
+/// the names past `marker`, in the order given, and the marker of the next
+/// page: the greatest of them, or `None` when the page brings nothing new,
+/// which ends the listing. Swift sends names sorted, so the greatest is the
+/// last; taking the greatest also ends a listing whose server ignores
+/// `marker` or sends names unsorted, after one repeated page.
+pub fn listing_page<'a>(page: &'a str, marker: Option<&str>) -> (Vec<&'a str>, Option<&'a str>) {
+    let new: Vec<&str> = page
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .filter(|name| marker.is_none_or(|m| *name > m))
+        .collect();
+    let next = new.iter().max().copied();
+    (new, next)
+}
+
+/// The run folders (`…/RUNID@`) among a listing's names under `prefix`.
+pub fn run_dirs<'a>(names: &[&'a str], prefix: &str) -> impl Iterator<Item = &'a str> {
+    names
+        .iter()
+        .copied()
+        .filter(move |l| l.ends_with('@') && l.starts_with(prefix))
+}
+
 /// Listing pages one poll may request of one container, and how long it
 /// may take in all (each request has its own timeouts too).
 const LIST_MAX_PAGES: usize = 1_000;
@@ -725,20 +750,10 @@ impl SwiftStore {
                     break;
                 }
             };
-            let past = |name: &&str| marker.as_deref().is_none_or(|m| *name > m);
-            let new: Vec<&str> = page
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .filter(past)
-                .collect();
-            let Some(last) = new.last() else { break };
-            marker = Some((*last).to_owned());
-            runs.extend(
-                new.iter()
-                    .filter(|l| l.ends_with('@') && l.starts_with(prefix))
-                    .map(|l| (*l).to_owned()),
-            );
+            let (new, next) = listing_page(&page, marker.as_deref());
+            let Some(next) = next else { break };
+            runs.extend(run_dirs(&new, prefix).map(str::to_owned));
+            marker = Some(next.to_owned());
         }
         runs.sort();
         runs.dedup();
