@@ -129,6 +129,12 @@ fn key_prefix<'a>(segs: &'a [&'a str]) -> Option<(Vec<String>, Option<String>, &
     Some((head, None, rest))
 }
 
+/// The build key of a path's PROJECT/REF/SHA1/DISTRO/VERSION (`head`,
+/// as [`key_prefix`] and `upload` split it) and flavor.
+fn key_of(head: &[String], flavor: Option<&str>) -> Result<BuildKey, BuildError> {
+    BuildKey::new(&head[0], &head[1], &head[2], &head[3], &head[4], flavor)
+}
+
 /// Whether the request carries a token of an upload-scoped guard.
 fn upload_allowed(root: &Root, token: Option<&str>) -> Result<(), Answer> {
     let Some(token) = token else {
@@ -204,14 +210,7 @@ fn repo_file_path(api: &Api, segs: &[&str]) -> Answer {
     let Some((head, flavor, rest)) = key_prefix(segs) else {
         return bad("invalid path");
     };
-    let Ok(key) = BuildKey::new(
-        &head[0],
-        &head[1],
-        &head[2],
-        &head[3],
-        &head[4],
-        flavor.as_deref(),
-    ) else {
+    let Ok(key) = key_of(&head, flavor.as_deref()) else {
         return bad("invalid path");
     };
     let Some(rest) = crate::names::clean_path(rest) else {
@@ -255,14 +254,7 @@ async fn upload(api: &Api, req: Request<hyper::body::Incoming>, segs: &[&str]) -
             );
         }
     };
-    let key = match BuildKey::new(
-        &head[0],
-        &head[1],
-        &head[2],
-        &head[3],
-        &head[4],
-        flavor.as_deref(),
-    ) {
+    let key = match key_of(&head, flavor.as_deref()) {
         Ok(k) => k,
         Err(e) => return error(&e),
     };
@@ -404,14 +396,7 @@ async fn extra(api: &Api, req: Request<hyper::body::Incoming>, segs: &[&str]) ->
     if !rest.is_empty() {
         return bad("expected /api/extra/PROJECT/REF/SHA1/DISTRO/VERSION/[flavors/FLAVOR/]");
     }
-    let key = match BuildKey::new(
-        &head[0],
-        &head[1],
-        &head[2],
-        &head[3],
-        &head[4],
-        flavor.as_deref(),
-    ) {
+    let key = match key_of(&head, flavor.as_deref()) {
         Ok(k) => k,
         Err(e) => return error(&e),
     };

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use crate::retention::{deb, night_packages, write_repo};
+use crate::retention::{deb, moving_upstream};
 use crate::support::TestContext;
 
 fn env_or(name: &str, default: u64) -> u64 {
@@ -60,17 +60,7 @@ struct Fixture {
 
 impl Fixture {
     fn new(ctx: &mut TestContext) -> Self {
-        let debs = ctx.dir.path().join("debs");
-        std::fs::create_dir_all(&debs).unwrap();
-        let states: Vec<PathBuf> = (1..=3)
-            .map(|n| {
-                let dir = ctx.www.join(format!("state{n}"));
-                write_repo(&dir, &night_packages(&debs, n));
-                dir
-            })
-            .collect();
-        let up = ctx.www.join("up");
-        std::os::unix::fs::symlink(&states[0], &up).unwrap();
+        let (debs, states, up) = moving_upstream(ctx);
         ctx.apt_mirror("m", &ctx.server.url("up/"), &["--no-verify"]);
         ctx.env.remove("DEPOT_NOW");
         ctx.depot(&["mirror", "update", "m"]).ok();

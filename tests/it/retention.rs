@@ -641,11 +641,10 @@ fn walk_count(dir: &Path) -> usize {
     n
 }
 
-/// The gc race: `rounds` rounds of gc while mirror updates (cycling
-/// through upstream states, so that garbage blobs come back), repo adds,
-/// snapshots, drops and publishes run in other processes. Returns gc's
-/// rounds.
-fn race(ctx: &mut TestContext, rounds: usize) -> usize {
+/// An upstream that can move: three states of nights' packages (built in
+/// `debs`) served at `/state1/` … `/state3/`, and `/up/`, a symlink to the
+/// first that a test re-points. Returns `debs`, the states and the link.
+pub(crate) fn moving_upstream(ctx: &TestContext) -> (PathBuf, Vec<PathBuf>, PathBuf) {
     let debs = ctx.dir.path().join("debs");
     std::fs::create_dir_all(&debs).unwrap();
     let states: Vec<PathBuf> = (1..=3)
@@ -657,6 +656,15 @@ fn race(ctx: &mut TestContext, rounds: usize) -> usize {
         .collect();
     let up = ctx.www.join("up");
     std::os::unix::fs::symlink(&states[0], &up).unwrap();
+    (debs, states, up)
+}
+
+/// The gc race: `rounds` rounds of gc while mirror updates (cycling
+/// through upstream states, so that garbage blobs come back), repo adds,
+/// snapshots, drops and publishes run in other processes. Returns gc's
+/// rounds.
+fn race(ctx: &mut TestContext, rounds: usize) -> usize {
+    let (debs, states, up) = moving_upstream(ctx);
     let url = ctx.server.url("up/");
     ctx.apt_mirror("m", &url, &["--no-verify"]);
     ctx.depot(&["mirror", "update", "m"]).ok();
