@@ -2033,12 +2033,31 @@ fn depot_as(ctx: &TestContext, user: Option<(&str, &str)>) -> std::process::Comm
 }
 
 fn run_as(ctx: &TestContext, user: Option<(&str, &str)>, args: &[&str]) -> crate::support::Run {
-    let out = depot_as(ctx, user).args(args).output().unwrap();
-    crate::support::Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    crate::support::Run::from_output(depot_as(ctx, user).args(args).output().unwrap())
+}
+
+/// `test worker --once --results RESULTS -- sh -c SCRIPT` as `user`.
+fn worker_once(
+    ctx: &TestContext,
+    user: Option<(&str, &str)>,
+    results: &str,
+    script: &str,
+) -> crate::support::Run {
+    run_as(
+        ctx,
+        user,
+        &[
+            "test",
+            "worker",
+            "--once",
+            "--results",
+            results,
+            "--",
+            "sh",
+            "-c",
+            script,
+        ],
+    )
 }
 
 /// Swift's listing of `container` below `prefix` (no delimiter): every
@@ -2141,22 +2160,7 @@ fn a_swift_worker_uploads_a_pass_and_a_fail_and_poll_reads_them_back() {
         "pending before the worker ran (the container does not exist yet)"
     );
     for _ in 0..3 {
-        let run = run_as(
-            &ctx,
-            Some(TESTER),
-            &[
-                "test",
-                "worker",
-                "--once",
-                "--results",
-                &results,
-                "--",
-                "sh",
-                "-c",
-                PASS_GOOD,
-            ],
-        )
-        .ok();
+        let run = worker_once(&ctx, Some(TESTER), &results, PASS_GOOD).ok();
         assert!(
             run.stdout.contains("/v1/AUTH_test/autopkgtest-"),
             "{}",
@@ -2355,22 +2359,7 @@ fn a_swift_worker_killed_mid_upload_leaves_the_request_queued_and_no_result_tar(
         "a run without result.tar is no result"
     );
     // The next worker runs it again and stores it whole.
-    run_as(
-        &ctx,
-        Some(TESTER),
-        &[
-            "test",
-            "worker",
-            "--once",
-            "--results",
-            &results,
-            "--",
-            "sh",
-            "-c",
-            PASS_GOOD,
-        ],
-    )
-    .ok();
+    worker_once(&ctx, Some(TESTER), &results, PASS_GOOD).ok();
     assert_eq!(spooled(&ctx), 0);
     poll_swift(&ctx, Some(TESTER), &results, "goodbig", &rel, false).ok();
 }
@@ -2577,22 +2566,7 @@ fn promote_require_tests_reads_private_swift_results_with_the_polling_credential
             &results,
         ],
     );
-    run_as(
-        &ctx,
-        Some(TESTER),
-        &[
-            "test",
-            "worker",
-            "--once",
-            "--results",
-            &results,
-            "--",
-            "sh",
-            "-c",
-            PASS_GOOD,
-        ],
-    )
-    .ok();
+    worker_once(&ctx, Some(TESTER), &results, PASS_GOOD).ok();
     let promote = [
         "promote",
         "d",
