@@ -130,22 +130,27 @@ impl<T> Watchdog<T> {
         self.io
     }
 
-    /// After the inner socket answered: ready means progress.
+    /// After the inner socket answered: ready means progress. The timer
+    /// is moved only when it fires early (bytes moved since it was set),
+    /// not on every poll, which keeps the timer wheel out of each read and
+    /// write.
     fn watch<R>(&mut self, cx: &mut Context<'_>, poll: Poll<R>) -> Poll<std::io::Result<R>> {
         if let Poll::Ready(r) = poll {
             self.last = Instant::now();
             return Poll::Ready(Ok(r));
         }
-        let deadline = self.last + self.idle;
-        if self.timer.deadline() != deadline {
+        loop {
+            ready!(self.timer.as_mut().poll(cx));
+            let deadline = self.last + self.idle;
+            if deadline <= Instant::now() {
+                self.timed_out = true;
+                return Poll::Ready(Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "no byte moved for the idle timeout",
+                )));
+            }
             self.timer.as_mut().reset(deadline);
         }
-        ready!(self.timer.as_mut().poll(cx));
-        self.timed_out = true;
-        Poll::Ready(Err(std::io::Error::new(
-            std::io::ErrorKind::TimedOut,
-            "no byte moved for the idle timeout",
-        )))
     }
 }
 
