@@ -801,6 +801,15 @@ impl Cache {
         Ok(catalog)
     }
 
+    /// The cached catalog of apt index `index`, if the cache holds a sound
+    /// one; never builds or writes one (for `depot check`, which is
+    /// read-only, and gc's mark, which falls back to the index text), and
+    /// does not keep it: a walk over thirty nights reads each catalog
+    /// once, and holding them all would hold thirty mappings.
+    pub fn cached(&self, index: Sha256Digest, kind: IndexKind) -> Option<Catalog> {
+        Catalog::read(&self.path(&index, cached_kind(kind)), index)
+    }
+
     /// Builds the catalog of apt index `index` from its `text` afresh and
     /// replaces the cached one: for a cache file that loads but turns out
     /// damaged.

@@ -12,6 +12,10 @@
 //! - each stage points at a version that exists;
 //! - with `--full`, every pool blob's name is its SHA-256.
 //!
+//! A version whose drop was killed after its tree was renamed aside is
+//! listed as an interrupted drop, not as a problem: no reader can reach
+//! it, no stage serves it, and the next `prune` or `gc` finishes the drop.
+//!
 //! Problems are listed, not raised one by one: the caller renders the
 //! report and then [`CheckReport::result`] makes the exit code.
 
@@ -95,6 +99,11 @@ pub struct CheckReport {
     pub versions: usize,
     pub package_files: usize,
     pub blobs_hashed: usize,
+    /// `DIST/VERSION`s whose drop a killed process left half done: the
+    /// tree is renamed aside (no reader sees it, no stage serves it) and
+    /// the record remains until the next `prune` or `gc` finishes it. Not
+    /// a problem: nothing is damaged.
+    pub interrupted_drops: Vec<String>,
     pub problems: Vec<Problem>,
 }
 
@@ -125,12 +134,32 @@ pub fn check(root: &Root, opts: CheckOptions) -> Result<CheckReport, RetentionEr
         full: opts.full,
         ..CheckReport::default()
     };
-    manifests(root, &mut report)?;
-    versions(root, opts, &mut report)?;
+    // The manifests (their distinct indices parsed once) and the
+    // published versions are checked at the same time: each is an index
+    // scan per night, and on two cores neither waits for the other.
+    let (manifests_report, versions) = std::thread::scope(|s| {
+        let manifests_report = s.spawn(|| {
+            let mut part = CheckReport::default();
+            manifests(root, &mut part).map(|()| part)
+        });
+        let versions = versions(root, opts, &mut report);
+        (
+            manifests_report
+                .join()
+                .expect("the manifest check does not panic"),
+            versions,
+        )
+    });
+    versions?;
+    let manifests_report = manifests_report?;
+    report.manifests = manifests_report.manifests;
+    let mut problems = manifests_report.problems;
+    problems.append(&mut report.problems);
+    report.problems = problems;
     if opts.full {
         let mut corrupt = Vec::new();
         let mut hashed = 0;
-        super::gc::walk_pool(root, &mut |digest, path, _| {
+        super::gc::walk_pool(root, &mut |digest, path| {
             hashed += 1;
             match crate::pool::hash_file(path) {
                 Ok((_, actual)) if actual == digest => {}
@@ -150,12 +179,17 @@ pub fn check(root: &Root, opts: CheckOptions) -> Result<CheckReport, RetentionEr
 
 fn manifests(root: &Root, report: &mut CheckReport) -> Result<(), RetentionError> {
     let pool = Pool::new(root);
-    let mut walker = Walker::new(&pool);
+    let catalogs = crate::packages::catalog::Cache::new(root);
+    let mut walker = Walker::new(&catalogs);
     let mut found = Vec::new();
     let mut count = 0;
     // The packages of each index part are walked once; the ones missing
     // are remembered per part, to be named for every state that has it.
     let mut missing_by_part: FxHashMap<super::refs::Part, Vec<Sha256Digest>> = FxHashMap::default();
+    // Thirty nights of one mirror name the same 60k package blobs thirty
+    // times: the pool is asked once per distinct blob.
+    let mut present: FxHashMap<Sha256Digest, bool> = FxHashMap::default();
+    let mut contains = |d: &Sha256Digest| *present.entry(*d).or_insert_with(|| pool.contains(d));
     super::for_each_root(root, &|_| false, &mut |subject, loaded| {
         count += 1;
         let subject_text = subject.to_string();
@@ -163,7 +197,7 @@ fn manifests(root: &Root, report: &mut CheckReport) -> Result<(), RetentionError
             Err(e) => found.push((ProblemKind::UnreadableManifest, subject_text, e.to_string())),
             Ok(Names::Packages(p)) => {
                 for d in p {
-                    if !pool.contains(&d) {
+                    if !contains(&d) {
                         found.push((
                             ProblemKind::MissingBlob,
                             subject_text.clone(),
@@ -176,10 +210,10 @@ fn manifests(root: &Root, report: &mut CheckReport) -> Result<(), RetentionError
                 let mut missing = Vec::new();
                 let errors = walker.walk(&content, &mut |role, d, part| {
                     if role == Role::Package {
-                        if !pool.contains(&d) {
+                        if !contains(&d) {
                             missing_by_part.entry(part).or_default().push(d);
                         }
-                    } else if !pool.contains(&d) {
+                    } else if !contains(&d) {
                         missing.push((role, d));
                     }
                 });
@@ -219,16 +253,25 @@ fn manifests(root: &Root, report: &mut CheckReport) -> Result<(), RetentionError
     Ok(())
 }
 
-/// Hashes files, each inode once.
+/// Hashes files, each inode once, for every checking thread.
 #[derive(Default)]
-struct Hashes(FxHashMap<(u64, u64), Option<Sha256Digest>>);
+struct Hashes(std::sync::Mutex<FxHashMap<(u64, u64), Option<Sha256Digest>>>);
 
 impl Hashes {
-    fn of(&mut self, path: &Path, meta: &std::fs::Metadata) -> Option<Sha256Digest> {
-        *self
-            .0
-            .entry((meta.dev(), meta.ino()))
-            .or_insert_with(|| crate::pool::hash_file(path).ok().map(|(_, d)| d))
+    /// The SHA-256 of `path`, whose (device, inode) is `key`.
+    fn of(&self, path: &Path, key: (u64, u64)) -> Option<Sha256Digest> {
+        if let Some(known) = self.lock().get(&key) {
+            return *known;
+        }
+        // Hashed without the lock: two threads meeting the same new inode
+        // may both hash it, which costs time, never a wrong answer.
+        let digest = crate::pool::hash_file(path).ok().map(|(_, d)| d);
+        self.lock().insert(key, digest);
+        digest
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FxHashMap<(u64, u64), Option<Sha256Digest>>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -237,7 +280,7 @@ fn versions(
     opts: CheckOptions,
     report: &mut CheckReport,
 ) -> Result<(), RetentionError> {
-    let mut hashes = Hashes::default();
+    let mut trees = Vec::new();
     for info in crate::promote::dist::list(root)? {
         let published = PublishRoot::new(&info.publish_root);
         for (stage, target) in [("dev", &info.dev), ("release", &info.release)] {
@@ -252,23 +295,79 @@ fn versions(
             }
         }
         for v in &info.versions {
-            report.versions += 1;
             let subject = format!("{}/{}", info.name, v.record.version);
             let tree = published.version_dir(&info.name, &v.record.version);
-            if tree.join("repodata/repomd.xml").is_file() {
-                rpm_version(&tree, &subject, opts, report, &mut hashes);
-            } else if tree.join("dists").is_dir() {
-                apt_version(&tree, &subject, opts, report, &mut hashes);
-            } else {
-                report.problem(
-                    ProblemKind::MissingVersion,
-                    subject,
-                    format!("{} holds no repository", tree.display()),
-                );
+            if !tree.exists()
+                && published
+                    .dropping_dir(&info.name, &v.record.version)
+                    .is_dir()
+            {
+                report.interrupted_drops.push(subject);
+                continue;
             }
+            trees.push((subject, tree));
         }
     }
+    report.versions = trees.len();
+    // Versions are independent and each is a few hundred thousand stat
+    // calls and an index to hash and scan: one thread per core, taking
+    // the next version as it finishes one; the reports are joined in
+    // version order, so the output does not depend on the scheduling.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let hashes = Hashes::default();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut done: Vec<(usize, CheckReport)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..cores.min(trees.len()))
+            .map(|_| {
+                s.spawn(|| {
+                    let mut out = Vec::new();
+                    let mut sizes = Sizes::default();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some((subject, tree)) = trees.get(i) else {
+                            return out;
+                        };
+                        let mut part = CheckReport::default();
+                        let mut files = TreeFiles::new(tree, &mut sizes);
+                        version(&mut files, subject, opts, &mut part, &hashes);
+                        out.push((i, part));
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("check threads do not panic"))
+            .collect()
+    });
+    done.sort_by_key(|(i, _)| *i);
+    for (_, part) in done {
+        report.package_files += part.package_files;
+        report.problems.extend(part.problems);
+    }
     Ok(())
+}
+
+/// Checks one published version's tree.
+fn version(
+    files: &mut TreeFiles,
+    subject: &str,
+    opts: CheckOptions,
+    report: &mut CheckReport,
+    hashes: &Hashes,
+) {
+    let tree = files.tree;
+    if tree.join("repodata/repomd.xml").is_file() {
+        rpm_version(files, subject, opts, report, hashes);
+    } else if tree.join("dists").is_dir() {
+        apt_version(files, subject, opts, report, hashes);
+    } else {
+        report.problem(
+            ProblemKind::MissingVersion,
+            subject,
+            format!("{} holds no repository", tree.display()),
+        );
+    }
 }
 
 /// Checks one file a signed listing names; returns its bytes when read.
@@ -326,19 +425,118 @@ fn listed_file(
     Some(bytes)
 }
 
+/// Inode → size, of the package files one checking thread has seen: the
+/// versions of a distribution link the same pool blobs, so each is asked
+/// for its size once, not once per version.
+#[derive(Default)]
+struct Sizes(FxHashMap<(u64, u64), u64>);
+
+/// The files of one published tree, found by listing its directories: one
+/// `getdents` pass per directory instead of a `stat` per file (63k package
+/// files of a version are a few dozen system calls). A name's inode comes
+/// from the listing; its size from [`Sizes`], or from one `stat` whose
+/// inode must agree with the listing's (a filesystem whose listings carry
+/// other numbers is then stat'ed file by file).
+struct TreeFiles<'a> {
+    tree: &'a Path,
+    dev: Option<u64>,
+    sizes: &'a mut Sizes,
+    /// Directory (relative) → its regular files' inodes, `None` when it
+    /// cannot be listed.
+    dirs: FxHashMap<String, Option<FxHashMap<String, u64>>>,
+    /// Listing inodes proved unreliable here: stat every file.
+    stat_each: bool,
+}
+
+/// A package file as [`TreeFiles`] finds it.
+enum Found {
+    Missing,
+    Present { size: u64, key: (u64, u64) },
+}
+
+impl<'a> TreeFiles<'a> {
+    fn new(tree: &'a Path, sizes: &'a mut Sizes) -> Self {
+        Self {
+            tree,
+            dev: tree.metadata().ok().map(|m| m.dev()),
+            sizes,
+            dirs: FxHashMap::default(),
+            stat_each: false,
+        }
+    }
+
+    fn find(&mut self, rel: &str) -> Found {
+        let path = self.tree.join(rel);
+        let by_stat = |path: &Path| match path.metadata() {
+            Ok(m) if m.is_file() => Found::Present {
+                size: m.len(),
+                key: (m.dev(), m.ino()),
+            },
+            _ => Found::Missing,
+        };
+        let (Some(dev), false) = (self.dev, self.stat_each) else {
+            return by_stat(&path);
+        };
+        let (dir, name) = rel.rsplit_once('/').unwrap_or(("", rel));
+        let listing = self
+            .dirs
+            .entry(dir.to_owned())
+            .or_insert_with(|| list_dir(&self.tree.join(dir)));
+        let Some(listing) = listing else {
+            return by_stat(&path);
+        };
+        let Some(&ino) = listing.get(name) else {
+            // Not a regular file in the listing (absent, or a symlink or
+            // another kind): stat tells which.
+            return by_stat(&path);
+        };
+        if let Some(&size) = self.sizes.0.get(&(dev, ino)) {
+            return Found::Present {
+                size,
+                key: (dev, ino),
+            };
+        }
+        let found = by_stat(&path);
+        match found {
+            Found::Present { size, key } if key == (dev, ino) => {
+                self.sizes.0.insert(key, size);
+            }
+            // Replaced since the listing, or a filesystem whose listings
+            // do not carry the inode number: trust only stat from here on.
+            _ => self.stat_each = true,
+        }
+        found
+    }
+}
+
+/// The regular files of a directory with their inode numbers, from the
+/// listing alone.
+fn list_dir(dir: &Path) -> Option<FxHashMap<String, u64>> {
+    use std::os::unix::fs::DirEntryExt;
+    let mut out = FxHashMap::default();
+    for e in std::fs::read_dir(dir).ok()? {
+        let e = e.ok()?;
+        if e.file_type().ok()?.is_file()
+            && let Ok(name) = e.file_name().into_string()
+        {
+            out.insert(name, e.ino());
+        }
+    }
+    Some(out)
+}
+
 /// Checks one package file of a published tree.
 fn package_file(
-    tree: &Path,
+    files: &mut TreeFiles,
     rel: &str,
     expected: Expected,
     opts: CheckOptions,
     subject: &str,
     report: &mut CheckReport,
-    hashes: &mut Hashes,
+    hashes: &Hashes,
 ) {
     report.package_files += 1;
-    let path = tree.join(rel);
-    let Ok(meta) = path.metadata() else {
+    let Found::Present { size, key } = files.find(rel) else {
         report.problem(
             ProblemKind::MissingPackage,
             subject,
@@ -346,19 +544,15 @@ fn package_file(
         );
         return;
     };
-    if meta.len() != expected.size {
+    if size != expected.size {
         report.problem(
             ProblemKind::PackageSize,
             subject,
-            format!(
-                "{rel} has {} bytes, its index says {}",
-                meta.len(),
-                expected.size
-            ),
+            format!("{rel} has {size} bytes, its index says {}", expected.size),
         );
         return;
     }
-    if opts.full && hashes.of(&path, &meta) != Some(expected.sha256) {
+    if opts.full && hashes.of(&files.tree.join(rel), key) != Some(expected.sha256) {
         report.problem(
             ProblemKind::PackageChecksum,
             subject,
@@ -384,12 +578,13 @@ fn find_release_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
 }
 
 fn apt_version(
-    tree: &Path,
+    files: &mut TreeFiles,
     subject: &str,
     opts: CheckOptions,
     report: &mut CheckReport,
-    hashes: &mut Hashes,
+    hashes: &Hashes,
 ) {
+    let tree = files.tree;
     let mut releases = Vec::new();
     find_release_files(&tree.join("dists"), &mut releases);
     if releases.is_empty() {
@@ -442,7 +637,7 @@ fn apt_version(
                 for s in aptfmt::binary_stanzas(text) {
                     match s {
                         Ok(s) => package_file(
-                            tree, s.filename, s.expected, opts, subject, report, hashes,
+                            files, s.filename, s.expected, opts, subject, report, hashes,
                         ),
                         Err(e) => report.problem(
                             ProblemKind::IndexMismatch,
@@ -457,7 +652,7 @@ fn apt_version(
                         Ok(s) => {
                             for (file, e) in &s.files {
                                 let rel = format!("{}/{file}", s.directory);
-                                package_file(tree, &rel, *e, opts, subject, report, hashes);
+                                package_file(files, &rel, *e, opts, subject, report, hashes);
                             }
                         }
                         Err(e) => report.problem(
@@ -473,12 +668,13 @@ fn apt_version(
 }
 
 fn rpm_version(
-    tree: &Path,
+    files: &mut TreeFiles,
     subject: &str,
     opts: CheckOptions,
     report: &mut CheckReport,
-    hashes: &mut Hashes,
+    hashes: &Hashes,
 ) {
+    let tree = files.tree;
     use crate::formats::rpm;
     let records = std::fs::read_to_string(tree.join("repodata/repomd.xml"))
         .ok()
@@ -538,7 +734,7 @@ fn rpm_version(
                 size: p.size,
                 sha256,
             };
-            package_file(tree, &p.href, expected, opts, subject, report, hashes);
+            package_file(files, &p.href, expected, opts, subject, report, hashes);
         }
     }
 }

@@ -65,10 +65,12 @@ pub struct GcReport {
     pub finished_drops: Vec<String>,
 }
 
-/// Calls `f` for each pool blob (a file named by a digest).
+/// Calls `f` for each pool blob (a file named by a digest). The kind of
+/// each entry comes from the listing, not a `stat`: callers stat only the
+/// blobs they act on (gc the doomed ones), not the 80k they keep.
 pub(crate) fn walk_pool(
     root: &Root,
-    f: &mut dyn FnMut(Sha256Digest, &Path, &std::fs::Metadata),
+    f: &mut dyn FnMut(Sha256Digest, &Path),
 ) -> Result<(), RetentionError> {
     let pool = root.pool_dir();
     let dirs = std::fs::read_dir(&pool).map_err(io(&pool))?;
@@ -88,12 +90,8 @@ pub(crate) fn walk_pool(
             let Some(digest) = e.file_name().to_str().and_then(|n| n.parse().ok()) else {
                 continue;
             };
-            let path = e.path();
-            let Ok(meta) = path.symlink_metadata() else {
-                continue;
-            };
-            if meta.is_file() {
-                f(digest, &path, &meta);
+            if e.file_type().is_ok_and(|t| t.is_file()) {
+                f(digest, &e.path());
             }
         }
     }
@@ -152,14 +150,18 @@ pub fn gc(root: &Root, opts: &GcOptions) -> Result<GcReport, RetentionError> {
 
     // The pool.
     let mut doomed = Vec::new();
-    walk_pool(root, &mut |digest, path, meta| {
+    walk_pool(root, &mut |digest, path| {
         if marks.contains(&digest) {
             report.kept_blobs += 1;
         } else {
-            doomed.push((path.to_owned(), meta.len(), meta.nlink()));
+            doomed.push(path.to_owned());
         }
     })?;
-    for (path, len, links) in doomed {
+    for path in doomed {
+        let Ok(meta) = path.symlink_metadata() else {
+            continue;
+        };
+        let (len, links) = (meta.len(), meta.nlink());
         if remove(&path, opts.dry_run)? {
             report.blobs += 1;
             if links <= 1 {

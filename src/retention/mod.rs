@@ -214,8 +214,8 @@ pub fn referenced(
     root: &Root,
     skip: &dyn Fn(&Subject) -> bool,
 ) -> Result<rustc_hash::FxHashSet<Sha256Digest>, RetentionError> {
-    let pool = crate::pool::Pool::new(root);
-    let mut walker = refs::Walker::new(&pool);
+    let catalogs = crate::packages::catalog::Cache::new(root);
+    let mut walker = refs::Walker::new(&catalogs);
     let mut marks = rustc_hash::FxHashSet::default();
     let mut failure: Option<RetentionError> = None;
     for_each_root(root, skip, &mut |subject, loaded| {

@@ -376,10 +376,12 @@ fn estimate(
         e.0 += 1;
     };
     let mut blobs = 0;
-    super::gc::walk_pool(root, &mut |digest, _path, meta| {
-        if !kept.contains(&digest) {
+    super::gc::walk_pool(root, &mut |digest, path| {
+        if !kept.contains(&digest)
+            && let Ok(meta) = path.symlink_metadata()
+        {
             blobs += 1;
-            count(meta);
+            count(&meta);
         }
     })?;
     for tree in trees {

@@ -508,6 +508,61 @@ fn check_names_each_kind_of_damage() {
     assert_eq!(std::fs::read(blob(&shas[1])).unwrap(), b"not what it was");
 }
 
+#[test]
+fn check_calls_a_killed_drop_interrupted_not_damaged_and_gc_finishes_it() {
+    let mut ctx = TestContext::new();
+    ctx.apt_snapshot("m", "s");
+    at(&mut ctx, "2026-11-10T02:00:00Z");
+    let old = ctx.publish("s", "d")["version"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    at(&mut ctx, "2026-11-11T02:00:00Z");
+    ctx.publish("s", "d");
+    // What `dist drop` leaves when killed between its rename aside and the
+    // removal of the record (kill-anywhere hit this window).
+    let public = ctx.root.join("public/d");
+    std::fs::rename(public.join(&old), public.join(format!(".{old}.dropping"))).unwrap();
+    let run = ctx.depot(&["check", "--full"]).ok();
+    assert!(
+        run.stdout
+            .contains(&format!("interrupted drop: d/{old}: its tree is aside")),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains(": 0 problems"), "{}", run.stdout);
+    let json = ctx.depot(&["check", "--output-format", "json"]).ok().json();
+    assert_eq!(
+        json["interrupted_drops"],
+        serde_json::json!([format!("d/{old}")])
+    );
+    // A tree missing without being aside is still damage.
+    std::fs::rename(
+        public.join(format!(".{old}.dropping")),
+        ctx.root.join("elsewhere"),
+    )
+    .unwrap();
+    let damaged = ctx.depot(&["check"]).fails(1, "problem");
+    assert!(
+        damaged
+            .stdout
+            .contains(&format!("missing version: d/{old}")),
+        "{}",
+        damaged.stdout
+    );
+    std::fs::rename(
+        ctx.root.join("elsewhere"),
+        public.join(format!(".{old}.dropping")),
+    )
+    .unwrap();
+    // The next gc finishes the drop: the record goes, and so does the tree.
+    ctx.depot(&["gc"]).ok();
+    assert!(!versions(&ctx, "d").contains(&old));
+    assert!(!public.join(format!(".{old}.dropping")).exists());
+    let run = ctx.depot(&["check", "--full"]).ok();
+    assert!(!run.stdout.contains("interrupted"), "{}", run.stdout);
+}
+
 /// A night of `count` fake package files (their content does not matter
 /// to depot), with a hand-written Packages index; the first 50 change
 /// every night.

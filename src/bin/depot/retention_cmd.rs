@@ -113,6 +113,11 @@ pub fn check(full: bool, root: &Root, settings: &Settings) -> Result<()> {
                 p.detail
             ));
         }
+        for v in &report.interrupted_drops {
+            text.push_str(&format!(
+                "interrupted drop: {v}: its tree is aside; the next prune or gc finishes it\n"
+            ));
+        }
         text.push_str(&format!(
             "checked {} manifests, {} versions ({} package files){}: {} problem{}\n",
             report.manifests,
