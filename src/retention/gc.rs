@@ -119,6 +119,45 @@ fn remove(path: &Path, dry_run: bool) -> Result<bool, RetentionError> {
     }
 }
 
+/// Deletes the doomed pool blobs on every core (unlinks in different
+/// folders proceed in parallel in the kernel; after a prune of 23 nights
+/// they are ~15k files); returns the size and link count of each blob
+/// deleted (or, with `dry_run`, that would be).
+fn sweep(doomed: &[PathBuf], dry_run: bool) -> Result<Vec<(u64, u64)>, RetentionError> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = doomed.len().div_ceil(cores).max(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = doomed
+            .chunks(chunk)
+            .map(|part| {
+                s.spawn(move || {
+                    let mut gone = Vec::with_capacity(part.len());
+                    for path in part {
+                        // Listed as a regular file; gone since: another gc.
+                        let Ok(meta) = path.symlink_metadata() else {
+                            continue;
+                        };
+                        if !dry_run {
+                            match std::fs::remove_file(path) {
+                                Ok(()) => {}
+                                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                                Err(e) => return Err(io(path)(e)),
+                            }
+                        }
+                        gone.push((meta.len(), meta.nlink()));
+                    }
+                    Ok(gone)
+                })
+            })
+            .collect();
+        let mut out = Vec::with_capacity(doomed.len());
+        for h in handles {
+            out.extend(h.join().expect("sweep threads do not panic")?);
+        }
+        Ok(out)
+    })
+}
+
 fn pid_alive(pid: u32) -> bool {
     pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists()
 }
@@ -157,18 +196,12 @@ pub fn gc(root: &Root, opts: &GcOptions) -> Result<GcReport, RetentionError> {
             doomed.push(path.to_owned());
         }
     })?;
-    for path in doomed {
-        let Ok(meta) = path.symlink_metadata() else {
-            continue;
-        };
-        let (len, links) = (meta.len(), meta.nlink());
-        if remove(&path, opts.dry_run)? {
-            report.blobs += 1;
-            if links <= 1 {
-                report.bytes += len;
-            } else {
-                report.bytes_still_published += len;
-            }
+    for (len, links) in sweep(&doomed, opts.dry_run)? {
+        report.blobs += 1;
+        if links <= 1 {
+            report.bytes += len;
+        } else {
+            report.bytes_still_published += len;
         }
     }
 
