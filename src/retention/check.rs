@@ -187,9 +187,21 @@ fn manifests(root: &Root, report: &mut CheckReport) -> Result<(), RetentionError
     // are remembered per part, to be named for every state that has it.
     let mut missing_by_part: FxHashMap<super::refs::Part, Vec<Sha256Digest>> = FxHashMap::default();
     // Thirty nights of one mirror name the same 60k package blobs thirty
-    // times: the pool is asked once per distinct blob.
-    let mut present: FxHashMap<Sha256Digest, bool> = FxHashMap::default();
-    let mut contains = |d: &Sha256Digest| *present.entry(*d).or_insert_with(|| pool.contains(d));
+    // times: the pool's listing answers (256 directory reads, not a stat
+    // per blob), and a blob it lacks is asked for once (pooled after the
+    // listing by a writer running meanwhile, or really missing).
+    let mut listed = rustc_hash::FxHashSet::default();
+    if super::gc::walk_pool(root, &mut |d, _| {
+        listed.insert(d);
+    })
+    .is_err()
+    {
+        listed.clear();
+    }
+    let mut asked: FxHashMap<Sha256Digest, bool> = FxHashMap::default();
+    let mut contains = |d: &Sha256Digest| {
+        listed.contains(d) || *asked.entry(*d).or_insert_with(|| pool.contains(d))
+    };
     super::for_each_root(root, &|_| false, &mut |subject, loaded| {
         count += 1;
         let subject_text = subject.to_string();
@@ -315,13 +327,17 @@ fn versions(
     // version order, so the output does not depend on the scheduling.
     let next = std::sync::atomic::AtomicUsize::new(0);
     let hashes = Hashes::default();
+    let all_sizes = std::sync::Mutex::default();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut done: Vec<(usize, CheckReport)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..cores.min(trees.len()))
             .map(|_| {
                 s.spawn(|| {
                     let mut out = Vec::new();
-                    let mut sizes = Sizes::default();
+                    let mut sizes = Sizes {
+                        mine: FxHashMap::default(),
+                        all: &all_sizes,
+                    };
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let Some((subject, tree)) = trees.get(i) else {
@@ -350,7 +366,7 @@ fn versions(
 
 /// Checks one published version's tree.
 fn version(
-    files: &mut TreeFiles,
+    files: &mut TreeFiles<'_, '_>,
     subject: &str,
     opts: CheckOptions,
     report: &mut CheckReport,
@@ -425,11 +441,37 @@ fn listed_file(
     Some(bytes)
 }
 
-/// Inode → size, of the package files one checking thread has seen: the
-/// versions of a distribution link the same pool blobs, so each is asked
-/// for its size once, not once per version.
-#[derive(Default)]
-struct Sizes(FxHashMap<(u64, u64), u64>);
+/// (device, inode) → size of the package files seen: the versions of a
+/// distribution link the same pool blobs, so each is stat'ed once, not
+/// once per version. A thread looks in its own map, then in the one all
+/// threads share (locked once per inode and thread, not per file).
+struct Sizes<'s> {
+    mine: FxHashMap<(u64, u64), u64>,
+    all: &'s std::sync::Mutex<FxHashMap<(u64, u64), u64>>,
+}
+
+impl Sizes<'_> {
+    fn get(&mut self, key: (u64, u64)) -> Option<u64> {
+        if let Some(&size) = self.mine.get(&key) {
+            return Some(size);
+        }
+        let size = *self
+            .all
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)?;
+        self.mine.insert(key, size);
+        Some(size)
+    }
+
+    fn insert(&mut self, key: (u64, u64), size: u64) {
+        self.mine.insert(key, size);
+        self.all
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, size);
+    }
+}
 
 /// The files of one published tree, found by listing its directories: one
 /// `getdents` pass per directory instead of a `stat` per file (63k package
@@ -437,10 +479,10 @@ struct Sizes(FxHashMap<(u64, u64), u64>);
 /// from the listing; its size from [`Sizes`], or from one `stat` whose
 /// inode must agree with the listing's (a filesystem whose listings carry
 /// other numbers is then stat'ed file by file).
-struct TreeFiles<'a> {
+struct TreeFiles<'a, 's> {
     tree: &'a Path,
     dev: Option<u64>,
-    sizes: &'a mut Sizes,
+    sizes: &'a mut Sizes<'s>,
     /// Directory (relative) → its regular files' inodes, `None` when it
     /// cannot be listed.
     dirs: FxHashMap<String, Option<FxHashMap<String, u64>>>,
@@ -454,8 +496,8 @@ enum Found {
     Present { size: u64, key: (u64, u64) },
 }
 
-impl<'a> TreeFiles<'a> {
-    fn new(tree: &'a Path, sizes: &'a mut Sizes) -> Self {
+impl<'a, 's> TreeFiles<'a, 's> {
+    fn new(tree: &'a Path, sizes: &'a mut Sizes<'s>) -> Self {
         Self {
             tree,
             dev: tree.metadata().ok().map(|m| m.dev()),
@@ -466,8 +508,7 @@ impl<'a> TreeFiles<'a> {
     }
 
     fn find(&mut self, rel: &str) -> Found {
-        let path = self.tree.join(rel);
-        let by_stat = |path: &Path| match path.metadata() {
+        let by_stat = |rel: &str| match self.tree.join(rel).metadata() {
             Ok(m) if m.is_file() => Found::Present {
                 size: m.len(),
                 key: (m.dev(), m.ino()),
@@ -475,7 +516,7 @@ impl<'a> TreeFiles<'a> {
             _ => Found::Missing,
         };
         let (Some(dev), false) = (self.dev, self.stat_each) else {
-            return by_stat(&path);
+            return by_stat(rel);
         };
         let (dir, name) = rel.rsplit_once('/').unwrap_or(("", rel));
         let listing = self
@@ -483,23 +524,23 @@ impl<'a> TreeFiles<'a> {
             .entry(dir.to_owned())
             .or_insert_with(|| list_dir(&self.tree.join(dir)));
         let Some(listing) = listing else {
-            return by_stat(&path);
+            return by_stat(rel);
         };
         let Some(&ino) = listing.get(name) else {
             // Not a regular file in the listing (absent, or a symlink or
             // another kind): stat tells which.
-            return by_stat(&path);
+            return by_stat(rel);
         };
-        if let Some(&size) = self.sizes.0.get(&(dev, ino)) {
+        if let Some(size) = self.sizes.get((dev, ino)) {
             return Found::Present {
                 size,
                 key: (dev, ino),
             };
         }
-        let found = by_stat(&path);
+        let found = by_stat(rel);
         match found {
             Found::Present { size, key } if key == (dev, ino) => {
-                self.sizes.0.insert(key, size);
+                self.sizes.insert(key, size);
             }
             // Replaced since the listing, or a filesystem whose listings
             // do not carry the inode number: trust only stat from here on.
@@ -527,7 +568,7 @@ fn list_dir(dir: &Path) -> Option<FxHashMap<String, u64>> {
 
 /// Checks one package file of a published tree.
 fn package_file(
-    files: &mut TreeFiles,
+    files: &mut TreeFiles<'_, '_>,
     rel: &str,
     expected: Expected,
     opts: CheckOptions,
@@ -578,7 +619,7 @@ fn find_release_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
 }
 
 fn apt_version(
-    files: &mut TreeFiles,
+    files: &mut TreeFiles<'_, '_>,
     subject: &str,
     opts: CheckOptions,
     report: &mut CheckReport,
@@ -668,7 +709,7 @@ fn apt_version(
 }
 
 fn rpm_version(
-    files: &mut TreeFiles,
+    files: &mut TreeFiles<'_, '_>,
     subject: &str,
     opts: CheckOptions,
     report: &mut CheckReport,
