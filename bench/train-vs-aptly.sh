@@ -161,33 +161,42 @@ publish:
 YAML
 DEPOT_VERSION=$("$DEPOT" --version 2>/dev/null | head -n 1 || true)
 
-depot_night() {  # depot_night RUN NIGHT: one `train run`, timed; its journal kept
-  local r=$1 n=$2 rc=0 t0 t1 out
-  out=$LOGS/run$r-depot-night$n
-  local D=("$DEPOT" --root "$ROOTS/depot-root" --no-progress)
-  # The RUN id has a resolution of one second: never two nights in one.
-  sleep 1
+# timed_night RUN TOOL NIGHT OUT CMD...: runs CMD (stdout to OUT.json:
+# depot's journal; stderr appended to OUT.log) under GNU time after a sync, timed by the
+# shell's microsecond clock too; appends a row to $TSV and prints a line.
+timed_night() {
+  local r=$1 tool=$2 n=$3 out=$4 rc=0 t0 t1
+  shift 4
   sync
   t0=$EPOCHREALTIME
-  /usr/bin/time -f '%e %M %U %S' -o "$out.time" \
-    "${D[@]}" --output-format json train run "$TRAIN" >"$out.json" 2>"$out.log" || rc=$?
+  /usr/bin/time -f '%e %M %U %S' -o "$out.time" "$@" >"$out.json" 2>>"$out.log" || rc=$?
   t1=$EPOCHREALTIME
   if [ $rc != 0 ]; then
-    echo "depot train run (night $n) failed with exit $rc:" >&2
+    echo "$tool night $n failed with exit $rc:" >&2
     tail -n 30 "$out.log" >&2
     exit 1
   fi
   local wall rss usr sys
   read -r wall rss usr sys < <(tail -n 1 "$out.time")
-  echo "$r depot $n $t0 $t1 $wall $rss $usr $sys" >>"$TSV"
-  printf '   depot  night %s %8.3f s  %7.1f MB\n' "$n" \
+  echo "$r $tool $n $t0 $t1 $wall $rss $usr $sys" >>"$TSV"
+  printf '   %-5s  night %s %8.3f s  %7.1f MB\n' "$tool" "$n" \
     "$(python3 -c "print($t1 - $t0)")" "$(python3 -c "print($rss / 1024)")"
+}
+
+depot_night() {  # depot_night RUN NIGHT: one `train run`, timed; its journal kept
+  local r=$1 n=$2 out
+  out=$LOGS/run$r-depot-night$n
+  local D=("$DEPOT" --root "$ROOTS/depot-root" --no-progress)
+  # The RUN id has a resolution of one second: never two nights in one.
+  sleep 1
+  : >"$out.log"
+  timed_night "$r" depot "$n" "$out" "${D[@]}" --output-format json train run "$TRAIN"
 }
 
 # ------------------------------------------------------------------- aptly
 ACONF=$WORK/aptly.conf
 aptly_night() {  # aptly_night RUN NIGHT: the night as one shell script, timed
-  local r=$1 n=$2 rc=0 t0 t1 out script
+  local r=$1 n=$2 out script
   out=$LOGS/run$r-aptly-night$n
   script=$WORK/aptly-night$n.sh
   cat >"$ACONF" <<JSON
@@ -234,20 +243,7 @@ JSON
     fi
   } >"$script"
   : >"$out.log"
-  sync
-  t0=$EPOCHREALTIME
-  /usr/bin/time -f '%e %M %U %S' -o "$out.time" bash "$script" || rc=$?
-  t1=$EPOCHREALTIME
-  if [ $rc != 0 ]; then
-    echo "aptly night $n failed (exit $rc):" >&2
-    tail -n 30 "$out.log" >&2
-    exit 1
-  fi
-  local wall rss usr sys
-  read -r wall rss usr sys < <(tail -n 1 "$out.time")
-  echo "$r aptly $n $t0 $t1 $wall $rss $usr $sys" >>"$TSV"
-  printf '   aptly  night %s %8.3f s  %7.1f MB\n' "$n" \
-    "$(python3 -c "print($t1 - $t0)")" "$(python3 -c "print($rss / 1024)")"
+  timed_night "$r" aptly "$n" "$out" bash "$script"
 }
 APTLY_VERSION=
 [ $APTLY = 1 ] && APTLY_VERSION=$(aptly version 2>/dev/null | sed 's/^aptly version: //')
