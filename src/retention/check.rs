@@ -29,7 +29,6 @@ use super::refs::{RefError, Role, Walker};
 use super::{Names, RetentionError};
 use crate::digest::{Expected, Sha256Digest};
 use crate::formats::apt as aptfmt;
-use crate::pool::Pool;
 use crate::root::{PublishRoot, Root};
 
 /// Options of `depot check`.
@@ -178,8 +177,8 @@ pub fn check(root: &Root, opts: CheckOptions) -> Result<CheckReport, RetentionEr
 }
 
 fn manifests(root: &Root, report: &mut CheckReport) -> Result<(), RetentionError> {
-    let pool = Pool::new(root);
     let catalogs = crate::packages::catalog::Cache::new(root);
+    let pool = catalogs.pool();
     let mut walker = Walker::new(&catalogs);
     let mut found = Vec::new();
     let mut count = 0;

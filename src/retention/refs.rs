@@ -98,7 +98,7 @@ pub fn parts(content: &Content) -> Vec<Part> {
 /// Walks the blobs of repository states, each distinct index part's
 /// packages once.
 pub struct Walker<'a> {
-    pool: &'a Pool,
+    /// The catalogs, and through them the pool.
     catalogs: &'a Cache,
     /// (index blob, selection) pairs whose packages were walked.
     walked: FxHashSet<(Sha256Digest, Option<Sha256Digest>)>,
@@ -120,7 +120,6 @@ fn read(pool: &Pool, role: Role, digest: Sha256Digest) -> Result<Vec<u8>, RefErr
 impl<'a> Walker<'a> {
     pub fn new(catalogs: &'a Cache) -> Self {
         Self {
-            pool: catalogs.pool(),
             catalogs,
             walked: FxHashSet::default(),
             walked_rpm: FxHashSet::default(),
@@ -182,7 +181,7 @@ impl<'a> Walker<'a> {
             }
             return Ok(());
         }
-        let bytes = read(self.pool, Role::Index, part.blob)?;
+        let bytes = read(self.catalogs.pool(), Role::Index, part.blob)?;
         let damaged = |why: String| RefError::Damaged {
             role: Role::Index,
             digest: part.blob,
@@ -192,7 +191,7 @@ impl<'a> Walker<'a> {
         let runs: Vec<&str> = match part.select {
             None => vec![text],
             Some(select) => {
-                let sel_bytes = read(self.pool, Role::Selection, select)?;
+                let sel_bytes = read(self.catalogs.pool(), Role::Selection, select)?;
                 let bad_selection = || RefError::Damaged {
                     role: Role::Selection,
                     digest: select,
@@ -243,10 +242,10 @@ impl<'a> Walker<'a> {
         let ordinals: Vec<u32> = match part.select {
             None => (0..catalog.len() as u32).collect(),
             Some(select) => {
-                let Ok(index) = self.pool.path(&part.blob).metadata() else {
+                let Ok(index) = self.catalogs.pool().path(&part.blob).metadata() else {
                     return Ok(None);
                 };
-                let bytes = read(self.pool, Role::Selection, select)?;
+                let bytes = read(self.catalogs.pool(), Role::Selection, select)?;
                 let selection =
                     Selection::decode(&bytes, index.len() as usize).ok_or(RefError::Damaged {
                         role: Role::Selection,
@@ -281,7 +280,7 @@ impl<'a> Walker<'a> {
             return errors;
         }
         let result = (|| {
-            let bytes = read(self.pool, Role::Index, primary.blob)?;
+            let bytes = read(self.catalogs.pool(), Role::Index, primary.blob)?;
             let damaged = |why: String| RefError::Damaged {
                 role: Role::Index,
                 digest: primary.blob,
