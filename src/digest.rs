@@ -35,11 +35,11 @@ impl Sha256Digest {
         &self.0
     }
 
-    /// The 64 lower-case hex digits, without allocating (`hex::encode`
-    /// goes through a `char` iterator, and the pool names every blob so).
+    /// The 64 lower-case hex digits, without allocating (the pool names
+    /// every blob so).
     pub fn hex_digits(&self) -> [u8; 64] {
         let mut out = [0u8; 64];
-        hex::encode_to_slice(self.0, &mut out).expect("64 digits for 32 bytes");
+        const_hex::encode_to_slice(self.0, &mut out).expect("64 digits for 32 bytes");
         out
     }
 
@@ -54,7 +54,9 @@ impl FromStr for Sha256Digest {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let mut out = [0u8; 32];
-        if s.len() != 64 || hex::decode_to_slice(s, &mut out).is_err() {
+        // const-hex decodes with SIMD: an index names a digest per
+        // package, and scanning one is otherwise mostly this.
+        if s.len() != 64 || const_hex::decode_to_slice(s, &mut out).is_err() {
             return Err(ParseDigestError {
                 text: s.chars().take(80).collect(),
             });
@@ -109,5 +111,22 @@ mod tests {
         );
         assert_eq!(d.to_string().parse::<Sha256Digest>().unwrap(), d);
         assert!("xyz".parse::<Sha256Digest>().is_err());
+    }
+
+    #[test]
+    fn only_64_hex_digits_parse() {
+        let d = Sha256Digest::of(b"abc");
+        let upper = d.to_string().to_uppercase();
+        assert_eq!(upper.parse::<Sha256Digest>().unwrap(), d);
+        let lower = d.to_string();
+        for bad in [
+            format!("0x{}", &lower[2..]),
+            format!("{}g", &lower[1..]),
+            format!("{} ", &lower[1..]),
+            format!("{lower}0"),
+            lower[2..].to_owned(),
+        ] {
+            assert!(bad.parse::<Sha256Digest>().is_err(), "{bad}");
+        }
     }
 }

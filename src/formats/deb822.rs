@@ -75,20 +75,31 @@ impl<'a> Iterator for Paragraphs<'a> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let text = self.text;
+        let bytes = text.as_bytes();
         let mut fields: Vec<Field<'a>> = Vec::with_capacity(24);
         let mut start = None;
         let mut start_line = self.line;
+        // Byte-wise: an index is millions of short lines, and the generic
+        // `str` searches cost more per line than the line itself.
         while self.pos < text.len() {
             let line_start = self.pos;
-            let line_end = text[line_start..]
-                .find('\n')
+            let line_end = memchr::memchr(b'\n', &bytes[line_start..])
                 .map_or(text.len(), |i| line_start + i + 1);
-            let line = &text[line_start..line_end];
             let line_no = self.line;
             self.pos = line_end;
             self.line += 1;
-            let content = line.trim_end_matches(['\n', '\r']);
-            if content.trim().is_empty() {
+            let mut content_end = line_end;
+            while content_end > line_start && matches!(bytes[content_end - 1], b'\n' | b'\r') {
+                content_end -= 1;
+            }
+            let content = &text[line_start..content_end];
+            let blank = match content.as_bytes().first() {
+                None => true,
+                Some(b) if b.is_ascii() && !b.is_ascii_whitespace() => false,
+                // Whitespace first, ASCII or not: blank if nothing else.
+                Some(_) => content.trim().is_empty(),
+            };
+            if blank {
                 if start.is_some() {
                     break;
                 }
@@ -114,23 +125,36 @@ impl<'a> Iterator for Paragraphs<'a> {
                 } else {
                     value_start
                 };
-                last.value = text[value_start..line_start + content.len()].trim();
+                last.value = text[value_start..content_end].trim();
                 last.span.end = line_end;
                 continue;
             }
-            let Some(colon) = content.find(':') else {
+            // The name runs to the first colon and holds no blank.
+            let mut colon = None;
+            let mut blank_in_name = false;
+            for (i, &b) in content.as_bytes().iter().enumerate() {
+                match b {
+                    b':' => {
+                        colon = Some(i);
+                        break;
+                    }
+                    b' ' | b'\t' => blank_in_name = true,
+                    _ => {}
+                }
+            }
+            let Some(colon) = colon else {
                 return Some(Err(Deb822Error {
                     line: line_no,
                     problem: "expected `Field: value`",
                 }));
             };
-            let name = &content[..colon];
-            if name.is_empty() || name.contains([' ', '\t']) {
+            if colon == 0 || blank_in_name {
                 return Some(Err(Deb822Error {
                     line: line_no,
                     problem: "invalid field name",
                 }));
             }
+            let name = &content[..colon];
             let value = content[colon + 1..].trim();
             fields.push(Field {
                 name,

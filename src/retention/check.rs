@@ -484,7 +484,7 @@ struct TreeFiles<'a, 's> {
     sizes: &'a mut Sizes<'s>,
     /// Directory (relative) → its regular files' inodes, `None` when it
     /// cannot be listed.
-    dirs: FxHashMap<String, Option<FxHashMap<String, u64>>>,
+    dirs: FxHashMap<String, Option<Listing>>,
     /// Listing inodes proved unreliable here: stat every file.
     stat_each: bool,
 }
@@ -518,14 +518,16 @@ impl<'a, 's> TreeFiles<'a, 's> {
             return by_stat(rel);
         };
         let (dir, name) = rel.rsplit_once('/').unwrap_or(("", rel));
-        let listing = self
-            .dirs
-            .entry(dir.to_owned())
-            .or_insert_with(|| list_dir(&self.tree.join(dir)));
-        let Some(listing) = listing else {
+        // Looked up before inserting: a pool directory holds many files,
+        // and its name is copied only for the first.
+        if !self.dirs.contains_key(dir) {
+            let listing = Listing::read(&self.tree.join(dir));
+            self.dirs.insert(dir.to_owned(), listing);
+        }
+        let Some(listing) = &self.dirs[dir] else {
             return by_stat(rel);
         };
-        let Some(&ino) = listing.get(name) else {
+        let Some(ino) = listing.get(name) else {
             // Not a regular file in the listing (absent, or a symlink or
             // another kind): stat tells which.
             return by_stat(rel);
@@ -550,19 +552,58 @@ impl<'a, 's> TreeFiles<'a, 's> {
 }
 
 /// The regular files of a directory with their inode numbers, from the
-/// listing alone.
-fn list_dir(dir: &Path) -> Option<FxHashMap<String, u64>> {
-    use std::os::unix::fs::DirEntryExt;
-    let mut out = FxHashMap::default();
-    for e in std::fs::read_dir(dir).ok()? {
-        let e = e.ok()?;
-        if e.file_type().ok()?.is_file()
-            && let Ok(name) = e.file_name().into_string()
-        {
-            out.insert(name, e.ino());
+/// listing alone. The names share one buffer, and the table holds
+/// (offset, length, inode) hashed by name: a pool directory of 63k files
+/// is then a few allocations rather than one per name, and each published
+/// version lists its own.
+struct Listing {
+    names: String,
+    table: hashbrown::HashTable<(u32, u32, u64)>,
+}
+
+impl Listing {
+    fn read(dir: &Path) -> Option<Self> {
+        use std::os::unix::fs::DirEntryExt;
+        let mut this = Self {
+            names: String::new(),
+            table: hashbrown::HashTable::new(),
+        };
+        for e in std::fs::read_dir(dir).ok()? {
+            let e = e.ok()?;
+            if e.file_type().ok()?.is_file()
+                && let Ok(name) = e.file_name().into_string()
+            {
+                let (Ok(off), Ok(len)) =
+                    (u32::try_from(this.names.len()), u32::try_from(name.len()))
+                else {
+                    // Names past 4 GiB: let the caller stat instead.
+                    return None;
+                };
+                this.names.push_str(&name);
+                let names = &this.names;
+                let name_at = |&(o, l, _): &(u32, u32, u64)| &names[o as usize..(o + l) as usize];
+                this.table
+                    .insert_unique(hash_name(&name), (off, len, e.ino()), |v| {
+                        hash_name(name_at(v))
+                    });
+            }
         }
+        Some(this)
     }
-    Some(out)
+
+    /// The inode of regular file `name`, if listed.
+    fn get(&self, name: &str) -> Option<u64> {
+        self.table
+            .find(hash_name(name), |&(o, l, _)| {
+                &self.names[o as usize..(o + l) as usize] == name
+            })
+            .map(|&(_, _, ino)| ino)
+    }
+}
+
+fn hash_name(name: &str) -> u64 {
+    use std::hash::BuildHasher;
+    rustc_hash::FxBuildHasher.hash_one(name)
 }
 
 /// Checks one package file of a published tree.

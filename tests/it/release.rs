@@ -211,7 +211,7 @@ fn rpm_metadata_repo(dir: &Path, packages: &[RpmNevr]) {
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<repomd xmlns=\"http://linux.duke.edu/metadata/repo\">\n",
     );
     for (t, text) in [("primary", &primary), ("filelists", &filelists)] {
-        let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes()));
+        let sha = const_hex::encode(<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes()));
         std::fs::write(repodata.join(format!("{t}.xml")), text).unwrap();
         repomd.push_str(&format!(
             "<data type=\"{t}\"><checksum type=\"sha256\">{sha}</checksum><location href=\"repodata/{t}.xml\"/><size>{}</size></data>\n",

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::support::{Apt, TestContext};
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes))
+    const_hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes))
 }
 
 fn run(cmd: &mut Command) {

@@ -345,7 +345,7 @@ fn serve_rpm_with_alpha_href(ctx: &TestContext, as_: &str, href: &str) -> String
     <location href="repodata/primary.xml"/>
     <size>{}</size>
   </data>"#,
-        hex::encode(sha2::Sha256::digest(primary.as_bytes())),
+        const_hex::encode(sha2::Sha256::digest(primary.as_bytes())),
         primary.len()
     );
     std::fs::write(

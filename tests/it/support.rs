@@ -451,7 +451,7 @@ impl TestContext {
                     stack.push(e.path());
                 } else {
                     let bytes = std::fs::read(e.path()).unwrap();
-                    let actual = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+                    let actual = const_hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
                     assert_eq!(
                         e.file_name().to_string_lossy(),
                         actual,

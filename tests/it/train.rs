@@ -414,7 +414,7 @@ fn listing(dir: &Path) -> Vec<String> {
                 let bytes = std::fs::read(&p).unwrap();
                 out.push(format!(
                     "{rel} {}",
-                    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes))
+                    const_hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes))
                 ));
             }
         }
