@@ -1,6 +1,7 @@
 //! Small filesystem helpers shared by every module that writes state:
-//! atomic replacement of files and symlinks, and hardlink-or-copy.
-//! It owns no path: callers say where (from [`crate::root`]).
+//! atomic replacement of files and symlinks, hardlink-or-copy, and one
+//! operation over many files on several threads. It owns no path: callers
+//! say where (from [`crate::root`]).
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -57,4 +58,33 @@ pub fn link_or_copy(src: &Path, dst: &Path) -> io::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The threads for work that computes (hashing): one per core.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// `f` over `items` on up to `threads` scoped threads, each taking one
+/// contiguous share; the results in `items`' order, or the first error
+/// (in that order). For file operations over thousands of paths: hashing
+/// on every core, or unlinks that wait on the device.
+pub fn on_threads<T: Sync, U: Send, E: Send>(
+    items: &[T],
+    threads: usize,
+    f: impl Fn(&T) -> Result<U, E> + Sync,
+) -> Result<Vec<U>, E> {
+    let chunk = items.len().div_ceil(threads.max(1)).max(1);
+    std::thread::scope(|s| {
+        let f = &f;
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| s.spawn(move || part.iter().map(f).collect::<Result<Vec<_>, E>>()))
+            .collect();
+        let mut out = Vec::with_capacity(items.len());
+        for h in handles {
+            out.extend(h.join().expect("worker threads do not panic")?);
+        }
+        Ok(out)
+    })
 }

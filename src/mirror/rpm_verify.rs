@@ -74,9 +74,7 @@ pub(super) fn verify_packages(
     if todo.is_empty() {
         return Ok(0);
     }
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(todo.len());
+    let threads = crate::fsutil::cores().min(todo.len());
     let chunk = todo.len().div_ceil(threads);
     let results: Vec<(Vec<Sha256Digest>, Option<MirrorError>)> = std::thread::scope(|s| {
         let handles: Vec<_> = todo

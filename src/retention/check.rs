@@ -327,7 +327,7 @@ fn versions(
     let next = std::sync::atomic::AtomicUsize::new(0);
     let hashes = Hashes::default();
     let all_sizes = std::sync::Mutex::default();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = crate::fsutil::cores();
     let mut done: Vec<(usize, CheckReport)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..cores.min(trees.len()))
             .map(|_| {

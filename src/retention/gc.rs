@@ -134,26 +134,7 @@ const SWEEP_THREADS: usize = 32;
 /// link count of each file deleted (or, with `dry_run`, that would be),
 /// or `None` for one that was already gone.
 fn sweep(doomed: &[PathBuf], dry_run: bool) -> Result<Vec<Option<(u64, u64)>>, RetentionError> {
-    let chunk = doomed.len().div_ceil(SWEEP_THREADS).max(1);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = doomed
-            .chunks(chunk)
-            .map(|part| {
-                s.spawn(move || {
-                    let mut gone = Vec::with_capacity(part.len());
-                    for path in part {
-                        gone.push(sweep_one(path, dry_run)?);
-                    }
-                    Ok::<_, RetentionError>(gone)
-                })
-            })
-            .collect();
-        let mut out = Vec::with_capacity(doomed.len());
-        for h in handles {
-            out.extend(h.join().expect("sweep threads do not panic")?);
-        }
-        Ok(out)
-    })
+    crate::fsutil::on_threads(doomed, SWEEP_THREADS, |path| sweep_one(path, dry_run))
 }
 
 fn sweep_one(path: &Path, dry_run: bool) -> Result<Option<(u64, u64)>, RetentionError> {

@@ -101,7 +101,7 @@ impl<'a> Writer<'a> {
             // One worker per core, fed batches while `f` still plans links
             // (rewriting indices) and then compresses: link(2) calls in
             // different directories proceed in parallel in the kernel.
-            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let cores = crate::fsutil::cores();
             let mut handles = Vec::new();
             for _ in 0..cores {
                 let (tx, rx) = std::sync::mpsc::channel::<Vec<(String, Sha256Digest)>>();

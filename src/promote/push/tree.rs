@@ -230,33 +230,15 @@ fn pool_digests(
 
 /// Hashes files on every core.
 fn hash_all(files: Vec<(String, PathBuf, Class)>) -> Result<Vec<Object>, PushError> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = files.len().div_ceil(cores).max(1);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = files
-            .chunks(chunk)
-            .map(|part| {
-                s.spawn(move || {
-                    part.iter()
-                        .map(|(rel, path, class)| {
-                            let (size, sha256) = crate::pool::hash_file(path).map_err(io(path))?;
-                            Ok(Object {
-                                rel: rel.clone(),
-                                path: path.clone(),
-                                size,
-                                sha256,
-                                class: *class,
-                            })
-                        })
-                        .collect::<Result<Vec<_>, PushError>>()
-                })
-            })
-            .collect();
-        let mut out = Vec::new();
-        for h in handles {
-            out.extend(h.join().expect("hashing threads do not panic")?);
-        }
-        Ok(out)
+    crate::fsutil::on_threads(&files, crate::fsutil::cores(), |(rel, path, class)| {
+        let (size, sha256) = crate::pool::hash_file(path).map_err(io(path))?;
+        Ok(Object {
+            rel: rel.clone(),
+            path: path.clone(),
+            size,
+            sha256,
+            class: *class,
+        })
     })
 }
 
