@@ -139,7 +139,7 @@ pub fn check(root: &Root, opts: CheckOptions) -> Result<CheckReport, RetentionEr
     let (manifests_report, versions) = std::thread::scope(|s| {
         let manifests_report = s.spawn(|| {
             let mut part = CheckReport::default();
-            manifests(root, &mut part).map(|()| part)
+            manifests(root, &mut part).map(|pooled| (part, pooled))
         });
         let versions = versions(root, opts, &mut report);
         (
@@ -150,33 +150,44 @@ pub fn check(root: &Root, opts: CheckOptions) -> Result<CheckReport, RetentionEr
         )
     });
     versions?;
-    let manifests_report = manifests_report?;
+    let (manifests_report, pooled) = manifests_report?;
     report.manifests = manifests_report.manifests;
     let mut problems = manifests_report.problems;
     problems.append(&mut report.problems);
     report.problems = problems;
     if opts.full {
-        let mut corrupt = Vec::new();
-        let mut hashed = 0;
-        super::gc::walk_pool(root, &mut |digest, path| {
-            hashed += 1;
-            match crate::pool::hash_file(path) {
-                Ok((_, actual)) if actual == digest => {}
-                Ok((_, actual)) => {
-                    corrupt.push((digest, format!("its content's SHA-256 is {actual}")))
-                }
-                Err(e) => corrupt.push((digest, format!("cannot read it: {e}"))),
+        // The blobs the manifest check listed, each hashed once, on
+        // every core; in digest order, so the report does not depend on
+        // the listing's.
+        let mut blobs: Vec<Sha256Digest> = pooled?.into_iter().collect();
+        blobs.sort_unstable();
+        let pool = crate::pool::Pool::new(root);
+        let Ok(verdicts) = crate::fsutil::on_threads(&blobs, crate::fsutil::cores(), |digest| {
+            Ok::<_, std::convert::Infallible>(match crate::pool::hash_file(&pool.path(digest)) {
+                Ok((_, actual)) if actual == *digest => None,
+                Ok((_, actual)) => Some(format!("its content's SHA-256 is {actual}")),
+                // Listed, then gone: deleted by a gc meanwhile, not damage.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => Some(format!("cannot read it: {e}")),
+            })
+        });
+        report.blobs_hashed = blobs.len();
+        for (digest, detail) in blobs.iter().zip(verdicts) {
+            if let Some(detail) = detail {
+                report.problem(ProblemKind::CorruptBlob, format!("blob {digest}"), detail);
             }
-        })?;
-        report.blobs_hashed = hashed;
-        for (digest, detail) in corrupt {
-            report.problem(ProblemKind::CorruptBlob, format!("blob {digest}"), detail);
         }
     }
     Ok(report)
 }
 
-fn manifests(root: &Root, report: &mut CheckReport) -> Result<(), RetentionError> {
+/// Checks that every manifest's blobs are pooled; returns the pool's
+/// blobs as listed, for `--full` to hash (or why the pool could not be
+/// listed: the check itself then asks the pool blob by blob).
+fn manifests(
+    root: &Root,
+    report: &mut CheckReport,
+) -> Result<Result<rustc_hash::FxHashSet<Sha256Digest>, RetentionError>, RetentionError> {
     let catalogs = crate::packages::catalog::Cache::new(root);
     let pool = catalogs.pool();
     let mut walker = Walker::new(&catalogs);
@@ -190,13 +201,9 @@ fn manifests(root: &Root, report: &mut CheckReport) -> Result<(), RetentionError
     // per blob), and a blob it lacks is asked for once (pooled after the
     // listing by a writer running meanwhile, or really missing).
     let mut listed = rustc_hash::FxHashSet::default();
-    if super::gc::walk_pool(root, &mut |d, _| {
+    let listing = super::gc::walk_pool(root, &mut |d, _| {
         listed.insert(d);
-    })
-    .is_err()
-    {
-        listed.clear();
-    }
+    });
     let mut asked: FxHashMap<Sha256Digest, bool> = FxHashMap::default();
     let mut contains = |d: &Sha256Digest| {
         listed.contains(d) || *asked.entry(*d).or_insert_with(|| pool.contains(d))
@@ -261,7 +268,7 @@ fn manifests(root: &Root, report: &mut CheckReport) -> Result<(), RetentionError
     for (kind, subject, detail) in found {
         report.problem(kind, subject, detail);
     }
-    Ok(())
+    Ok(listing.map(|()| listed))
 }
 
 /// Hashes files, each inode once, for every checking thread.
