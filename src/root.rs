@@ -13,7 +13,7 @@
 //!   snapshots/NAME.json     immutable snapshot manifests
 //!   releases/NAME.json      immutable integrated releases (same format)
 //!   guards/NAME.yaml        content guards (and NAME.ca.pem, x509 guards)
-//!   dists/DIST/dist.json    a distribution: publish root, stage guards
+//!   dists/DIST/dist.json    a distribution: publish root (relative to the data root when inside it), stage guards
 //!   dists/DIST/VERSION.json        a published version's record
 //!   dists/DIST/VERSION.tests.json  the tests requested for it
 //!   spool/                  the embedded test queue (`test submit`, default)

@@ -115,6 +115,12 @@ crate::choice_words!(Stage);
 /// `dists/DIST/dist.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct DistFile {
+    /// Where the versions are published. Saved relative to the data root
+    /// when it lies inside it (the default `public`), so that a copy of
+    /// the root (a backup restored elsewhere, a trial of `prune` on a
+    /// copy) serves and prunes its own versions, never the original's;
+    /// loaded as the path to use. Files of older depots hold it absolute,
+    /// until their next publish saves it again.
     publish_root: PathBuf,
     /// The guard of each stage (`public`: none).
     #[serde(default = "default_stages")]
@@ -162,7 +168,32 @@ fn tests(root: &Root, dist: &str) -> Store<Vec<TestRecord>> {
 }
 
 fn load_file(root: &Root, dist: &str) -> Result<Option<DistFile>, DistError> {
-    Ok(dists(root).load_opt(dist)?)
+    Ok(dists(root).load_opt(dist)?.map(|f| f.resolved(root)))
+}
+
+fn save_file(root: &Root, dist: &str, file: &DistFile) -> Result<(), DistError> {
+    Ok(dists(root).save(dist, &file.clone().stored(root))?)
+}
+
+impl DistFile {
+    /// As saved: the publish root relative to the data root if inside it.
+    fn stored(mut self, root: &Root) -> Self {
+        if let Ok(data) = std::path::absolute(root.path())
+            && let Ok(inside) = self.publish_root.strip_prefix(&data)
+            && !inside.as_os_str().is_empty()
+        {
+            self.publish_root = inside.to_owned();
+        }
+        self
+    }
+
+    /// As used: a relative publish root is in the data root.
+    fn resolved(mut self, root: &Root) -> Self {
+        if self.publish_root.is_relative() {
+            self.publish_root = root.path().join(&self.publish_root);
+        }
+        self
+    }
 }
 
 /// Options of `depot dist create`.
@@ -198,7 +229,7 @@ pub fn create(root: &Root, opts: &CreateOptions) -> Result<DistInfo, DistError> 
         file.stages.insert(stage.name().to_owned(), guard.clone());
     }
     file.require_tests = opts.require_tests;
-    dists(root).save(&opts.dist, &file)?;
+    save_file(root, &opts.dist, &file)?;
     drop(_lock);
     show(root, &opts.dist)
 }
@@ -254,7 +285,7 @@ pub(crate) fn record_publish(
         require_tests: false,
     });
     file.publish_root = publish_root;
-    dists(root).save(dist, &file)?;
+    save_file(root, dist, &file)?;
     Ok(versions(root, dist).save(&record.version, record)?)
 }
 
@@ -425,7 +456,7 @@ fn pointer(published: &PublishRoot, dist: &str, stage: Stage) -> Option<String> 
 /// `depot dist show DIST`.
 pub fn show(root: &Root, dist: &str) -> Result<DistInfo, DistError> {
     crate::names::validate("distribution", dist)?;
-    let meta = dists(root).load(dist)?;
+    let meta = dists(root).load(dist)?.resolved(root);
     let records = versions(root, dist);
     let mut versions = Vec::new();
     for (name, loaded) in records.load_listed()? {

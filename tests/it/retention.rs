@@ -430,6 +430,46 @@ fn drops_refuse_what_a_stage_serves_and_a_dropped_snapshot_breaks_nothing_made_f
 }
 
 #[test]
+fn a_copy_of_the_root_prunes_its_own_published_versions_not_the_originals() {
+    let mut ctx = TestContext::new();
+    ctx.apt_snapshot("m", "s");
+    let mut published = Vec::new();
+    for day in ["2026-11-20T10:00:00Z", "2026-11-21T10:00:00Z"] {
+        at(&mut ctx, day);
+        published.push(
+            ctx.publish("s", "d")["version"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    // The distribution's file names its publish root inside the data
+    // root relative to it, not by the original's absolute path.
+    let saved = std::fs::read_to_string(ctx.root.join("dists/d/dist.json")).unwrap();
+    assert!(
+        !saved.contains(ctx.root.to_str().unwrap()),
+        "dist.json names the root's own path: {saved}"
+    );
+    let original = ctx.root.clone();
+    let copy = ctx.dir.path().join("copy");
+    run(Command::new("cp").arg("-a").arg(&original).arg(&copy));
+    ctx.root = copy.clone();
+    at(&mut ctx, "2026-12-01T10:00:00Z");
+    ctx.depot(&["prune", "--dist", "d", "--keep-last", "1"])
+        .ok();
+    ctx.depot(&["gc"]).ok();
+    let (old, new) = (&published[0], &published[1]);
+    assert!(!copy.join("public/d").join(old).exists());
+    assert!(copy.join("public/d").join(new).is_dir());
+    ctx.depot(&["check", "--full"]).ok();
+    // The original still has and serves both.
+    ctx.root = original.clone();
+    assert!(original.join("public/d").join(old).is_dir());
+    assert_eq!(versions(&ctx, "d"), published.iter().cloned().collect());
+    ctx.depot(&["check", "--full"]).ok();
+}
+
+#[test]
 fn check_names_each_kind_of_damage() {
     let ctx = TestContext::new();
     ctx.apt_snapshot("m", "s");
