@@ -37,6 +37,12 @@ pub enum PoolError {
     },
     #[error("blob {digest} is missing from the pool ({})", path.display())]
     Missing { digest: Sha256Digest, path: PathBuf },
+    #[error("cannot list the pool at {}", path.display())]
+    List {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -76,6 +82,63 @@ impl Pool {
         // One level of 256 folders: a second level would mean ~40k
         // mkdirs for a 63k-package mirror, for folders of ~250 entries.
         self.dir.join(&hex[0..2]).join(hex)
+    }
+
+    /// Calls `f` for each blob (a regular file named by a digest), folder
+    /// by folder. The kind of each entry comes from the listing, not a
+    /// `stat`: 256 directory reads answer for every blob, where asking
+    /// [`Pool::contains`] of each of a mirror's 63k packages is 63k path
+    /// walks. Callers stat only the blobs they act on.
+    pub fn walk(&self, f: &mut dyn FnMut(Sha256Digest, &Path)) -> Result<(), PoolError> {
+        let list_err = |path: &Path| {
+            let path = path.to_owned();
+            move |source| PoolError::List { path, source }
+        };
+        let dirs = std::fs::read_dir(&self.dir).map_err(list_err(&self.dir))?;
+        let mut dirs: Vec<PathBuf> = dirs
+            .flatten()
+            .filter(|e| e.file_name().len() == 2)
+            .map(|e| e.path())
+            .collect();
+        dirs.sort();
+        for dir in dirs {
+            let entries = match std::fs::read_dir(&dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == io::ErrorKind::NotADirectory => continue,
+                Err(e) => return Err(list_err(&dir)(e)),
+            };
+            for e in entries.flatten() {
+                let Some(digest) = e.file_name().to_str().and_then(|n| n.parse().ok()) else {
+                    continue;
+                };
+                if e.file_type().is_ok_and(|t| t.is_file()) {
+                    f(digest, &e.path());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Which of `digests` the pool lacks, in their order: a few are asked
+    /// one by one, many are answered from one [`Pool::walk`] (a digest it
+    /// does not list is still asked, in case it was pooled meanwhile).
+    pub fn missing<'a>(
+        &self,
+        digests: impl ExactSizeIterator<Item = &'a Sha256Digest>,
+    ) -> Vec<bool> {
+        /// Below this, stat calls cost less than listing 256 folders.
+        const LIST_FROM: usize = 2_000;
+        if digests.len() < LIST_FROM {
+            return digests.map(|d| !self.contains(d)).collect();
+        }
+        let mut listed = rustc_hash::FxHashSet::default();
+        // A pool that cannot be listed is asked blob by blob.
+        let _ = self.walk(&mut |d, _| {
+            listed.insert(d);
+        });
+        digests
+            .map(|d| !listed.contains(d) && !self.contains(d))
+            .collect()
     }
 
     pub fn contains(&self, digest: &Sha256Digest) -> bool {

@@ -34,9 +34,11 @@ pub async fn download_missing(
     reporter: &dyn Reporter,
 ) -> Result<Outcome, MirrorError> {
     let total = wanted.len();
+    let lacking = pool.missing(wanted.iter().map(|w| &w.expected.sha256));
     let missing: Vec<Wanted> = wanted
         .into_iter()
-        .filter(|w| !pool.contains(&w.expected.sha256))
+        .zip(lacking)
+        .filter_map(|(w, lacking)| lacking.then_some(w))
         .collect();
     let mut outcome = Outcome {
         already_pooled: total - missing.len(),

@@ -65,37 +65,18 @@ pub struct GcReport {
     pub finished_drops: Vec<String>,
 }
 
-/// Calls `f` for each pool blob (a file named by a digest). The kind of
-/// each entry comes from the listing, not a `stat`: callers stat only the
-/// blobs they act on (gc the doomed ones), not the 80k they keep.
+/// Calls `f` for each pool blob ([`crate::pool::Pool::walk`]).
 pub(crate) fn walk_pool(
     root: &Root,
     f: &mut dyn FnMut(Sha256Digest, &Path),
 ) -> Result<(), RetentionError> {
-    let pool = root.pool_dir();
-    let dirs = std::fs::read_dir(&pool).map_err(io(&pool))?;
-    let mut dirs: Vec<PathBuf> = dirs
-        .flatten()
-        .filter(|e| e.file_name().len() == 2)
-        .map(|e| e.path())
-        .collect();
-    dirs.sort();
-    for dir in dirs {
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => continue,
-            Err(e) => return Err(io(&dir)(e)),
-        };
-        for e in entries.flatten() {
-            let Some(digest) = e.file_name().to_str().and_then(|n| n.parse().ok()) else {
-                continue;
-            };
-            if e.file_type().is_ok_and(|t| t.is_file()) {
-                f(digest, &e.path());
-            }
-        }
-    }
-    Ok(())
+    crate::pool::Pool::new(root).walk(f).map_err(|e| match e {
+        crate::pool::PoolError::List { path, source } => RetentionError::Io { path, source },
+        other => RetentionError::Io {
+            path: root.pool_dir(),
+            source: std::io::Error::other(other),
+        },
+    })
 }
 
 fn remove(path: &Path, dry_run: bool) -> Result<bool, RetentionError> {

@@ -74,6 +74,8 @@ pub enum TrainError {
         run: String,
         waiting: Vec<String>,
     },
+    #[error("cannot start a runtime for the mirror updates")]
+    Runtime(#[source] std::io::Error),
 }
 
 impl TrainError {
@@ -83,7 +85,10 @@ impl TrainError {
             Self::File(e) => e.kind(),
             Self::Store(e) => e.kind(),
             Self::Lock(e) => e.kind(),
-            Self::RunExists { .. } | Self::NoRun { .. } | Self::StepsFailed { .. } => Failure,
+            Self::RunExists { .. }
+            | Self::NoRun { .. }
+            | Self::StepsFailed { .. }
+            | Self::Runtime(_) => Failure,
             Self::Pending { .. } => Pending,
         }
     }

@@ -51,6 +51,9 @@ enum Finished {
 
 type StepResult = Result<Finished, Box<dyn std::error::Error + Send + Sync>>;
 
+/// A webhook event a step calls for, and its detail.
+type StepNotice = Option<(&'static str, serde_json::Value)>;
+
 fn made<const N: usize>(pairs: [(&str, String); N]) -> BTreeMap<String, String> {
     pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
 }
@@ -127,12 +130,11 @@ impl Night<'_> {
             .file
             .mirror_concurrency
             .unwrap_or(DEFAULT_MIRROR_CONCURRENCY);
-        let results: Vec<Result<(), TrainError>> = futures_util::stream::iter(mirrors)
-            .map(|id| self.step(id))
-            .buffer_unordered(limit)
-            .collect()
-            .await;
-        results.into_iter().collect::<Result<(), _>>()?;
+        for (id, notice) in self.mirror_steps(&mirrors, limit).await? {
+            if let Some((event, detail)) = notice {
+                self.notify(event, Some(id), detail).await;
+            }
+        }
         for s in self
             .plan
             .steps
@@ -161,7 +163,73 @@ impl Night<'_> {
     }
 
     /// Runs one step unless it is done or blocked; journals each change.
+    /// The mirror steps, `limit` at a time. An update parses indices and
+    /// hashes and writes files as well as waiting on the network, so on a
+    /// multi-threaded runtime each runs on a thread of its own (with a
+    /// runtime of its own): polled together on one task, two updates took
+    /// turns on one core. Their notices are returned, to be sent from this
+    /// runtime once all are done (the webhook client belongs to it).
+    async fn mirror_steps<'m>(
+        &self,
+        mirrors: &[&'m str],
+        limit: usize,
+    ) -> Result<Vec<(&'m str, StepNotice)>, TrainError> {
+        let on_threads = tokio::runtime::Handle::current().runtime_flavor()
+            == tokio::runtime::RuntimeFlavor::MultiThread;
+        let results: Vec<(&str, Result<StepNotice, TrainError>)> = if on_threads {
+            let next = std::sync::atomic::AtomicUsize::new(0);
+            let work = || -> Vec<(&str, Result<StepNotice, TrainError>)> {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => return vec![("", Err(TrainError::Runtime(e)))],
+                };
+                let mut out = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(&id) = mirrors.get(i) else {
+                        return out;
+                    };
+                    out.push((id, rt.block_on(self.run_step(id))));
+                }
+            };
+            tokio::task::block_in_place(|| {
+                std::thread::scope(|s| {
+                    let workers: Vec<_> = (0..limit.clamp(1, mirrors.len().max(1)))
+                        .map(|_| s.spawn(work))
+                        .collect();
+                    workers
+                        .into_iter()
+                        .flat_map(|w| w.join().expect("mirror threads do not panic"))
+                        .collect()
+                })
+            })
+        } else {
+            futures_util::stream::iter(mirrors.iter().copied())
+                .map(|id| async move { (id, self.run_step(id).await) })
+                .buffer_unordered(limit.max(1))
+                .collect()
+                .await
+        };
+        let mut out = Vec::with_capacity(results.len());
+        for (id, r) in results {
+            out.push((id, r?));
+        }
+        Ok(out)
+    }
+
     async fn step(&self, id: &str) -> Result<(), TrainError> {
+        if let Some((event, detail)) = self.run_step(id).await? {
+            self.notify(event, Some(id), detail).await;
+        }
+        Ok(())
+    }
+
+    /// Runs step `id` (unless done or blocked) and records its outcome;
+    /// returns the webhook event it calls for.
+    async fn run_step(&self, id: &str) -> Result<StepNotice, TrainError> {
         let Some(record) = self.update(|j| {
             let record = j.step(id)?.clone();
             if matches!(record.state, StepState::Done { .. }) {
@@ -200,7 +268,7 @@ impl Night<'_> {
             }
         })?
         else {
-            return Ok(());
+            return Ok(None);
         };
         self.reporter.report(Event::Phase {
             subject: id,
@@ -233,34 +301,21 @@ impl Night<'_> {
             subject: id,
             message: &message,
         });
-        match (&state, record.kind) {
+        Ok(match (&state, record.kind) {
             (StepState::Failed { error }, _) => {
-                self.notify(
-                    "step-failed",
-                    Some(id),
-                    serde_json::json!({ "error": error }),
-                )
-                .await;
+                Some(("step-failed", serde_json::json!({ "error": error })))
             }
             (StepState::Done { made }, StepKind::Publish) => {
-                self.notify("published", Some(id), serde_json::json!(made))
-                    .await;
+                Some(("published", serde_json::json!(made)))
             }
             (StepState::Done { made }, StepKind::Promote) => {
-                self.notify("promoted", Some(id), serde_json::json!(made))
-                    .await;
+                Some(("promoted", serde_json::json!(made)))
             }
             (StepState::Waiting { reason }, _) => {
-                self.notify(
-                    "tests-pending",
-                    Some(id),
-                    serde_json::json!({ "reason": reason }),
-                )
-                .await;
+                Some(("tests-pending", serde_json::json!({ "reason": reason })))
             }
-            _ => {}
-        }
-        Ok(())
+            _ => None,
+        })
     }
 
     async fn execute(&self, step: &StepRecord) -> StepResult {
