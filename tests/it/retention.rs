@@ -251,10 +251,7 @@ fn ten_nights_pruned_and_collected_keep_exactly_what_the_rules_say_and_still_ser
             ctx.depot(&["snapshot", "create", "ga-2026.1", "--mirror", "m"])
                 .ok();
         }
-        let v = ctx.publish(&rel, "d")["version"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let v = ctx.published_version(&rel, "d");
         if n % 2 == 0 && n <= 8 {
             ctx.depot(&["promote", "d", &v, "--to", "release"]).ok();
         }
@@ -386,15 +383,9 @@ fn drops_refuse_what_a_stage_serves_and_a_dropped_snapshot_breaks_nothing_made_f
     ctx.apt_snapshot("m", "s");
     ctx.depot(&["release", "create", "r", "--from", "s"]).ok();
     at(&mut ctx, "2026-11-20T10:00:00Z");
-    let v1 = ctx.publish("s", "d")["version"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let v1 = ctx.published_version("s", "d");
     at(&mut ctx, "2026-11-21T10:00:00Z");
-    let v2 = ctx.publish("r", "d")["version"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let v2 = ctx.published_version("r", "d");
     ctx.depot(&["promote", "d", &v1, "--to", "release"]).ok();
 
     // s is the source of what release serves, r of what dev serves.
@@ -407,10 +398,7 @@ fn drops_refuse_what_a_stage_serves_and_a_dropped_snapshot_breaks_nothing_made_f
     at(&mut ctx, "2026-11-22T10:00:00Z");
     ctx.depot(&["snapshot", "create", "s2", "--mirror", "m"])
         .ok();
-    let v3 = ctx.publish("s2", "d")["version"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let v3 = ctx.published_version("s2", "d");
     ctx.depot(&["promote", "d", &v3, "--to", "release"]).ok();
     ctx.depot(&["snapshot", "drop", "s"]).ok();
     // The release made from s still publishes, after gc, and so does v1.
@@ -436,12 +424,7 @@ fn a_copy_of_the_root_prunes_its_own_published_versions_not_the_originals() {
     let mut published = Vec::new();
     for day in ["2026-11-20T10:00:00Z", "2026-11-21T10:00:00Z"] {
         at(&mut ctx, day);
-        published.push(
-            ctx.publish("s", "d")["version"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-        );
+        published.push(ctx.published_version("s", "d"));
     }
     // The distribution's file names its publish root inside the data
     // root relative to it, not by the original's absolute path.
@@ -473,10 +456,7 @@ fn a_copy_of_the_root_prunes_its_own_published_versions_not_the_originals() {
 fn check_names_each_kind_of_damage() {
     let ctx = TestContext::new();
     ctx.apt_snapshot("m", "s");
-    let v = ctx.publish("s", "d")["version"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let v = ctx.published_version("s", "d");
     let clean = ctx.depot(&["check", "--full"]).ok();
     assert!(clean.stdout.contains(": 0 problems"), "{}", clean.stdout);
 
@@ -553,10 +533,7 @@ fn check_calls_a_killed_drop_interrupted_not_damaged_and_gc_finishes_it() {
     let mut ctx = TestContext::new();
     ctx.apt_snapshot("m", "s");
     at(&mut ctx, "2026-11-10T02:00:00Z");
-    let old = ctx.publish("s", "d")["version"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let old = ctx.published_version("s", "d");
     at(&mut ctx, "2026-11-11T02:00:00Z");
     ctx.publish("s", "d");
     // What `dist drop` leaves when killed between its rename aside and the
@@ -642,12 +619,7 @@ fn kill_9_during_gc_and_during_a_version_drop_loses_nothing_referenced() {
         ctx.depot(&["mirror", "update", "m"]).ok();
         ctx.depot(&["snapshot", "create", "--mirror", "m"]).ok();
         let snap = format!("m-202611{:02}T020000Z", 10 + night);
-        versions_made.push(
-            ctx.publish(&snap, "d")["version"]
-                .as_str()
-                .unwrap()
-                .to_owned(),
-        );
+        versions_made.push(ctx.published_version(&snap, "d"));
     }
     let public = ctx.root.join("public/d");
     // Drop the three older versions, each killed at a different moment.

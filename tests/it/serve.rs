@@ -30,14 +30,8 @@ fn two_dists() -> (TestContext, String, String) {
     ctx.depot(&["dist", "create", "pub", "--stage", "dev=public"])
         .ok();
     ctx.apt_snapshot("m", "s");
-    let v = ctx.publish("s", "d")["version"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let w = ctx.publish("s", "pub")["version"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let v = ctx.published_version("s", "d");
+    let w = ctx.published_version("s", "pub");
     (ctx, v, w)
 }
 

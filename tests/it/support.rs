@@ -426,6 +426,15 @@ impl TestContext {
         Run::from(self.command().args(args).output().unwrap())
     }
 
+    /// The version `depot publish SNAPSHOT --dist DIST --skip-signing`
+    /// made.
+    pub fn published_version(&self, snapshot: &str, dist: &str) -> String {
+        self.publish(snapshot, dist)["version"]
+            .as_str()
+            .expect("publish names its version")
+            .to_owned()
+    }
+
     /// `depot publish SNAPSHOT --dist DIST --skip-signing`: its JSON summary.
     pub fn publish(&self, snapshot: &str, dist: &str) -> serde_json::Value {
         self.depot(&[

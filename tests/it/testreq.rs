@@ -2546,10 +2546,7 @@ fn a_long_running_swift_worker_renews_a_revoked_token() {
 fn promote_require_tests_reads_private_swift_results_with_the_polling_credentials() {
     let ctx = TestContext::new();
     ctx.apt_snapshot("m", "s");
-    let version = ctx.publish("s", "d")["version"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let version = ctx.published_version("s", "d");
     let rel = unique_release();
     let results = swift_results_url();
     let for_version = format!("d/{version}");
