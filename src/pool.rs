@@ -122,13 +122,19 @@ impl Pool {
     /// Which of `digests` the pool lacks, in their order: a few are asked
     /// one by one, many are answered from one [`Pool::walk`] (a digest it
     /// does not list is still asked, in case it was pooled meanwhile).
+    /// Listing pays only while the digests are a fair share of the pool:
+    /// one folder's size, times 256, estimates the pool, and a pool many
+    /// times larger than the question (a fleet of mirrors) is asked
+    /// digest by digest.
     pub fn missing<'a>(
         &self,
         digests: impl ExactSizeIterator<Item = &'a Sha256Digest>,
     ) -> Vec<bool> {
         /// Below this, stat calls cost less than listing 256 folders.
         const LIST_FROM: usize = 2_000;
-        if digests.len() < LIST_FROM {
+        let asked = digests.len();
+        let pooled_estimate = std::fs::read_dir(self.dir.join("00")).map_or(0, |d| d.count()) * 256;
+        if asked < LIST_FROM || pooled_estimate > 4 * asked {
             return digests.map(|d| !self.contains(d)).collect();
         }
         let mut listed = rustc_hash::FxHashSet::default();
@@ -364,5 +370,29 @@ mod tests {
         let d = pool.put(b"hello").unwrap();
         assert_eq!(pool.read(&d).unwrap(), b"hello");
         assert_eq!(hash_file(&pool.path(&d)).unwrap(), (5, d));
+    }
+
+    #[test]
+    fn missing_answers_the_same_by_listing_and_by_asking() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::open(dir.path()).unwrap();
+        let pool = Pool::new(&root);
+        let pooled: Vec<Sha256Digest> = (0..2500u32)
+            .map(|i| pool.put(&i.to_le_bytes()).unwrap())
+            .collect();
+        let absent: Vec<Sha256Digest> = (0..500u32)
+            .map(|i| Sha256Digest::of(&(i + 1_000_000).to_le_bytes()))
+            .collect();
+        // Every pooled blob and some absent ones: enough to be answered
+        // from a listing.
+        let asked: Vec<&Sha256Digest> = pooled.iter().chain(&absent).collect();
+        let listed = pool.missing(asked.iter().copied());
+        let one_by_one: Vec<bool> = asked.iter().map(|d| !pool.contains(d)).collect();
+        assert_eq!(listed, one_by_one);
+        assert_eq!(listed.iter().filter(|m| **m).count(), absent.len());
+        // A blob that is not a regular file is not pooled.
+        std::fs::remove_file(pool.path(&pooled[0])).unwrap();
+        std::fs::create_dir(pool.path(&pooled[0])).unwrap();
+        assert!(pool.missing(asked.iter().copied())[0]);
     }
 }
