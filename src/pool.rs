@@ -137,14 +137,20 @@ impl Pool {
         if asked < LIST_FROM || pooled_estimate > 4 * asked {
             return digests.map(|d| !self.contains(d)).collect();
         }
-        let mut listed = rustc_hash::FxHashSet::default();
         // A pool that cannot be listed is asked blob by blob.
-        let _ = self.walk(&mut |d, _| {
-            listed.insert(d);
-        });
+        let listed = self.listed().unwrap_or_default();
         digests
             .map(|d| !listed.contains(d) && !self.contains(d))
             .collect()
+    }
+
+    /// Every blob's digest, from one [`Pool::walk`].
+    pub fn listed(&self) -> Result<rustc_hash::FxHashSet<Sha256Digest>, PoolError> {
+        let mut listed = rustc_hash::FxHashSet::default();
+        self.walk(&mut |d, _| {
+            listed.insert(d);
+        })?;
+        Ok(listed)
     }
 
     pub fn contains(&self, digest: &Sha256Digest) -> bool {

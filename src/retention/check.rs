@@ -200,13 +200,11 @@ fn manifests(
     // times: the pool's listing answers (256 directory reads, not a stat
     // per blob), and a blob it lacks is asked for once (pooled after the
     // listing by a writer running meanwhile, or really missing).
-    let mut listed = rustc_hash::FxHashSet::default();
-    let listing = super::gc::walk_pool(root, &mut |d, _| {
-        listed.insert(d);
-    });
+    let listed = pool.listed();
     let mut asked: FxHashMap<Sha256Digest, bool> = FxHashMap::default();
     let mut contains = |d: &Sha256Digest| {
-        listed.contains(d) || *asked.entry(*d).or_insert_with(|| pool.contains(d))
+        listed.as_ref().is_ok_and(|l| l.contains(d))
+            || *asked.entry(*d).or_insert_with(|| pool.contains(d))
     };
     super::for_each_root(root, &|_| false, &mut |subject, loaded| {
         count += 1;
@@ -268,7 +266,7 @@ fn manifests(
     for (kind, subject, detail) in found {
         report.problem(kind, subject, detail);
     }
-    Ok(listing.map(|()| listed))
+    Ok(listed.map_err(RetentionError::from))
 }
 
 /// Hashes files, each inode once, for every checking thread.

@@ -65,20 +65,6 @@ pub struct GcReport {
     pub finished_drops: Vec<String>,
 }
 
-/// Calls `f` for each pool blob ([`crate::pool::Pool::walk`]).
-pub(crate) fn walk_pool(
-    root: &Root,
-    f: &mut dyn FnMut(Sha256Digest, &Path),
-) -> Result<(), RetentionError> {
-    crate::pool::Pool::new(root).walk(f).map_err(|e| match e {
-        crate::pool::PoolError::List { path, source } => RetentionError::Io { path, source },
-        other => RetentionError::Io {
-            path: root.pool_dir(),
-            source: std::io::Error::other(other),
-        },
-    })
-}
-
 fn remove(path: &Path, dry_run: bool) -> Result<bool, RetentionError> {
     if dry_run {
         return Ok(true);
@@ -165,7 +151,7 @@ pub fn gc(root: &Root, opts: &GcOptions) -> Result<GcReport, RetentionError> {
     // The pool, then the catalogs (`cache/catalog/ab/<sha>.<deb|src>`,
     // one per index blob), in one sweep.
     let mut doomed = Vec::new();
-    walk_pool(root, &mut |digest, path| {
+    crate::pool::Pool::new(root).walk(&mut |digest, path| {
         if marks.contains(&digest) {
             report.kept_blobs += 1;
         } else {

@@ -76,6 +76,8 @@ pub enum RetentionError {
     Problems { count: usize },
     #[error(transparent)]
     Build(#[from] Box<crate::build::BuildError>),
+    #[error(transparent)]
+    Pool(#[from] crate::pool::PoolError),
 }
 
 impl RetentionError {
@@ -88,7 +90,9 @@ impl RetentionError {
             Self::Snapshot(s) => s.kind(),
             Self::Build(b) => b.kind(),
             Self::Usage(_) => Usage,
-            Self::Unknowable { .. } | Self::Io { .. } | Self::Problems { .. } => Failure,
+            Self::Unknowable { .. } | Self::Io { .. } | Self::Problems { .. } | Self::Pool(_) => {
+                Failure
+            }
         }
     }
 }

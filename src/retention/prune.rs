@@ -376,7 +376,7 @@ fn estimate(
         e.0 += 1;
     };
     let mut blobs = 0;
-    super::gc::walk_pool(root, &mut |digest, path| {
+    crate::pool::Pool::new(root).walk(&mut |digest, path| {
         if !kept.contains(&digest)
             && let Ok(meta) = path.symlink_metadata()
         {
