@@ -162,7 +162,6 @@ impl Night<'_> {
         Ok(journal)
     }
 
-    /// Runs one step unless it is done or blocked; journals each change.
     /// The mirror steps, `limit` at a time. An update parses indices and
     /// hashes and writes files as well as waiting on the network, so on a
     /// multi-threaded runtime each runs on a thread of its own (with a
@@ -178,14 +177,7 @@ impl Night<'_> {
             == tokio::runtime::RuntimeFlavor::MultiThread;
         let results: Vec<(&str, Result<StepNotice, TrainError>)> = if on_threads {
             let next = std::sync::atomic::AtomicUsize::new(0);
-            let work = || -> Vec<(&str, Result<StepNotice, TrainError>)> {
-                let rt = match tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                {
-                    Ok(rt) => rt,
-                    Err(e) => return vec![("", Err(TrainError::Runtime(e)))],
-                };
+            let work = |rt: tokio::runtime::Runtime| {
                 let mut out = Vec::new();
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -195,17 +187,27 @@ impl Night<'_> {
                     out.push((id, rt.block_on(self.run_step(id))));
                 }
             };
+            // Outside the async context: a runtime may be dropped there.
             tokio::task::block_in_place(|| {
-                std::thread::scope(|s| {
-                    let workers: Vec<_> = (0..limit.clamp(1, mirrors.len().max(1)))
-                        .map(|_| s.spawn(work))
+                let runtimes = (0..limit.clamp(1, mirrors.len().max(1)))
+                    .map(|_| {
+                        tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .build()
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(TrainError::Runtime)?;
+                Ok::<_, TrainError>(std::thread::scope(|s| {
+                    let workers: Vec<_> = runtimes
+                        .into_iter()
+                        .map(|rt| s.spawn(|| work(rt)))
                         .collect();
                     workers
                         .into_iter()
                         .flat_map(|w| w.join().expect("mirror threads do not panic"))
                         .collect()
-                })
-            })
+                }))
+            })?
         } else {
             futures_util::stream::iter(mirrors.iter().copied())
                 .map(|id| async move { (id, self.run_step(id).await) })
@@ -220,6 +222,7 @@ impl Night<'_> {
         Ok(out)
     }
 
+    /// Runs one step unless it is done or blocked; journals each change.
     async fn step(&self, id: &str) -> Result<(), TrainError> {
         if let Some((event, detail)) = self.run_step(id).await? {
             self.notify(event, Some(id), detail).await;
