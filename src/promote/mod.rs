@@ -6,6 +6,7 @@
 //!                     UTC time of the publish, YYYYMMDDTHHMMSSZ)
 //! DIR/DIST/dev        symlink to the version the dev stage serves
 //! DIR/DIST/release    symlink to the version the release stage serves
+//! DIR/DIST/.pool-G/   package files the versions share (see [`shared`])
 //! ```
 //!
 //! A version is built in a hidden `.VERSION.partial-PID` folder next to its
@@ -19,5 +20,6 @@ pub mod guard;
 pub mod publish;
 pub mod push;
 pub mod serve;
+pub mod shared;
 
 pub use publish::{PublishError, PublishOptions, PublishSummary, publish};

@@ -63,6 +63,10 @@ pub enum ProblemKind {
     PackageChecksum,
     /// A stage points at no version.
     BrokenStage,
+    /// A version's file list cannot be read, or does not name a package
+    /// file with the SHA-256 its index gives (`depot serve` would not
+    /// serve the file).
+    FileList,
 }
 
 impl ProblemKind {
@@ -79,6 +83,7 @@ impl ProblemKind {
             Self::PackageSize => "package size",
             Self::PackageChecksum => "package checksum",
             Self::BrokenStage => "broken stage",
+            Self::FileList => "file list",
         }
     }
 }
@@ -349,6 +354,7 @@ fn versions(
                         };
                         let mut part = CheckReport::default();
                         let mut files = TreeFiles::new(tree, &mut sizes);
+                        files.read_list(subject, &mut part);
                         version(&mut files, subject, opts, &mut part, &hashes);
                         out.push((i, part));
                     }
@@ -492,6 +498,9 @@ struct TreeFiles<'a, 's> {
     dirs: FxHashMap<String, Option<Listing>>,
     /// Listing inodes proved unreliable here: stat every file.
     stat_each: bool,
+    /// The version's file list ([`crate::promote::shared`]): path →
+    /// digest, `None` for a version without one.
+    listed: Option<FxHashMap<String, Sha256Digest>>,
 }
 
 /// A package file as [`TreeFiles`] finds it.
@@ -508,6 +517,15 @@ impl<'a, 's> TreeFiles<'a, 's> {
             sizes,
             dirs: FxHashMap::default(),
             stat_each: false,
+            listed: None,
+        }
+    }
+
+    /// Reads the version's file list, reporting one it cannot read.
+    fn read_list(&mut self, subject: &str, report: &mut CheckReport) {
+        match crate::promote::shared::FileList::read(self.tree) {
+            Ok(list) => self.listed = list.map(|l| l.files.into_iter().collect()),
+            Err(e) => report.problem(ProblemKind::FileList, subject, e.to_string()),
         }
     }
 
@@ -622,6 +640,15 @@ fn package_file(
     hashes: &Hashes,
 ) {
     report.package_files += 1;
+    if let Some(listed) = &files.listed
+        && listed.get(rel) != Some(&expected.sha256)
+    {
+        report.problem(
+            ProblemKind::FileList,
+            subject,
+            format!("{rel} is not in the version's file list with its index's SHA-256"),
+        );
+    }
     let Found::Present { size, key } = files.find(rel) else {
         report.problem(
             ProblemKind::MissingPackage,

@@ -25,6 +25,12 @@
 //! one `unlink` of something unreferenced, and a rerun finishes the work.
 //! Drops of published versions that a killed process left half done are
 //! finished first (see [`crate::promote::dist::finish_interrupted_drops`]).
+//!
+//! Then each distribution's generations ([`crate::promote::shared`]) lose
+//! the files no version folder lists, under the distribution's lock (a
+//! publish adds to a generation only under it); a generation that no
+//! version uses goes whole. This runs before the pool's lock is taken,
+//! because publishes take the two locks in that order.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -35,7 +41,7 @@ use serde::Serialize;
 
 use super::{RetentionError, io};
 use crate::digest::Sha256Digest;
-use crate::lock::{PoolGuard, Wait};
+use crate::lock::{ObjectLock, PoolGuard, Wait};
 use crate::root::{PublishRoot, Root};
 
 /// Options of `depot gc`.
@@ -61,6 +67,10 @@ pub struct GcReport {
     pub catalogs: usize,
     pub rpm_verified_entries: usize,
     pub temp_files: usize,
+    /// Files of distributions' generations that no version lists.
+    pub shared_files: usize,
+    /// Generations that no version uses (deleted whole).
+    pub generations: usize,
     /// Version drops a killed process had left half done, finished now.
     pub finished_drops: Vec<String>,
 }
@@ -145,6 +155,9 @@ pub fn gc(root: &Root, opts: &GcOptions) -> Result<GcReport, RetentionError> {
     if !opts.dry_run {
         report.finished_drops = crate::promote::dist::finish_interrupted_drops(root, opts.now)?;
     }
+    // Before the pool's lock: publishes take a distribution's lock first,
+    // then the pool's.
+    shared_files(root, opts, &mut report)?;
     let _guard = PoolGuard::collector(root, Wait::Yes)?;
     let marks = super::referenced(root, &|_| false)?;
 
@@ -248,6 +261,34 @@ pub fn gc(root: &Root, opts: &GcOptions) -> Result<GcReport, RetentionError> {
 
     temp_files(root, opts, &mut report)?;
     Ok(report)
+}
+
+/// The files of distributions' generations that no version lists, and
+/// the generations no version uses ([`crate::promote::shared`]), each
+/// distribution under its lock.
+fn shared_files(
+    root: &Root,
+    opts: &GcOptions,
+    report: &mut GcReport,
+) -> Result<(), RetentionError> {
+    use crate::promote::shared;
+    for d in crate::promote::dist::list(root)? {
+        let _lock = ObjectLock::acquire(root, "dist", &d.name, Wait::Yes)?;
+        let dir = PublishRoot::new(&d.publish_root).dist_dir(&d.name);
+        let versions = shared::version_folders(&dir).map_err(io(&dir))?;
+        let unneeded = shared::unneeded(&dir, &versions).map_err(io(&dir))?;
+        for (len, links) in sweep(&unneeded.files, opts.dry_run)?.into_iter().flatten() {
+            report.shared_files += 1;
+            if links <= 1 {
+                report.bytes += len;
+            }
+        }
+        for g in &unneeded.generations {
+            remove(g, opts.dry_run)?;
+        }
+        report.generations += unneeded.generations.len();
+    }
+    Ok(())
 }
 
 /// A `.tmp-…` file of an atomic write, old enough that its writer is

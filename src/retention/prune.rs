@@ -16,6 +16,7 @@
 //! meanwhile.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use jiff::Timestamp;
 use rustc_hash::FxHashMap;
@@ -23,6 +24,7 @@ use serde::Serialize;
 
 use super::{RetentionError, Subject};
 use crate::promote::dist::{self, DistError};
+use crate::promote::shared;
 use crate::root::{PublishRoot, Root};
 use crate::snapshot::{SnapshotError, Store};
 
@@ -396,9 +398,26 @@ fn estimate(
                 };
                 if meta.is_dir() {
                     stack.push(e.path());
-                } else {
+                } else if !meta.is_symlink() {
                     count(&meta);
                 }
+            }
+        }
+    }
+    // The dropped versions' shared files: those of their generations that
+    // no version left lists ([`crate::promote::shared`]).
+    let mut by_dist: BTreeMap<&Path, Vec<&std::ffi::OsStr>> = BTreeMap::new();
+    for tree in trees {
+        if let (Some(dir), Some(name)) = (tree.parent(), tree.file_name()) {
+            by_dist.entry(dir).or_default().push(name);
+        }
+    }
+    for (dir, gone) in by_dist {
+        let mut left = shared::version_folders(dir).map_err(super::io(dir))?;
+        left.retain(|v| !gone.contains(&std::ffi::OsStr::new(v)));
+        for path in shared::unneeded(dir, &left).map_err(super::io(dir))?.files {
+            if let Ok(meta) = path.symlink_metadata() {
+                count(&meta);
             }
         }
     }

@@ -4,6 +4,7 @@
 mod apt;
 mod build;
 mod hardening;
+mod layout;
 mod promote;
 mod push;
 mod release;

@@ -202,7 +202,7 @@ fn pool_blobs(root: &Path) -> HashSet<String> {
 
 /// apt-get update and download of `packages` from `url`, byte-compared
 /// with the files upstream served.
-fn apt_serves(url: &str, packages: &[(&str, &Path)]) {
+pub(crate) fn apt_serves(url: &str, packages: &[(&str, &Path)]) {
     let apt = Apt::new(&format!("deb [trusted=yes] {url} stable main"));
     let update = apt.run(&["update"]).ok();
     assert!(
@@ -327,6 +327,7 @@ fn ten_nights_pruned_and_collected_keep_exactly_what_the_rules_say_and_still_ser
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with(".pool-"))
         .collect();
     let mut want = kept_versions.clone();
     want.extend(["dev".to_owned(), "release".to_owned()]);
@@ -336,11 +337,15 @@ fn ten_nights_pruned_and_collected_keep_exactly_what_the_rules_say_and_still_ser
 
     let gc = ctx.depot(&["gc", "--output-format", "json"]).ok().json();
     assert!(gc["blobs"].as_u64().unwrap() > 0, "{gc}");
+    // The dropped nights' packages left the distribution's generation.
+    assert!(gc["shared_files"].as_u64().unwrap() > 0, "{gc}");
+    assert_generations_exact(&public);
     assert_eq!(pool_blobs(&ctx.root), referenced_blobs(&ctx.root));
     ctx.assert_pool_consistent();
     // A second gc finds nothing.
     let again = ctx.depot(&["gc", "--output-format", "json"]).ok().json();
     assert_eq!(again["blobs"], 0, "{again}");
+    assert_eq!(again["shared_files"], 0, "{again}");
 
     // Every remaining version and stage serves what upstream served that night.
     std::os::unix::fs::symlink(ctx.root.join("public"), ctx.www.join("public")).unwrap();
@@ -687,25 +692,61 @@ fn kill_9_during_gc_and_during_a_version_drop_loses_nothing_referenced() {
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with(".pool-"))
         .collect();
     assert_eq!(left.len(), 2, "{left:?}");
+    assert_generations_exact(&public);
     assert_eq!(pool_blobs(&ctx.root), referenced_blobs(&ctx.root));
     ctx.depot(&["check", "--full"]).ok();
 }
 
-fn walk_count(dir: &Path) -> usize {
-    let mut n = 0;
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            if e.file_type().unwrap().is_dir() {
-                stack.push(e.path());
-            } else {
-                n += 1;
+/// After gc, the generations of the distribution folder `public` are
+/// exactly those its versions use, each holding exactly the package files
+/// their lists name.
+pub(crate) fn assert_generations_exact(public: &Path) {
+    let mut want: std::collections::BTreeMap<PathBuf, BTreeSet<PathBuf>> = Default::default();
+    for e in std::fs::read_dir(public).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || e.path().is_symlink() {
+            continue;
+        }
+        let tree = crate::support::VersionTree::read(&e.path());
+        let generation = tree
+            .generation
+            .expect("a version of this layout has a list");
+        let files = want.entry(generation.clone()).or_default();
+        for (rel, path) in &tree.files {
+            if tree
+                .shared
+                .iter()
+                .any(|s| rel.starts_with(&format!("{s}/")))
+            {
+                files.insert(path.clone());
             }
         }
     }
-    n
+    let mut have: std::collections::BTreeMap<PathBuf, BTreeSet<PathBuf>> = Default::default();
+    for e in std::fs::read_dir(public).unwrap().flatten() {
+        if e.file_name().to_string_lossy().starts_with(".pool-") {
+            let files = have.entry(e.path()).or_default();
+            let mut stack = vec![e.path()];
+            while let Some(d) = stack.pop() {
+                for f in std::fs::read_dir(&d).unwrap().flatten() {
+                    if f.file_type().unwrap().is_dir() {
+                        stack.push(f.path());
+                    } else {
+                        files.insert(f.path());
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(have, want);
+}
+
+/// How many files a reader of the version in `dir` gets.
+fn walk_count(dir: &Path) -> usize {
+    crate::support::VersionTree::read(dir).files.len()
 }
 
 /// An upstream that can move: three states of nights' packages (built in

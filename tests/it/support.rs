@@ -475,6 +475,74 @@ impl TestContext {
     }
 }
 
+/// A published version's layout, read the way a reader of the version
+/// sees it: its own tree (the file list and the symlinks into the
+/// distribution's generation left out), plus the package files its list
+/// names, found in the generation.
+pub struct VersionTree {
+    /// The generation's folder, when the version has a file list.
+    pub generation: Option<PathBuf>,
+    /// Top-level folders that are symlinks into the generation.
+    pub shared: Vec<String>,
+    /// Relative path → the file a reader gets.
+    pub files: std::collections::BTreeMap<String, PathBuf>,
+}
+
+impl VersionTree {
+    pub fn read(dir: &Path) -> Self {
+        let mut this = Self {
+            generation: None,
+            shared: Vec::new(),
+            files: Default::default(),
+        };
+        if let Ok(list) = std::fs::read_to_string(dir.join(".depot-files")) {
+            let mut lines = list.lines();
+            assert_eq!(lines.next(), Some("depot-files 1"));
+            let g = lines.next().unwrap().strip_prefix("generation ").unwrap();
+            let generation = dir.parent().unwrap().join(g);
+            this.shared = lines
+                .next()
+                .unwrap()
+                .strip_prefix("shared")
+                .unwrap()
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect();
+            for line in lines {
+                let (_, rel) = line.split_once(' ').unwrap();
+                let top = rel.split('/').next().unwrap();
+                if this.shared.iter().any(|s| s == top) {
+                    this.files.insert(rel.to_owned(), generation.join(rel));
+                }
+            }
+            this.generation = Some(generation);
+        }
+        let mut stack = vec![dir.to_owned()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                let rel = e.path().strip_prefix(dir).unwrap().display().to_string();
+                if rel == ".depot-files" || this.shared.contains(&rel) {
+                    continue;
+                }
+                if e.path().is_dir() {
+                    stack.push(e.path());
+                } else {
+                    this.files.insert(rel, e.path());
+                }
+            }
+        }
+        this
+    }
+
+    /// Relative path → bytes, of every file.
+    pub fn contents(&self) -> std::collections::BTreeMap<String, Vec<u8>> {
+        self.files
+            .iter()
+            .map(|(rel, path)| (rel.clone(), std::fs::read(path).unwrap()))
+            .collect()
+    }
+}
+
 /// Runs real `apt-get` with a private root against `sources_line`.
 pub struct Apt {
     pub dir: tempfile::TempDir,

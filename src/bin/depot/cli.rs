@@ -225,7 +225,10 @@ afterwards to free the space."
         long_about = "Delete pool blobs, catalogs, cache entries and temp files nothing references.\n\n\
 Safe while other depot commands run: gc takes the pool's lock exclusively, so it waits for \
 running mirror updates, repo adds, snapshot and release creations and publishes, and those \
-started meanwhile wait for it."
+started meanwhile wait for it.\n\n\
+Published package files that no remaining version of their distribution lists (a version \
+dropped by `dist drop` or `prune`) are deleted from the distribution's shared generation \
+too, each distribution under its lock."
     )]
     Gc {
         /// Report what would be deleted, delete nothing

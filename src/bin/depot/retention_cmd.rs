@@ -83,9 +83,11 @@ pub fn gc(dry_run: bool, root: &Root, settings: &Settings) -> Result<()> {
             text.push_str(&format!("finished the interrupted drop of {f}\n"));
         }
         text.push_str(&format!(
-            "{} {} blobs, {} catalogs, {} rpm-verified entries, {} temp files: {} freed{}; {} blobs kept\n",
+            "{} {} blobs, {} shared package files ({} generations), {} catalogs, {} rpm-verified entries, {} temp files: {} freed{}; {} blobs kept\n",
             if report.dry_run { "would delete" } else { "deleted" },
             report.blobs,
+            report.shared_files,
+            report.generations,
             report.catalogs,
             report.rpm_verified_entries,
             report.temp_files,

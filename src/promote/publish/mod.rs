@@ -3,8 +3,9 @@
 //! [`writer`], and [`options`] holds what a publish is told, reports and
 //! fails with).
 //! Package files are hardlinked from the content pool (copied across
-//! filesystems); metadata is spliced from the snapshot's stored indices,
-//! never re-serialised. The version is built in a hidden staging folder,
+//! filesystems) into the distribution's generation, where the versions
+//! share them ([`crate::promote::shared`]); metadata is spliced from the
+//! snapshot's stored indices, never re-serialised. The version is built in a hidden staging folder,
 //! renamed into place, and only then does `DIR/DIST/dev` switch to it.
 //!
 //! This module owns writing new versions under a publish root; it never
@@ -18,7 +19,7 @@ mod writer;
 
 pub use options::{PublishError, PublishOptions, PublishSummary};
 use std::path::Path;
-use writer::Writer;
+use writer::{Share, Writer};
 
 use futures_util::StreamExt;
 use url::Url;
@@ -28,6 +29,7 @@ use crate::digest::Expected;
 use crate::http::{FetchError, Fetcher};
 use crate::lock::{ObjectLock, Wait};
 use crate::pool::Pool;
+use crate::promote::shared::{FileList, Previous};
 use crate::report::{Event, Reporter};
 use crate::root::{PublishRoot, Root};
 use crate::signing::Signer;
@@ -177,16 +179,38 @@ pub async fn publish(
         subject: dist,
         message: "writing indices",
     });
-    let mut w = Writer::new(dist, stage.clone(), pool, content.package_count());
-    let result = match &prepared {
-        Prepared::Apt(p) => apt::write_version(&mut w, opts, p, when, signer),
-        Prepared::Rpm(p) => rpm::write_version(&mut w, opts, p, when, signer),
-    };
-    let release_sha256 = match result {
-        Ok(sha) => sha,
-        Err(e) => {
-            let _ = std::fs::remove_dir_all(&stage);
-            return Err(e);
+    // Package files go into the generation of the version `dev` serves
+    // (the last publish), or, when that has none or holds another file at
+    // one of this version's paths, into a generation of this version.
+    let mut previous = std::fs::read_link(publish_root.stage_link(dist, "dev"))
+        .ok()
+        .and_then(|v| Previous::of(&dist_dir.join(v)));
+    let release_sha256 = loop {
+        let _ = std::fs::remove_dir_all(&stage);
+        let reusing = previous.is_some();
+        let previous = previous.take().unwrap_or_default();
+        let generation = match reusing {
+            true => previous.generation.clone(),
+            false => FileList::generation_of(&version),
+        };
+        let metadata: &'static [&'static str] = match &prepared {
+            Prepared::Apt(_) => &["dists"],
+            Prepared::Rpm(_) => &["repodata"],
+        };
+        let mut w = Writer::new(dist, stage.clone(), pool, content.package_count());
+        w.share(Share::new(dist_dir.join(generation), previous, metadata));
+        let result = match &prepared {
+            Prepared::Apt(p) => apt::write_version(&mut w, opts, p, when, signer),
+            Prepared::Rpm(p) => rpm::write_version(&mut w, opts, p, when, signer),
+        }
+        .and_then(|sha| w.finish().map(|()| sha));
+        match result {
+            Ok(sha) => break sha,
+            Err(PublishError::NewGeneration { .. }) if reusing => continue,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&stage);
+                return Err(e);
+            }
         }
     };
     let final_dir = publish_root.version_dir(dist, &version);

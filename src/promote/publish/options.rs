@@ -67,6 +67,14 @@ pub enum PublishError {
     },
     #[error("distribution `{dist}`: {path} would hold two different files")]
     Conflict { dist: String, path: String },
+    /// The distribution's generation holds another file at `path`: the
+    /// version needs a generation of its own (handled by publish).
+    #[error("distribution `{dist}`: {path} in {generation} is another file")]
+    NewGeneration {
+        dist: String,
+        generation: String,
+        path: String,
+    },
     #[error("distribution `{dist}`: cannot record the new version")]
     Record {
         dist: String,
@@ -106,6 +114,7 @@ impl PublishError {
             | Self::Malformed { .. }
             | Self::MalformedRpm { .. }
             | Self::Conflict { .. }
+            | Self::NewGeneration { .. }
             | Self::Record { .. }
             | Self::Signing { .. }
             | Self::VersionExists { .. } => Failure,

@@ -1,9 +1,11 @@
 //! Writing one version's tree: a hidden staging folder, files and links
 //! into it (hardlinks to pool blobs, made in batches on worker threads
 //! relative to open directory handles), and the atomic rename into place.
-//! It knows nothing of apt or rpm.
+//! With a [`Share`], package files go into the distribution's generation
+//! instead, and only those the previous version lacks are linked (see
+//! [`crate::promote::shared`]). It knows nothing of apt or rpm.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
@@ -11,6 +13,7 @@ use jiff::Timestamp;
 use super::options::PublishError;
 use crate::digest::Sha256Digest;
 use crate::pool::{Pool, PoolError};
+use crate::promote::shared::{FileList, LIST, Previous};
 
 pub(super) struct Writer<'a> {
     pub dist: &'a str,
@@ -19,10 +22,50 @@ pub(super) struct Writer<'a> {
     made_dirs: HashSet<PathBuf>,
     linked: rustc_hash::FxHashMap<String, Sha256Digest>,
     /// Links planned by [`Writer::link`] and not yet handed to a worker.
-    pending: Vec<(String, Sha256Digest)>,
+    pending: Vec<Link>,
     /// Inside [`Writer::with_links`]: the link workers' queues.
-    workers: Vec<std::sync::mpsc::Sender<Vec<(String, Sha256Digest)>>>,
+    workers: Vec<std::sync::mpsc::Sender<Vec<Link>>>,
     next_worker: usize,
+    share: Option<Share>,
+}
+
+/// A planned link: path in the version, blob, and whether it goes into
+/// the generation (else into the staging folder).
+type Link = (String, Sha256Digest, bool);
+
+/// Package files go into a generation of the distribution.
+pub(super) struct Share {
+    /// The generation's folder (`DIR/DIST/.pool-G`) and name.
+    pub dir: PathBuf,
+    pub name: String,
+    /// What the generation holds for the previous version.
+    pub previous: Previous,
+    /// Top-level folders of metadata, never shared (`dists`, `repodata`).
+    pub metadata: &'static [&'static str],
+    /// The shared top-level folders used so far.
+    used: BTreeSet<String>,
+}
+
+impl Share {
+    pub fn new(dir: PathBuf, previous: Previous, metadata: &'static [&'static str]) -> Self {
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Self {
+            dir,
+            name,
+            previous,
+            metadata,
+            used: BTreeSet::new(),
+        }
+    }
+
+    /// The top-level folder of `rel` when it is shared.
+    fn top<'r>(&self, rel: &'r str) -> Option<&'r str> {
+        let (top, _) = rel.split_once('/')?;
+        (!top.starts_with('.') && !self.metadata.contains(&top)).then_some(top)
+    }
 }
 
 /// Links are handed to workers in batches of this many.
@@ -33,6 +76,7 @@ impl<'a> Writer<'a> {
     /// about `files` package files.
     pub fn new(dist: &'a str, stage: PathBuf, pool: &'a Pool, files: usize) -> Self {
         Self {
+            share: None,
             dist,
             stage,
             pool,
@@ -57,8 +101,15 @@ impl<'a> Writer<'a> {
         Ok(())
     }
 
+    /// Puts package files into the generation `share` describes.
+    pub fn share(&mut self, share: Share) {
+        self.share = Some(share);
+    }
+
     /// Plans a link of pool blob `digest` at `rel` (relative to the version
-    /// root), refusing two different files at one path.
+    /// root), refusing two different files at one path; in a generation
+    /// that holds another file at `rel`, fails with
+    /// [`PublishError::NewGeneration`].
     pub fn link(&mut self, rel: &str, digest: Sha256Digest) -> Result<(), PublishError> {
         if let Some(existing) = self.linked.get(rel) {
             if *existing == digest {
@@ -70,11 +121,56 @@ impl<'a> Writer<'a> {
             });
         }
         self.linked.insert(rel.to_owned(), digest);
-        self.pending.push((rel.to_owned(), digest));
+        let shared = match &mut self.share {
+            Some(share) => match share.top(rel) {
+                Some(top) => {
+                    if !share.used.contains(top) {
+                        share.used.insert(top.to_owned());
+                    }
+                    match share.previous.files.get(rel) {
+                        // The generation holds it for the previous version.
+                        Some(d) if *d == digest => return Ok(()),
+                        Some(_) => {
+                            return Err(PublishError::NewGeneration {
+                                dist: self.dist.to_owned(),
+                                generation: share.name.clone(),
+                                path: rel.to_owned(),
+                            });
+                        }
+                        None => true,
+                    }
+                }
+                None => false,
+            },
+            None => false,
+        };
+        self.pending.push((rel.to_owned(), digest, shared));
         if self.pending.len() >= LINK_BATCH {
             self.hand_off();
         }
         Ok(())
+    }
+
+    /// Completes the tree once every file is written: the symlinks of the
+    /// shared folders into the generation, and the file list.
+    pub fn finish(&mut self) -> Result<(), PublishError> {
+        let Some(share) = &self.share else {
+            return Ok(());
+        };
+        for top in &share.used {
+            let link = self.stage.join(top);
+            let target = Path::new("..").join(&share.name).join(top);
+            std::os::unix::fs::symlink(&target, &link).map_err(self.io(&link))?;
+        }
+        let mut files: Vec<(String, Sha256Digest)> = self.linked.drain().collect();
+        files.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let list = FileList {
+            generation: share.name.clone(),
+            shared: share.used.iter().cloned().collect(),
+            files,
+        };
+        let path = self.stage.join(LIST);
+        std::fs::write(&path, list.to_bytes()).map_err(self.io(&path))
     }
 
     /// Gives the pending links to the next worker (if workers run).
@@ -97,6 +193,7 @@ impl<'a> Writer<'a> {
         f: impl FnOnce(&mut Self) -> Result<T, PublishError>,
     ) -> Result<T, PublishError> {
         let (stage, pool, dist) = (self.stage.clone(), self.pool, self.dist);
+        let generation = self.share.as_ref().map(|s| s.dir.clone());
         std::thread::scope(|s| {
             // One worker per core, fed batches while `f` still plans links
             // (rewriting indices) and then compresses: link(2) calls in
@@ -104,11 +201,11 @@ impl<'a> Writer<'a> {
             let cores = crate::fsutil::cores();
             let mut handles = Vec::new();
             for _ in 0..cores {
-                let (tx, rx) = std::sync::mpsc::channel::<Vec<(String, Sha256Digest)>>();
+                let (tx, rx) = std::sync::mpsc::channel::<Vec<Link>>();
                 self.workers.push(tx);
-                let stage = &stage;
+                let (stage, generation) = (&stage, generation.as_deref());
                 handles.push(s.spawn(move || {
-                    let mut linker = Linker::new(dist, stage, pool)?;
+                    let mut linker = Linker::new(dist, stage, generation, pool)?;
                     for batch in rx {
                         linker.link_all(&batch)?;
                     }
@@ -145,9 +242,11 @@ impl<'a> Writer<'a> {
 struct Linker<'a> {
     dist: &'a str,
     stage: &'a Path,
+    generation: Option<&'a Path>,
     pool: &'a Pool,
     pool_fd: rustix::fd::OwnedFd,
-    dirs: rustc_hash::FxHashMap<String, rustix::fd::OwnedFd>,
+    /// (in the generation, folder) → its handle.
+    dirs: rustc_hash::FxHashMap<(bool, String), rustix::fd::OwnedFd>,
 }
 
 fn open_dir(path: &Path) -> Result<rustix::fd::OwnedFd, PublishError> {
@@ -165,33 +264,59 @@ fn open_dir(path: &Path) -> Result<rustix::fd::OwnedFd, PublishError> {
 }
 
 impl<'a> Linker<'a> {
-    fn new(dist: &'a str, stage: &'a Path, pool: &'a Pool) -> Result<Self, PublishError> {
+    fn new(
+        dist: &'a str,
+        stage: &'a Path,
+        generation: Option<&'a Path>,
+        pool: &'a Pool,
+    ) -> Result<Self, PublishError> {
         Ok(Self {
             dist,
             stage,
+            generation,
             pool,
             pool_fd: open_dir(pool.dir())?,
             dirs: rustc_hash::FxHashMap::default(),
         })
     }
 
-    fn link_all(&mut self, batch: &[(String, Sha256Digest)]) -> Result<(), PublishError> {
+    fn link_all(&mut self, batch: &[Link]) -> Result<(), PublishError> {
         use rustix::fs::{AtFlags, linkat};
-        for (rel, digest) in batch {
+        for (rel, digest, shared) in batch {
             let (dir, name) = rel.rsplit_once('/').unwrap_or(("", rel));
-            if !self.dirs.contains_key(dir) {
-                let path = self.stage.join(dir);
+            let base = match (*shared, self.generation) {
+                (true, Some(g)) => g,
+                _ => self.stage,
+            };
+            let key = (*shared, dir.to_owned());
+            if !self.dirs.contains_key(&key) {
+                let path = base.join(dir);
                 std::fs::create_dir_all(&path).map_err(|source| PublishError::Io {
                     path: path.clone(),
                     source,
                 })?;
-                self.dirs.insert(dir.to_owned(), open_dir(&path)?);
+                self.dirs.insert(key.clone(), open_dir(&path)?);
             }
-            let dir_fd = &self.dirs[dir];
+            let dir_fd = &self.dirs[&key];
             let source = Pool::relative_path(digest);
             let source = std::ffi::CStr::from_bytes_with_nul(&source).expect("one NUL, at the end");
             match linkat(&self.pool_fd, source, dir_fd, name, AtFlags::empty()) {
-                Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                Ok(()) => {}
+                // A generation may hold the file already: from a version
+                // since dropped, or a killed publish. It must be this one.
+                Err(rustix::io::Errno::EXIST) if *shared => {
+                    if !same_file(&self.pool_fd, source, dir_fd, name, digest, &base.join(rel)) {
+                        return Err(PublishError::NewGeneration {
+                            dist: self.dist.to_owned(),
+                            generation: base
+                                .file_name()
+                                .map(|n| n.to_string_lossy().into_owned())
+                                .unwrap_or_default(),
+                            path: rel.clone(),
+                        });
+                    }
+                }
+                Err(rustix::io::Errno::EXIST) => {}
                 Err(rustix::io::Errno::NOENT) => {
                     return Err(PublishError::Pool {
                         dist: self.dist.to_owned(),
@@ -203,7 +328,7 @@ impl<'a> Linker<'a> {
                 }
                 Err(_) => {
                     // Another filesystem (EXDEV) or no hardlinks: copy.
-                    let dst = self.stage.join(rel);
+                    let dst = base.join(rel);
                     crate::fsutil::link_or_copy(&self.pool.path(digest), &dst)
                         .map_err(|source| PublishError::Io { path: dst, source })?;
                 }
@@ -211,6 +336,30 @@ impl<'a> Linker<'a> {
         }
         Ok(())
     }
+}
+
+/// Whether the file `name` in `dir_fd` (at `path`) is blob `digest`: the
+/// same inode as the blob, or (a copy, or a blob pooled again since) the
+/// same bytes.
+fn same_file(
+    pool_fd: &rustix::fd::OwnedFd,
+    blob: &std::ffi::CStr,
+    dir_fd: &rustix::fd::OwnedFd,
+    name: &str,
+    digest: &Sha256Digest,
+    path: &Path,
+) -> bool {
+    use rustix::fs::{AtFlags, statat};
+    let (Ok(a), Ok(b)) = (
+        statat(pool_fd, blob, AtFlags::empty()),
+        statat(dir_fd, name, AtFlags::SYMLINK_NOFOLLOW),
+    ) else {
+        return false;
+    };
+    if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino) {
+        return true;
+    }
+    a.st_size == b.st_size && crate::pool::hash_file(path).is_ok_and(|(_, d)| d == *digest)
 }
 
 pub(super) fn rfc2822(t: Timestamp) -> String {

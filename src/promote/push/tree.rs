@@ -2,14 +2,19 @@
 //! its path relative to the version root, size, SHA-256, and class (which
 //! decides the upload order and the caching headers).
 //!
-//! Package files are hardlinks of pool blobs, whose names are their
-//! SHA-256: their digests come from matching inode numbers against the
-//! pool's directory entries (`readdir` gives both for free), so a
-//! 63,000-package stage is not read to be hashed. Everything else (the
-//! indices depot wrote, or files copied across filesystems) is hashed, on
-//! every core.
+//! Package files are named with their SHA-256 in the version's file list
+//! ([`crate::promote::shared`]), which also says which folders are the
+//! distribution's generation: those are read from the list, not walked
+//! (the generation holds other versions' files too). A version of the
+//! older layout has no list; its package files are hardlinks of pool
+//! blobs, whose names are their SHA-256, so their digests come from
+//! matching inode numbers against the pool's directory entries (`readdir`
+//! gives both for free). Either way a 63,000-package stage is not read to
+//! be hashed. Everything else (the indices depot wrote, or files copied
+//! across filesystems) is hashed, on every core.
 //!
-//! It reads the version tree and the pool's directory listing only.
+//! It reads the version tree, its generation and the pool's directory
+//! listing only.
 
 use std::collections::HashMap;
 use std::os::unix::fs::{DirEntryExt, MetadataExt};
@@ -17,6 +22,7 @@ use std::path::{Path, PathBuf};
 
 use super::PushError;
 use crate::digest::Sha256Digest;
+use crate::promote::shared::{FileList, LIST};
 
 /// The upload order: every object of a class is in the bucket before
 /// any object of the next class is sent.
@@ -129,8 +135,8 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PushError + '_ {
     }
 }
 
-/// Every file under `version_dir` (symlinks are followed to files; a
-/// published tree has none).
+/// Every file of the version in `version_dir`: its tree (symlinks
+/// followed) and, for a version with a file list, its shared files.
 pub fn scan(version_dir: &Path, pool_dir: &Path) -> Result<Vec<Object>, PushError> {
     struct Found {
         rel: String,
@@ -138,12 +144,19 @@ pub fn scan(version_dir: &Path, pool_dir: &Path) -> Result<Vec<Object>, PushErro
         ino: u64,
         size: u64,
     }
+    let list = FileList::read(version_dir).map_err(io(version_dir))?;
     let mut found = Vec::new();
     let mut stack = vec![(version_dir.to_owned(), String::new())];
     while let Some((dir, rel)) = stack.pop() {
         for e in std::fs::read_dir(&dir).map_err(io(&dir))? {
             let e = e.map_err(io(&dir))?;
             let name = e.file_name();
+            if let Some(list) = &list
+                && rel.is_empty()
+                && (name == LIST || list.shared.iter().any(|s| name == s.as_str()))
+            {
+                continue;
+            }
             let Some(name) = name.to_str() else {
                 return Err(PushError::Io {
                     path: e.path(),
@@ -172,12 +185,38 @@ pub fn scan(version_dir: &Path, pool_dir: &Path) -> Result<Vec<Object>, PushErro
             }
         }
     }
-    let by_inode = pool_digests(version_dir, pool_dir, found.iter().map(|f| f.ino))?;
     let mut objects = Vec::with_capacity(found.len());
+    let mut listed: HashMap<&str, Sha256Digest> = HashMap::new();
+    if let Some(list) = &list {
+        let generation = version_dir
+            .parent()
+            .unwrap_or(version_dir)
+            .join(&list.generation);
+        let shared: Vec<_> = list.shared_files().collect();
+        let sized = crate::fsutil::on_threads(&shared, crate::fsutil::cores(), |(rel, _)| {
+            let path = generation.join(rel);
+            let meta = std::fs::metadata(&path).map_err(io(&path))?;
+            Ok::<_, PushError>((path, meta.len()))
+        })?;
+        for ((rel, sha256), (path, size)) in shared.into_iter().zip(sized) {
+            objects.push(Object {
+                rel: rel.clone(),
+                path,
+                size,
+                sha256: *sha256,
+                class: Class::of(rel),
+            });
+        }
+        listed = list.files.iter().map(|(p, d)| (p.as_str(), *d)).collect();
+    }
+    let by_inode = match listed.is_empty() {
+        true => pool_digests(version_dir, pool_dir, found.iter().map(|f| f.ino))?,
+        false => HashMap::new(),
+    };
     let mut to_hash = Vec::new();
     for f in found {
         let class = Class::of(&f.rel);
-        match by_inode.get(&f.ino) {
+        match listed.get(f.rel.as_str()).or_else(|| by_inode.get(&f.ino)) {
             Some(d) => objects.push(Object {
                 rel: f.rel,
                 path: f.path,

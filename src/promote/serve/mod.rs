@@ -45,6 +45,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::dist::{self, DistInfo};
 use super::guard::{self, GuardKind};
+use super::shared::{FileList, LIST};
 use crate::root::{PublishRoot, Root};
 
 mod conn;
@@ -100,6 +101,20 @@ struct Cache {
     /// Each x509 guard's client-certificate verifier, until its CA bundle
     /// changes (its modification time).
     verifiers: std::sync::Mutex<std::collections::HashMap<String, (CaStamp, Verifier)>>,
+    /// The file lists of the versions read lately, by version folder,
+    /// with the inode of the list they were read from.
+    lists: std::sync::Mutex<std::collections::HashMap<PathBuf, (u64, Arc<Listed>)>>,
+}
+
+/// How many versions' file lists [`Cache`] keeps (a 63k-package version's
+/// is a few MB; readers mostly read the two stages).
+const LISTS_KEPT: usize = 8;
+
+/// What a version's file list tells serve ([`crate::promote::shared`]).
+struct Listed {
+    list: FileList,
+    /// The shared files' paths.
+    shared: rustc_hash::FxHashSet<Box<str>>,
 }
 
 type CaStamp = Option<std::time::SystemTime>;
@@ -139,6 +154,37 @@ impl Cache {
         let stamp = Stamp::of(modified, &info);
         guard.insert(name.to_owned(), (stamp, info.clone()));
         Some(info)
+    }
+
+    /// The file list of version folder `dir`, if it has one; `Err` when
+    /// it cannot be read.
+    fn listed(&self, dir: &Path) -> std::io::Result<Option<Arc<Listed>>> {
+        use std::os::unix::fs::MetadataExt;
+        let ino = match std::fs::metadata(dir.join(LIST)) {
+            Ok(m) => m.ino(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let lock = || self.lists.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((i, listed)) = lock().get(dir)
+            && *i == ino
+        {
+            return Ok(Some(listed.clone()));
+        }
+        let Some(list) = FileList::read(dir)? else {
+            return Ok(None);
+        };
+        let shared = list
+            .shared_files()
+            .map(|(p, _)| p.as_str().into())
+            .collect();
+        let listed = Arc::new(Listed { list, shared });
+        let mut lists = lock();
+        if lists.len() >= LISTS_KEPT {
+            lists.clear();
+        }
+        lists.insert(dir.to_owned(), (ino, listed.clone()));
+        Ok(Some(listed))
     }
 }
 
@@ -489,7 +535,29 @@ async fn handle(
     let (Some(version), Some(rest)) = (version, crate::names::clean_path(&segs[2..])) else {
         return empty(StatusCode::NOT_FOUND);
     };
-    let dir = PublishRoot::new(&info.publish_root).version_dir(dist_name, &version);
+    let published = PublishRoot::new(&info.publish_root);
+    let mut dir = published.version_dir(dist_name, &version);
+    // A file of a shared folder is served from the generation, and only
+    // if the version lists it: the generation holds other versions' files.
+    let listed = match cache.listed(&dir) {
+        Ok(listed) => listed,
+        Err(e) => {
+            tracing::warn!("cannot read the file list of {}: {e}", dir.display());
+            return empty(StatusCode::SERVICE_UNAVAILABLE);
+        }
+    };
+    if let Some(listed) = listed {
+        let rel = rest.to_str().unwrap_or_default();
+        if rel == LIST {
+            return empty(StatusCode::NOT_FOUND);
+        }
+        if listed.list.is_shared(rel) {
+            if !listed.shared.contains(rel) {
+                return empty(StatusCode::NOT_FOUND);
+            }
+            dir = published.dist_dir(dist_name).join(&listed.list.generation);
+        }
+    }
     serve_path(
         req.method() == Method::HEAD,
         req.headers().get(header::RANGE),
@@ -711,6 +779,7 @@ pub async fn serve(
     let cache = Arc::new(Cache {
         dists: std::sync::Mutex::default(),
         verifiers: std::sync::Mutex::default(),
+        lists: std::sync::Mutex::default(),
     });
     let slots = Arc::new(tokio::sync::Semaphore::new(max_connections));
     loop {

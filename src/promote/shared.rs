@@ -1,0 +1,298 @@
+//! Package files shared between the versions of a distribution.
+//!
+//! ```text
+//! DIR/DIST/.pool-G/pool/…      a generation: package files, by path
+//! DIR/DIST/VERSION/pool        symlink to ../.pool-G/pool
+//! DIR/DIST/VERSION/.depot-files  the version's file list (below)
+//! ```
+//!
+//! A version's package files live in a *generation* of its distribution,
+//! `.pool-G` (G is the version that started it), at the same paths the
+//! version's indices name, and each top-level folder of package files in
+//! the version (`pool` for apt; the folders of `<location href>` for rpm)
+//! is a symlink into it. A publish whose previous version is in a
+//! generation links only the files that version lacks: a night that
+//! changed 1% of the packages makes 1% of the links. A path can hold one
+//! file per generation; a version that needs another file at a path the
+//! generation already fills (upstream replaced a package under the same
+//! name) starts a generation of its own, so published files never change.
+//!
+//! `.depot-files` lists the version's package files (`SHA256 PATH`, one
+//! per line, after a header naming the generation and the shared folders).
+//! It is written inside the staging folder, so it appears with the
+//! version. From it `depot serve` answers exactly the version's files (a
+//! path that only another version of the generation holds is 404), a push
+//! knows each file's digest without reading it, the next publish knows
+//! what it can reuse, and gc which generation files no version needs
+//! (deleted, under the distribution's lock; a generation no version uses
+//! goes whole). A static web server follows the symlinks: a reader who
+//! knows a path can fetch any file of the generation, the package files of
+//! the distribution's other versions (newer and older, until gc), which
+//! the same server serves anyway under their own version folders.
+//!
+//! Versions published before this layout have real folders and no list;
+//! every reader here treats them as before.
+
+use std::path::{Path, PathBuf};
+
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use crate::digest::Sha256Digest;
+
+/// The file list's name inside a version folder.
+pub const LIST: &str = ".depot-files";
+/// Generations are `DIR/DIST/.pool-G`.
+pub const GENERATION_PREFIX: &str = ".pool-";
+const MAGIC: &str = "depot-files 1";
+
+/// A version's file list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileList {
+    /// The generation's folder name (`.pool-G`).
+    pub generation: String,
+    /// Top-level folders of the version that are symlinks into the
+    /// generation.
+    pub shared: Vec<String>,
+    /// Every package file of the version: (path, digest), sorted by path.
+    pub files: Vec<(String, Sha256Digest)>,
+}
+
+fn invalid(path: &Path, why: &str) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::InvalidData,
+        format!("{}: {why}", path.display()),
+    )
+}
+
+impl FileList {
+    /// The generation name of version `version`'s own generation.
+    pub fn generation_of(version: &str) -> String {
+        format!("{GENERATION_PREFIX}{version}")
+    }
+
+    /// Whether `rel` (a path inside the version) lies in a shared folder.
+    pub fn is_shared(&self, rel: &str) -> bool {
+        let top = rel.split('/').next().unwrap_or(rel);
+        rel.len() > top.len() && self.shared.iter().any(|s| s == top)
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64 + self.files.len() * 112);
+        out.extend_from_slice(MAGIC.as_bytes());
+        out.extend_from_slice(b"\ngeneration ");
+        out.extend_from_slice(self.generation.as_bytes());
+        out.extend_from_slice(b"\nshared");
+        for s in &self.shared {
+            out.push(b' ');
+            out.extend_from_slice(s.as_bytes());
+        }
+        out.push(b'\n');
+        for (path, digest) in &self.files {
+            out.extend_from_slice(&digest.hex_digits());
+            out.push(b' ');
+            out.extend_from_slice(path.as_bytes());
+            out.push(b'\n');
+        }
+        out
+    }
+
+    /// Reads the list of the version folder `version_dir`: `None` when it
+    /// has none (a version of the older layout).
+    pub fn read(version_dir: &Path) -> std::io::Result<Option<Self>> {
+        let path = version_dir.join(LIST);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        Self::parse(&bytes)
+            .map(Some)
+            .ok_or_else(|| invalid(&path, "not a depot file list"))
+    }
+
+    fn parse(bytes: &[u8]) -> Option<Self> {
+        let text = std::str::from_utf8(bytes).ok()?;
+        let mut lines = text.lines();
+        (lines.next()? == MAGIC).then_some(())?;
+        let generation = lines.next()?.strip_prefix("generation ")?.to_owned();
+        let valid_generation = generation
+            .strip_prefix(GENERATION_PREFIX)
+            .is_some_and(|v| crate::names::validate("version", v).is_ok());
+        valid_generation.then_some(())?;
+        let shared: Vec<String> = lines
+            .next()?
+            .strip_prefix("shared")?
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        if shared.iter().any(|s| s.starts_with('.') || s.contains('/')) {
+            return None;
+        }
+        let mut files = Vec::new();
+        for line in lines {
+            let (hex, path) = line.split_once(' ')?;
+            files.push((path.to_owned(), hex.parse().ok()?));
+        }
+        Some(Self {
+            generation,
+            shared,
+            files,
+        })
+    }
+
+    /// The shared files: (path, digest).
+    pub fn shared_files(&self) -> impl Iterator<Item = &(String, Sha256Digest)> + '_ {
+        self.files.iter().filter(|(p, _)| self.is_shared(p))
+    }
+}
+
+/// What a publish reuses: the generation of the distribution's newest
+/// version and the files it already holds there.
+#[derive(Debug, Default)]
+pub struct Previous {
+    pub generation: String,
+    pub files: FxHashMap<String, Sha256Digest>,
+}
+
+impl Previous {
+    /// From version folder `version_dir`'s list; `None` when it has none.
+    pub fn of(version_dir: &Path) -> Option<Self> {
+        let list = FileList::read(version_dir).ok()??;
+        let generation = list.generation.clone();
+        let files = list.shared_files().map(|(p, d)| (p.clone(), *d)).collect();
+        Some(Self { generation, files })
+    }
+}
+
+/// What [`unneeded`] finds in one distribution folder.
+#[derive(Debug, Default)]
+pub struct Unneeded {
+    /// Generations no version uses: delete their files, then them.
+    pub generations: Vec<PathBuf>,
+    /// Files no version lists: those of the unused generations, and
+    /// those of used generations that no version of theirs lists.
+    pub files: Vec<PathBuf>,
+}
+
+/// The names of the version folders in `dist_dir` (not the hidden
+/// generations and half-written or half-dropped versions, not the stage
+/// symlinks). A version folder without a record yet (a publish killed
+/// before recording it, which a rerun adopts) counts.
+pub fn version_folders(dist_dir: &Path) -> std::io::Result<Vec<String>> {
+    let entries = match std::fs::read_dir(dist_dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for e in entries {
+        let e = e?;
+        if let Ok(name) = e.file_name().into_string()
+            && !name.starts_with('.')
+            && e.file_type()?.is_dir()
+        {
+            out.push(name);
+        }
+    }
+    Ok(out)
+}
+
+/// The generations and generation files of `dist_dir` that none of
+/// `versions` (the version folders' names, [`version_folders`]) needs.
+/// When a version's list cannot be read, which generation it needs is
+/// unknown: nothing is reported then (`depot check` names the list). The
+/// caller holds the distribution's lock, so no publish adds to a
+/// generation meanwhile.
+pub fn unneeded(dist_dir: &Path, versions: &[String]) -> std::io::Result<Unneeded> {
+    let mut out = Unneeded::default();
+    let generations: Vec<String> = match std::fs::read_dir(dist_dir) {
+        Ok(entries) => entries
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| n.starts_with(GENERATION_PREFIX))
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e),
+    };
+    if generations.is_empty() {
+        return Ok(out);
+    }
+    let mut needed: FxHashMap<String, FxHashSet<String>> = FxHashMap::default();
+    for v in versions {
+        let list = match FileList::read(&dist_dir.join(v)) {
+            Ok(Some(list)) => list,
+            Ok(None) => continue,
+            // Dropped since the listing.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(_) => return Ok(Unneeded::default()),
+        };
+        let set = needed.entry(list.generation.clone()).or_default();
+        for (p, _) in list.shared_files() {
+            if !set.contains(p.as_str()) {
+                set.insert(p.clone());
+            }
+        }
+    }
+    for g in generations {
+        let dir = dist_dir.join(&g);
+        let set = needed.get(&g);
+        if set.is_none() {
+            out.generations.push(dir.clone());
+        }
+        let mut stack = vec![(dir, String::new())];
+        while let Some((d, rel)) = stack.pop() {
+            for e in std::fs::read_dir(&d)? {
+                let e = e?;
+                let name = e.file_name().to_string_lossy().into_owned();
+                let child = if rel.is_empty() {
+                    name
+                } else {
+                    format!("{rel}/{name}")
+                };
+                if e.file_type()?.is_dir() {
+                    stack.push((e.path(), child));
+                } else if set.is_none_or(|s| !s.contains(&child)) {
+                    out.files.push(e.path());
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_list_reads_back_as_written_and_refuses_what_it_did_not_write() {
+        let d = Sha256Digest::of(b"x");
+        let list = FileList {
+            generation: ".pool-20261207T010203Z".into(),
+            shared: vec!["pool".into()],
+            files: vec![
+                ("pool/main/h/hello_1_all.deb".into(), d),
+                ("top.rpm".into(), d),
+            ],
+        };
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(LIST), list.to_bytes()).unwrap();
+        assert_eq!(FileList::read(dir.path()).unwrap(), Some(list.clone()));
+        assert!(list.is_shared("pool/main/h/hello_1_all.deb"));
+        assert!(!list.is_shared("top.rpm"));
+        assert!(!list.is_shared("pool"));
+        assert_eq!(list.shared_files().count(), 1);
+
+        for bad in [
+            "depot-files 2\ngeneration .pool-20261207T010203Z\nshared pool\n",
+            "depot-files 1\ngeneration ../x\nshared pool\n",
+            "depot-files 1\ngeneration .pool-20261207T010203Z\nshared ..\n",
+            "depot-files 1\ngeneration .pool-20261207T010203Z\nshared pool\nzz pool/a\n",
+        ] {
+            std::fs::write(dir.path().join(LIST), bad).unwrap();
+            assert!(FileList::read(dir.path()).is_err(), "{bad}");
+        }
+        let empty = tempfile::tempdir().unwrap();
+        assert_eq!(FileList::read(empty.path()).unwrap(), None);
+    }
+}
