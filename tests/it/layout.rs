@@ -4,12 +4,12 @@
 //! gc and check understand the layout.
 
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::promote::start_serve;
 use crate::release::{build_deb, repo_with};
 use crate::retention::assert_generations_exact;
-use crate::support::{Dnf, TestContext, VersionTree};
+use crate::support::{Dnf, Nginx, TestContext, VersionTree};
 
 /// A distribution whose stages anyone may read through serve.
 fn public_dist(ctx: &TestContext, name: &str) {
@@ -61,6 +61,29 @@ fn replace_beta(ctx: &TestContext, deb: &Path, snapshot: &str) {
         .ok();
 }
 
+/// Night 1 publishes local repo `ci` of `debs` to public distribution
+/// `d`; night 2 the same with `beta` replacing beta: both versions and
+/// their trees.
+fn two_nights(
+    ctx: &mut TestContext,
+    debs: &[PathBuf],
+    beta: &Path,
+) -> (String, String, VersionTree, VersionTree) {
+    repo_with(ctx, "ci", debs);
+    public_dist(ctx, "d");
+    at(ctx, "2026-12-01T02:00:00Z");
+    let v1 = publish(ctx, "ci");
+    replace_beta(ctx, beta, "ci2");
+    at(ctx, "2026-12-02T02:00:00Z");
+    let v2 = publish(ctx, "ci2");
+    let public = ctx.root.join("public/d");
+    let trees = (
+        VersionTree::read(&public.join(&v1)),
+        VersionTree::read(&public.join(&v2)),
+    );
+    (v1, v2, trees.0, trees.1)
+}
+
 #[test]
 fn a_night_that_changes_one_package_links_only_it_and_serve_keeps_the_versions_apart() {
     let mut ctx = TestContext::new();
@@ -70,21 +93,10 @@ fn a_night_that_changes_one_package_links_only_it_and_serve_keeps_the_versions_a
         build_deb(d, "beta", "1.0", "amd64", ""),
         build_deb(d, "beta", "2.0", "amd64", ""),
     );
-    repo_with(&ctx, "ci", &[alpha.clone(), beta1.clone()]);
-    public_dist(&ctx, "d");
-    at(&mut ctx, "2026-12-01T02:00:00Z");
-    let v1 = publish(&ctx, "ci");
-    replace_beta(&ctx, &beta2, "ci2");
-    at(&mut ctx, "2026-12-02T02:00:00Z");
-    let v2 = publish(&ctx, "ci2");
-
+    let (v1, v2, t1, t2) = two_nights(&mut ctx, &[alpha.clone(), beta1.clone()], &beta2);
     // Both versions are in v1's generation; each version's pool is a
     // symlink into it.
     let public = ctx.root.join("public/d");
-    let (t1, t2) = (
-        VersionTree::read(&public.join(&v1)),
-        VersionTree::read(&public.join(&v2)),
-    );
     let generation = public.join(format!(".pool-{v1}"));
     assert_eq!(t1.generation.as_deref(), Some(generation.as_path()));
     assert_eq!(t2.generation, t1.generation);
@@ -124,15 +136,13 @@ fn a_night_that_changes_one_package_links_only_it_and_serve_keeps_the_versions_a
     let _ = server.kill();
     let _ = server.wait();
 
-    // A static web server follows the symlink: what the README says a
-    // reader of v1 can reach there includes v2's package files.
-    std::os::unix::fs::symlink(ctx.root.join("public"), ctx.www.join("public")).unwrap();
-    let static_url = |v: &str, rel: &str| ctx.server.url(&format!("public/d/{v}/{rel}"));
-    assert_eq!(get(&static_url(&v1, &b2)).0, 200);
-    crate::retention::apt_serves(
-        &ctx.server.url("public/d/dev"),
-        &[("beta", &beta2), ("alpha", &alpha)],
-    );
+    // nginx over the publish root follows the symlink: what the README
+    // says a reader of v1 can reach there includes v2's package files.
+    let nginx = Nginx::start(&ctx.root.join("public"));
+    assert_eq!(get(&nginx.url(&format!("d/{v1}/{b2}"))).0, 200);
+    assert_eq!(get(&nginx.url(&format!("d/{v1}/{b1}"))).0, 200);
+    crate::retention::apt_serves(&nginx.url("d/dev"), &[("beta", &beta2), ("alpha", &alpha)]);
+    drop(nginx);
 
     // check verifies each version against its list.
     let check = ctx.depot(&["check", "--full"]).ok();
@@ -186,19 +196,8 @@ fn another_file_at_a_path_starts_a_generation_and_the_old_version_keeps_its_byte
         std::fs::read(&beta).unwrap(),
         std::fs::read(&rebuilt).unwrap()
     );
-    repo_with(&ctx, "ci", &[alpha, beta.clone()]);
-    public_dist(&ctx, "d");
-    at(&mut ctx, "2026-12-01T02:00:00Z");
-    let v1 = publish(&ctx, "ci");
-    replace_beta(&ctx, &rebuilt, "ci2");
-    at(&mut ctx, "2026-12-02T02:00:00Z");
-    let v2 = publish(&ctx, "ci2");
-
+    let (v1, v2, t1, t2) = two_nights(&mut ctx, &[alpha, beta.clone()], &rebuilt);
     let public = ctx.root.join("public/d");
-    let (t1, t2) = (
-        VersionTree::read(&public.join(&v1)),
-        VersionTree::read(&public.join(&v2)),
-    );
     assert_eq!(t2.generation, Some(public.join(format!(".pool-{v2}"))));
     let path = path_of(&t1, "beta");
     assert_eq!(path_of(&t2, "beta"), path);
@@ -237,7 +236,7 @@ fn another_file_at_a_path_starts_a_generation_and_the_old_version_keeps_its_byte
 }
 
 #[test]
-fn dnf_installs_the_second_night_of_an_rpm_distribution_through_serve_and_a_static_server() {
+fn dnf_reads_the_second_night_of_an_rpm_distribution_through_serve_and_nginx() {
     let mut ctx = TestContext::new();
     let url = ctx.serve_rpm("state1", "up");
     ctx.rpm_mirror("r", &url, &[]);
@@ -259,8 +258,8 @@ fn dnf_installs_the_second_night_of_an_rpm_distribution_through_serve_and_a_stat
     assert!(!t2.shared.is_empty());
 
     let (mut server, base) = start_serve(&ctx, &[], false);
-    std::os::unix::fs::symlink(ctx.root.join("public"), ctx.www.join("public")).unwrap();
-    for repo_url in [format!("{base}/el/dev"), ctx.server.url("public/el/dev")] {
+    let nginx = Nginx::start(&ctx.root.join("public"));
+    for repo_url in [format!("{base}/el/dev"), nginx.url("el/dev")] {
         let good_key = crate::support::fixtures().join("rpm/keys/good.asc");
         let mut dnf = Dnf::new(&repo_url, &[&good_key]);
         dnf.repo_opts.push("repo_gpgcheck=0".into());

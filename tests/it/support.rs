@@ -475,6 +475,82 @@ impl TestContext {
     }
 }
 
+/// A private nginx (the distribution's, as a release engineer would put
+/// in front of a publish root) serving `root` on 127.0.0.1 at a random
+/// port: one process keeping the test's uid, stopped on drop.
+pub struct Nginx {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+    pub base: String,
+}
+
+impl Nginx {
+    pub fn start(root: &Path) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().display();
+        // The port is free when asked; another process taking it before
+        // nginx binds would fail the start below, loudly.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        std::fs::write(
+            dir.path().join("nginx.conf"),
+            format!(
+                "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\n\
+                 error_log {d}/error.log warn;\nevents {{ worker_connections 64; }}\n\
+                 http {{\n  access_log off;\n  default_type application/octet-stream;\n\
+                 client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
+                 fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n\
+                 scgi_temp_path {d}/scgi;\n\
+                 server {{ listen 127.0.0.1:{port}; root {}; }}\n}}\n",
+                root.display()
+            ),
+        )
+        .unwrap();
+        let nginx = ["/usr/sbin/nginx", "nginx"]
+            .into_iter()
+            .find(|n| Command::new(n).arg("-v").output().is_ok())
+            .expect("nginx is installed (apt-get install nginx)");
+        let child = Command::new(nginx)
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-e")
+            .arg(dir.path().join("error.log"))
+            .arg("-c")
+            .arg(dir.path().join("nginx.conf"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let this = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            _dir: dir,
+        };
+        for _ in 0..100 {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return this;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let log = std::fs::read_to_string(this._dir.path().join("error.log")).unwrap_or_default();
+        panic!("nginx did not come up on port {port}: {log}");
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/{path}", self.base)
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A published version's layout, read the way a reader of the version
 /// sees it: its own tree (the file list and the symlinks into the
 /// distribution's generation left out), plus the package files its list
