@@ -35,7 +35,7 @@
 
 use std::path::{Path, PathBuf};
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 
 use crate::digest::Sha256Digest;
 
@@ -45,16 +45,83 @@ pub const LIST: &str = ".depot-files";
 pub const GENERATION_PREFIX: &str = ".pool-";
 const MAGIC: &str = "depot-files 1";
 
+/// Paths → digests, the paths in one buffer: a 63k-file version is a
+/// few allocations, not one per path. Iterates in insertion order.
+#[derive(Debug, Clone, Default)]
+pub struct PathMap {
+    text: String,
+    /// (path start, path end, digest), in insertion order.
+    entries: Vec<(usize, usize, Sha256Digest)>,
+    /// Indices into `entries`, hashed by path.
+    table: hashbrown::HashTable<usize>,
+}
+
+fn hash_path(path: &str) -> u64 {
+    use std::hash::BuildHasher;
+    rustc_hash::FxBuildHasher.hash_one(path)
+}
+
+impl PathMap {
+    pub fn with_capacity(paths: usize) -> Self {
+        Self {
+            text: String::with_capacity(paths * 48),
+            entries: Vec::with_capacity(paths),
+            table: hashbrown::HashTable::with_capacity(paths),
+        }
+    }
+
+    fn path(&self, i: usize) -> &str {
+        let (start, end, _) = self.entries[i];
+        &self.text[start..end]
+    }
+
+    pub fn get(&self, path: &str) -> Option<Sha256Digest> {
+        self.table
+            .find(hash_path(path), |&i| self.path(i) == path)
+            .map(|&i| self.entries[i].2)
+    }
+
+    /// Adds `path`, unless it is there: then the digest it has.
+    pub fn insert(&mut self, path: &str, digest: Sha256Digest) -> Option<Sha256Digest> {
+        let hash = hash_path(path);
+        if let Some(&i) = self.table.find(hash, |&i| self.path(i) == path) {
+            return Some(self.entries[i].2);
+        }
+        let start = self.text.len();
+        self.text.push_str(path);
+        self.entries.push((start, self.text.len(), digest));
+        let (text, entries) = (&self.text, &self.entries);
+        self.table.insert_unique(hash, entries.len() - 1, |&i| {
+            let (s, e, _) = entries[i];
+            hash_path(&text[s..e])
+        });
+        None
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, Sha256Digest)> + '_ {
+        self.entries.iter().map(|&(s, e, d)| (&self.text[s..e], d))
+    }
+}
+
 /// A version's file list.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct FileList {
     /// The generation's folder name (`.pool-G`).
     pub generation: String,
     /// Top-level folders of the version that are symlinks into the
     /// generation.
     pub shared: Vec<String>,
-    /// Every package file of the version: (path, digest), sorted by path.
-    pub files: Vec<(String, Sha256Digest)>,
+    /// Every package file of the version, in the order its indices name
+    /// them.
+    pub files: PathMap,
 }
 
 fn invalid(path: &Path, why: &str) -> std::io::Error {
@@ -72,8 +139,10 @@ impl FileList {
 
     /// Whether `rel` (a path inside the version) lies in a shared folder.
     pub fn is_shared(&self, rel: &str) -> bool {
-        let top = rel.split('/').next().unwrap_or(rel);
-        rel.len() > top.len() && self.shared.iter().any(|s| s == top)
+        match rel.as_bytes().iter().position(|&b| b == b'/') {
+            Some(end) => self.shared.iter().any(|s| *s == rel[..end]),
+            None => false,
+        }
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -87,7 +156,7 @@ impl FileList {
             out.extend_from_slice(s.as_bytes());
         }
         out.push(b'\n');
-        for (path, digest) in &self.files {
+        for (path, digest) in self.files.iter() {
             out.extend_from_slice(&digest.hex_digits());
             out.push(b' ');
             out.extend_from_slice(path.as_bytes());
@@ -128,10 +197,14 @@ impl FileList {
         if shared.iter().any(|s| s.starts_with('.') || s.contains('/')) {
             return None;
         }
-        let mut files = Vec::new();
+        let mut files = PathMap::with_capacity(bytes.len() / 100);
         for line in lines {
             let (hex, path) = line.split_once(' ')?;
-            files.push((path.to_owned(), hex.parse().ok()?));
+            // A path twice is not a list depot wrote.
+            files
+                .insert(path, hex.parse().ok()?)
+                .is_none()
+                .then_some(())?;
         }
         Some(Self {
             generation,
@@ -141,26 +214,14 @@ impl FileList {
     }
 
     /// The shared files: (path, digest).
-    pub fn shared_files(&self) -> impl Iterator<Item = &(String, Sha256Digest)> + '_ {
+    pub fn shared_files(&self) -> impl Iterator<Item = (&str, Sha256Digest)> + '_ {
         self.files.iter().filter(|(p, _)| self.is_shared(p))
     }
-}
 
-/// What a publish reuses: the generation of the distribution's newest
-/// version and the files it already holds there.
-#[derive(Debug, Default)]
-pub struct Previous {
-    pub generation: String,
-    pub files: FxHashMap<String, Sha256Digest>,
-}
-
-impl Previous {
-    /// From version folder `version_dir`'s list; `None` when it has none.
-    pub fn of(version_dir: &Path) -> Option<Self> {
-        let list = FileList::read(version_dir).ok()??;
-        let generation = list.generation.clone();
-        let files = list.shared_files().map(|(p, d)| (p.clone(), *d)).collect();
-        Some(Self { generation, files })
+    /// Whether `rel` is a shared file of the version (what `depot serve`
+    /// answers from the generation).
+    pub fn has_shared(&self, rel: &str) -> bool {
+        self.is_shared(rel) && self.files.get(rel).is_some()
     }
 }
 
@@ -217,7 +278,9 @@ pub fn unneeded(dist_dir: &Path, versions: &[String]) -> std::io::Result<Unneede
     if generations.is_empty() {
         return Ok(out);
     }
-    let mut needed: FxHashMap<String, FxHashSet<String>> = FxHashMap::default();
+    // Per generation, the shared files of the versions in it: one list
+    // read at a time, so memory is the generation's, not 30 lists'.
+    let mut needed: FxHashMap<String, PathMap> = FxHashMap::default();
     for v in versions {
         let list = match FileList::read(&dist_dir.join(v)) {
             Ok(Some(list)) => list,
@@ -227,10 +290,8 @@ pub fn unneeded(dist_dir: &Path, versions: &[String]) -> std::io::Result<Unneede
             Err(_) => return Ok(Unneeded::default()),
         };
         let set = needed.entry(list.generation.clone()).or_default();
-        for (p, _) in list.shared_files() {
-            if !set.contains(p.as_str()) {
-                set.insert(p.clone());
-            }
+        for (p, d) in list.shared_files() {
+            set.insert(p, d);
         }
     }
     for g in generations {
@@ -251,7 +312,7 @@ pub fn unneeded(dist_dir: &Path, versions: &[String]) -> std::io::Result<Unneede
                 };
                 if e.file_type()?.is_dir() {
                     stack.push((e.path(), child));
-                } else if set.is_none_or(|s| !s.contains(&child)) {
+                } else if set.is_none_or(|s| s.get(&child).is_none()) {
                     out.files.push(e.path());
                 }
             }
@@ -267,32 +328,47 @@ mod tests {
     #[test]
     fn a_list_reads_back_as_written_and_refuses_what_it_did_not_write() {
         let d = Sha256Digest::of(b"x");
+        let mut files = PathMap::default();
+        files.insert("top.rpm", Sha256Digest::of(b"y"));
+        files.insert("pool/main/h/hello_1_all.deb", d);
+        assert_eq!(
+            files.insert("pool/main/h/hello_1_all.deb", Sha256Digest::of(b"z")),
+            Some(d)
+        );
         let list = FileList {
             generation: ".pool-20261207T010203Z".into(),
             shared: vec!["pool".into()],
-            files: vec![
-                ("pool/main/h/hello_1_all.deb".into(), d),
-                ("top.rpm".into(), d),
-            ],
+            files,
         };
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(LIST), list.to_bytes()).unwrap();
-        assert_eq!(FileList::read(dir.path()).unwrap(), Some(list.clone()));
+        let read = FileList::read(dir.path()).unwrap().unwrap();
+        assert_eq!(read.to_bytes(), list.to_bytes());
+        assert_eq!(read.files.get("top.rpm"), Some(Sha256Digest::of(b"y")));
+        assert_eq!(read.files.get("pool/main/h/hello_1_all.deb"), Some(d));
+        assert_eq!(read.files.get("pool/main/h/other_1_all.deb"), None);
+        assert!(read.has_shared("pool/main/h/hello_1_all.deb"));
+        assert!(!read.has_shared("top.rpm"));
         assert!(list.is_shared("pool/main/h/hello_1_all.deb"));
         assert!(!list.is_shared("top.rpm"));
         assert!(!list.is_shared("pool"));
         assert_eq!(list.shared_files().count(), 1);
 
+        let twice = format!(
+            "depot-files 1\ngeneration .pool-20261207T010203Z\nshared pool\n{d} pool/a\n{d} pool/a\n",
+            d = d.to_hex()
+        );
         for bad in [
             "depot-files 2\ngeneration .pool-20261207T010203Z\nshared pool\n",
             "depot-files 1\ngeneration ../x\nshared pool\n",
             "depot-files 1\ngeneration .pool-20261207T010203Z\nshared ..\n",
             "depot-files 1\ngeneration .pool-20261207T010203Z\nshared pool\nzz pool/a\n",
+            twice.as_str(),
         ] {
             std::fs::write(dir.path().join(LIST), bad).unwrap();
             assert!(FileList::read(dir.path()).is_err(), "{bad}");
         }
         let empty = tempfile::tempdir().unwrap();
-        assert_eq!(FileList::read(empty.path()).unwrap(), None);
+        assert!(FileList::read(empty.path()).unwrap().is_none());
     }
 }

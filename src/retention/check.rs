@@ -500,7 +500,7 @@ struct TreeFiles<'a, 's> {
     stat_each: bool,
     /// The version's file list ([`crate::promote::shared`]): path →
     /// digest, `None` for a version without one.
-    listed: Option<FxHashMap<String, Sha256Digest>>,
+    listed: Option<crate::promote::shared::FileList>,
 }
 
 /// A package file as [`TreeFiles`] finds it.
@@ -524,7 +524,7 @@ impl<'a, 's> TreeFiles<'a, 's> {
     /// Reads the version's file list, reporting one it cannot read.
     fn read_list(&mut self, subject: &str, report: &mut CheckReport) {
         match crate::promote::shared::FileList::read(self.tree) {
-            Ok(list) => self.listed = list.map(|l| l.files.into_iter().collect()),
+            Ok(list) => self.listed = list,
             Err(e) => report.problem(ProblemKind::FileList, subject, e.to_string()),
         }
     }
@@ -641,7 +641,7 @@ fn package_file(
 ) {
     report.package_files += 1;
     if let Some(listed) = &files.listed
-        && listed.get(rel) != Some(&expected.sha256)
+        && listed.files.get(rel) != Some(expected.sha256)
     {
         report.problem(
             ProblemKind::FileList,

@@ -29,7 +29,7 @@ use crate::digest::Expected;
 use crate::http::{FetchError, Fetcher};
 use crate::lock::{ObjectLock, Wait};
 use crate::pool::Pool;
-use crate::promote::shared::{FileList, Previous};
+use crate::promote::shared::FileList;
 use crate::report::{Event, Reporter};
 use crate::root::{PublishRoot, Root};
 use crate::signing::Signer;
@@ -184,7 +184,7 @@ pub async fn publish(
     // one of this version's paths, into a generation of this version.
     let mut previous = std::fs::read_link(publish_root.stage_link(dist, "dev"))
         .ok()
-        .and_then(|v| Previous::of(&dist_dir.join(v)));
+        .and_then(|v| FileList::read(&dist_dir.join(v)).ok().flatten());
     let release_sha256 = loop {
         let _ = std::fs::remove_dir_all(&stage);
         let reusing = previous.is_some();

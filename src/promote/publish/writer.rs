@@ -5,7 +5,7 @@
 //! instead, and only those the previous version lacks are linked (see
 //! [`crate::promote::shared`]). It knows nothing of apt or rpm.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use jiff::Timestamp;
@@ -13,14 +13,15 @@ use jiff::Timestamp;
 use super::options::PublishError;
 use crate::digest::Sha256Digest;
 use crate::pool::{Pool, PoolError};
-use crate::promote::shared::{FileList, LIST, Previous};
+use crate::promote::shared::{FileList, LIST, PathMap};
 
 pub(super) struct Writer<'a> {
     pub dist: &'a str,
     pub stage: PathBuf,
     pool: &'a Pool,
     made_dirs: HashSet<PathBuf>,
-    linked: rustc_hash::FxHashMap<String, Sha256Digest>,
+    /// Every file linked so far, in the order linked.
+    linked: PathMap,
     /// Links planned by [`Writer::link`] and not yet handed to a worker.
     pending: Vec<Link>,
     /// Inside [`Writer::with_links`]: the link workers' queues.
@@ -38,16 +39,17 @@ pub(super) struct Share {
     /// The generation's folder (`DIR/DIST/.pool-G`) and name.
     pub dir: PathBuf,
     pub name: String,
-    /// What the generation holds for the previous version.
-    pub previous: Previous,
+    /// The previous version's list: what the generation holds for it
+    /// (empty in a new generation).
+    pub previous: FileList,
     /// Top-level folders of metadata, never shared (`dists`, `repodata`).
     pub metadata: &'static [&'static str],
-    /// The shared top-level folders used so far.
-    used: BTreeSet<String>,
+    /// The shared top-level folders used so far (a few).
+    used: Vec<String>,
 }
 
 impl Share {
-    pub fn new(dir: PathBuf, previous: Previous, metadata: &'static [&'static str]) -> Self {
+    pub fn new(dir: PathBuf, previous: FileList, metadata: &'static [&'static str]) -> Self {
         let name = dir
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -57,13 +59,13 @@ impl Share {
             name,
             previous,
             metadata,
-            used: BTreeSet::new(),
+            used: Vec::new(),
         }
     }
 
     /// The top-level folder of `rel` when it is shared.
     fn top<'r>(&self, rel: &'r str) -> Option<&'r str> {
-        let (top, _) = rel.split_once('/')?;
+        let top = &rel[..rel.as_bytes().iter().position(|&b| b == b'/')?];
         (!top.starts_with('.') && !self.metadata.contains(&top)).then_some(top)
     }
 }
@@ -81,7 +83,7 @@ impl<'a> Writer<'a> {
             stage,
             pool,
             made_dirs: HashSet::new(),
-            linked: rustc_hash::FxHashMap::with_capacity_and_hasher(files, Default::default()),
+            linked: PathMap::with_capacity(files),
             pending: Vec::new(),
             workers: Vec::new(),
             next_worker: 0,
@@ -111,8 +113,8 @@ impl<'a> Writer<'a> {
     /// that holds another file at `rel`, fails with
     /// [`PublishError::NewGeneration`].
     pub fn link(&mut self, rel: &str, digest: Sha256Digest) -> Result<(), PublishError> {
-        if let Some(existing) = self.linked.get(rel) {
-            if *existing == digest {
+        if let Some(existing) = self.linked.insert(rel, digest) {
+            if existing == digest {
                 return Ok(());
             }
             return Err(PublishError::Conflict {
@@ -120,16 +122,15 @@ impl<'a> Writer<'a> {
                 path: rel.to_owned(),
             });
         }
-        self.linked.insert(rel.to_owned(), digest);
         let shared = match &mut self.share {
             Some(share) => match share.top(rel) {
                 Some(top) => {
-                    if !share.used.contains(top) {
-                        share.used.insert(top.to_owned());
+                    if !share.used.iter().any(|u| u == top) {
+                        share.used.push(top.to_owned());
                     }
                     match share.previous.files.get(rel) {
                         // The generation holds it for the previous version.
-                        Some(d) if *d == digest => return Ok(()),
+                        Some(d) if d == digest => return Ok(()),
                         Some(_) => {
                             return Err(PublishError::NewGeneration {
                                 dist: self.dist.to_owned(),
@@ -154,20 +155,19 @@ impl<'a> Writer<'a> {
     /// Completes the tree once every file is written: the symlinks of the
     /// shared folders into the generation, and the file list.
     pub fn finish(&mut self) -> Result<(), PublishError> {
-        let Some(share) = &self.share else {
+        let Some(mut share) = self.share.take() else {
             return Ok(());
         };
+        share.used.sort_unstable();
         for top in &share.used {
             let link = self.stage.join(top);
             let target = Path::new("..").join(&share.name).join(top);
             std::os::unix::fs::symlink(&target, &link).map_err(self.io(&link))?;
         }
-        let mut files: Vec<(String, Sha256Digest)> = self.linked.drain().collect();
-        files.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         let list = FileList {
-            generation: share.name.clone(),
-            shared: share.used.iter().cloned().collect(),
-            files,
+            generation: share.name,
+            shared: share.used,
+            files: std::mem::take(&mut self.linked),
         };
         let path = self.stage.join(LIST);
         std::fs::write(&path, list.to_bytes()).map_err(self.io(&path))

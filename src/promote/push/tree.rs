@@ -186,7 +186,6 @@ pub fn scan(version_dir: &Path, pool_dir: &Path) -> Result<Vec<Object>, PushErro
         }
     }
     let mut objects = Vec::with_capacity(found.len());
-    let mut listed: HashMap<&str, Sha256Digest> = HashMap::new();
     if let Some(list) = &list {
         let generation = version_dir
             .parent()
@@ -200,28 +199,28 @@ pub fn scan(version_dir: &Path, pool_dir: &Path) -> Result<Vec<Object>, PushErro
         })?;
         for ((rel, sha256), (path, size)) in shared.into_iter().zip(sized) {
             objects.push(Object {
-                rel: rel.clone(),
+                rel: rel.to_owned(),
                 path,
                 size,
-                sha256: *sha256,
+                sha256,
                 class: Class::of(rel),
             });
         }
-        listed = list.files.iter().map(|(p, d)| (p.as_str(), *d)).collect();
     }
-    let by_inode = match listed.is_empty() {
-        true => pool_digests(version_dir, pool_dir, found.iter().map(|f| f.ino))?,
-        false => HashMap::new(),
+    let by_inode = match &list {
+        None => pool_digests(version_dir, pool_dir, found.iter().map(|f| f.ino))?,
+        Some(_) => HashMap::new(),
     };
     let mut to_hash = Vec::new();
     for f in found {
         let class = Class::of(&f.rel);
-        match listed.get(f.rel.as_str()).or_else(|| by_inode.get(&f.ino)) {
+        let listed = list.as_ref().and_then(|l| l.files.get(&f.rel));
+        match listed.or_else(|| by_inode.get(&f.ino).copied()) {
             Some(d) => objects.push(Object {
                 rel: f.rel,
                 path: f.path,
                 size: f.size,
-                sha256: *d,
+                sha256: d,
                 class,
             }),
             None => to_hash.push((f.rel, f.path, class)),

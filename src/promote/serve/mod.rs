@@ -103,19 +103,12 @@ struct Cache {
     verifiers: std::sync::Mutex<std::collections::HashMap<String, (CaStamp, Verifier)>>,
     /// The file lists of the versions read lately, by version folder,
     /// with the inode of the list they were read from.
-    lists: std::sync::Mutex<std::collections::HashMap<PathBuf, (u64, Arc<Listed>)>>,
+    lists: std::sync::Mutex<std::collections::HashMap<PathBuf, (u64, Arc<FileList>)>>,
 }
 
 /// How many versions' file lists [`Cache`] keeps (a 63k-package version's
 /// is a few MB; readers mostly read the two stages).
 const LISTS_KEPT: usize = 8;
-
-/// What a version's file list tells serve ([`crate::promote::shared`]).
-struct Listed {
-    list: FileList,
-    /// The shared files' paths.
-    shared: rustc_hash::FxHashSet<Box<str>>,
-}
 
 type CaStamp = Option<std::time::SystemTime>;
 type Verifier = Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>;
@@ -158,7 +151,7 @@ impl Cache {
 
     /// The file list of version folder `dir`, if it has one; `Err` when
     /// it cannot be read.
-    fn listed(&self, dir: &Path) -> std::io::Result<Option<Arc<Listed>>> {
+    fn listed(&self, dir: &Path) -> std::io::Result<Option<Arc<FileList>>> {
         use std::os::unix::fs::MetadataExt;
         let ino = match std::fs::metadata(dir.join(LIST)) {
             Ok(m) => m.ino(),
@@ -174,11 +167,7 @@ impl Cache {
         let Some(list) = FileList::read(dir)? else {
             return Ok(None);
         };
-        let shared = list
-            .shared_files()
-            .map(|(p, _)| p.as_str().into())
-            .collect();
-        let listed = Arc::new(Listed { list, shared });
+        let listed = Arc::new(list);
         let mut lists = lock();
         if lists.len() >= LISTS_KEPT {
             lists.clear();
@@ -551,11 +540,11 @@ async fn handle(
         if rel == LIST {
             return empty(StatusCode::NOT_FOUND);
         }
-        if listed.list.is_shared(rel) {
-            if !listed.shared.contains(rel) {
+        if listed.is_shared(rel) {
+            if !listed.has_shared(rel) {
                 return empty(StatusCode::NOT_FOUND);
             }
-            dir = published.dist_dir(dist_name).join(&listed.list.generation);
+            dir = published.dist_dir(dist_name).join(&listed.generation);
         }
     }
     serve_path(
