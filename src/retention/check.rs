@@ -21,6 +21,7 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 use serde::Serialize;
@@ -337,6 +338,7 @@ fn versions(
     let next = std::sync::atomic::AtomicUsize::new(0);
     let hashes = Hashes::default();
     let all_sizes = std::sync::Mutex::default();
+    let generation_dirs = SharedListings::default();
     let cores = crate::fsutil::cores();
     let mut done: Vec<(usize, CheckReport)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..cores.min(trees.len()))
@@ -353,7 +355,7 @@ fn versions(
                             return out;
                         };
                         let mut part = CheckReport::default();
-                        let mut files = TreeFiles::new(tree, &mut sizes);
+                        let mut files = TreeFiles::new(tree, &mut sizes, &generation_dirs);
                         files.read_list(subject, &mut part);
                         version(&mut files, subject, opts, &mut part, &hashes);
                         out.push((i, part));
@@ -495,7 +497,9 @@ struct TreeFiles<'a, 's> {
     sizes: &'a mut Sizes<'s>,
     /// Directory (relative) → its regular files' inodes, `None` when it
     /// cannot be listed.
-    dirs: FxHashMap<String, Option<Listing>>,
+    dirs: FxHashMap<String, Option<Arc<Listing>>>,
+    /// The listings of generation folders, for every version.
+    generation_dirs: &'a SharedListings,
     /// Listing inodes proved unreliable here: stat every file.
     stat_each: bool,
     /// The version's file list ([`crate::promote::shared`]): path →
@@ -510,12 +514,13 @@ enum Found {
 }
 
 impl<'a, 's> TreeFiles<'a, 's> {
-    fn new(tree: &'a Path, sizes: &'a mut Sizes<'s>) -> Self {
+    fn new(tree: &'a Path, sizes: &'a mut Sizes<'s>, generation_dirs: &'a SharedListings) -> Self {
         Self {
             tree,
             dev: tree.metadata().ok().map(|m| m.dev()),
             sizes,
             dirs: FxHashMap::default(),
+            generation_dirs,
             stat_each: false,
             listed: None,
         }
@@ -527,6 +532,33 @@ impl<'a, 's> TreeFiles<'a, 's> {
             Ok(list) => self.listed = list,
             Err(e) => report.problem(ProblemKind::FileList, subject, e.to_string()),
         }
+    }
+
+    /// The listing of folder `dir` of the tree; a folder of the
+    /// generation comes from (or goes into) the listings all versions
+    /// share.
+    fn listing(&self, dir: &str) -> Option<Arc<Listing>> {
+        let path = self.tree.join(dir);
+        let shared = self
+            .listed
+            .as_ref()
+            .is_some_and(|l| l.is_shared(&format!("{dir}/")));
+        if !shared {
+            return Listing::read(&path).map(Arc::new);
+        }
+        let meta = path.metadata().ok()?;
+        let key = (meta.dev(), meta.ino());
+        let lock = || {
+            self.generation_dirs
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+        };
+        if let Some(listing) = lock().get(&key) {
+            return Some(listing.clone());
+        }
+        let listing = Arc::new(Listing::read(&path)?);
+        lock().insert(key, listing.clone());
+        Some(listing)
     }
 
     fn find(&mut self, rel: &str) -> Found {
@@ -544,7 +576,7 @@ impl<'a, 's> TreeFiles<'a, 's> {
         // Looked up before inserting: a pool directory holds many files,
         // and its name is copied only for the first.
         if !self.dirs.contains_key(dir) {
-            let listing = Listing::read(&self.tree.join(dir));
+            let listing = self.listing(dir);
             self.dirs.insert(dir.to_owned(), listing);
         }
         let Some(listing) = &self.dirs[dir] else {
@@ -573,6 +605,11 @@ impl<'a, 's> TreeFiles<'a, 's> {
         found
     }
 }
+
+/// Listings of the folders of distributions' generations by (device,
+/// inode): the versions of a generation share its folders
+/// ([`crate::promote::shared`]), which are listed once, not per version.
+type SharedListings = std::sync::Mutex<FxHashMap<(u64, u64), Arc<Listing>>>;
 
 /// The regular files of a directory with their inode numbers, from the
 /// listing alone. The names share one buffer, and the table holds
