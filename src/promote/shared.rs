@@ -217,12 +217,6 @@ impl FileList {
     pub fn shared_files(&self) -> impl Iterator<Item = (&str, Sha256Digest)> + '_ {
         self.files.iter().filter(|(p, _)| self.is_shared(p))
     }
-
-    /// Whether `rel` is a shared file of the version (what `depot serve`
-    /// answers from the generation).
-    pub fn has_shared(&self, rel: &str) -> bool {
-        self.is_shared(rel) && self.files.get(rel).is_some()
-    }
 }
 
 /// What [`unneeded`] finds in one distribution folder.
@@ -347,8 +341,6 @@ mod tests {
         assert_eq!(read.files.get("top.rpm"), Some(Sha256Digest::of(b"y")));
         assert_eq!(read.files.get("pool/main/h/hello_1_all.deb"), Some(d));
         assert_eq!(read.files.get("pool/main/h/other_1_all.deb"), None);
-        assert!(read.has_shared("pool/main/h/hello_1_all.deb"));
-        assert!(!read.has_shared("top.rpm"));
         assert!(list.is_shared("pool/main/h/hello_1_all.deb"));
         assert!(!list.is_shared("top.rpm"));
         assert!(!list.is_shared("pool"));

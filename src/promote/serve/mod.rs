@@ -101,14 +101,36 @@ struct Cache {
     /// Each x509 guard's client-certificate verifier, until its CA bundle
     /// changes (its modification time).
     verifiers: std::sync::Mutex<std::collections::HashMap<String, (CaStamp, Verifier)>>,
-    /// The file lists of the versions read lately, by version folder,
-    /// with the inode of the list they were read from.
-    lists: std::sync::Mutex<std::collections::HashMap<PathBuf, (u64, Arc<FileList>)>>,
+    /// What the file lists of the versions read lately say, by version
+    /// folder, with the inode of the list they were read from.
+    lists: std::sync::Mutex<std::collections::HashMap<PathBuf, (u64, Arc<Served>)>>,
+    /// The key of [`Served::hashes`], new for every process.
+    path_key: std::hash::RandomState,
 }
 
-/// How many versions' file lists [`Cache`] keeps (a 63k-package version's
-/// is a few MB; readers mostly read the two stages).
-const LISTS_KEPT: usize = 8;
+/// How many versions' file lists [`Cache`] keeps. A 63k-package version
+/// costs 0.5 MB here; a reader who walks more versions than this makes
+/// serve read a list (~20 ms) per request.
+const LISTS_KEPT: usize = 64;
+
+/// What serve keeps of a version's file list ([`crate::promote::shared`]):
+/// its header, and a keyed 64-bit hash of each shared path it names (8
+/// bytes a file instead of the list's ~110).
+struct Served {
+    /// The list without its files.
+    header: FileList,
+    /// Sorted.
+    hashes: Vec<u64>,
+}
+
+/// [`Cache::listed`]'s answer.
+enum Listed {
+    /// A version without a list (the older layout).
+    None,
+    Cached(Arc<Served>),
+    /// To be read (the list's inode).
+    Unread(u64),
+}
 
 type CaStamp = Option<std::time::SystemTime>;
 type Verifier = Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>;
@@ -149,31 +171,58 @@ impl Cache {
         Some(info)
     }
 
-    /// The file list of version folder `dir`, if it has one; `Err` when
-    /// it cannot be read.
-    fn listed(&self, dir: &Path) -> std::io::Result<Option<Arc<FileList>>> {
+    /// What is known of version folder `dir`'s file list.
+    fn listed(&self, dir: &Path) -> std::io::Result<Listed> {
         use std::os::unix::fs::MetadataExt;
         let ino = match std::fs::metadata(dir.join(LIST)) {
             Ok(m) => m.ino(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Listed::None),
             Err(e) => return Err(e),
         };
-        let lock = || self.lists.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((i, listed)) = lock().get(dir)
-            && *i == ino
-        {
-            return Ok(Some(listed.clone()));
+        match self.lists().get(dir) {
+            Some((i, served)) if *i == ino => Ok(Listed::Cached(served.clone())),
+            _ => Ok(Listed::Unread(ino)),
         }
-        let Some(list) = FileList::read(dir)? else {
+    }
+
+    /// Reads version folder `dir`'s list (whose inode was `ino`) into the
+    /// cache; `None` if it went meanwhile.
+    fn read_list(&self, dir: &Path, ino: u64) -> std::io::Result<Option<Arc<Served>>> {
+        use std::hash::BuildHasher;
+        let Some(mut list) = FileList::read(dir)? else {
             return Ok(None);
         };
-        let listed = Arc::new(list);
-        let mut lists = lock();
+        let mut hashes: Vec<u64> = list
+            .shared_files()
+            .map(|(p, _)| self.path_key.hash_one(p))
+            .collect();
+        hashes.sort_unstable();
+        list.files = Default::default();
+        let served = Arc::new(Served {
+            header: list,
+            hashes,
+        });
+        let mut lists = self.lists();
         if lists.len() >= LISTS_KEPT {
             lists.clear();
         }
-        lists.insert(dir.to_owned(), (ino, listed.clone()));
-        Ok(Some(listed))
+        lists.insert(dir.to_owned(), (ino, served.clone()));
+        Ok(Some(served))
+    }
+
+    fn lists(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<PathBuf, (u64, Arc<Served>)>> {
+        self.lists.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether `served`'s version lists shared path `rel`.
+    fn lists_path(&self, served: &Served, rel: &str) -> bool {
+        use std::hash::BuildHasher;
+        served
+            .hashes
+            .binary_search(&self.path_key.hash_one(rel))
+            .is_ok()
     }
 }
 
@@ -528,23 +577,38 @@ async fn handle(
     let mut dir = published.version_dir(dist_name, &version);
     // A file of a shared folder is served from the generation, and only
     // if the version lists it: the generation holds other versions' files.
-    let listed = match cache.listed(&dir) {
-        Ok(listed) => listed,
+    // A list not cached yet is read off the async threads (it is a few
+    // MB for a large version).
+    let served = match cache.listed(&dir) {
+        Ok(Listed::None) => Ok(None),
+        Ok(Listed::Cached(served)) => Ok(Some(served)),
+        Ok(Listed::Unread(ino)) => {
+            let (cache, dir) = (cache.clone(), dir.clone());
+            tokio::task::spawn_blocking(move || cache.read_list(&dir, ino))
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+        }
+        Err(e) => Err(e),
+    };
+    let served = match served {
+        Ok(served) => served,
         Err(e) => {
             tracing::warn!("cannot read the file list of {}: {e}", dir.display());
             return empty(StatusCode::SERVICE_UNAVAILABLE);
         }
     };
-    if let Some(listed) = listed {
+    if let Some(served) = served {
         let rel = rest.to_str().unwrap_or_default();
         if rel == LIST {
             return empty(StatusCode::NOT_FOUND);
         }
-        if listed.is_shared(rel) {
-            if !listed.has_shared(rel) {
+        if served.header.is_shared(rel) {
+            if !cache.lists_path(&served, rel) {
                 return empty(StatusCode::NOT_FOUND);
             }
-            dir = published.dist_dir(dist_name).join(&listed.generation);
+            dir = published
+                .dist_dir(dist_name)
+                .join(&served.header.generation);
         }
     }
     serve_path(
@@ -769,6 +833,7 @@ pub async fn serve(
         dists: std::sync::Mutex::default(),
         verifiers: std::sync::Mutex::default(),
         lists: std::sync::Mutex::default(),
+        path_key: std::hash::RandomState::new(),
     });
     let slots = Arc::new(tokio::sync::Semaphore::new(max_connections));
     loop {
