@@ -26,11 +26,12 @@
 //! Drops of published versions that a killed process left half done are
 //! finished first (see [`crate::promote::dist::finish_interrupted_drops`]).
 //!
-//! Then each distribution's generations ([`crate::promote::shared`]) lose
-//! the files no version folder lists, under the distribution's lock (a
-//! publish adds to a generation only under it); a generation that no
-//! version uses goes whole. This runs before the pool's lock is taken,
-//! because publishes take the two locks in that order.
+//! Meanwhile, on a thread of its own, each distribution's generations
+//! ([`crate::promote::shared`]) lose the files no version folder lists,
+//! under the distribution's lock (a publish adds to a generation only
+//! under it); a generation that no version uses goes whole. That thread
+//! never takes the pool's lock, and gc waits for it only after letting
+//! the pool's go: publishes take a distribution's lock, then the pool's.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -155,9 +156,30 @@ pub fn gc(root: &Root, opts: &GcOptions) -> Result<GcReport, RetentionError> {
     if !opts.dry_run {
         report.finished_drops = crate::promote::dist::finish_interrupted_drops(root, opts.now)?;
     }
-    // Before the pool's lock: publishes take a distribution's lock first,
-    // then the pool's.
-    shared_files(root, opts, &mut report)?;
+    // The generations on a thread of their own while the pool is marked
+    // and swept: other folders, and both mostly waiting on the kernel.
+    // Publishes take a distribution's lock, then the pool's: that thread
+    // takes only distributions' locks, and this one waits for it only
+    // once it has let the pool's go (the end of `pool`).
+    let (generations, pooled) = std::thread::scope(|s| {
+        let generations = s.spawn(|| {
+            let mut part = GcReport::default();
+            shared_files(root, opts, &mut part).map(|()| part)
+        });
+        let pooled = pool(root, opts, &mut report);
+        (generations.join(), pooled)
+    });
+    pooled?;
+    let generations = generations.expect("gc's generation thread does not panic")?;
+    report.shared_files = generations.shared_files;
+    report.generations = generations.generations;
+    report.bytes += generations.bytes;
+    Ok(report)
+}
+
+/// Marks and sweeps the pool, the catalogs, the rpm-verified lists and
+/// the temp files, under the pool's lock.
+fn pool(root: &Root, opts: &GcOptions, report: &mut GcReport) -> Result<(), RetentionError> {
     let _guard = PoolGuard::collector(root, Wait::Yes)?;
     let marks = super::referenced(root, &|_| false)?;
 
@@ -259,8 +281,8 @@ pub fn gc(root: &Root, opts: &GcOptions) -> Result<GcReport, RetentionError> {
         }
     }
 
-    temp_files(root, opts, &mut report)?;
-    Ok(report)
+    temp_files(root, opts, report)?;
+    Ok(())
 }
 
 /// The files of distributions' generations that no version lists, and

@@ -5,8 +5,9 @@
 //! Package files are hardlinked from the content pool (copied across
 //! filesystems) into the distribution's generation, where the versions
 //! share them ([`crate::promote::shared`]); metadata is spliced from the
-//! snapshot's stored indices, never re-serialised. The version is built in a hidden staging folder,
-//! renamed into place, and only then does `DIR/DIST/dev` switch to it.
+//! snapshot's stored indices, never re-serialised. The version is built
+//! in a hidden staging folder, renamed into place, and only then does
+//! `DIR/DIST/dev` switch to it.
 //!
 //! This module owns writing new versions under a publish root; it never
 //! changes or removes a published version, and leaves version records and
