@@ -168,28 +168,69 @@ impl FileList {
     /// Reads the list of the version folder `version_dir`: `None` when it
     /// has none (a version of the older layout).
     pub fn read(version_dir: &Path) -> std::io::Result<Option<Self>> {
+        let mut files = PathMap::default();
+        let mut twice = false;
+        let header = Self::read_each(version_dir, |path, digest| {
+            twice |= files.insert(path, digest).is_some();
+        })?;
+        if twice {
+            // A path twice is not a list depot wrote.
+            return Err(invalid(&version_dir.join(LIST), "a path listed twice"));
+        }
+        Ok(header.map(|h| Self { files, ..h }))
+    }
+
+    /// Reads the list of `version_dir` a line at a time, handing each
+    /// file to `each`: its header (with no files), `None` when there is
+    /// no list. For readers that keep less than the list (a hash per
+    /// path), so that a 63k-file list is never in memory whole.
+    pub fn read_each(
+        version_dir: &Path,
+        mut each: impl FnMut(&str, Sha256Digest),
+    ) -> std::io::Result<Option<Self>> {
+        use std::io::BufRead;
         let path = version_dir.join(LIST);
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
+        let file = match std::fs::File::open(&path) {
+            Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
-        Self::parse(&bytes)
-            .map(Some)
-            .ok_or_else(|| invalid(&path, "not a depot file list"))
+        let mut reader = std::io::BufReader::with_capacity(256 * 1024, file);
+        let mut line = String::new();
+        let mut next = |line: &mut String| -> std::io::Result<bool> {
+            line.clear();
+            let more = reader.read_line(line)? > 0;
+            if line.ends_with('\n') {
+                line.pop();
+            }
+            Ok(more)
+        };
+        let bad = || invalid(&path, "not a depot file list");
+        let mut header = Vec::with_capacity(3);
+        for _ in 0..3 {
+            if !next(&mut line)? {
+                return Err(bad());
+            }
+            header.push(line.clone());
+        }
+        let this = Self::header(&header).ok_or_else(bad)?;
+        while next(&mut line)? {
+            let (hex, rel) = line.split_once(' ').ok_or_else(bad)?;
+            each(rel, hex.parse().map_err(|_| bad())?);
+        }
+        Ok(Some(this))
     }
 
-    fn parse(bytes: &[u8]) -> Option<Self> {
-        let text = std::str::from_utf8(bytes).ok()?;
-        let mut lines = text.lines();
-        (lines.next()? == MAGIC).then_some(())?;
-        let generation = lines.next()?.strip_prefix("generation ")?.to_owned();
+    /// The list's first three lines: magic, generation, shared folders.
+    fn header(lines: &[String]) -> Option<Self> {
+        (lines.first()? == MAGIC).then_some(())?;
+        let generation = lines.get(1)?.strip_prefix("generation ")?.to_owned();
         let valid_generation = generation
             .strip_prefix(GENERATION_PREFIX)
             .is_some_and(|v| crate::names::validate("version", v).is_ok());
         valid_generation.then_some(())?;
         let shared: Vec<String> = lines
-            .next()?
+            .get(2)?
             .strip_prefix("shared")?
             .split_whitespace()
             .map(str::to_owned)
@@ -197,19 +238,10 @@ impl FileList {
         if shared.iter().any(|s| s.starts_with('.') || s.contains('/')) {
             return None;
         }
-        let mut files = PathMap::with_capacity(bytes.len() / 100);
-        for line in lines {
-            let (hex, path) = line.split_once(' ')?;
-            // A path twice is not a list depot wrote.
-            files
-                .insert(path, hex.parse().ok()?)
-                .is_none()
-                .then_some(())?;
-        }
         Some(Self {
             generation,
             shared,
-            files,
+            files: PathMap::default(),
         })
     }
 

@@ -19,6 +19,7 @@
 //! Problems are listed, not raised one by one: the caller renders the
 //! report and then [`CheckReport::result`] makes the exit code.
 
+use std::hash::BuildHasher;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -502,9 +503,28 @@ struct TreeFiles<'a, 's> {
     generation_dirs: &'a SharedListings,
     /// Listing inodes proved unreliable here: stat every file.
     stat_each: bool,
-    /// The version's file list ([`crate::promote::shared`]): path →
-    /// digest, `None` for a version without one.
-    listed: Option<crate::promote::shared::FileList>,
+    /// The version's file list ([`crate::promote::shared`]), `None` for a
+    /// version without one.
+    listed: Option<Listed>,
+}
+
+/// What check keeps of a version's file list: its header, and a keyed
+/// hash of each path with its digest (40 bytes a file, not the list's
+/// ~110), sorted by hash.
+struct Listed {
+    header: crate::promote::shared::FileList,
+    key: std::hash::RandomState,
+    files: Vec<(u64, Sha256Digest)>,
+}
+
+impl Listed {
+    fn digest(&self, rel: &str) -> Option<Sha256Digest> {
+        let hash = self.key.hash_one(rel);
+        self.files
+            .binary_search_by_key(&hash, |(h, _)| *h)
+            .ok()
+            .map(|i| self.files[i].1)
+    }
 }
 
 /// A package file as [`TreeFiles`] finds it.
@@ -528,8 +548,16 @@ impl<'a, 's> TreeFiles<'a, 's> {
 
     /// Reads the version's file list, reporting one it cannot read.
     fn read_list(&mut self, subject: &str, report: &mut CheckReport) {
-        match crate::promote::shared::FileList::read(self.tree) {
-            Ok(list) => self.listed = list,
+        let key = std::hash::RandomState::new();
+        let mut files = Vec::new();
+        let header = crate::promote::shared::FileList::read_each(self.tree, |path, digest| {
+            files.push((key.hash_one(path), digest));
+        });
+        match header {
+            Ok(header) => {
+                files.sort_unstable_by_key(|(hash, _)| *hash);
+                self.listed = header.map(|header| Listed { header, key, files });
+            }
             Err(e) => report.problem(ProblemKind::FileList, subject, e.to_string()),
         }
     }
@@ -542,7 +570,7 @@ impl<'a, 's> TreeFiles<'a, 's> {
         let shared = self
             .listed
             .as_ref()
-            .is_some_and(|l| l.is_shared(&format!("{dir}/")));
+            .is_some_and(|l| l.header.is_shared(&format!("{dir}/")));
         if !shared {
             return Listing::read(&path).map(Arc::new);
         }
@@ -662,7 +690,6 @@ impl Listing {
 }
 
 fn hash_name(name: &str) -> u64 {
-    use std::hash::BuildHasher;
     rustc_hash::FxBuildHasher.hash_one(name)
 }
 
@@ -678,7 +705,7 @@ fn package_file(
 ) {
     report.package_files += 1;
     if let Some(listed) = &files.listed
-        && listed.files.get(rel) != Some(expected.sha256)
+        && listed.digest(rel) != Some(expected.sha256)
     {
         report.problem(
             ProblemKind::FileList,

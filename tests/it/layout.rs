@@ -263,18 +263,9 @@ fn dnf_reads_the_second_night_of_an_rpm_distribution_through_serve_and_nginx() {
         let good_key = crate::support::fixtures().join("rpm/keys/good.asc");
         let mut dnf = Dnf::new(&repo_url, &[&good_key]);
         dnf.repo_opts.push("repo_gpgcheck=0".into());
-        let q = dnf
-            .run(&[
-                "repoquery",
-                "--repo",
-                "fx",
-                "-a",
-                "--qf",
-                "%{name}-%{version}",
-            ])
-            .ok();
-        assert!(q.stdout.contains("alpha-1.1"), "{repo_url}: {}", q.stdout);
-        assert!(q.stdout.contains("epsilon-3.0"), "{repo_url}: {}", q.stdout);
+        let q = dnf.query_all("%{name}-%{version}");
+        assert!(q.contains("alpha-1.1"), "{repo_url}: {q}");
+        assert!(q.contains("epsilon-3.0"), "{repo_url}: {q}");
         // The package file dnf would fetch is the one upstream has.
         let location = dnf
             .run(&["repoquery", "--repo", "fx", "--location", "epsilon"])

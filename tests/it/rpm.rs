@@ -83,17 +83,8 @@ fn mirror_snapshot_publish_is_consumed_by_dnf() {
         &[&gpg.public_key, &good_key()],
     );
     dnf.run(&["makecache"]).ok();
-    let q = dnf
-        .run(&[
-            "repoquery",
-            "--repo",
-            "fx",
-            "-a",
-            "--qf",
-            "%{name} %{epoch}:%{version}-%{release} %{arch}",
-        ])
-        .ok();
-    let mut lines: Vec<&str> = q.stdout.lines().collect();
+    let q = dnf.query_all("%{name} %{epoch}:%{version}-%{release} %{arch}");
+    let mut lines: Vec<&str> = q.lines().collect();
     lines.sort();
     assert_eq!(
         lines,

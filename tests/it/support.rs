@@ -684,6 +684,14 @@ impl Dnf {
         }
     }
 
+    /// `repoquery -a` over the test repository, each package as `qf`:
+    /// the output.
+    pub fn query_all(&self, qf: &str) -> String {
+        self.run(&["repoquery", "--repo", "fx", "-a", "--qf", qf])
+            .ok()
+            .stdout
+    }
+
     pub fn run(&self, args: &[&str]) -> Run {
         let d = self.dir.path().display();
         let out = Command::new("dnf")
