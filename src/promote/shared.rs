@@ -139,10 +139,7 @@ impl FileList {
 
     /// Whether `rel` (a path inside the version) lies in a shared folder.
     pub fn is_shared(&self, rel: &str) -> bool {
-        match rel.as_bytes().iter().position(|&b| b == b'/') {
-            Some(end) => self.shared.iter().any(|s| *s == rel[..end]),
-            None => false,
-        }
+        top_folder(rel).is_some_and(|top| self.shared.iter().any(|s| s == top))
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -170,7 +167,7 @@ impl FileList {
     pub fn read(version_dir: &Path) -> std::io::Result<Option<Self>> {
         let mut files = PathMap::default();
         let mut twice = false;
-        let header = Self::read_each(version_dir, |path, digest| {
+        let header = Self::read_each(version_dir, |_, path, digest| {
             twice |= files.insert(path, digest).is_some();
         })?;
         if twice {
@@ -181,12 +178,13 @@ impl FileList {
     }
 
     /// Reads the list of `version_dir` a line at a time, handing each
-    /// file to `each`: its header (with no files), `None` when there is
-    /// no list. For readers that keep less than the list (a hash per
-    /// path), so that a 63k-file list is never in memory whole.
+    /// file to `each` with the list's header (which has no files): the
+    /// header, `None` when there is no list. For readers that keep less
+    /// than the list (a hash per path, the shared paths), so that a
+    /// 63k-file list is never in memory whole.
     pub fn read_each(
         version_dir: &Path,
-        mut each: impl FnMut(&str, Sha256Digest),
+        mut each: impl FnMut(&Self, &str, Sha256Digest),
     ) -> std::io::Result<Option<Self>> {
         use std::io::BufRead;
         let path = version_dir.join(LIST);
@@ -216,7 +214,7 @@ impl FileList {
         let this = Self::header(&header).ok_or_else(bad)?;
         while next(&mut line)? {
             let (hex, rel) = line.split_once(' ').ok_or_else(bad)?;
-            each(rel, hex.parse().map_err(|_| bad())?);
+            each(&this, rel, hex.parse().map_err(|_| bad())?);
         }
         Ok(Some(this))
     }
@@ -249,6 +247,15 @@ impl FileList {
     pub fn shared_files(&self) -> impl Iterator<Item = (&str, Sha256Digest)> + '_ {
         self.files.iter().filter(|(p, _)| self.is_shared(p))
     }
+}
+
+/// The top-level folder of `rel`, a path inside a version (`None` for a
+/// file at the top).
+pub fn top_folder(rel: &str) -> Option<&str> {
+    rel.as_bytes()
+        .iter()
+        .position(|&b| b == b'/')
+        .map(|end| &rel[..end])
 }
 
 /// What [`unneeded`] finds in one distribution folder.
@@ -304,20 +311,30 @@ pub fn unneeded(dist_dir: &Path, versions: &[String]) -> std::io::Result<Unneede
     if generations.is_empty() {
         return Ok(out);
     }
-    // Per generation, the shared files of the versions in it: one list
-    // read at a time, so memory is the generation's, not 30 lists'.
+    // Per generation, the shared files of the versions in it, read a
+    // line at a time: memory is the generation's, not 30 lists'.
     let mut needed: FxHashMap<String, PathMap> = FxHashMap::default();
     for v in versions {
-        let list = match FileList::read(&dist_dir.join(v)) {
-            Ok(Some(list)) => list,
-            Ok(None) => continue,
+        let read = FileList::read_each(&dist_dir.join(v), |header, path, digest| {
+            if !header.is_shared(path) {
+                return;
+            }
+            if !needed.contains_key(&header.generation) {
+                needed.insert(header.generation.clone(), PathMap::default());
+            }
+            if let Some(set) = needed.get_mut(&header.generation) {
+                set.insert(path, digest);
+            }
+        });
+        match read {
+            // A version in a generation uses it, files or not.
+            Ok(Some(header)) => {
+                needed.entry(header.generation).or_default();
+            }
+            Ok(None) => {}
             // Dropped since the listing.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(_) => return Ok(Unneeded::default()),
-        };
-        let set = needed.entry(list.generation.clone()).or_default();
-        for (p, d) in list.shared_files() {
-            set.insert(p, d);
         }
     }
     for g in generations {

@@ -550,7 +550,7 @@ impl<'a, 's> TreeFiles<'a, 's> {
     fn read_list(&mut self, subject: &str, report: &mut CheckReport) {
         let key = std::hash::RandomState::new();
         let mut files = Vec::new();
-        let header = crate::promote::shared::FileList::read_each(self.tree, |path, digest| {
+        let header = crate::promote::shared::FileList::read_each(self.tree, |_, path, digest| {
             files.push((key.hash_one(path), digest));
         });
         match header {

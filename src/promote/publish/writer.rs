@@ -13,7 +13,7 @@ use jiff::Timestamp;
 use super::options::PublishError;
 use crate::digest::Sha256Digest;
 use crate::pool::{Pool, PoolError};
-use crate::promote::shared::{FileList, LIST, PathMap};
+use crate::promote::shared::{FileList, LIST, PathMap, top_folder};
 
 pub(super) struct Writer<'a> {
     pub dist: &'a str,
@@ -63,11 +63,34 @@ impl Share {
         }
     }
 
-    /// The top-level folder of `rel` when it is shared.
-    fn top<'r>(&self, rel: &'r str) -> Option<&'r str> {
-        let top = &rel[..rel.as_bytes().iter().position(|&b| b == b'/')?];
-        (!top.starts_with('.') && !self.metadata.contains(&top)).then_some(top)
+    /// Where the file at `rel` goes: [`Plan::Held`] when the generation
+    /// holds it for the previous version, else whether it is linked into
+    /// the generation (a shared folder) or the staging folder.
+    fn plan(&mut self, dist: &str, rel: &str, digest: Sha256Digest) -> Result<Plan, PublishError> {
+        let Some(top) =
+            top_folder(rel).filter(|top| !top.starts_with('.') && !self.metadata.contains(top))
+        else {
+            return Ok(Plan::Link { shared: false });
+        };
+        if !self.used.iter().any(|u| u == top) {
+            self.used.push(top.to_owned());
+        }
+        match self.previous.files.get(rel) {
+            Some(d) if d == digest => Ok(Plan::Held),
+            Some(_) => Err(PublishError::NewGeneration {
+                dist: dist.to_owned(),
+                generation: self.name.clone(),
+                path: rel.to_owned(),
+            }),
+            None => Ok(Plan::Link { shared: true }),
+        }
     }
+}
+
+/// [`Share::plan`]'s answer.
+enum Plan {
+    Held,
+    Link { shared: bool },
 }
 
 /// Links are handed to workers in batches of this many.
@@ -122,28 +145,12 @@ impl<'a> Writer<'a> {
                 path: rel.to_owned(),
             });
         }
-        let shared = match &mut self.share {
-            Some(share) => match share.top(rel) {
-                Some(top) => {
-                    if !share.used.iter().any(|u| u == top) {
-                        share.used.push(top.to_owned());
-                    }
-                    match share.previous.files.get(rel) {
-                        // The generation holds it for the previous version.
-                        Some(d) if d == digest => return Ok(()),
-                        Some(_) => {
-                            return Err(PublishError::NewGeneration {
-                                dist: self.dist.to_owned(),
-                                generation: share.name.clone(),
-                                path: rel.to_owned(),
-                            });
-                        }
-                        None => true,
-                    }
-                }
-                None => false,
-            },
-            None => false,
+        let plan = match &mut self.share {
+            Some(share) => share.plan(self.dist, rel, digest)?,
+            None => Plan::Link { shared: false },
+        };
+        let Plan::Link { shared } = plan else {
+            return Ok(());
         };
         self.pending.push((rel.to_owned(), digest, shared));
         if self.pending.len() >= LINK_BATCH {

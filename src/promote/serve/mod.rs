@@ -114,8 +114,8 @@ struct Cache {
 const LISTS_KEPT: usize = 64;
 
 /// What serve keeps of a version's file list ([`crate::promote::shared`]):
-/// its header, and a keyed 64-bit hash of each path it names (8 bytes a
-/// file instead of the list's ~110).
+/// its header, and a keyed 64-bit hash of each shared path it names (8
+/// bytes a file instead of the list's ~110).
 struct Served {
     /// The list without its files.
     header: FileList,
@@ -189,10 +189,12 @@ impl Cache {
     /// cache; `None` if it went meanwhile.
     fn read_list(&self, dir: &Path, ino: u64) -> std::io::Result<Option<Arc<Served>>> {
         use std::hash::BuildHasher;
-        // Every listed path's hash; only shared paths are looked up.
+        // Only shared paths are looked up.
         let mut hashes = Vec::new();
-        let Some(header) = FileList::read_each(dir, |path, _| {
-            hashes.push(self.path_key.hash_one(path));
+        let Some(header) = FileList::read_each(dir, |header, path, _| {
+            if header.is_shared(path) {
+                hashes.push(self.path_key.hash_one(path));
+            }
         })?
         else {
             return Ok(None);
