@@ -271,14 +271,30 @@ impl<'a> SourceStanza<'a> {
 pub fn binary_stanzas(
     text: &str,
 ) -> impl Iterator<Item = Result<BinaryStanza<'_>, AptFormatError>> {
-    deb822::paragraphs(text).map(|p| BinaryStanza::of(&p?))
+    binary_stanzas_from(text, 1)
+}
+
+/// [`binary_stanzas`] of a piece of an index that starts at line `line`.
+pub fn binary_stanzas_from(
+    text: &str,
+    line: usize,
+) -> impl Iterator<Item = Result<BinaryStanza<'_>, AptFormatError>> {
+    deb822::paragraphs_from(text, line).map(|p| BinaryStanza::of(&p?))
 }
 
 /// Iterates over the checked source stanzas of a `Sources` text.
 pub fn source_stanzas(
     text: &str,
 ) -> impl Iterator<Item = Result<SourceStanza<'_>, AptFormatError>> {
-    deb822::paragraphs(text).map(|p| SourceStanza::from_paragraph(p?))
+    source_stanzas_from(text, 1)
+}
+
+/// [`source_stanzas`] of a piece of an index that starts at line `line`.
+pub fn source_stanzas_from(
+    text: &str,
+    line: usize,
+) -> impl Iterator<Item = Result<SourceStanza<'_>, AptFormatError>> {
+    deb822::paragraphs_from(text, line).map(|p| SourceStanza::from_paragraph(p?))
 }
 
 /// The pool directory Debian puts a source package's files in: `lib`

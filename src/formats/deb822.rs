@@ -57,11 +57,14 @@ impl<'a> Paragraph<'a> {
 
 /// Iterates over the paragraphs of `text`.
 pub fn paragraphs(text: &str) -> Paragraphs<'_> {
-    Paragraphs {
-        text,
-        pos: 0,
-        line: 1,
-    }
+    paragraphs_from(text, 1)
+}
+
+/// Iterates over the paragraphs of `text`, a piece of a larger text whose
+/// first line is line `line` of the whole (for the line numbers of
+/// paragraphs and errors).
+pub fn paragraphs_from(text: &str, line: usize) -> Paragraphs<'_> {
+    Paragraphs { text, pos: 0, line }
 }
 
 pub struct Paragraphs<'a> {

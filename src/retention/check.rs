@@ -356,9 +356,15 @@ fn versions(
                             return out;
                         };
                         let mut part = CheckReport::default();
-                        let mut files = TreeFiles::new(tree, &mut sizes, &generation_dirs);
-                        files.read_list(subject, &mut part);
-                        version(&mut files, subject, opts, &mut part, &hashes);
+                        let mut files = TreeFiles::new(
+                            (subject, tree),
+                            opts,
+                            &hashes,
+                            &mut sizes,
+                            &generation_dirs,
+                        );
+                        files.read_list(&mut part);
+                        version(&mut files, &mut part);
                         out.push((i, part));
                     }
                 })
@@ -378,43 +384,39 @@ fn versions(
 }
 
 /// Checks one published version's tree.
-fn version(
-    files: &mut TreeFiles<'_, '_>,
-    subject: &str,
-    opts: CheckOptions,
-    report: &mut CheckReport,
-    hashes: &Hashes,
-) {
+fn version(files: &mut TreeFiles<'_, '_>, report: &mut CheckReport) {
     let tree = files.tree;
     if tree.join("repodata/repomd.xml").is_file() {
-        rpm_version(files, subject, opts, report, hashes);
+        rpm_version(files, report);
     } else if tree.join("dists").is_dir() {
-        apt_version(files, subject, opts, report, hashes);
+        apt_version(files, report);
     } else {
         report.problem(
             ProblemKind::MissingVersion,
-            subject,
+            files.subject,
             format!("{} holds no repository", tree.display()),
         );
     }
 }
 
-/// Checks one file a signed listing names; returns its bytes when read.
+/// Checks one file a signed listing names: that it is there with the
+/// listed size and, when `hash`, the listed SHA-256 (read a block at a
+/// time). Returns whether it passed.
 fn listed_file(
     path: &Path,
     rel: &str,
     expected: Expected,
-    read: bool,
+    hash: bool,
     subject: &str,
     report: &mut CheckReport,
-) -> Option<Vec<u8>> {
+) -> bool {
     let Ok(meta) = path.metadata() else {
         report.problem(
             ProblemKind::MissingIndex,
             subject,
             format!("{rel} is listed but missing"),
         );
-        return None;
+        return false;
     };
     if meta.len() != expected.size {
         report.problem(
@@ -426,32 +428,152 @@ fn listed_file(
                 expected.size
             ),
         );
-        return None;
+        return false;
     }
-    if !read {
-        return None;
+    if !hash {
+        return true;
     }
-    let Ok(bytes) = std::fs::read(path) else {
+    match crate::pool::hash_file(path) {
+        Ok((_, actual)) => listed_digest(rel, actual, expected, subject, report),
+        Err(_) => {
+            report.problem(
+                ProblemKind::MissingIndex,
+                subject,
+                format!("cannot read {rel}"),
+            );
+            false
+        }
+    }
+}
+
+/// Whether `actual` is the SHA-256 the listing gives `rel`; reports it
+/// if not.
+fn listed_digest(
+    rel: &str,
+    actual: Sha256Digest,
+    expected: Expected,
+    subject: &str,
+    report: &mut CheckReport,
+) -> bool {
+    if actual == expected.sha256 {
+        return true;
+    }
+    report.problem(
+        ProblemKind::IndexMismatch,
+        subject,
+        format!(
+            "{rel} has SHA-256 {actual}, the listing says {}",
+            expected.sha256
+        ),
+    );
+    false
+}
+
+/// Reads `path` in blocks of about `block` bytes that end where a
+/// paragraph does (after an empty line), handing each to `each` with the
+/// number of its first line; returns the file's SHA-256. A published
+/// `Packages` (16-54 MB for 63k packages) is hashed and scanned in
+/// bounded memory rather than read whole by each checking thread.
+fn paragraph_blocks(
+    path: &Path,
+    block: u64,
+    mut each: impl FnMut(&[u8], usize),
+) -> std::io::Result<Sha256Digest> {
+    use sha2::Digest as _;
+    use std::io::Read as _;
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = Vec::new();
+    let mut line = 1;
+    loop {
+        let read = file.by_ref().take(block).read_to_end(&mut buf)?;
+        let eof = (read as u64) < block;
+        let end = if eof {
+            buf.len()
+        } else {
+            // A paragraph longer than the block: read on.
+            let Some(i) = memchr::memmem::rfind(&buf, b"\n\n") else {
+                continue;
+            };
+            i + 2
+        };
+        let block = &buf[..end];
+        hasher.update(block);
+        if !block.is_empty() {
+            each(block, line);
+        }
+        if eof {
+            return Ok(Sha256Digest::from_hasher(hasher));
+        }
+        line += memchr::memchr_iter(b'\n', block).count();
+        buf.drain(..end);
+    }
+}
+
+/// Hashes and scans a plain `Packages` or `Sources` index a block at a
+/// time, checking each package file it names. What the scan finds counts
+/// only if the index is the one `Release` lists (else that is the
+/// problem).
+fn scan_index(
+    files: &mut TreeFiles<'_, '_>,
+    path: &Path,
+    rel: &str,
+    expected: Expected,
+    report: &mut CheckReport,
+) {
+    let subject = files.subject;
+    let sources = rel.ends_with("Sources");
+    let mut found = CheckReport::default();
+    let mut utf8 = true;
+    let digest = paragraph_blocks(path, 1 << 20, |block, line| {
+        let Ok(text) = std::str::from_utf8(block).inspect_err(|_| utf8 = false) else {
+            return;
+        };
+        let malformed = |found: &mut CheckReport, e: aptfmt::AptFormatError| {
+            found.problem(ProblemKind::IndexMismatch, subject, format!("{rel}: {e}"));
+        };
+        if sources {
+            for s in aptfmt::source_stanzas_from(text, line) {
+                match s {
+                    Ok(s) => {
+                        for (file, e) in &s.files {
+                            let rel = format!("{}/{file}", s.directory);
+                            package_file(files, &rel, *e, &mut found);
+                        }
+                    }
+                    Err(e) => malformed(&mut found, e),
+                }
+            }
+        } else {
+            for s in aptfmt::binary_stanzas_from(text, line) {
+                match s {
+                    Ok(s) => package_file(files, s.filename, s.expected, &mut found),
+                    Err(e) => malformed(&mut found, e),
+                }
+            }
+        }
+    });
+    let Ok(actual) = digest else {
         report.problem(
             ProblemKind::MissingIndex,
             subject,
             format!("cannot read {rel}"),
         );
-        return None;
+        return;
     };
-    let actual = Sha256Digest::of(&bytes);
-    if actual != expected.sha256 {
+    if !listed_digest(rel, actual, expected, subject, report) {
+        return;
+    }
+    if !utf8 {
         report.problem(
             ProblemKind::IndexMismatch,
             subject,
-            format!(
-                "{rel} has SHA-256 {actual}, the listing says {}",
-                expected.sha256
-            ),
+            format!("{rel} is not UTF-8"),
         );
-        return None;
+        return;
     }
-    Some(bytes)
+    report.package_files += found.package_files;
+    report.problems.append(&mut found.problems);
 }
 
 /// (device, inode) → size of the package files seen: the versions of a
@@ -493,7 +615,12 @@ impl Sizes<'_> {
 /// inode must agree with the listing's (a filesystem whose listings carry
 /// other numbers is then stat'ed file by file).
 struct TreeFiles<'a, 's> {
+    /// The version, as problems name it (`DIST/VERSION`).
+    subject: &'a str,
     tree: &'a Path,
+    opts: CheckOptions,
+    /// Package files hashed (`--full`), shared by every checking thread.
+    hashes: &'a Hashes,
     dev: Option<u64>,
     sizes: &'a mut Sizes<'s>,
     /// Directory (relative) → its regular files' inodes, `None` when it
@@ -534,8 +661,17 @@ enum Found {
 }
 
 impl<'a, 's> TreeFiles<'a, 's> {
-    fn new(tree: &'a Path, sizes: &'a mut Sizes<'s>, generation_dirs: &'a SharedListings) -> Self {
+    fn new(
+        (subject, tree): (&'a str, &'a Path),
+        opts: CheckOptions,
+        hashes: &'a Hashes,
+        sizes: &'a mut Sizes<'s>,
+        generation_dirs: &'a SharedListings,
+    ) -> Self {
         Self {
+            subject,
+            opts,
+            hashes,
             tree,
             dev: tree.metadata().ok().map(|m| m.dev()),
             sizes,
@@ -547,7 +683,7 @@ impl<'a, 's> TreeFiles<'a, 's> {
     }
 
     /// Reads the version's file list, reporting one it cannot read.
-    fn read_list(&mut self, subject: &str, report: &mut CheckReport) {
+    fn read_list(&mut self, report: &mut CheckReport) {
         let key = std::hash::RandomState::new();
         let mut files = Vec::new();
         let header = crate::promote::shared::FileList::read_each(self.tree, |_, path, digest| {
@@ -558,7 +694,7 @@ impl<'a, 's> TreeFiles<'a, 's> {
                 files.sort_unstable_by_key(|(hash, _)| *hash);
                 self.listed = header.map(|header| Listed { header, key, files });
             }
-            Err(e) => report.problem(ProblemKind::FileList, subject, e.to_string()),
+            Err(e) => report.problem(ProblemKind::FileList, self.subject, e.to_string()),
         }
     }
 
@@ -698,11 +834,9 @@ fn package_file(
     files: &mut TreeFiles<'_, '_>,
     rel: &str,
     expected: Expected,
-    opts: CheckOptions,
-    subject: &str,
     report: &mut CheckReport,
-    hashes: &Hashes,
 ) {
+    let (subject, opts, hashes) = (files.subject, files.opts, files.hashes);
     report.package_files += 1;
     if let Some(listed) = &files.listed
         && listed.digest(rel) != Some(expected.sha256)
@@ -754,13 +888,8 @@ fn find_release_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     }
 }
 
-fn apt_version(
-    files: &mut TreeFiles<'_, '_>,
-    subject: &str,
-    opts: CheckOptions,
-    report: &mut CheckReport,
-    hashes: &Hashes,
-) {
+fn apt_version(files: &mut TreeFiles<'_, '_>, report: &mut CheckReport) {
+    let (subject, opts) = (files.subject, files.opts);
     let tree = files.tree;
     let mut releases = Vec::new();
     find_release_files(&tree.join("dists"), &mut releases);
@@ -788,69 +917,19 @@ fn apt_version(
         for (path, expected) in &parsed.sha256 {
             let plain = crate::formats::compress::Compression::from_path(path)
                 == crate::formats::compress::Compression::None;
+            let index = plain && (path.ends_with("Packages") || path.ends_with("Sources"));
             let rel = format!("{rel_dir}/{path}");
-            let Some(bytes) = listed_file(
-                &dir.join(path),
-                &rel,
-                *expected,
-                plain || opts.full,
-                subject,
-                report,
-            ) else {
-                continue;
-            };
-            if !plain {
-                continue;
-            }
-            let Ok(text) = std::str::from_utf8(&bytes) else {
-                report.problem(
-                    ProblemKind::IndexMismatch,
-                    subject,
-                    format!("{rel} is not UTF-8"),
-                );
-                continue;
-            };
-            if path.ends_with("Packages") {
-                for s in aptfmt::binary_stanzas(text) {
-                    match s {
-                        Ok(s) => package_file(
-                            files, s.filename, s.expected, opts, subject, report, hashes,
-                        ),
-                        Err(e) => report.problem(
-                            ProblemKind::IndexMismatch,
-                            subject,
-                            format!("{rel}: {e}"),
-                        ),
-                    }
-                }
-            } else if path.ends_with("Sources") {
-                for s in aptfmt::source_stanzas(text) {
-                    match s {
-                        Ok(s) => {
-                            for (file, e) in &s.files {
-                                let rel = format!("{}/{file}", s.directory);
-                                package_file(files, &rel, *e, opts, subject, report, hashes);
-                            }
-                        }
-                        Err(e) => report.problem(
-                            ProblemKind::IndexMismatch,
-                            subject,
-                            format!("{rel}: {e}"),
-                        ),
-                    }
-                }
+            let file = dir.join(path);
+            let hash = (plain || opts.full) && !index;
+            if listed_file(&file, &rel, *expected, hash, subject, report) && index {
+                scan_index(files, &file, &rel, *expected, report);
             }
         }
     }
 }
 
-fn rpm_version(
-    files: &mut TreeFiles<'_, '_>,
-    subject: &str,
-    opts: CheckOptions,
-    report: &mut CheckReport,
-    hashes: &Hashes,
-) {
+fn rpm_version(files: &mut TreeFiles<'_, '_>, report: &mut CheckReport) {
+    let subject = files.subject;
     let tree = files.tree;
     use crate::formats::rpm;
     let records = std::fs::read_to_string(tree.join("repodata/repomd.xml"))
@@ -880,10 +959,18 @@ fn rpm_version(
             .unwrap_or(0);
         let expected = Expected { size, sha256 };
         let primary = r.mdtype == "primary";
-        let Some(bytes) = listed_file(&path, &r.href, expected, true, subject, report) else {
+        if !listed_file(&path, &r.href, expected, !primary, subject, report) || !primary {
+            continue;
+        }
+        let Ok(bytes) = std::fs::read(&path) else {
+            report.problem(
+                ProblemKind::MissingIndex,
+                subject,
+                format!("cannot read {}", r.href),
+            );
             continue;
         };
-        if !primary {
+        if !listed_digest(&r.href, Sha256Digest::of(&bytes), expected, subject, report) {
             continue;
         }
         let text = crate::formats::compress::decompress_named(&r.href, &bytes)
@@ -911,7 +998,50 @@ fn rpm_version(
                 size: p.size,
                 sha256,
             };
-            package_file(files, &p.href, expected, opts, subject, report, hashes);
+            package_file(files, &p.href, expected, report);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Blocks end after an empty line, cover the file in order, carry the
+    /// right first line numbers (a paragraph longer than a block
+    /// included), and the digest is the whole file's.
+    #[test]
+    fn paragraph_blocks_split_only_between_paragraphs() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("Packages");
+        let long: String = (0..40).map(|i| format!(" line {i}\n")).collect();
+        let text = format!(
+            "Package: a\nVersion: 1\n\nPackage: b\nDescription: x\n{long}\nPackage: c\nVersion: 2\n"
+        );
+        std::fs::write(&path, &text).unwrap();
+        let mut seen = Vec::new();
+        let digest = paragraph_blocks(&path, 16, |block, line| {
+            seen.push((String::from_utf8(block.to_vec()).unwrap(), line));
+        })
+        .unwrap();
+        assert_eq!(digest, Sha256Digest::of(text.as_bytes()));
+        let joined: String = seen.iter().map(|(b, _)| b.as_str()).collect();
+        assert_eq!(joined, text);
+        for (block, _) in &seen[..seen.len() - 1] {
+            assert!(block.ends_with("\n\n"), "{block:?}");
+        }
+        for (block, line) in &seen {
+            let first = block.lines().next().unwrap();
+            let lines: Vec<&str> = text.lines().collect();
+            assert_eq!(lines[line - 1], first, "block {block:?} says line {line}");
+        }
+        assert!(seen.iter().any(|(b, _)| b.contains("line 39")));
+        // The scanner's line numbers follow: `c` is on line 47.
+        let (last, line) = seen.last().unwrap();
+        let p = crate::formats::deb822::paragraphs_from(last, *line)
+            .next()
+            .unwrap()
+            .unwrap();
+        assert_eq!((p.get("Package"), p.line), (Some("c"), 47));
     }
 }
