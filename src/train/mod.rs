@@ -278,7 +278,7 @@ async fn go(
         reporter,
         notifier: notify::Notifier::new(file.notify.iter().map(|u| u.0.clone()).collect()),
         journal: Mutex::new(journal),
-        store: journal::journals(root, &file.train),
+        saver: journal::Saver::new(journal::journals(root, &file.train)),
     };
     night.go().await
 }

@@ -29,7 +29,7 @@ use futures_util::StreamExt;
 use jiff::Timestamp;
 
 use super::file::{QueueSpec, TrainFile, same_definition};
-use super::journal::{Journal, StepRecord, StepState};
+use super::journal::{Journal, Saver, StepRecord, StepState};
 use super::notify::{Notice, Notifier};
 use super::plan::{Plan, StepKind, source};
 use super::{StepError, TrainError};
@@ -38,7 +38,6 @@ use crate::report::{Event, Reporter};
 use crate::root::Root;
 use crate::settings::Settings;
 use crate::snapshot::{self, Origin, SnapshotSource};
-use crate::store::Store;
 
 /// Mirrors updated at once unless the file says `mirror-concurrency`.
 pub const DEFAULT_MIRROR_CONCURRENCY: usize = 4;
@@ -70,7 +69,7 @@ pub(super) struct Night<'a> {
     pub reporter: &'a dyn Reporter,
     pub notifier: Notifier,
     pub journal: Mutex<Journal>,
-    pub store: Store<Journal>,
+    pub saver: Saver,
 }
 
 impl Night<'_> {
@@ -78,11 +77,12 @@ impl Night<'_> {
         &self.plan.run
     }
 
-    /// Changes the journal and saves it (atomically) before going on.
+    /// Changes the journal and queues it to be saved
+    /// ([`super::journal::Saver`]).
     fn update<R>(&self, f: impl FnOnce(&mut Journal) -> R) -> Result<R, TrainError> {
         let mut j = self.journal.lock().unwrap_or_else(|p| p.into_inner());
         let r = f(&mut j);
-        self.store.save(&j.run, &j)?;
+        self.saver.save(&j)?;
         Ok(r)
     }
 
@@ -148,6 +148,7 @@ impl Night<'_> {
             j.finished = Some(Timestamp::now());
             j.clone()
         })?;
+        self.saver.flush()?;
         self.notify(
             "run-finished",
             None,
