@@ -506,6 +506,19 @@ fn layout(header: &[u32], index: Sha256Digest) -> Option<([Range<usize>; 6], usi
 }
 
 impl Catalog {
+    /// Lets the kernel drop the pages of a mapped catalog from this
+    /// process (they stay in the page cache, and a later read maps them
+    /// again): a command that goes through several large catalogs one at
+    /// a time (publish, a part after another) then holds one at a time.
+    pub fn release_pages(&self) {
+        if let Tables::Mapped { map, .. } = &self.tables {
+            // SAFETY: a read-only shared mapping of a file that does not
+            // change (see `Catalog::read`): dropped pages read back the
+            // same bytes.
+            let _ = unsafe { map.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) };
+        }
+    }
+
     /// `None` when `tables` are not a catalog of `index` in this format.
     fn from_tables(tables: Tables, index: Sha256Digest) -> Option<Self> {
         let words = tables.words();

@@ -23,7 +23,7 @@ use super::options::{PublishError, PublishOptions};
 use super::writer::{Writer, rfc2822};
 use crate::content::{AptContent, IndexError, IndexKind, IndexPart, Selection, index_text};
 use crate::digest::{Expected, Sha256Digest};
-use crate::formats::apt::{self as fmt, AptFormatError};
+use crate::formats::apt as fmt;
 use crate::formats::compress::Compression;
 use crate::packages::catalog::{Cache, CatalogError};
 use crate::packages::catalog::{Catalog, Entry, Location};
@@ -50,21 +50,25 @@ enum IndexSource {
 }
 
 /// One part of a `Packages` index whose catalog locates every selected
-/// entry's `Filename` inside `text` (checked by [`BinaryPart::load`]).
+/// entry's `Filename` inside the text of blob `blob` (checked by
+/// [`BinaryPart::load`]). The text is not kept: a release merged from ten
+/// 63k-package mirrors has ten 16 MB parts, and they are read one at a
+/// time, when checked and again when written.
 struct BinaryPart {
-    text: Vec<u8>,
+    blob: Sha256Digest,
     catalog: Arc<Catalog>,
     /// The entries kept, in order; all of them when `None`.
     selected: Option<Vec<u32>>,
 }
 
 impl BinaryPart {
+    /// The part and its text, checked.
     fn load(
         catalogs: &Cache,
         dist: &str,
         kind: IndexKind,
         part: &IndexPart,
-    ) -> Result<Self, PublishError> {
+    ) -> Result<(Self, Vec<u8>), PublishError> {
         let index_err = |source| PublishError::Index {
             dist: dist.to_owned(),
             source,
@@ -82,31 +86,49 @@ impl BinaryPart {
             }
         };
         let mut this = Self {
+            blob: part.blob,
             selected: selection.as_ref().map(|s| catalog.selected(s)),
-            text,
             catalog,
         };
-        if !this.locates_all() {
+        if !this.locates_all(&text) {
             // A stanza without a valid file, or a damaged cache: parsing
             // names the stanza; if it finds nothing, the catalog is built
             // afresh from the text and replaces the cached one.
-            let text = std::str::from_utf8(&this.text)
+            let utf8 = std::str::from_utf8(&text)
                 .map_err(|_| index_err(IndexError::Utf8(part.blob).into()))?;
-            if let Some(Err(source)) = fmt::binary_stanzas(text).find(Result::is_err) {
+            if let Some(Err(source)) = fmt::binary_stanzas(utf8).find(Result::is_err) {
                 return Err(PublishError::Malformed {
                     dist: dist.to_owned(),
                     source,
                 });
             }
-            this.catalog = catalogs.rebuild(part.blob, kind, text).map_err(index_err)?;
+            this.catalog = catalogs.rebuild(part.blob, kind, utf8).map_err(index_err)?;
             // The selection maps to entries by their spans: map it again.
             this.selected = selection.as_ref().map(|s| this.catalog.selected(s));
             assert!(
-                this.locates_all(),
+                this.locates_all(&text),
                 "a fresh catalog of a well-formed index locates every entry"
             );
         }
-        Ok(this)
+        this.catalog.release_pages();
+        Ok((this, text))
+    }
+
+    /// The part's text, read again to be written: the blob that
+    /// [`BinaryPart::load`] checked, else an error naming the damage.
+    fn text(&self, pool: &Pool, dist: &str) -> Result<Vec<u8>, PublishError> {
+        let pool_err = |source| PublishError::Index {
+            dist: dist.to_owned(),
+            source: IndexError::Pool(source).into(),
+        };
+        let text = pool.read(&self.blob).map_err(pool_err)?;
+        if !self.locates_all(&text) {
+            return Err(pool_err(crate::pool::PoolError::ChecksumMismatch {
+                expected: self.blob,
+                actual: Sha256Digest::of(&text),
+            }));
+        }
+        Ok(text)
     }
 
     fn ordinals(&self) -> Box<dyn Iterator<Item = u32> + '_> {
@@ -121,7 +143,7 @@ impl BinaryPart {
     /// `Filename` line where the location says, with a non-empty UTF-8
     /// path. (A catalog is trusted as pool blobs are; this catches a
     /// damaged cache file, not a forged one.)
-    fn locates_all(&self) -> bool {
+    fn locates_all(&self, text: &[u8]) -> bool {
         let entries = self.catalog.entries();
         let mut previous_end = 0;
         self.ordinals().all(|o| {
@@ -137,31 +159,34 @@ impl BinaryPart {
                 && p0 < p1
                 && p1 <= l1
                 && l1 <= s1
-                && s1 <= self.text.len()
-                && self.text[l0..]
+                && s1 <= text.len()
+                && text[l0..]
                     .get(..9)
                     .is_some_and(|f| f.eq_ignore_ascii_case(b"Filename:"))
-                && std::str::from_utf8(&self.text[p0..p1]).is_ok();
+                && std::str::from_utf8(&text[p0..p1]).is_ok();
             previous_end = s1;
             ok
         })
     }
 
     /// The kept entries, each with its location and its file's path
-    /// upstream.
-    fn kept(&self) -> impl Iterator<Item = (&Entry, &Location, &str)> + '_ {
+    /// upstream, in `text` (checked by [`BinaryPart::locates_all`]).
+    fn kept<'a>(
+        &'a self,
+        text: &'a [u8],
+    ) -> impl Iterator<Item = (&'a Entry, &'a Location, &'a str)> + 'a {
         let entries = self.catalog.entries();
         self.ordinals().map(move |o| {
             let l = self.catalog.location(o).expect("checked by load");
             let [p0, p1] = l.path.map(|x| x as usize);
-            let path = std::str::from_utf8(&self.text[p0..p1]).expect("checked by load");
+            let path = std::str::from_utf8(&text[p0..p1]).expect("checked by load");
             (&entries[o as usize], l, path)
         })
     }
 
     /// The kept entries' package files: (path upstream, what it must be).
-    fn files(&self) -> impl Iterator<Item = (&str, Expected)> + '_ {
-        self.kept().map(|(_, l, path)| {
+    fn files<'a>(&'a self, text: &'a [u8]) -> impl Iterator<Item = (&'a str, Expected)> + 'a {
+        self.kept(text).map(|(_, l, path)| {
             let expected = Expected {
                 size: l.size(),
                 sha256: l.sha256(),
@@ -191,43 +216,53 @@ pub(super) fn prepare(
         return Err(PublishError::InvalidSuite(suite));
     }
     let pool = catalogs.pool();
+    let base = Url::parse(&content.files_url)
+        .map_err(|_| PublishError::InvalidSuite(content.files_url.clone()))?;
+    let mut missing = Missing {
+        pool: (!complete).then_some(pool),
+        base: &base,
+        seen: HashSet::new(),
+        files: Vec::new(),
+    };
     let mut sources = Vec::with_capacity(content.indices.len());
     for index in &content.indices {
         sources.push(match index.kind {
-            IndexKind::Binary | IndexKind::Udeb => IndexSource::Binary(
-                index
-                    .parts
-                    .iter()
-                    .map(|part| BinaryPart::load(catalogs, dist, index.kind, part))
-                    .collect::<Result<_, _>>()?,
-            ),
+            IndexKind::Binary | IndexKind::Udeb => {
+                let mut parts = Vec::with_capacity(index.parts.len());
+                for part in &index.parts {
+                    let (part, text) = BinaryPart::load(catalogs, dist, index.kind, part)?;
+                    if !complete {
+                        for (path, e) in part.files(&text) {
+                            missing.want(path, e);
+                        }
+                    }
+                    parts.push(part);
+                }
+                IndexSource::Binary(parts)
+            }
             IndexKind::Source => {
-                IndexSource::Text(index.text(pool).map_err(|source| PublishError::Index {
+                let text = index.text(pool).map_err(|source| PublishError::Index {
                     dist: dist.to_owned(),
                     source: source.into(),
-                })?)
+                })?;
+                for s in fmt::source_stanzas(&text).filter(|_| !complete) {
+                    let s = s.map_err(|source| PublishError::Malformed {
+                        dist: dist.to_owned(),
+                        source,
+                    })?;
+                    for (file, e) in &s.files {
+                        missing.want(&format!("{}/{file}", s.directory), *e);
+                    }
+                }
+                IndexSource::Text(text)
             }
         });
     }
-    let base = Url::parse(&content.files_url)
-        .map_err(|_| PublishError::InvalidSuite(content.files_url.clone()))?;
-    let missing = if complete {
-        Vec::new()
-    } else {
-        missing_files(pool, &sources)
-            .map_err(|source| PublishError::Malformed {
-                dist: dist.to_owned(),
-                source,
-            })?
-            .into_iter()
-            .filter_map(|(path, e)| base.join(&path).ok().map(|u| (u, e)))
-            .collect()
-    };
     Ok(Prepared {
         content: content.clone(),
         sources,
         suite,
-        missing,
+        missing: missing.files,
     })
 }
 
@@ -238,12 +273,21 @@ fn write_binary(
     component: &str,
     parts: &[BinaryPart],
 ) -> Result<Vec<u8>, PublishError> {
-    let total: usize = parts.iter().map(|p| p.text.len()).sum();
-    let mut out = Vec::with_capacity(total + total / 16);
+    // The kept stanzas, and a little for the longer `Filename` lines: a
+    // release keeps a part of each source's stanzas.
+    let kept: usize = parts
+        .iter()
+        .flat_map(|p| p.ordinals().map(|o| &p.catalog.entries()[o as usize]))
+        .map(|e| (e.span[1] - e.span[0]) as usize + 16)
+        .sum();
+    for part in parts {
+        part.catalog.release_pages();
+    }
+    let mut out = Vec::with_capacity(kept);
     let mut rel = String::new();
     for part in parts {
-        let text = &part.text;
-        for (e, l, path) in part.kept() {
+        let text = &part.text(w.pool(), w.dist)?;
+        for (e, l, path) in part.kept(text) {
             let base = path.rsplit('/').next().unwrap_or(path);
             let source = part.catalog.str(e.source);
             rel.clear();
@@ -259,6 +303,7 @@ fn write_binary(
             }
             out.push(b'\n');
         }
+        part.catalog.release_pages();
     }
     Ok(out)
 }
@@ -288,36 +333,26 @@ fn write_sources(w: &mut Writer<'_>, component: &str, text: &str) -> Result<Vec<
     Ok(out.into_bytes())
 }
 
-/// Package files the pool lacks (mirrors with the on-demand policy).
-fn missing_files(
-    pool: &Pool,
-    sources: &[IndexSource],
-) -> Result<Vec<(String, Expected)>, AptFormatError> {
-    let mut seen = HashSet::new();
-    let mut out = Vec::new();
-    let mut want = |path: String, e: Expected| {
-        if seen.insert(e.sha256) && !pool.contains(&e.sha256) {
-            out.push((path, e));
-        }
-    };
-    for source in sources {
-        match source {
-            IndexSource::Binary(parts) => {
-                for (path, e) in parts.iter().flat_map(BinaryPart::files) {
-                    want(path.to_owned(), e);
-                }
-            }
-            IndexSource::Text(text) => {
-                for s in fmt::source_stanzas(text) {
-                    let s = s?;
-                    for (file, e) in &s.files {
-                        want(format!("{}/{file}", s.directory), *e);
-                    }
-                }
-            }
+/// Package files the pool lacks (mirrors with the on-demand policy), each
+/// once, with their URLs; nothing is looked up when `pool` is `None` (a
+/// complete snapshot).
+struct Missing<'a> {
+    pool: Option<&'a Pool>,
+    base: &'a Url,
+    seen: HashSet<Sha256Digest>,
+    files: Vec<(Url, Expected)>,
+}
+
+impl Missing<'_> {
+    fn want(&mut self, path: &str, e: Expected) {
+        if let Some(pool) = self.pool
+            && self.seen.insert(e.sha256)
+            && !pool.contains(&e.sha256)
+            && let Ok(url) = self.base.join(path)
+        {
+            self.files.push((url, e));
         }
     }
-    Ok(out)
 }
 
 /// Writes every file of the version into `w.stage`; returns the Release's

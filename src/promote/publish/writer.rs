@@ -97,6 +97,10 @@ enum Plan {
 const LINK_BATCH: usize = 2048;
 
 impl<'a> Writer<'a> {
+    pub fn pool(&self) -> &'a Pool {
+        self.pool
+    }
+
     /// A writer of the staging folder `stage`, linking from `pool`, for
     /// about `files` package files.
     pub fn new(dist: &'a str, stage: PathBuf, pool: &'a Pool, files: usize) -> Self {
