@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Benchmark depot's rpm mirroring and publishing against createrepo_c.
 #
-#   bench/rpm-vs-createrepo.sh [--packages N] [--seed S] [--work DIR]
+#   bench/rpm-vs-createrepo.sh [--packages N] [--seed S] [--files F] [--work DIR]
 #
-# Generates (or reuses) N small, valid rpm packages with bench/rpmgen, makes
-# their repodata with `createrepo_c --no-database` (timed: the createrepo_c
-# figure; then again on a hardlinked copy for a warm-cache figure), serves the
+# Generates (or reuses) N small, valid rpm packages with bench/rpmgen (with
+# --files F, each also ships F small files on average: F = 60 gives a
+# filelists of a real distribution's size), makes their repodata with
+# `createrepo_c --no-database` (timed: the createrepo_c figure), then
+# `createrepo_c --update` on the same tree (timed: it reuses the metadata of
+# unchanged packages), then again on a hardlinked copy for a warm-cache
+# figure, serves the
 # repository with a private nginx on 127.0.0.1:<random port>, and times depot's
 # mirror create / cold update / no-op update / snapshot / publish from a fresh
 # root with GNU time (wall seconds + peak RSS).  Prints a table and writes
@@ -18,9 +22,10 @@ REPO_ROOT=$(dirname "$HERE")
 
 PACKAGES=20000
 SEED=1
+FILES=0
 WORK=/tmp/depot-bench-rpm
 
-usage() { sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -28,6 +33,8 @@ while [ $# -gt 0 ]; do
     --packages=*) PACKAGES=${1#*=}; shift ;;
     --seed) SEED=$2; shift 2 ;;
     --seed=*) SEED=${1#*=}; shift ;;
+    --files) FILES=$2; shift 2 ;;
+    --files=*) FILES=${1#*=}; shift ;;
     --work) WORK=$2; shift 2 ;;
     --work=*) WORK=${1#*=}; shift ;;
     -h|--help) usage 0 ;;
@@ -36,6 +43,7 @@ while [ $# -gt 0 ]; do
 done
 case "$PACKAGES" in ''|*[!0-9]*|0) echo "--packages must be a positive number" >&2; exit 2 ;; esac
 case "$SEED" in ''|*[!0-9]*) echo "--seed must be a number" >&2; exit 2 ;; esac
+case "$FILES" in ''|*[!0-9]*) echo "--files must be a number" >&2; exit 2 ;; esac
 
 need() { command -v "$1" >/dev/null 2>&1 || { echo "missing: $1 ($2)" >&2; exit 1; }; }
 need python3 "apt-get install python3"
@@ -69,6 +77,7 @@ mkdir -p "$WORK"
 WORK=$(cd "$WORK" && pwd)
 LOGS=$WORK/logs
 REPO=$WORK/repo-n$PACKAGES-s$SEED
+[ "$FILES" = 0 ] || REPO=$REPO-f$FILES
 COPY=$WORK/createrepo-copy
 TSV=$WORK/results.tsv
 rm -rf "$LOGS"; mkdir -p "$LOGS"
@@ -114,7 +123,7 @@ run_step() {
 # ---------------------------------------------------------------- repository
 echo "== repository: $PACKAGES rpm packages (seed $SEED) at $REPO"
 gen_t0=$(date +%s.%N)
-"$RPMGEN" "$REPO" --packages "$PACKAGES" --seed "$SEED"
+"$RPMGEN" "$REPO" --packages "$PACKAGES" --seed "$SEED" --files "$FILES"
 gen_t1=$(date +%s.%N)
 echo "   ($(python3 -c "print('%.1f' % ($gen_t1 - $gen_t0))") s)"
 
@@ -124,6 +133,10 @@ echo "== createrepo_c ($CREATEREPO_VERSION)"
 # every time (also on a reused tree), so each run measures it.
 run_step createrepo_c metadata createrepo_c --no-database "$REPO" ||
   { echo "createrepo_c failed on the generated packages" >&2; exit 1; }
+# What a repository's maintainer runs after a change: the metadata of
+# unchanged packages (same mtime and size) is taken from the last run's.
+run_step createrepo_c update createrepo_c --update --no-database "$REPO" ||
+  { echo "createrepo_c --update failed" >&2; exit 1; }
 # Again on a copy (hardlinked packages, no repodata): the packages' pages
 # are certainly cached now, as the pool's are when depot publishes.
 rm -rf "$COPY"; mkdir -p "$COPY"
@@ -154,7 +167,7 @@ then
 fi
 
 # ------------------------------------------------- sanity, table and JSON
-export LOAD_START PACKAGES SEED URL WORK REPO TSV DEPOT DEPOT_VERSION DEPOT_COMMIT DROOT \
+export LOAD_START PACKAGES SEED FILES URL WORK REPO TSV DEPOT DEPOT_VERSION DEPOT_COMMIT DROOT \
   DEPOT_OK CREATEREPO_VERSION
 python3 - <<'PY'
 import datetime, glob, gzip, hashlib, json, os, platform
@@ -230,6 +243,7 @@ def ok(t):
 
 crc = rows.get(("createrepo_c", "metadata"))
 crc_warm = rows.get(("createrepo_c", "metadata-warm"))
+crc_update = rows.get(("createrepo_c", "update"))
 pub = rows.get(("depot", "publish"))
 noop = rows.get(("depot", "noop-update"))
 
@@ -238,6 +252,7 @@ def ratio(a, d):
     return round(a["wall_s"] / max(d["wall_s"], 0.01), 2) if ok(a) and ok(d) else None
 
 r_pub, r_pub_warm = ratio(crc, pub), ratio(crc_warm, pub)
+r_pub_update = ratio(crc_update, pub)
 depot_rss = [v["peak_rss_kb"] for (t, _), v in rows.items() if t == "depot"]
 peak = max(depot_rss) if depot_rss else None
 RSS_LIMIT_KB = 200 * 1024
@@ -249,12 +264,16 @@ targets = [
      "pass": noop["wall_s"] < 1.0 if ok(noop) else None},
     {"target": "depot peak RSS < 200 MB (max over all depot steps)", "value": peak,
      "pass": None if peak is None else peak < RSS_LIMIT_KB},
+    {"target": "publish >= 10x faster than createrepo_c --update (issue 16)",
+     "value": r_pub_update,
+     "pass": None if r_pub_update is None else r_pub_update >= 10.0},
 ]
 
 def verdict(p):
     return "-" if p is None else ("PASS" if p else "FAIL")
 
 LABEL = {("createrepo_c", "metadata"): "createrepo_c --no-database",
+         ("createrepo_c", "update"): "createrepo_c --update",
          ("createrepo_c", "metadata-warm"): "createrepo_c (copy, warm)",
          ("depot", "create"): "depot mirror create",
          ("depot", "cold-update"): "depot cold update",
@@ -282,6 +301,8 @@ fmt_r = lambda r, d: "-" if r is None else "%s%.2fx" % (">" if d and d["wall_s"]
 print()
 print("createrepo_c / depot publish: %s (warm copy: %s)   target >= 1x: %s"
       % (fmt_r(r_pub, pub), fmt_r(r_pub_warm, pub), verdict(targets[0]["pass"])))
+print("createrepo_c --update / depot publish: %s   target >= 10x: %s"
+      % (fmt_r(r_pub_update, pub), verdict(targets[3]["pass"])))
 print("depot peak RSS: %s   target < 200 MB: %s"
       % ("-" if peak is None else "%d KB = %.1f MB" % (peak, peak / 1024),
          verdict(targets[2]["pass"])))
@@ -311,7 +332,7 @@ except (OSError, ValueError):
 
 out = {
     "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-    "packages": int(E["PACKAGES"]), "seed": int(E["SEED"]),
+    "packages": int(E["PACKAGES"]), "seed": int(E["SEED"]), "files": int(E["FILES"]),
     "repo": REPO, "repo_stats": stamp, "url": E["URL"],
     "host": {"nproc": os.cpu_count(), "cpu": cpu, "kernel": platform.release(),
              "loadavg1_at_start": float(E["LOAD_START"])},

@@ -585,8 +585,8 @@ pub fn data_file_name(sha256: &str, mdtype: &str, compression: Compression) -> S
 }
 
 /// A record of the `repomd.xml` depot writes.
-pub struct NewRecord<'a> {
-    pub mdtype: &'a str,
+pub struct NewRecord {
+    pub mdtype: String,
     pub href: String,
     pub sha256: String,
     pub size: u64,
@@ -599,7 +599,7 @@ fn escape(s: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// Writes `repomd.xml`.
-pub fn write_repomd(revision: u64, timestamp: u64, records: &[NewRecord<'_>]) -> String {
+pub fn write_repomd(revision: u64, timestamp: u64, records: &[NewRecord]) -> String {
     let mut out = String::from(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<repomd xmlns=\"http://linux.duke.edu/metadata/repo\" xmlns:rpm=\"http://linux.duke.edu/metadata/rpm\">\n",
     );
@@ -607,7 +607,7 @@ pub fn write_repomd(revision: u64, timestamp: u64, records: &[NewRecord<'_>]) ->
     for r in records {
         out.push_str(&format!(
             "  <data type=\"{}\">\n    <checksum type=\"sha256\">{}</checksum>\n    <open-checksum type=\"sha256\">{}</open-checksum>\n    <location href=\"{}\"/>\n    <timestamp>{timestamp}</timestamp>\n    <size>{}</size>\n    <open-size>{}</open-size>\n  </data>\n",
-            escape(r.mdtype),
+            escape(&r.mdtype),
             r.sha256,
             r.open_sha256,
             escape(&r.href),
