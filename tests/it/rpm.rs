@@ -567,6 +567,8 @@ fn xml_base_packages_are_fetched_and_published_locally() {
     let version = s["version"].as_str().unwrap();
     let primary = primary_names(&ctx, "x", version);
     assert!(!primary.contains("xml:base"), "{primary}");
+    // The primary rewritten without xml:base has checksums of its own.
+    assert_repomd_checksums(&ctx.root.join("public/x").join(version));
     assert!(
         ctx.root
             .join("public/x")
@@ -605,6 +607,7 @@ fn compressions_are_read_and_written() {
         .ok()
         .json();
     assert_eq!(s["fetched_on_demand"], 4);
+    let z = s["version"].as_str().unwrap().to_owned();
     let repomd = std::fs::read_to_string(
         ctx.root
             .join("public/z")
@@ -657,6 +660,30 @@ fn compressions_are_read_and_written() {
             repomd.contains(&format!("<data type=\"{t}\">")),
             "{t} missing:\n{repomd}"
         );
+    }
+    assert_repomd_checksums(&ctx.root.join("public/b").join(version));
+    assert_repomd_checksums(&ctx.root.join("public/z").join(&z));
+}
+
+/// Every record of a published `repomd.xml` names its file's SHA-256 and
+/// size, and the uncompressed text's (open-checksum, open-size).
+fn assert_repomd_checksums(version_dir: &std::path::Path) {
+    use depot::digest::Sha256Digest;
+    let repomd = std::fs::read_to_string(version_dir.join("repodata/repomd.xml")).unwrap();
+    let records = depot::formats::rpm::parse_repomd(&repomd).unwrap();
+    assert!(records.len() >= 3, "{repomd}");
+    for r in records {
+        let bytes = std::fs::read(version_dir.join(&r.href)).unwrap();
+        assert_eq!(Sha256Digest::of(&bytes).to_hex(), r.checksum, "{}", r.href);
+        assert_eq!(Some(bytes.len() as u64), r.size, "{}", r.href);
+        let open = depot::formats::compress::decompress_named(&r.href, &bytes).unwrap();
+        assert_eq!(
+            Some(Sha256Digest::of(&open).to_hex()),
+            r.open_checksum,
+            "{}",
+            r.href
+        );
+        assert_eq!(Some(open.len() as u64), r.open_size, "{}", r.href);
     }
 }
 

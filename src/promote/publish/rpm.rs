@@ -38,22 +38,29 @@ pub(super) struct Prepared {
     /// (mdtype, extension, blob of the uncompressed text), in the
     /// snapshot's order.
     files: Vec<(String, String, Sha256Digest)>,
-    /// The text of `primary`, the one file that is parsed.
-    primary_text: String,
+    /// The text of `primary`, the one file that is parsed, and whether it
+    /// is its blob's bytes (not repaired UTF-8).
+    primary_text: (String, bool),
     packages: Vec<PrimaryPackage>,
     primary: usize,
     pub missing: Vec<(Url, Expected)>,
 }
 
-/// The text of a metadata blob (invalid UTF-8 replaced, as before: it is
-/// copied only then).
-fn metadata_text(pool: &Pool, dist: &str, blob: &Sha256Digest) -> Result<String, PublishError> {
+/// The text of a metadata blob, and whether it is the blob's bytes
+/// (invalid UTF-8 is replaced, and only then copied).
+fn metadata_text(
+    pool: &Pool,
+    dist: &str,
+    blob: &Sha256Digest,
+) -> Result<(String, bool), PublishError> {
     let bytes = pool.read(blob).map_err(|source| PublishError::Pool {
         dist: dist.to_owned(),
         source,
     })?;
-    Ok(String::from_utf8(bytes)
-        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+    Ok(match String::from_utf8(bytes) {
+        Ok(text) => (text, true),
+        Err(e) => (String::from_utf8_lossy(e.as_bytes()).into_owned(), false),
+    })
 }
 
 fn malformed(dist: &str) -> impl Fn(fmt::RpmFormatError) -> PublishError + '_ {
@@ -79,7 +86,7 @@ pub(super) fn prepare(
         .position(|(t, _, _)| t == "primary")
         .ok_or_else(|| malformed(dist)(fmt::RpmFormatError::NoRecord("primary")))?;
     let primary_text = metadata_text(pool, dist, &files[primary].2)?;
-    let (_, packages) = fmt::parse_primary(&primary_text).map_err(malformed(dist))?;
+    let (_, packages) = fmt::parse_primary(&primary_text.0).map_err(malformed(dist))?;
     let files_url = Url::parse(&content.files_url)
         .map_err(|_| PublishError::InvalidSuite(content.files_url.clone()))?;
     let mut missing = Vec::new();
@@ -158,7 +165,7 @@ fn write_metadata(
     signer: Option<&dyn Signer>,
 ) -> Result<Sha256Digest, PublishError> {
     let compression = opts.compress.first().copied().unwrap_or(Compression::Gz);
-    let primary_text = &prepared.primary_text;
+    let primary_text = &prepared.primary_text.0;
     let rebuilt_primary = if prepared.packages.iter().any(|p| p.base.is_some()) {
         let (split, _) = fmt::parse_primary(primary_text).map_err(malformed(w.dist))?;
         let frags: Vec<String> = split
@@ -181,11 +188,16 @@ fn write_metadata(
     let mut records = Vec::new();
     for (i, (mdtype, ext, blob)) in prepared.files.iter().enumerate() {
         let read;
-        let text: &str = if i == prepared.primary {
-            rebuilt_primary.as_deref().unwrap_or(primary_text)
+        // The text, and whether it is the blob's bytes: its SHA-256 (the
+        // open-checksum) is then the blob's name.
+        let (text, exact): (&str, bool) = if i == prepared.primary {
+            match &rebuilt_primary {
+                Some(rebuilt) => (rebuilt, false),
+                None => (primary_text, prepared.primary_text.1),
+            }
         } else {
             read = metadata_text(w.pool(), w.dist, blob)?;
-            &read
+            (&read.0, read.1)
         };
         // comps is listed both plain (`group`) and compressed
         // (`group_gz`), as createrepo_c does: tools differ in which one
@@ -195,7 +207,10 @@ fn write_metadata(
             outputs[0].0 = format!("group_{}", &compression.suffix().trim_start_matches('.'));
             outputs.push(("group".to_owned(), Compression::None));
         }
-        let open_sha256 = Sha256Digest::of(text.as_bytes()).to_hex();
+        let open_sha256 = match exact {
+            true => blob.to_hex(),
+            false => Sha256Digest::of(text.as_bytes()).to_hex(),
+        };
         for (mdtype, c) in outputs {
             let bytes = c
                 .compress(text.as_bytes())
