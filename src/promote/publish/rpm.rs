@@ -38,29 +38,66 @@ pub(super) struct Prepared {
     /// (mdtype, extension, blob of the uncompressed text), in the
     /// snapshot's order.
     files: Vec<(String, String, Sha256Digest)>,
-    /// The text of `primary`, the one file that is parsed, and whether it
-    /// is its blob's bytes (not repaired UTF-8).
-    primary_text: (String, bool),
+    /// The text of `primary`, the one file that is parsed.
+    primary_text: MetadataText,
     packages: Vec<PrimaryPackage>,
     primary: usize,
     pub missing: Vec<(Url, Expected)>,
 }
 
-/// The text of a metadata blob, and whether it is the blob's bytes
-/// (invalid UTF-8 is replaced, and only then copied).
-fn metadata_text(
-    pool: &Pool,
-    dist: &str,
-    blob: &Sha256Digest,
-) -> Result<(String, bool), PublishError> {
-    let bytes = pool.read(blob).map_err(|source| PublishError::Pool {
-        dist: dist.to_owned(),
-        source,
-    })?;
-    Ok(match String::from_utf8(bytes) {
-        Ok(text) => (text, true),
-        Err(e) => (String::from_utf8_lossy(e.as_bytes()).into_owned(), false),
-    })
+/// A metadata blob's text: the pool file mapped when it is UTF-8 (then
+/// its SHA-256 is the blob's name), else a repaired copy. Mapped, not
+/// read: a real `filelists` is ~80 MB, which a read would first have the
+/// kernel zero in fresh pages.
+enum MetadataText {
+    Blob(memmap2::Mmap),
+    Repaired(String),
+}
+
+impl MetadataText {
+    fn read(pool: &Pool, dist: &str, blob: &Sha256Digest) -> Result<Self, PublishError> {
+        let path = pool.path(blob);
+        let pool_err = |source: std::io::Error| PublishError::Pool {
+            dist: dist.to_owned(),
+            source: if source.kind() == std::io::ErrorKind::NotFound {
+                crate::pool::PoolError::Missing {
+                    digest: *blob,
+                    path: path.clone(),
+                }
+            } else {
+                crate::pool::PoolError::Io {
+                    path: path.clone(),
+                    source,
+                }
+            },
+        };
+        let file = std::fs::File::open(&path).map_err(pool_err)?;
+        if file.metadata().map_err(pool_err)?.len() == 0 {
+            return Ok(Self::Repaired(String::new()));
+        }
+        // SAFETY: a pool blob is written whole under a temporary name and
+        // renamed into place, never written again, and deleted only by gc,
+        // which waits for this publish (the pool's lock); an unlinked file
+        // stays mapped.
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(pool_err)?;
+        Ok(match std::str::from_utf8(&map) {
+            Ok(_) => Self::Blob(map),
+            Err(_) => Self::Repaired(String::from_utf8_lossy(&map).into_owned()),
+        })
+    }
+
+    fn text(&self) -> &str {
+        match self {
+            // SAFETY: checked to be UTF-8 by `read`, and it does not change.
+            Self::Blob(map) => unsafe { std::str::from_utf8_unchecked(map) },
+            Self::Repaired(text) => text,
+        }
+    }
+
+    /// Whether the text is the blob's bytes.
+    fn is_blob(&self) -> bool {
+        matches!(self, Self::Blob(_))
+    }
 }
 
 fn malformed(dist: &str) -> impl Fn(fmt::RpmFormatError) -> PublishError + '_ {
@@ -85,8 +122,8 @@ pub(super) fn prepare(
         .iter()
         .position(|(t, _, _)| t == "primary")
         .ok_or_else(|| malformed(dist)(fmt::RpmFormatError::NoRecord("primary")))?;
-    let primary_text = metadata_text(pool, dist, &files[primary].2)?;
-    let (_, packages) = fmt::parse_primary(&primary_text.0).map_err(malformed(dist))?;
+    let primary_text = MetadataText::read(pool, dist, &files[primary].2)?;
+    let (_, packages) = fmt::parse_primary(primary_text.text()).map_err(malformed(dist))?;
     let files_url = Url::parse(&content.files_url)
         .map_err(|_| PublishError::InvalidSuite(content.files_url.clone()))?;
     let mut missing = Vec::new();
@@ -165,7 +202,7 @@ fn write_metadata(
     signer: Option<&dyn Signer>,
 ) -> Result<Sha256Digest, PublishError> {
     let compression = opts.compress.first().copied().unwrap_or(Compression::Gz);
-    let primary_text = &prepared.primary_text.0;
+    let primary_text = prepared.primary_text.text();
     let rebuilt_primary = if prepared.packages.iter().any(|p| p.base.is_some()) {
         let (split, _) = fmt::parse_primary(primary_text).map_err(malformed(w.dist))?;
         let frags: Vec<String> = split
@@ -193,11 +230,11 @@ fn write_metadata(
         let (text, exact): (&str, bool) = if i == prepared.primary {
             match &rebuilt_primary {
                 Some(rebuilt) => (rebuilt, false),
-                None => (primary_text, prepared.primary_text.1),
+                None => (primary_text, prepared.primary_text.is_blob()),
             }
         } else {
-            read = metadata_text(w.pool(), w.dist, blob)?;
-            (&read.0, read.1)
+            read = MetadataText::read(w.pool(), w.dist, blob)?;
+            (read.text(), read.is_blob())
         };
         // comps is listed both plain (`group`) and compressed
         // (`group_gz`), as createrepo_c does: tools differ in which one
