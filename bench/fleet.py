@@ -24,8 +24,7 @@ standard library only. See bench/README.md.
 
 import argparse
 import datetime
-import gzip
-import hashlib
+import importlib.util
 import json
 import os
 import shutil
@@ -40,10 +39,16 @@ RSS_LIMIT_KB = 200 * 1024
 LIST_LIMIT_S = 0.100
 
 
-def changed(i, n, percent=1.0):
-    """gen-nights.py's rule: package i changes at night n > 1."""
-    h = hashlib.sha256(f"{i}/{n}".encode()).digest()
-    return int.from_bytes(h[:4], "big") % 10000 < percent * 100
+def load_gen_nights():
+    """bench/gen-nights.py as a module (its name has a hyphen): the
+    packages, their files and their change rule are its."""
+    spec = importlib.util.spec_from_file_location("gen_nights", os.path.join(HERE, "gen-nights.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+GEN = load_gen_nights()
 
 
 class Upstream:
@@ -65,49 +70,13 @@ class Upstream:
     def night(self, n):
         if n > 1:
             for i in range(self.total):
-                if changed(i, n):
+                if GEN.changed(i, n, 1.0):
                     self.version[i] = n
-        stanzas = []
-        for i in range(self.total):
-            v = self.version[i]
-            name = f"pkg{i}"
-            fname = f"{name}_{v}.0_amd64.deb"
-            body = hashlib.sha256(f"{name} {v}".encode()).digest() * (8 + i % 24)
-            path = os.path.join(self.pool, fname)
-            if not os.path.exists(path):
-                with open(path, "wb") as f:
-                    f.write(body)
-            stanzas.append(
-                f"Package: {name}\nVersion: {v}.0\nArchitecture: amd64\n"
-                f"Maintainer: bench <bench@depot.invalid>\nFilename: pool/{fname}\n"
-                f"Size: {len(body)}\nSHA256: {hashlib.sha256(body).hexdigest()}\n"
-                f"Description: synthetic package {i}\n\n"
-            )
+        stanzas = [GEN.package(self.pool, i, self.version[i]) for i in range(self.total)]
         for k in range(self.mirrors):
             first = k * self.shift
             text = "".join(stanzas[first : first + self.packages]).encode()
-            self.write_dist(os.path.join(self.out, f"m{k}"), text)
-
-    @staticmethod
-    def write_dist(root, text):
-        binary = os.path.join(root, "dists/stable/main/binary-amd64")
-        os.makedirs(binary, exist_ok=True)
-        gz = gzip.compress(text, compresslevel=1, mtime=0)
-        files = [("main/binary-amd64/Packages", text), ("main/binary-amd64/Packages.gz", gz)]
-        for rel, data in files:
-            with open(os.path.join(root, "dists/stable", rel), "wb") as f:
-                f.write(data)
-        lines = [
-            "Origin: bench\nLabel: bench\nSuite: stable\nCodename: stable\n",
-            "Date: Sat, 08 Jun 2024 08:51:29 UTC\nArchitectures: amd64\nComponents: main\n",
-            "SHA256:\n",
-        ]
-        for rel, data in files:
-            lines.append(f" {hashlib.sha256(data).hexdigest()} {len(data):>10} {rel}\n")
-        tmp = os.path.join(root, "dists/stable/Release.tmp")
-        with open(tmp, "w") as f:
-            f.write("".join(lines))
-        os.replace(tmp, os.path.join(root, "dists/stable/Release"))
+            GEN.write_dist(os.path.join(self.out, f"m{k}"), text)
 
 
 def free_port():
