@@ -245,13 +245,15 @@ pub(super) fn prepare(
                     dist: dist.to_owned(),
                     source: source.into(),
                 })?;
-                for s in fmt::source_stanzas(&text).filter(|_| !complete) {
-                    let s = s.map_err(|source| PublishError::Malformed {
-                        dist: dist.to_owned(),
-                        source,
-                    })?;
-                    for (file, e) in &s.files {
-                        missing.want(&format!("{}/{file}", s.directory), *e);
+                if !complete {
+                    for s in fmt::source_stanzas(&text) {
+                        let s = s.map_err(|source| PublishError::Malformed {
+                            dist: dist.to_owned(),
+                            source,
+                        })?;
+                        for (file, e) in &s.files {
+                            missing.want(&format!("{}/{file}", s.directory), *e);
+                        }
                     }
                 }
                 IndexSource::Text(text)

@@ -97,10 +97,6 @@ enum Plan {
 const LINK_BATCH: usize = 2048;
 
 impl<'a> Writer<'a> {
-    pub fn pool(&self) -> &'a Pool {
-        self.pool
-    }
-
     /// A writer of the staging folder `stage`, linking from `pool`, for
     /// about `files` package files.
     pub fn new(dist: &'a str, stage: PathBuf, pool: &'a Pool, files: usize) -> Self {
@@ -115,6 +111,11 @@ impl<'a> Writer<'a> {
             workers: Vec::new(),
             next_worker: 0,
         }
+    }
+
+    /// The pool it links from (and the indices are read from).
+    pub fn pool(&self) -> &'a Pool {
+        self.pool
     }
 
     pub fn io(&self, path: &Path) -> impl FnOnce(std::io::Error) -> PublishError {
