@@ -45,6 +45,48 @@ pub const LIST: &str = ".depot-files";
 pub const GENERATION_PREFIX: &str = ".pool-";
 const MAGIC: &str = "depot-files 1";
 
+/// Paths looked up in a version's list by readers that keep less than
+/// the list: each path as a 64-bit hash under a key new to this process
+/// (8 bytes a path instead of its ~50), with a value, sorted by hash.
+/// Fill it with [`PathHashes::push`], then [`PathHashes::sorted`].
+#[derive(Debug)]
+pub struct PathHashes<V> {
+    key: std::hash::RandomState,
+    entries: Vec<(u64, V)>,
+}
+
+impl<V> Default for PathHashes<V> {
+    fn default() -> Self {
+        Self {
+            key: std::hash::RandomState::new(),
+            entries: Vec::new(),
+        }
+    }
+}
+
+impl<V: Copy> PathHashes<V> {
+    pub fn push(&mut self, path: &str, value: V) {
+        use std::hash::BuildHasher;
+        self.entries.push((self.key.hash_one(path), value));
+    }
+
+    /// Ready for [`PathHashes::get`].
+    pub fn sorted(mut self) -> Self {
+        self.entries.sort_unstable_by_key(|(hash, _)| *hash);
+        self
+    }
+
+    /// The value of `path`, if it was pushed.
+    pub fn get(&self, path: &str) -> Option<V> {
+        use std::hash::BuildHasher;
+        let hash = self.key.hash_one(path);
+        self.entries
+            .binary_search_by_key(&hash, |(h, _)| *h)
+            .ok()
+            .map(|i| self.entries[i].1)
+    }
+}
+
 /// Paths → digests, the paths in one buffer: a 63k-file version is a
 /// few allocations, not one per path. Iterates in insertion order.
 #[derive(Debug, Clone, Default)]
@@ -367,6 +409,20 @@ pub fn unneeded(dist_dir: &Path, versions: &[String]) -> std::io::Result<Unneede
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn path_hashes_find_what_was_pushed_and_nothing_else() {
+        let mut paths = PathHashes::default();
+        for i in 0..1000 {
+            paths.push(&format!("pool/main/p/p{i}_1_all.deb"), i);
+        }
+        let paths = paths.sorted();
+        for i in 0..1000 {
+            assert_eq!(paths.get(&format!("pool/main/p/p{i}_1_all.deb")), Some(i));
+        }
+        assert_eq!(paths.get("pool/main/p/p1000_1_all.deb"), None);
+        assert_eq!(paths.get(""), None);
+    }
 
     #[test]
     fn a_list_reads_back_as_written_and_refuses_what_it_did_not_write() {

@@ -635,23 +635,11 @@ struct TreeFiles<'a, 's> {
     listed: Option<Listed>,
 }
 
-/// What check keeps of a version's file list: its header, and a keyed
-/// hash of each path with its digest (40 bytes a file, not the list's
-/// ~110), sorted by hash.
+/// What check keeps of a version's file list: its header, and each path
+/// with its digest (40 bytes a file, not the list's ~110).
 struct Listed {
     header: crate::promote::shared::FileList,
-    key: std::hash::RandomState,
-    files: Vec<(u64, Sha256Digest)>,
-}
-
-impl Listed {
-    fn digest(&self, rel: &str) -> Option<Sha256Digest> {
-        let hash = self.key.hash_one(rel);
-        self.files
-            .binary_search_by_key(&hash, |(h, _)| *h)
-            .ok()
-            .map(|i| self.files[i].1)
-    }
+    files: crate::promote::shared::PathHashes<Sha256Digest>,
 }
 
 /// A package file as [`TreeFiles`] finds it.
@@ -684,15 +672,14 @@ impl<'a, 's> TreeFiles<'a, 's> {
 
     /// Reads the version's file list, reporting one it cannot read.
     fn read_list(&mut self, report: &mut CheckReport) {
-        let key = std::hash::RandomState::new();
-        let mut files = Vec::new();
+        let mut files = crate::promote::shared::PathHashes::default();
         let header = crate::promote::shared::FileList::read_each(self.tree, |_, path, digest| {
-            files.push((key.hash_one(path), digest));
+            files.push(path, digest);
         });
         match header {
             Ok(header) => {
-                files.sort_unstable_by_key(|(hash, _)| *hash);
-                self.listed = header.map(|header| Listed { header, key, files });
+                let files = files.sorted();
+                self.listed = header.map(|header| Listed { header, files });
             }
             Err(e) => report.problem(ProblemKind::FileList, self.subject, e.to_string()),
         }
@@ -839,7 +826,7 @@ fn package_file(
     let (subject, opts, hashes) = (files.subject, files.opts, files.hashes);
     report.package_files += 1;
     if let Some(listed) = &files.listed
-        && listed.digest(rel) != Some(expected.sha256)
+        && listed.files.get(rel) != Some(expected.sha256)
     {
         report.problem(
             ProblemKind::FileList,

@@ -45,7 +45,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::dist::{self, DistInfo};
 use super::guard::{self, GuardKind};
-use super::shared::{FileList, LIST};
+use super::shared::{FileList, LIST, PathHashes};
 use crate::root::{PublishRoot, Root};
 
 mod conn;
@@ -104,8 +104,6 @@ struct Cache {
     /// What the file lists of the versions read lately say, by version
     /// folder, with the inode of the list they were read from.
     lists: std::sync::Mutex<std::collections::HashMap<PathBuf, (u64, Arc<Served>)>>,
-    /// The key of [`Served::hashes`], new for every process.
-    path_key: std::hash::RandomState,
 }
 
 /// How many versions' file lists [`Cache`] keeps. A 63k-package version
@@ -114,13 +112,12 @@ struct Cache {
 const LISTS_KEPT: usize = 64;
 
 /// What serve keeps of a version's file list ([`crate::promote::shared`]):
-/// its header, and a keyed 64-bit hash of each shared path it names (8
-/// bytes a file instead of the list's ~110).
+/// its header, and the shared paths it names (8 bytes a file instead of
+/// the list's ~110).
 struct Served {
     /// The list without its files.
     header: FileList,
-    /// Sorted.
-    hashes: Vec<u64>,
+    shared: PathHashes<()>,
 }
 
 /// [`Cache::listed`]'s answer.
@@ -188,19 +185,18 @@ impl Cache {
     /// Reads version folder `dir`'s list (whose inode was `ino`) into the
     /// cache; `None` if it went meanwhile.
     fn read_list(&self, dir: &Path, ino: u64) -> std::io::Result<Option<Arc<Served>>> {
-        use std::hash::BuildHasher;
         // Only shared paths are looked up.
-        let mut hashes = Vec::new();
+        let mut shared = PathHashes::default();
         let Some(header) = FileList::read_each(dir, |header, path, _| {
             if header.is_shared(path) {
-                hashes.push(self.path_key.hash_one(path));
+                shared.push(path, ());
             }
         })?
         else {
             return Ok(None);
         };
-        hashes.sort_unstable();
-        let served = Arc::new(Served { header, hashes });
+        let shared = shared.sorted();
+        let served = Arc::new(Served { header, shared });
         let mut lists = self.lists();
         if lists.len() >= LISTS_KEPT {
             lists.clear();
@@ -213,15 +209,6 @@ impl Cache {
         &self,
     ) -> std::sync::MutexGuard<'_, std::collections::HashMap<PathBuf, (u64, Arc<Served>)>> {
         self.lists.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Whether `served`'s version lists shared path `rel`.
-    fn lists_path(&self, served: &Served, rel: &str) -> bool {
-        use std::hash::BuildHasher;
-        served
-            .hashes
-            .binary_search(&self.path_key.hash_one(rel))
-            .is_ok()
     }
 }
 
@@ -602,7 +589,7 @@ async fn handle(
             return empty(StatusCode::NOT_FOUND);
         }
         if served.header.is_shared(rel) {
-            if !cache.lists_path(&served, rel) {
+            if served.shared.get(rel).is_none() {
                 return empty(StatusCode::NOT_FOUND);
             }
             dir = published
@@ -832,7 +819,6 @@ pub async fn serve(
         dists: std::sync::Mutex::default(),
         verifiers: std::sync::Mutex::default(),
         lists: std::sync::Mutex::default(),
-        path_key: std::hash::RandomState::new(),
     });
     let slots = Arc::new(tokio::sync::Semaphore::new(max_connections));
     loop {
