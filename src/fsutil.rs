@@ -20,14 +20,18 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 
 /// Writes `bytes` to a new file `path` atomically, failing with
 /// [`io::ErrorKind::AlreadyExists`] if `path` exists: a temp file in the same
-/// directory, fsynced, then hard-linked to `path` (a link never replaces, so
-/// two writers racing for one name cannot both win).
-pub fn write_new_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+/// directory, fsynced unless `sync` is false, then hard-linked to `path` (a
+/// link never replaces, so two writers racing for one name cannot both
+/// win). Unsynced, readers see the whole file at once, but a power loss
+/// may leave it empty.
+pub fn write_new_atomic(path: &Path, bytes: &[u8], sync: bool) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
     tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
+    if sync {
+        tmp.as_file().sync_all()?;
+    }
     std::fs::hard_link(tmp.path(), path)
 }
 

@@ -282,9 +282,21 @@ impl<T: Serialize + DeserializeOwned> Store<T> {
     /// Saves `value` as `name` unless an object of that name exists
     /// ([`StoreError::Exists`]); of two racing creators, one wins.
     pub fn create(&self, name: &str, value: &T) -> Result<(), StoreError> {
+        self.create_synced(name, value, true)
+    }
+
+    /// [`Self::create`] without waiting for the disk: for an object its
+    /// owner saves again at once (a train's journal), which then makes it
+    /// durable. A power loss before that may leave the file empty, so its
+    /// readers must accept an empty file.
+    pub fn claim(&self, name: &str, value: &T) -> Result<(), StoreError> {
+        self.create_synced(name, value, false)
+    }
+
+    fn create_synced(&self, name: &str, value: &T, sync: bool) -> Result<(), StoreError> {
         let path = self.path(name);
         let bytes = self.encode(name, value)?;
-        match crate::fsutil::write_new_atomic(&path, &bytes) {
+        match crate::fsutil::write_new_atomic(&path, &bytes, sync) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Err(StoreError::Exists {
                 kind: self.kind,

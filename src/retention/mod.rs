@@ -20,8 +20,9 @@
 //! own hardlinks to the package files, so it keeps serving after the pool
 //! name is collected, and the bytes are freed only when the last link
 //! (pool or tree) goes — which is why gc counts as freed only the blobs
-//! whose link count was one. There are no train journals in this tree
-//! yet; when trains land, their journals become roots too.
+//! whose link count was one. A train's journal names the snapshots,
+//! releases and versions a run made, never a blob, so it is no root: what
+//! a run made is kept by its own manifest or record.
 //!
 //! This module owns no folder of its own. It removes pool blobs, cache
 //! entries and temp files only in [`gc`], under the pool's exclusive lock

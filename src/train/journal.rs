@@ -199,6 +199,29 @@ impl Journal {
     }
 }
 
+/// The journal of `run`. An empty file is a run that a power loss cut as
+/// it started (a run's journal is created without waiting for the disk,
+/// [`Store::claim`], and made durable by its first save): it is read as
+/// the run with no step recorded, which a resume starts over.
+pub fn load(store: &Store<Journal>, train: &str, run: &str) -> Result<Journal, StoreError> {
+    match store.load(run) {
+        Err(StoreError::Corrupt { path, .. })
+            if std::fs::metadata(&path).is_ok_and(|m| m.len() == 0) =>
+        {
+            Ok(Journal {
+                train: train.to_owned(),
+                run: run.to_owned(),
+                started: super::plan::run_time(run).unwrap_or(Timestamp::UNIX_EPOCH),
+                finished: None,
+                outcome: None,
+                attempts: 0,
+                steps: Vec::new(),
+            })
+        }
+        other => other,
+    }
+}
+
 /// `trains/NAME/RUN.json` of one train.
 pub fn journals(root: &Root, train: &str) -> Store<Journal> {
     Store::files(
@@ -352,6 +375,32 @@ mod tests {
         let saver = Saver::new(store(&file.join("trains")));
         saver.save(&j).unwrap();
         assert!(saver.flush().is_err());
+    }
+
+    /// A claimed journal reads back whole; an empty one (a power loss
+    /// before its first save) is the run with nothing recorded; any other
+    /// damage stays an error.
+    #[test]
+    fn an_empty_journal_is_a_run_with_nothing_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = store(dir.path());
+        let j = Journal::new(&plan(&["a"]), Timestamp::UNIX_EPOCH);
+        s.claim(&j.run, &j).unwrap();
+        assert!(matches!(
+            s.claim(&j.run, &j),
+            Err(StoreError::Exists { .. })
+        ));
+        assert_eq!(load(&s, "t", &j.run).unwrap().steps.len(), 1);
+        std::fs::write(dir.path().join(format!("{}.json", j.run)), b"").unwrap();
+        let empty = load(&s, "t", &j.run).unwrap();
+        assert_eq!((empty.steps.len(), empty.attempts), (0, 0));
+        assert!(empty.unfinished());
+        assert_eq!(empty.started.to_string(), "2026-11-22T02:00:00Z");
+        std::fs::write(dir.path().join(format!("{}.json", j.run)), b"{").unwrap();
+        assert!(matches!(
+            load(&s, "t", &j.run),
+            Err(StoreError::Corrupt { .. })
+        ));
     }
 
     #[test]

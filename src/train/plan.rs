@@ -125,7 +125,15 @@ pub(super) fn retention_scopes(file: &TrainFile) -> Vec<Scope> {
 
 /// The RUN id of a run started at `now`: `20261122T020000Z`.
 pub fn run_id(now: jiff::Timestamp) -> String {
-    now.strftime("%Y%m%dT%H%M%SZ").to_string()
+    now.strftime(RUN_ID).to_string()
+}
+
+const RUN_ID: &str = "%Y%m%dT%H%M%SZ";
+
+/// The time a RUN id names, if it is one.
+pub fn run_time(run: &str) -> Option<jiff::Timestamp> {
+    let utc = jiff::civil::DateTime::strptime(RUN_ID, run).ok()?;
+    Some(utc.to_zoned(jiff::tz::TimeZone::UTC).ok()?.timestamp())
 }
 
 /// Resolves `file` (read from `path`) against `root` for run `run`.

@@ -637,6 +637,32 @@ fn kill_during_mirror_update_then_resume_completes_the_night() {
     ctx.assert_pool_consistent();
 }
 
+/// A run's journal is created without waiting for the disk; a power loss
+/// before its first save leaves it empty. Such a run lists with no steps,
+/// and `resume` runs its night under its own RUN id.
+#[test]
+fn a_journal_left_empty_by_a_power_loss_is_resumed_from_the_start() {
+    let mut ctx = TestContext::new();
+    ci_repo(&ctx);
+    let night = Night::apt(&ctx, false);
+    let file = write(&ctx, "nightly.yaml", &night.yaml());
+    let dir = ctx.root.join("trains/nightly");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(format!("{RUN1}.json")), b"").unwrap();
+    let list = train(&ctx, &["list", "--output-format", "json"], &file)
+        .ok()
+        .json();
+    assert_eq!(list[0]["run"], RUN1);
+    assert_eq!(list[0]["steps"], 0);
+    assert_eq!(list[0]["started"], NIGHT1);
+    ctx.env
+        .insert("DEPOT_NOW".into(), "2026-11-22T03:00:00Z".into());
+    let run = train(&ctx, &["resume", "--output-format", "json"], &file).ok();
+    assert_eq!(run.json()["run"], RUN1);
+    assert_eq!(run.json()["outcome"], "done");
+    assert_eq!(made(&ctx), expected());
+}
+
 #[test]
 fn kill_during_publish_then_resume_completes_the_night() {
     let mut ctx = TestContext::new();
