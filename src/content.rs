@@ -133,6 +133,8 @@ pub enum IndexError {
     Selection(Sha256Digest),
     #[error("index blob {0} is not UTF-8")]
     Utf8(Sha256Digest),
+    #[error("rpm metadata blob {0} has no root element")]
+    NoRoot(Sha256Digest),
 }
 
 /// Byte ranges of an index blob, each a run of whole stanzas (from the
@@ -276,14 +278,178 @@ impl AptContent {
 
 /// One uncompressed repodata file (`primary`, `filelists`, `other`,
 /// `updateinfo`, `group`, `modules`, …), stored in the pool.
+///
+/// A mirrored file is one whole blob, published byte for byte. A filtered
+/// snapshot or a release keeps, as apt indices do, the blobs its
+/// `<package>` elements come from and a [`Selection`] of each (for
+/// `primary`, `filelists` and `other`, part `i` of each is the same
+/// repository state's); the document is put together when it is
+/// published ([`Self::text`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "RpmMetadataOnDisk", into = "RpmMetadataOnDisk")]
 pub struct RpmMetadataRef {
     /// The repomd `type` (`primary`, `group`, …).
     pub mdtype: String,
     /// The file extension before compression (`xml`, or `yaml` for modules).
     pub ext: String,
-    pub blob: Sha256Digest,
+    pub parts: Vec<IndexPart>,
 }
+
+/// An [`RpmMetadataRef`] as manifests store it: a whole blob as `blob`
+/// (as every manifest did before selections), anything else as `parts`.
+#[derive(Serialize, Deserialize)]
+struct RpmMetadataOnDisk {
+    mdtype: String,
+    ext: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    blob: Option<Sha256Digest>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    parts: Vec<IndexPart>,
+}
+
+impl From<RpmMetadataOnDisk> for RpmMetadataRef {
+    fn from(d: RpmMetadataOnDisk) -> Self {
+        let mut parts = d.parts;
+        parts.extend(d.blob.map(IndexPart::whole));
+        Self {
+            mdtype: d.mdtype,
+            ext: d.ext,
+            parts,
+        }
+    }
+}
+
+impl From<RpmMetadataRef> for RpmMetadataOnDisk {
+    fn from(m: RpmMetadataRef) -> Self {
+        let blob = m.blob();
+        Self {
+            mdtype: m.mdtype,
+            ext: m.ext,
+            blob,
+            parts: if blob.is_some() { Vec::new() } else { m.parts },
+        }
+    }
+}
+
+impl RpmMetadataRef {
+    /// A file that is the whole of one blob.
+    pub fn whole(mdtype: &str, ext: &str, blob: Sha256Digest) -> Self {
+        Self {
+            mdtype: mdtype.to_owned(),
+            ext: ext.to_owned(),
+            parts: vec![IndexPart::whole(blob)],
+        }
+    }
+
+    /// The blob the file is, when it is one whole blob.
+    pub fn blob(&self) -> Option<Sha256Digest> {
+        match self.parts.as_slice() {
+            [IndexPart { blob, select: None }] => Some(*blob),
+            _ => None,
+        }
+    }
+
+    /// Every blob the file names: its parts and their selections.
+    pub fn blobs(&self) -> impl Iterator<Item = Sha256Digest> + '_ {
+        self.parts
+            .iter()
+            .flat_map(|p| std::iter::once(p.blob).chain(p.select))
+    }
+
+    /// The document: the blob itself when the file is one whole blob;
+    /// else the XML declaration, the first part's root element with its
+    /// `packages` count set to `packages`, the kept `<package>` elements
+    /// of every part in order, and the closing tag.
+    ///
+    /// Each part's blob is mapped, not read (a real `filelists` is ~80
+    /// MB), and its pages are let go as they are copied, so the document
+    /// is about all this holds.
+    pub fn text(&self, pool: &Pool, packages: usize) -> Result<String, IndexError> {
+        if let Some(blob) = self.blob() {
+            return index_text(pool, &blob);
+        }
+        let mut root: Option<crate::formats::rpm::Frame> = None;
+        let mut pieces = Vec::new();
+        for part in &self.parts {
+            let map = pool.map(&part.blob)?;
+            let frame = crate::formats::rpm::frame(&map).ok_or(IndexError::NoRoot(part.blob))?;
+            let runs: Vec<Range<usize>> = match &part.select {
+                None => vec![frame.body.clone()],
+                Some(select) => Selection::load(pool, select, map.len())?
+                    .0
+                    .into_iter()
+                    .map(|r| r.start as usize..r.end as usize)
+                    .collect(),
+            };
+            // Whole elements, trimmed of the whitespace around them. Only
+            // the kept bytes are read (and checked to be UTF-8 once
+            // copied): the rest of a mapped blob's pages stay untouched.
+            let mut kept = Vec::with_capacity(runs.len());
+            for run in runs {
+                let t = map
+                    .get(run.clone())
+                    .ok_or(IndexError::Selection(part.select.unwrap_or(part.blob)))?;
+                let lead = t.iter().take_while(|b| b.is_ascii_whitespace()).count();
+                let trail = t[lead..]
+                    .iter()
+                    .rev()
+                    .take_while(|b| b.is_ascii_whitespace())
+                    .count();
+                if lead + trail < t.len() {
+                    kept.push(run.start + lead..run.end - trail);
+                }
+            }
+            root.get_or_insert(frame);
+            pieces.push((map, kept));
+        }
+        let root = root.unwrap_or(crate::formats::rpm::Frame {
+            root_tag: String::new(),
+            root_name: String::new(),
+            body: 0..0,
+        });
+        let head = crate::formats::rpm::head(&root.root_tag, packages);
+        let tail = format!("</{}>\n", root.root_name);
+        let body: usize = pieces
+            .iter()
+            .flat_map(|(_, runs)| runs.iter().map(|r| r.len() + 1))
+            .sum();
+        let mut out = Vec::with_capacity(head.len() + body + tail.len());
+        out.extend_from_slice(head.as_bytes());
+        const CHUNK: usize = 8 << 20;
+        for (map, runs) in pieces {
+            let mut released = 0;
+            for run in runs {
+                let mut at = run.start;
+                while at < run.end {
+                    let end = (at + CHUNK).min(run.end);
+                    out.extend_from_slice(&map[at..end]);
+                    at = end;
+                    // Pages before `at` are done with (runs increase).
+                    let upto = at / PAGE * PAGE;
+                    if upto >= released + CHUNK {
+                        // SAFETY: a read-only shared mapping of a pool blob,
+                        // which does not change (`Pool::map`): a page let go
+                        // reads back the same bytes if touched again.
+                        let _ = unsafe {
+                            map.unchecked_advise_range(
+                                memmap2::UncheckedAdvice::DontNeed,
+                                released,
+                                upto - released,
+                            )
+                        };
+                        released = upto;
+                    }
+                }
+                out.push(b'\n');
+            }
+        }
+        out.extend_from_slice(tail.as_bytes());
+        String::from_utf8(out).map_err(|_| IndexError::Utf8(self.parts[0].blob))
+    }
+}
+
+/// The page size that advice ranges are aligned to.
+const PAGE: usize = 4096;
 
 /// The packages of one rpm repository state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -374,6 +540,29 @@ mod tests {
         assert_eq!(index.parts, [IndexPart::whole(blob)]);
         let again: IndexRef = serde_json::from_slice(&serde_json::to_vec(&index).unwrap()).unwrap();
         assert_eq!(again, index);
+    }
+
+    #[test]
+    fn rpm_files_of_one_whole_blob_are_stored_as_before_parts() {
+        let blob = Sha256Digest::of(b"x");
+        let old = format!(r#"{{"mdtype":"primary","ext":"xml","blob":"{blob}"}}"#);
+        let file: RpmMetadataRef = serde_json::from_str(&old).unwrap();
+        assert_eq!(file, RpmMetadataRef::whole("primary", "xml", blob));
+        assert_eq!(file.blob(), Some(blob));
+        assert_eq!(serde_json::to_string(&file).unwrap(), old);
+        let kept = RpmMetadataRef {
+            parts: vec![IndexPart {
+                blob,
+                select: Some(Sha256Digest::of(b"s")),
+            }],
+            ..file
+        };
+        assert_eq!(kept.blob(), None);
+        let json = serde_json::to_string(&kept).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert!(v.get("blob").is_none() && v["parts"].is_array(), "{json}");
+        assert_eq!(serde_json::from_str::<RpmMetadataRef>(&json).unwrap(), kept);
+        assert_eq!(kept.blobs().count(), 2);
     }
 
     #[test]

@@ -245,6 +245,31 @@ impl Pool {
         })
     }
 
+    /// Maps a whole blob into memory (read-only): its pages are read as
+    /// they are touched and, being the page cache's, are not copied.
+    pub fn map(&self, digest: &Sha256Digest) -> Result<memmap2::Mmap, PoolError> {
+        let path = self.path(digest);
+        let err = |source: io::Error| {
+            if source.kind() == io::ErrorKind::NotFound {
+                PoolError::Missing {
+                    digest: *digest,
+                    path: path.clone(),
+                }
+            } else {
+                PoolError::Io {
+                    path: path.clone(),
+                    source,
+                }
+            }
+        };
+        let file = std::fs::File::open(&path).map_err(err)?;
+        // SAFETY: a pool blob is written whole under a temporary name and
+        // renamed into place, never written again, and deleted only by gc,
+        // which waits for the commands that read the pool (the pool's
+        // lock); an unlinked file stays mapped.
+        unsafe { memmap2::Mmap::map(&file) }.map_err(err)
+    }
+
     /// Removes temp files left by depot processes that no longer run (a
     /// `kill -9` mid-download leaves one behind).
     pub fn clean_stale_temp_files(&self) {

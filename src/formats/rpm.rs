@@ -411,17 +411,78 @@ pub fn parse_primary(text: &str) -> Result<(Split, Vec<PrimaryPackage>), RpmForm
 /// Rebuilds a metadata document from the root tag of `text` and the given
 /// package fragments, with the `packages="N"` count updated.
 pub fn splice(root_tag: &str, root_name: &str, fragments: &[&str]) -> String {
-    let total: usize = fragments.iter().map(|f| f.len() + 2).sum();
-    let mut out = String::with_capacity(total + 256);
-    out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    out.push_str(&set_packages_attr(root_tag, fragments.len()));
-    out.push('\n');
+    let mut body = String::with_capacity(fragments.iter().map(|f| f.len() + 1).sum());
     for f in fragments {
-        out.push_str(f);
-        out.push('\n');
+        body.push_str(f);
+        body.push('\n');
     }
+    document(root_tag, root_name, fragments.len(), &body)
+}
+
+/// A metadata document: the XML declaration, `root_tag` with its
+/// `packages="N"` count set to `packages`, `body` (whole elements, each
+/// line ended), and the closing tag.
+pub fn document(root_tag: &str, root_name: &str, packages: usize, body: &str) -> String {
+    let mut out = head(root_tag, packages);
+    out.reserve(body.len() + root_name.len() + 4);
+    out.push_str(body);
     out.push_str(&format!("</{root_name}>\n"));
     out
+}
+
+/// The start of a metadata document: the XML declaration and `root_tag`
+/// with its `packages="N"` count set to `packages`, each on a line.
+pub fn head(root_tag: &str, packages: usize) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{}\n",
+        set_packages_attr(root_tag, packages)
+    )
+}
+
+/// Where a metadata document's root element is: its start tag (as a
+/// start tag, also when the root is empty), its name, and its content
+/// (between the start tag and the closing tag).
+pub struct Frame {
+    pub root_tag: String,
+    pub root_name: String,
+    pub body: Range<usize>,
+}
+
+/// The [`Frame`] of `text`, read from its first element and its last
+/// closing tag (the elements between are neither parsed nor read, so a
+/// mapped file's pages between stay untouched); `None` if it has no root
+/// element.
+pub fn frame(text: &[u8]) -> Option<Frame> {
+    let mut reader = quick_xml::Reader::from_reader(text);
+    loop {
+        let before = reader.buffer_position() as usize;
+        let (empty, e) = match reader.read_event().ok()? {
+            Event::Start(e) => (false, e),
+            Event::Empty(e) => (true, e),
+            Event::Eof => return None,
+            _ => continue,
+        };
+        let root_name: String = e.name().as_ref().to_owned();
+        let start = reader.buffer_position() as usize;
+        let tag = std::str::from_utf8(&text[before..start]).ok()?;
+        if empty {
+            // `<metadata packages="0"/>`: a document with no packages.
+            return Some(Frame {
+                root_tag: format!("{}>", tag.trim_end_matches('>').trim_end_matches('/')),
+                root_name,
+                body: start..start,
+            });
+        }
+        let closing = format!("</{root_name}");
+        let end = text
+            .windows(closing.len())
+            .rposition(|w| w == closing.as_bytes())?;
+        return (end >= start).then(|| Frame {
+            root_tag: tag.to_owned(),
+            root_name,
+            body: start..end,
+        });
+    }
 }
 
 fn set_packages_attr(tag: &str, n: usize) -> String {
@@ -621,6 +682,25 @@ pub fn write_repomd(revision: u64, timestamp: u64, records: &[NewRecord]) -> Str
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_document_frame_is_found_without_reading_its_packages() {
+        let doc = b"<?xml version=\"1.0\"?>\n<metadata packages=\"2\">\n<package/>\n<package/>\n</metadata>\n";
+        let f = frame(doc).unwrap();
+        assert_eq!(f.root_tag, "<metadata packages=\"2\">");
+        assert_eq!(f.root_name, "metadata");
+        assert_eq!(&doc[f.body.clone()], b"\n<package/>\n<package/>\n");
+        let empty = frame(b"<?xml version=\"1.0\"?>\n<filelists packages=\"0\"/>\n").unwrap();
+        assert_eq!(empty.root_tag, "<filelists packages=\"0\">");
+        assert!(empty.body.is_empty());
+        assert_eq!(
+            document(&empty.root_tag, &empty.root_name, 0, ""),
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<filelists packages=\"0\">\n</filelists>\n"
+        );
+        assert!(frame(b"<?xml version=\"1.0\"?>\n").is_none());
+        assert!(frame(b"<metadata>").is_none());
+    }
+
     use super::*;
 
     #[test]

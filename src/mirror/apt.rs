@@ -222,6 +222,9 @@ impl Kind for Apt {
             .collect::<Result<Vec<_>, MirrorError>>()?;
         // Catalogs are built while the packages download, so the first
         // filter or merge of a snapshot of this state does not wait for them.
+        // (An rpm state's catalog is built by the first command that reads
+        // its packages: built here it would hold the state's ~100 MB of
+        // repodata text while the downloads run.)
         let warming = match content {
             Content::Apt(a) => {
                 let (catalogs, a) = (crate::packages::catalog::Cache::new(run.root), a.clone());

@@ -189,11 +189,11 @@ impl Kind for Rpm {
                 }
                 _ => run.pool.put(texts[mdtype].0.as_bytes()),
             };
-            metadata.push(RpmMetadataRef {
-                mdtype: mdtype.to_owned(),
-                ext: exts[mdtype].clone(),
-                blob: blob.map_err(|e| run.pool_err(e))?,
-            });
+            metadata.push(RpmMetadataRef::whole(
+                mdtype,
+                &exts[mdtype],
+                blob.map_err(|e| run.pool_err(e))?,
+            ));
         }
         // Nothing after the plan needs the texts: they are freed here,
         // before the downloads.
@@ -220,11 +220,15 @@ impl Kind for Rpm {
         let Content::Rpm(content) = filtered else {
             return Ok(files);
         };
-        let Some(blob) = content.get("primary").map(|m| m.blob) else {
+        let Some(primary) = content.get("primary") else {
             return Ok(files);
         };
-        let bytes = run.pool.read(&blob).map_err(|e| run.pool_err(e))?;
-        let text = String::from_utf8_lossy(&bytes);
+        let text = primary
+            .text(&run.pool, content.packages)
+            .map_err(|source| MirrorError::Index {
+                mirror: run.def.name.clone(),
+                source,
+            })?;
         files.packages = fmt::parse_primary(&text)
             .map_err(|e| malformed(run.def, &files.primary_url, e))?
             .1;
@@ -401,10 +405,13 @@ fn carry_over(
     let read = |t: &str| -> Result<Option<String>, MirrorError> {
         match prev.get(t) {
             None => Ok(None),
-            Some(m) => {
-                let bytes = run.pool.read(&m.blob).map_err(|e| run.pool_err(e))?;
-                Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
-            }
+            Some(m) => m
+                .text(&run.pool, prev.packages)
+                .map(Some)
+                .map_err(|source| MirrorError::Index {
+                    mirror: def.name.clone(),
+                    source,
+                }),
         }
     };
     let Some(old_primary) = read("primary")? else {

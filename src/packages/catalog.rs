@@ -7,14 +7,21 @@
 //! (`content::Selection`) are mapped to entries and written back verbatim.
 //! Entries keep the index's order.
 //!
-//! A catalog is derived data. An apt index's catalog is built the first
-//! time it is needed (mirror updates build them as their indices arrive)
-//! and cached at `cache/catalog/ab/<sha256>.<deb|src>`; a missing, stale or
+//! A catalog is derived data. An index's catalog is built the first time
+//! it is needed (mirror updates build them as their indices arrive) and
+//! cached at `cache/catalog/ab/<sha256>.<deb|src|rpm>`; a missing, stale or
 //! damaged file is rebuilt: the header names the index blob and the format
 //! version, and every handle and range is bounds-checked when used, so a
 //! damaged table cannot crash depot. Beyond that a catalog is trusted as
-//! pool blobs are (neither is re-hashed when read). rpm catalogs are built
-//! in memory from `primary.xml` each time.
+//! pool blobs are (neither is re-hashed when read).
+//!
+//! An rpm catalog is named by its `primary.xml` blob and built from it
+//! and from the `filelists.xml` and `other.xml` of the same repository
+//! state: each entry also holds the byte spans of its package's records
+//! in those two ([`Companions`], matched by `pkgid`), so a selection of
+//! packages is written back as selections of all three files. The
+//! filelists of a state follow from its packages, which primary's pkgids
+//! fix, so the primary blob names the catalog.
 //!
 //! Layout: a header and the entry, dependency, provide and file tables as
 //! native-endian `u32` words (a cache is local to its host), then the
@@ -39,12 +46,12 @@ use rustc_hash::FxHashMap;
 use super::query::Op;
 use crate::content::IndexKind;
 use crate::digest::Sha256Digest;
-use crate::formats::{apt as aptfmt, deb822};
+use crate::formats::{apt as aptfmt, deb822, rpm as rpmfmt};
 use crate::pool::Pool;
 
 const MAGIC: u32 = u32::from_ne_bytes(*b"DCAT");
-const VERSION: u32 = 5;
-const HEADER_WORDS: usize = 2 + 8 + 6;
+const VERSION: u32 = 6;
+const HEADER_WORDS: usize = 2 + 8 + 7;
 
 /// A string in the catalog's string bytes; `off == u32::MAX` is "none".
 #[repr(C)]
@@ -97,6 +104,22 @@ pub struct Location {
 }
 
 const LOCATION_WORDS: usize = size_of::<Location>() / 4;
+
+/// Where an rpm entry's package has its records in `filelists.xml` and
+/// `other.xml` (byte spans of the `<package>` elements; `[u32::MAX; 2]`:
+/// none): one per entry of an rpm catalog.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Pod, Zeroable)]
+pub struct Companions {
+    pub filelists: [u32; 2],
+    pub other: [u32; 2],
+}
+
+const COMPANION_WORDS: usize = size_of::<Companions>() / 4;
+
+impl Companions {
+    pub const NONE: [u32; 2] = [u32::MAX; 2];
+}
 
 impl Location {
     const NONE: Self = Self {
@@ -273,6 +296,12 @@ pub enum CatalogError {
         #[source]
         source: Box<aptfmt::AptFormatError>,
     },
+    #[error("rpm metadata {index} is malformed")]
+    MalformedRpm {
+        index: Sha256Digest,
+        #[source]
+        source: Box<rpmfmt::RpmFormatError>,
+    },
     #[error("index {index} is larger than 4 GiB")]
     TooLarge { index: Sha256Digest },
     #[error(transparent)]
@@ -293,6 +322,8 @@ pub struct NewEntry<'a> {
     pub files: Vec<&'a str>,
     /// apt binary entries only.
     pub location: Option<Location>,
+    /// rpm entries only.
+    pub companions: Option<Companions>,
 }
 
 /// Collects entries, interning their strings, into a [`Catalog`].
@@ -303,6 +334,7 @@ pub struct Builder {
     provides: Vec<Provide>,
     files: Vec<Str>,
     locations: Vec<Location>,
+    companions: Vec<Companions>,
     strings: Vec<u8>,
     interned: FxHashMap<Box<str>, Str>,
     keys: Vec<Key>,
@@ -366,6 +398,9 @@ impl Builder {
         if let Some(l) = e.location {
             self.locations.push(l);
         }
+        if let Some(c) = e.companions {
+            self.companions.push(c);
+        }
         let entry = Entry {
             name: self.intern(e.name),
             version: self.intern(e.version),
@@ -389,6 +424,7 @@ impl Builder {
                 + self.provides.len() * 4
                 + self.files.len() * 2
                 + self.locations.len() * LOCATION_WORDS
+                + self.companions.len() * COMPANION_WORDS
                 + self.entries.len() * KEY_WORDS,
         );
         words.push(MAGIC);
@@ -406,6 +442,7 @@ impl Builder {
             self.files.len(),
             self.strings.len(),
             self.locations.len(),
+            self.companions.len(),
         ] {
             words.push(n as u32);
         }
@@ -416,6 +453,9 @@ impl Builder {
         // None (Sources, rpm) or one per entry (Packages).
         debug_assert!(self.locations.is_empty() || self.locations.len() == self.entries.len());
         words.extend_from_slice(bytemuck::cast_slice(&self.locations));
+        // None (apt) or one per entry (rpm).
+        debug_assert!(self.companions.is_empty() || self.companions.len() == self.entries.len());
+        words.extend_from_slice(bytemuck::cast_slice(&self.companions));
         let mut by_key: Vec<KeyRec> = self
             .keys
             .iter()
@@ -480,12 +520,13 @@ pub struct Catalog {
     provides: Range<usize>,
     files: Range<usize>,
     locations: Range<usize>,
+    companions: Range<usize>,
     by_key: Range<usize>,
 }
 
 /// The word ranges of the tables a header announces, and the length of
 /// the strings; `None` unless it is a header of this format for `index`.
-fn layout(header: &[u32], index: Sha256Digest) -> Option<([Range<usize>; 6], usize)> {
+fn layout(header: &[u32], index: Sha256Digest) -> Option<([Range<usize>; 7], usize)> {
     if header.len() < HEADER_WORDS || header[0] != MAGIC || header[1] != VERSION {
         return None;
     }
@@ -493,10 +534,18 @@ fn layout(header: &[u32], index: Sha256Digest) -> Option<([Range<usize>; 6], usi
         return None;
     }
     let mut at = HEADER_WORDS;
-    let mut tables = [(); 6].map(|_| 0..0);
+    let mut tables = [(); 7].map(|_| 0..0);
     // The by-key table has one record per entry.
-    let counts = [10, 11, 12, 13, 15, 10].map(|i| header[i] as usize);
-    let sizes = [ENTRY_WORDS, 5, 4, 2, LOCATION_WORDS, KEY_WORDS];
+    let counts = [10, 11, 12, 13, 15, 16, 10].map(|i| header[i] as usize);
+    let sizes = [
+        ENTRY_WORDS,
+        5,
+        4,
+        2,
+        LOCATION_WORDS,
+        COMPANION_WORDS,
+        KEY_WORDS,
+    ];
     for (i, size) in sizes.into_iter().enumerate() {
         let end = at.checked_add(counts[i].checked_mul(size)?)?;
         tables[i] = at..end;
@@ -522,8 +571,18 @@ impl Catalog {
     /// `None` when `tables` are not a catalog of `index` in this format.
     fn from_tables(tables: Tables, index: Sha256Digest) -> Option<Self> {
         let words = tables.words();
-        let ([entries, deps, provides, files, locations, by_key], strings_len) =
-            layout(words, index)?;
+        let (
+            [
+                entries,
+                deps,
+                provides,
+                files,
+                locations,
+                companions,
+                by_key,
+            ],
+            strings_len,
+        ) = layout(words, index)?;
         if by_key.end != words.len() || strings_len != tables.strings().len() {
             return None;
         }
@@ -534,6 +593,7 @@ impl Catalog {
             provides,
             files,
             locations,
+            companions,
             by_key,
         })
     }
@@ -556,6 +616,14 @@ impl Catalog {
     pub fn location(&self, ordinal: u32) -> Option<&Location> {
         let all: &[Location] = bytemuck::cast_slice(&self.tables.words()[self.locations.clone()]);
         all.get(ordinal as usize).filter(|l| **l != Location::NONE)
+    }
+
+    /// rpm catalogs: where entry `ordinal`'s package has its records in
+    /// `filelists.xml` and `other.xml`.
+    pub fn companions(&self, ordinal: u32) -> Option<&Companions> {
+        let all: &[Companions] =
+            bytemuck::cast_slice(&self.tables.words()[self.companions.clone()]);
+        all.get(ordinal as usize)
     }
 
     /// The entries whose stanzas lie within the runs of `selection`, in
@@ -733,6 +801,139 @@ pub fn build_apt(
             provides,
             files: Vec::new(),
             location,
+            companions: None,
+        });
+    }
+    Ok(b.finish(index))
+}
+
+/// The texts of one rpm repository state's `primary.xml`, and of its
+/// `filelists.xml` and `other.xml` when it has them.
+pub struct RpmTexts {
+    pub primary: String,
+    pub filelists: Option<String>,
+    pub other: Option<String>,
+}
+
+/// rpm's comparison flags as an [`Op`].
+fn rpm_op(flags: &str) -> Option<Op> {
+    Some(match flags {
+        "EQ" => Op::Eq,
+        "LT" => Op::Lt,
+        "LE" => Op::Le,
+        "GT" => Op::Gt,
+        "GE" => Op::Ge,
+        _ => return None,
+    })
+}
+
+/// Builds the catalog of an rpm repository state, named by its primary
+/// blob `index`. A package's files are those primary lists (`/etc`, bin
+/// directories), plus, from filelists, any path that a package of the
+/// same state requires and primary does not list.
+pub fn build_rpm(index: Sha256Digest, texts: &RpmTexts) -> Result<Catalog, CatalogError> {
+    let too_large = [
+        Some(&texts.primary),
+        texts.filelists.as_ref(),
+        texts.other.as_ref(),
+    ]
+    .into_iter()
+    .flatten()
+    .any(|t| t.len() >= u32::MAX as usize);
+    if too_large {
+        return Err(CatalogError::TooLarge { index });
+    }
+    let malformed = |source| CatalogError::MalformedRpm {
+        index,
+        source: Box::new(source),
+    };
+    let (_, parsed) = rpmfmt::parse_primary(&texts.primary).map_err(malformed)?;
+    // Each companion document's `<package>` spans by pkgid.
+    let spans = |text: &Option<String>| -> Result<FxHashMap<String, [u32; 2]>, CatalogError> {
+        let Some(text) = text else {
+            return Ok(FxHashMap::default());
+        };
+        let split = rpmfmt::split_packages(text).map_err(malformed)?;
+        Ok(split
+            .packages
+            .into_iter()
+            .filter_map(|(r, id)| id.map(|id| (id, [r.start as u32, r.end as u32])))
+            .collect())
+    };
+    let (filelists, other) = (spans(&texts.filelists)?, spans(&texts.other)?);
+    let listed: std::collections::HashSet<&str> = parsed
+        .iter()
+        .flat_map(|p| p.files.iter().map(String::as_str))
+        .collect();
+    let wanted: std::collections::BTreeSet<&str> = parsed
+        .iter()
+        .flat_map(|p| p.requires.iter())
+        .map(|d| d.name.as_str())
+        .filter(|n| n.starts_with('/') && !listed.contains(n))
+        .collect();
+    let mut b = Builder::default();
+    for p in &parsed {
+        let version = p.evr.to_string();
+        let evrs: Vec<Option<String>> = p
+            .requires
+            .iter()
+            .map(|e| e.evr.as_ref().map(ToString::to_string))
+            .collect();
+        let deps = p
+            .requires
+            .iter()
+            .zip(&evrs)
+            // rpmlib() capabilities are provided by rpm itself, and
+            // rich (boolean) dependencies are not resolved here.
+            .filter(|(e, _)| !e.name.starts_with("rpmlib(") && !e.name.starts_with('('))
+            .map(|(e, evr)| {
+                vec![Dep {
+                    name: &e.name,
+                    any_arch: true,
+                    rel: e.flags.as_deref().and_then(rpm_op).zip(evr.as_deref()),
+                }]
+            })
+            .collect();
+        let provided: Vec<Option<String>> = p
+            .provides
+            .iter()
+            .map(|e| e.evr.as_ref().map(ToString::to_string))
+            .collect();
+        let mut provides: Vec<(&str, Option<&str>)> = p
+            .provides
+            .iter()
+            .zip(&provided)
+            .map(|(e, v)| (e.name.as_str(), v.as_deref()))
+            .collect();
+        provides.push((&p.name, Some(&version)));
+        let mut files: Vec<&str> = p.files.iter().map(String::as_str).collect();
+        let in_filelists = filelists.get(&p.sha256);
+        if let (Some(text), Some(span)) = (&texts.filelists, in_filelists)
+            && !wanted.is_empty()
+        {
+            let fragment = &text[span[0] as usize..span[1] as usize];
+            files.extend(
+                wanted
+                    .iter()
+                    .filter(|f| fragment.contains(&format!(">{f}</file>"))),
+            );
+        }
+        b.push(NewEntry {
+            name: &p.name,
+            version: &version,
+            arch: &p.arch,
+            source: &p.name,
+            priority: None,
+            pkgid: Some(&p.sha256),
+            span: p.span.clone(),
+            deps,
+            provides,
+            files,
+            location: None,
+            companions: Some(Companions {
+                filelists: in_filelists.copied().unwrap_or(Companions::NONE),
+                other: other.get(&p.sha256).copied().unwrap_or(Companions::NONE),
+            }),
         });
     }
     Ok(b.finish(index))
@@ -763,7 +964,7 @@ type Slot = Arc<Mutex<Option<Arc<Catalog>>>>;
 #[derive(Debug, Clone)]
 pub struct Cache {
     dir: PathBuf,
-    loaded: Arc<Mutex<FxHashMap<(Sha256Digest, IndexKind), Slot>>>,
+    loaded: Arc<Mutex<FxHashMap<(Sha256Digest, Tag), Slot>>>,
     pool: Pool,
 }
 
@@ -782,12 +983,19 @@ impl Cache {
     }
 
     pub fn path(&self, index: &Sha256Digest, kind: IndexKind) -> PathBuf {
+        self.tagged(index, Tag::of(kind))
+    }
+
+    /// The cache file of the rpm catalog named by primary blob `primary`.
+    pub fn rpm_path(&self, primary: &Sha256Digest) -> PathBuf {
+        self.tagged(primary, Tag::Rpm)
+    }
+
+    fn tagged(&self, index: &Sha256Digest, tag: Tag) -> PathBuf {
         let hex = index.to_hex();
-        let tag = match kind {
-            IndexKind::Source => "src",
-            IndexKind::Binary | IndexKind::Udeb => "deb",
-        };
-        self.dir.join(&hex[..2]).join(format!("{hex}.{tag}"))
+        self.dir
+            .join(&hex[..2])
+            .join(format!("{hex}.{}", tag.ext()))
     }
 
     /// The catalog of apt index `index`: the cached one, else built from
@@ -799,15 +1007,46 @@ impl Cache {
         kind: IndexKind,
         read: impl FnOnce() -> Result<String, E>,
     ) -> Result<Arc<Catalog>, E> {
-        let kind = cached_kind(kind);
-        let slot = self.slot(index, kind);
+        self.load(index, Tag::of(kind), || {
+            Ok(build_apt(index, kind, &read()?)?)
+        })
+    }
+
+    /// The catalog of the rpm repository state whose primary blob is
+    /// `primary`: the cached one, else built from the texts `read`
+    /// returns and cached (best effort, as [`Self::apt`]).
+    pub fn rpm<E: From<CatalogError>>(
+        &self,
+        primary: Sha256Digest,
+        read: impl FnOnce() -> Result<RpmTexts, E>,
+    ) -> Result<Arc<Catalog>, E> {
+        self.load(primary, Tag::Rpm, || Ok(build_rpm(primary, &read()?)?))
+    }
+
+    /// The cached rpm catalog of `primary`, if sound (as [`Self::cached`]).
+    pub fn cached_rpm(&self, primary: Sha256Digest) -> Option<Catalog> {
+        Catalog::read(&self.rpm_path(&primary), primary)
+    }
+
+    fn load<E>(
+        &self,
+        index: Sha256Digest,
+        tag: Tag,
+        build: impl FnOnce() -> Result<Catalog, E>,
+    ) -> Result<Arc<Catalog>, E> {
+        let slot = self.slot(index, tag);
         let mut slot = slot.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(c) = &*slot {
             return Ok(c.clone());
         }
-        let catalog = match Catalog::read(&self.path(&index, kind), index) {
+        let path = self.tagged(&index, tag);
+        let catalog = match Catalog::read(&path, index) {
             Some(c) => c,
-            None => self.build_and_store(index, kind, &read()?)?,
+            None => {
+                let catalog = build()?;
+                store(&path, &catalog);
+                catalog
+            }
         };
         let catalog = Arc::new(catalog);
         *slot = Some(catalog.clone());
@@ -820,7 +1059,7 @@ impl Cache {
     /// does not keep it: a walk over thirty nights reads each catalog
     /// once, and holding them all would hold thirty mappings.
     pub fn cached(&self, index: Sha256Digest, kind: IndexKind) -> Option<Catalog> {
-        Catalog::read(&self.path(&index, cached_kind(kind)), index)
+        Catalog::read(&self.path(&index, kind), index)
     }
 
     /// Builds the catalog of apt index `index` from its `text` afresh and
@@ -832,42 +1071,53 @@ impl Cache {
         kind: IndexKind,
         text: &str,
     ) -> Result<Arc<Catalog>, CatalogError> {
-        let kind = cached_kind(kind);
-        let catalog = Arc::new(self.build_and_store(index, kind, text)?);
-        let slot = self.slot(index, kind);
+        let catalog = build_apt(index, kind, text)?;
+        store(&self.path(&index, kind), &catalog);
+        let catalog = Arc::new(catalog);
+        let slot = self.slot(index, Tag::of(kind));
         *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(catalog.clone());
         Ok(catalog)
     }
 
     /// This process's slot for the catalog of `index`.
-    fn slot(&self, index: Sha256Digest, kind: IndexKind) -> Slot {
+    fn slot(&self, index: Sha256Digest, tag: Tag) -> Slot {
         let mut loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
-        loaded.entry((index, kind)).or_default().clone()
-    }
-
-    /// Builds the catalog of `text` and writes it to the cache (best
-    /// effort: a read-only data root still works, only slower).
-    fn build_and_store(
-        &self,
-        index: Sha256Digest,
-        kind: IndexKind,
-        text: &str,
-    ) -> Result<Catalog, CatalogError> {
-        let catalog = build_apt(index, kind, text)?;
-        let path = self.path(&index, kind);
-        if let Err(e) = write_atomic(&path, &catalog) {
-            tracing::debug!("cannot cache the catalog at {}: {e}", path.display());
-        }
-        Ok(catalog)
+        loaded.entry((index, tag)).or_default().clone()
     }
 }
 
-/// `Packages` of installer packages (udebs) are `Packages` all the same:
-/// one catalog kind serves both.
-fn cached_kind(kind: IndexKind) -> IndexKind {
-    match kind {
-        IndexKind::Udeb => IndexKind::Binary,
-        k => k,
+/// What a cached catalog describes, and its file's extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Tag {
+    /// `Packages` (of debs or, all the same, of udebs).
+    Deb,
+    Src,
+    /// An rpm state, named by its primary blob.
+    Rpm,
+}
+
+impl Tag {
+    fn of(kind: IndexKind) -> Self {
+        match kind {
+            IndexKind::Binary | IndexKind::Udeb => Self::Deb,
+            IndexKind::Source => Self::Src,
+        }
+    }
+
+    fn ext(self) -> &'static str {
+        match self {
+            Self::Deb => "deb",
+            Self::Src => "src",
+            Self::Rpm => "rpm",
+        }
+    }
+}
+
+/// Writes `catalog` to the cache at `path` (best effort: a read-only data
+/// root still works, only slower).
+fn store(path: &Path, catalog: &Catalog) {
+    if let Err(e) = write_atomic(path, catalog) {
+        tracing::debug!("cannot cache the catalog at {}: {e}", path.display());
     }
 }
 

@@ -4,21 +4,22 @@
 //!
 //! A set reads catalogs (`super::catalog`), not index texts: each package
 //! is an entry of one part's catalog, so loading a 63k-package snapshot
-//! costs a few milliseconds. A selection is written back as apt content
-//! that keeps byte ranges of the same index blobs (`content::Selection`),
-//! or as rpm repodata spliced from the picked `<package>` entries.
+//! costs a few milliseconds (an rpm state of 20k packages, with ~110 MB
+//! of repodata, the same once its catalog is cached). A selection is
+//! written back as content that keeps byte ranges of the same blobs
+//! (`content::Selection`): apt index stanzas, or rpm `<package>` elements
+//! of `primary`, `filelists` and `other`.
 //!
 //! It reads content and catalogs and writes only new index and selection
 //! blobs to the pool; it never writes a manifest or a state (its callers do).
 
-use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::sync::{Arc, OnceLock};
 
 use rustc_hash::FxHashMap;
 
-use super::catalog::{self, Catalog, Dep, DepRec, Entry, NewEntry, Str};
-use super::query::{Flavor, Op, PackageFields};
+use super::catalog::{self, Catalog, Dep, DepRec, Entry, Str};
+use super::query::{Flavor, PackageFields};
 use crate::content::{
     AptContent, Content, IndexError, IndexKind, IndexPart, IndexRef, RpmContent, RpmMetadataRef,
     Selection, index_text,
@@ -41,32 +42,6 @@ pub enum PackageSetError {
     Rpm(#[from] rpmfmt::RpmFormatError),
     #[error("cannot merge apt and rpm content")]
     MixedKinds,
-}
-
-/// Index texts are UTF-8 (checked when mirrored); a damaged blob is read
-/// lossily rather than refused, so it can still be inspected.
-fn utf8(bytes: Vec<u8>) -> String {
-    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
-}
-
-/// filelists/other: type, text, (root tag, root name), fragments by pkgid.
-pub type OtherMetadata = (
-    String,
-    String,
-    (String, String),
-    HashMap<String, Range<usize>>,
-);
-
-/// The rpm metadata a set was read from.
-#[derive(Debug)]
-pub struct RpmSource {
-    pub primary: String,
-    pub primary_root: (String, String),
-    /// filelists/other: root tag, root name, fragments by pkgid.
-    pub others: Vec<OtherMetadata>,
-    /// updateinfo, group, modules: carried as they are.
-    pub extras: Vec<RpmMetadataRef>,
-    pub files_url: String,
 }
 
 /// The packages of one index blob that a set holds.
@@ -136,9 +111,9 @@ impl Part {
 pub struct PackageSet {
     pub flavor: Flavor,
     pool: Pool,
-    /// apt: the content's metadata.
+    /// The content the set was loaded from.
     pub apt: Option<AptContent>,
-    pub rpm: Option<RpmSource>,
+    pub rpm: Option<RpmContent>,
     parts: Vec<Part>,
     /// (part, entry) of each package.
     pkgs: Vec<(u32, u32)>,
@@ -360,22 +335,11 @@ impl PackageFields for View<'_> {
     }
 }
 
-fn rpm_op(flags: &str) -> Option<Op> {
-    Some(match flags {
-        "EQ" => Op::Eq,
-        "GE" => Op::Ge,
-        "LE" => Op::Le,
-        "GT" => Op::Gt,
-        "LT" => Op::Lt,
-        _ => return None,
-    })
-}
-
 impl PackageSet {
     pub fn load(catalogs: &catalog::Cache, content: &Content) -> Result<Self, PackageSetError> {
         match content {
             Content::Apt(a) => Self::load_apt(catalogs, a),
-            Content::Rpm(r) => Self::load_rpm(catalogs.pool(), r),
+            Content::Rpm(r) => Self::load_rpm(catalogs, r),
         }
     }
 
@@ -418,16 +382,7 @@ impl PackageSet {
                         None
                     }
                     Some(select) => {
-                        let len = pool
-                            .path(blob)
-                            .metadata()
-                            .map_err(|source| PoolError::Io {
-                                path: pool.path(blob),
-                                source,
-                            })?
-                            .len() as usize;
-                        let selection = Selection::load(pool, select, len)?;
-                        let selected = catalog.selected(&selection);
+                        let selected = catalog.selected(&selection_of(pool, blob, select)?);
                         pkgs.extend(selected.iter().map(|&e| (part, e)));
                         Some(Members::new(catalog.len(), &selected))
                     }
@@ -454,134 +409,81 @@ impl PackageSet {
         })
     }
 
-    fn load_rpm(pool: &Pool, content: &RpmContent) -> Result<Self, PackageSetError> {
-        let read = |m: &RpmMetadataRef| -> Result<String, PackageSetError> {
-            Ok(utf8(pool.read(&m.blob)?))
-        };
-        let primary_ref = content
+    /// The packages of an rpm state: per part of its `primary` (one for a
+    /// mirrored state), the cached catalog of that primary blob (built
+    /// with the same part of `filelists` and `other`) and the part's
+    /// selection.
+    fn load_rpm(catalogs: &catalog::Cache, content: &RpmContent) -> Result<Self, PackageSetError> {
+        let pool = catalogs.pool();
+        let primary = content
             .get("primary")
             .ok_or(rpmfmt::RpmFormatError::NoRecord("primary"))?;
-        let primary = read(primary_ref)?;
-        let (split, parsed) = rpmfmt::parse_primary(&primary)?;
-        let mut others = Vec::new();
-        let mut extras = Vec::new();
-        for m in &content.metadata {
-            match m.mdtype.as_str() {
-                "primary" => {}
-                "filelists" | "other" => {
-                    let text = read(m)?;
-                    let s = rpmfmt::split_packages(&text)?;
-                    let by_id: HashMap<String, Range<usize>> = s
-                        .packages
-                        .iter()
-                        .filter_map(|(r, id)| id.clone().map(|id| (id, r.clone())))
-                        .collect();
-                    let root = (text[s.root_tag.clone()].to_owned(), s.root_name.clone());
-                    others.push((m.mdtype.clone(), text, root, by_id));
+        let mut parts = Vec::new();
+        let mut pkgs = Vec::new();
+        for (i, IndexPart { blob, select }) in primary.parts.iter().enumerate() {
+            let companion = |mdtype: &str| -> Result<Option<String>, PackageSetError> {
+                match content.get(mdtype).and_then(|m| m.parts.get(i)) {
+                    Some(p) => Ok(Some(index_text(pool, &p.blob)?)),
+                    None => Ok(None),
                 }
-                _ => extras.push(m.clone()),
-            }
-        }
-        // primary lists only some files (/etc, bin dirs); a file dependency
-        // on any other path is looked up in filelists, for just those paths.
-        let listed: std::collections::HashSet<&str> = parsed
-            .iter()
-            .flat_map(|p| p.files.iter().map(String::as_str))
-            .collect();
-        let wanted: std::collections::BTreeSet<&str> = parsed
-            .iter()
-            .flat_map(|p| p.requires.iter())
-            .map(|d| d.name.as_str())
-            .filter(|n| n.starts_with('/') && !listed.contains(n))
-            .collect();
-        let filelists = others.iter().find(|(t, ..)| t == "filelists");
-        let mut b = catalog::Builder::default();
-        for p in &parsed {
-            let version = p.evr.to_string();
-            let evrs: Vec<Option<String>> = p
-                .requires
-                .iter()
-                .map(|e| e.evr.as_ref().map(ToString::to_string))
-                .collect();
-            let deps = p
-                .requires
-                .iter()
-                .zip(&evrs)
-                // rpmlib() capabilities are provided by rpm itself, and
-                // rich (boolean) dependencies are not resolved here.
-                .filter(|(e, _)| !e.name.starts_with("rpmlib(") && !e.name.starts_with('('))
-                .map(|(e, evr)| {
-                    vec![Dep {
-                        name: &e.name,
-                        any_arch: true,
-                        rel: e.flags.as_deref().and_then(rpm_op).zip(evr.as_deref()),
-                    }]
+            };
+            let catalog = catalogs.rpm(*blob, || {
+                Ok::<_, PackageSetError>(catalog::RpmTexts {
+                    primary: index_text(pool, blob)?,
+                    filelists: companion("filelists")?,
+                    other: companion("other")?,
                 })
-                .collect();
-            let provided: Vec<Option<String>> = p
-                .provides
-                .iter()
-                .map(|e| e.evr.as_ref().map(ToString::to_string))
-                .collect();
-            let mut provides: Vec<(&str, Option<&str>)> = p
-                .provides
-                .iter()
-                .zip(&provided)
-                .map(|(e, v)| (e.name.as_str(), v.as_deref()))
-                .collect();
-            provides.push((&p.name, Some(&version)));
-            let mut files: Vec<&str> = p.files.iter().map(String::as_str).collect();
-            if let Some((_, text, _, by_id)) = filelists
-                && !wanted.is_empty()
-                && let Some(range) = by_id.get(&p.sha256)
-            {
-                let fragment = &text[range.clone()];
-                files.extend(
-                    wanted
-                        .iter()
-                        .filter(|f| fragment.contains(&format!(">{f}</file>"))),
-                );
-            }
-            b.push(NewEntry {
-                name: &p.name,
-                version: &version,
-                arch: &p.arch,
-                source: &p.name,
-                priority: None,
-                pkgid: Some(&p.sha256),
-                span: p.span.clone(),
-                deps,
-                provides,
-                files,
-                location: None,
+            })?;
+            let part = parts.len() as u32;
+            let base = pkgs.len() as u32;
+            let members = match select {
+                None => {
+                    pkgs.extend((0..catalog.len() as u32).map(|e| (part, e)));
+                    None
+                }
+                Some(select) => {
+                    let selected = catalog.selected(&selection_of(pool, blob, select)?);
+                    pkgs.extend(selected.iter().map(|&e| (part, e)));
+                    Some(Members::new(catalog.len(), &selected))
+                }
+            };
+            parts.push(Part {
+                catalog,
+                blob: *blob,
+                index: i,
+                kind: None,
+                domain: String::new(),
+                text: OnceLock::new(),
+                base,
+                members,
             });
         }
-        let catalog = Arc::new(b.finish(primary_ref.blob));
-        let pkgs = (0..catalog.len() as u32).map(|e| (0, e)).collect();
         Ok(Self {
             flavor: Flavor::Rpm,
             pool: pool.clone(),
             apt: None,
-            rpm: Some(RpmSource {
-                primary_root: (primary[split.root_tag.clone()].to_owned(), split.root_name),
-                primary,
-                others,
-                extras,
-                files_url: content.files_url.clone(),
-            }),
-            parts: vec![Part {
-                catalog,
-                blob: primary_ref.blob,
-                index: 0,
-                kind: None,
-                domain: String::new(),
-                text: OnceLock::new(),
-                base: 0,
-                members: None,
-            }],
+            rpm: Some(content.clone()),
+            parts,
             pkgs,
         })
     }
+}
+
+/// The selection `select` of index blob `blob`.
+fn selection_of(
+    pool: &Pool,
+    blob: &Sha256Digest,
+    select: &Sha256Digest,
+) -> Result<Selection, PackageSetError> {
+    let len = pool
+        .path(blob)
+        .metadata()
+        .map_err(|source| PoolError::Io {
+            path: pool.path(blob),
+            source,
+        })?
+        .len() as usize;
+    Ok(Selection::load(pool, select, len)?)
 }
 
 /// One way a package satisfies a name: itself, a `Provides`, or (rpm) a
@@ -914,46 +816,99 @@ fn build_apt(
     }))
 }
 
+/// Writes rpm content keeping byte ranges of the picked packages'
+/// repodata, as [`build_apt`] does: per source part (in the order first
+/// picked), a selection of its `primary` blob and of the same state's
+/// `filelists` and `other` (from the catalog's [`catalog::Companions`]),
+/// or the whole blobs when every package of the part is picked.
+/// `filelists`/`other` are kept when every picked part's state has them.
+/// Other metadata (advisories, comps, modules) comes from the first
+/// source having it.
 fn build_rpm(pool: &Pool, sets: &[PackageSet], picks: &[Pick]) -> Result<Content, PackageSetError> {
-    let base = sets[0].rpm.as_ref().ok_or(PackageSetError::MixedKinds)?;
-    let mut primary_frags: Vec<&str> = Vec::new();
-    let mut other_frags: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+    let content = |si: usize| sets[si].rpm.as_ref().ok_or(PackageSetError::MixedKinds);
+    let base = content(0)?;
+    // Picked entries per (set, part), parts in first-picked order.
+    let mut order: Vec<(usize, u32)> = Vec::new();
+    let mut picked: FxHashMap<(usize, u32), Vec<u32>> = FxHashMap::default();
     for &(si, pi) in picks {
-        let Some(src) = &sets[si].rpm else {
-            continue;
-        };
-        let pkg = sets[si].pkg(pi);
-        primary_frags.push(&src.primary[pkg.span()]);
-        let pkgid = pkg.catalog().str(pkg.entry.pkgid);
-        for (mdtype, text, _, by_id) in &src.others {
-            if let Some(r) = by_id.get(pkgid) {
-                other_frags
-                    .entry(mdtype.clone())
-                    .or_default()
-                    .push(&text[r.clone()]);
-            }
+        let (part, ordinal) = sets[si].pkgs[pi];
+        picked
+            .entry((si, part))
+            .or_insert_with(|| {
+                order.push((si, part));
+                Vec::new()
+            })
+            .push(ordinal);
+    }
+    // Nothing picked: an empty selection of the first part, so that each
+    // file is still a document.
+    if order.is_empty() && !sets[0].parts.is_empty() {
+        order.push((0, 0));
+        picked.insert((0, 0), Vec::new());
+    }
+    let mut companions: Vec<&str> = vec!["filelists", "other"];
+    for &(si, part) in &order {
+        let index = sets[si].parts[part as usize].index;
+        let c = content(si)?;
+        companions.retain(|t| c.get(t).is_some_and(|m| m.parts.get(index).is_some()));
+    }
+    let mut files: Vec<(&str, String, Vec<IndexPart>)> = vec![("primary", "xml".into(), vec![])];
+    for t in &companions {
+        let ext = base
+            .get(t)
+            .map_or_else(|| "xml".to_owned(), |m| m.ext.clone());
+        files.push((t, ext, Vec::new()));
+    }
+    let mut packages = 0;
+    for &(si, part_no) in &order {
+        let part = &sets[si].parts[part_no as usize];
+        let c = content(si)?;
+        let mut ordinals = picked.remove(&(si, part_no)).unwrap_or_default();
+        ordinals.sort_unstable();
+        ordinals.dedup();
+        packages += ordinals.len();
+        let whole = ordinals.len() == part.catalog.len();
+        for (t, _, parts) in &mut files {
+            let blob = match *t {
+                "primary" => part.blob,
+                t => c
+                    .get(t)
+                    .and_then(|m| m.parts.get(part.index))
+                    .map_or(part.blob, |p| p.blob),
+            };
+            let select = if whole {
+                None
+            } else {
+                let spans = ordinals.iter().filter_map(|&o| {
+                    let entry = &part.catalog.entries()[o as usize];
+                    let companions = part.catalog.companions(o);
+                    let span = match *t {
+                        "primary" => Some(entry.span),
+                        "filelists" => companions.map(|c| c.filelists),
+                        _ => companions.map(|c| c.other),
+                    };
+                    span.filter(|s| *s != catalog::Companions::NONE)
+                });
+                Some(pool.put(&runs_of(spans).encode())?)
+            };
+            parts.push(IndexPart { blob, select });
         }
     }
-    let mut metadata = vec![RpmMetadataRef {
-        mdtype: "primary".into(),
-        ext: "xml".into(),
-        blob: pool.put(
-            rpmfmt::splice(&base.primary_root.0, &base.primary_root.1, &primary_frags).as_bytes(),
-        )?,
-    }];
-    for (mdtype, _, (tag, name), _) in &base.others {
-        let frags = other_frags.get(mdtype).map(Vec::as_slice).unwrap_or(&[]);
-        metadata.push(RpmMetadataRef {
-            mdtype: mdtype.clone(),
-            ext: "xml".into(),
-            blob: pool.put(rpmfmt::splice(tag, name, frags).as_bytes())?,
-        });
-    }
+    let mut metadata: Vec<RpmMetadataRef> = files
+        .into_iter()
+        .map(|(t, ext, parts)| RpmMetadataRef {
+            mdtype: t.to_owned(),
+            ext,
+            parts,
+        })
+        .collect();
     // Advisories, comps and modules come from the first source having them.
     for set in sets {
-        if let Some(src) = &set.rpm {
-            for e in &src.extras {
-                if !metadata.iter().any(|m| m.mdtype == e.mdtype) {
+        if let Some(c) = &set.rpm {
+            for e in &c.metadata {
+                if !["primary", "filelists", "other"].contains(&e.mdtype.as_str())
+                    && !metadata.iter().any(|m| m.mdtype == e.mdtype)
+                {
                     metadata.push(e.clone());
                 }
             }
@@ -962,8 +917,25 @@ fn build_rpm(pool: &Pool, sets: &[PackageSet], picks: &[Pick]) -> Result<Content
     Ok(Content::Rpm(RpmContent {
         files_url: base.files_url.clone(),
         metadata,
-        packages: primary_frags.len(),
+        packages,
     }))
+}
+
+/// The byte spans of whole `<package>` elements as a selection: sorted,
+/// and spans apart by at most a few bytes (the whitespace between two
+/// elements, which no element fits in) joined into one run.
+fn runs_of(spans: impl Iterator<Item = [u32; 2]>) -> Selection {
+    let mut spans: Vec<[u32; 2]> = spans.collect();
+    spans.sort_unstable();
+    let mut runs: Vec<Range<u32>> = Vec::new();
+    for [start, end] in spans {
+        match runs.last_mut() {
+            Some(run) if start >= run.end && start - run.end <= 8 => run.end = end,
+            Some(run) if start < run.end => {}
+            _ => runs.push(start..end),
+        }
+    }
+    Selection(runs)
 }
 
 /// Selects the packages of `set` matching `query`, closed under

@@ -407,13 +407,7 @@ pub(crate) fn packages_content(
             ),
         ]
         .into_iter()
-        .map(|(t, text)| {
-            Ok(crate::content::RpmMetadataRef {
-                mdtype: t.to_owned(),
-                ext: "xml".to_owned(),
-                blob: put(text)?,
-            })
-        })
+        .map(|(t, text)| Ok(crate::content::RpmMetadataRef::whole(t, "xml", put(text)?)))
         .collect::<Result<Vec<_>, PoolError>>()?;
         return Ok(Content::Rpm(crate::content::RpmContent {
             files_url: layout.files_url.clone(),

@@ -1,5 +1,5 @@
 //! `depot gc`: deletes what nothing references — pool blobs (packages,
-//! indices, selections, spliced metadata), catalogs of indices no longer
+//! indices, selections, rpm metadata), catalogs of indices no longer
 //! pooled, `cache/rpm-verified` entries of packages no longer pooled —
 //! and temp files that killed processes left behind.
 //!
@@ -183,7 +183,7 @@ fn pool(root: &Root, opts: &GcOptions, report: &mut GcReport) -> Result<(), Rete
     let _guard = PoolGuard::collector(root, Wait::Yes)?;
     let marks = super::referenced(root, &|_| false)?;
 
-    // The pool, then the catalogs (`cache/catalog/ab/<sha>.<deb|src>`,
+    // The pool, then the catalogs (`cache/catalog/ab/<sha>.<deb|src|rpm>`,
     // one per index blob), in one sweep.
     let mut doomed = Vec::new();
     crate::pool::Pool::new(root).walk(&mut |digest, path| {

@@ -76,7 +76,7 @@ impl RefError {
     }
 }
 
-/// An index part: its blob and selection (rpm: the primary blob).
+/// An index part: its blob and selection (rpm: a part of `primary`).
 pub type Part = (Sha256Digest, Option<Sha256Digest>);
 
 /// The parts whose packages a walk of `content` covers.
@@ -89,8 +89,8 @@ pub fn parts(content: &Content) -> Vec<Part> {
             .collect(),
         Content::Rpm(r) => r
             .get("primary")
-            .map(|p| (p.blob, None))
             .into_iter()
+            .flat_map(|p| p.parts.iter().map(|p| (p.blob, p.select)))
             .collect(),
     }
 }
@@ -100,10 +100,9 @@ pub fn parts(content: &Content) -> Vec<Part> {
 pub struct Walker<'a> {
     /// The catalogs, and through them the pool.
     catalogs: &'a Cache,
-    /// (index blob, selection) pairs whose packages were walked.
+    /// (index blob, selection) pairs whose packages were walked (rpm:
+    /// parts of `primary`).
     walked: FxHashSet<(Sha256Digest, Option<Sha256Digest>)>,
-    /// rpm primary blobs whose packages were walked.
-    walked_rpm: FxHashSet<Sha256Digest>,
 }
 
 fn read(pool: &Pool, role: Role, digest: Sha256Digest) -> Result<Vec<u8>, RefError> {
@@ -122,7 +121,6 @@ impl<'a> Walker<'a> {
         Self {
             catalogs,
             walked: FxHashSet::default(),
-            walked_rpm: FxHashSet::default(),
         }
     }
 
@@ -267,41 +265,97 @@ impl<'a> Walker<'a> {
         f: &mut dyn FnMut(Role, Sha256Digest, Part),
     ) -> Vec<RefError> {
         let mut errors = Vec::new();
-        let primary_blob = content
-            .get("primary")
-            .map_or(Sha256Digest::from_bytes([0; 32]), |p| p.blob);
-        for m in &content.metadata {
-            f(Role::Index, m.blob, (primary_blob, None));
-        }
-        let Some(primary) = content.get("primary") else {
-            return errors;
+        let primary = content.get("primary");
+        // Part `i` of every file belongs to part `i` of primary.
+        let owner = |i: usize| -> Part {
+            primary
+                .and_then(|p| p.parts.get(i))
+                .map_or((Sha256Digest::from_bytes([0; 32]), None), |p| {
+                    (p.blob, p.select)
+                })
         };
-        if !self.walked_rpm.insert(primary.blob) {
-            return errors;
-        }
-        let result = (|| {
-            let bytes = read(self.catalogs.pool(), Role::Index, primary.blob)?;
-            let damaged = |why: String| RefError::Damaged {
-                role: Role::Index,
-                digest: primary.blob,
-                why,
-            };
-            let text = std::str::from_utf8(&bytes).map_err(|_| damaged("not UTF-8".into()))?;
-            let (_, packages) =
-                crate::formats::rpm::parse_primary(text).map_err(|e| damaged(e.to_string()))?;
-            for p in packages {
-                let digest = p
-                    .sha256
-                    .parse()
-                    .map_err(|_| damaged(format!("`{}`: no SHA-256 checksum", p.name)))?;
-                f(Role::Package, digest, (primary.blob, None));
+        for m in &content.metadata {
+            for (i, part) in m.parts.iter().enumerate() {
+                f(Role::Index, part.blob, owner(i));
+                if let Some(s) = part.select {
+                    f(Role::Selection, s, owner(i));
+                }
             }
-            Ok(())
-        })();
-        if let Err(e) = result {
-            self.walked_rpm.remove(&primary.blob);
-            errors.push(e);
+        }
+        for part in primary.into_iter().flat_map(|p| &p.parts) {
+            // A selection keeps a subset of the whole blob's packages.
+            let key = (part.blob, part.select);
+            if self.walked.contains(&(part.blob, None)) || !self.walked.insert(key) {
+                continue;
+            }
+            if let Err(e) = self.rpm_packages(part, f) {
+                self.walked.remove(&key);
+                errors.push(e);
+            }
         }
         errors
+    }
+
+    /// The packages of a part of `primary`: from the cached catalog when
+    /// there is a sound one, else from the text.
+    fn rpm_packages(
+        &self,
+        part: &IndexPart,
+        f: &mut dyn FnMut(Role, Sha256Digest, Part),
+    ) -> Result<(), RefError> {
+        let owner = (part.blob, part.select);
+        let pool = self.catalogs.pool();
+        let damaged = |why: String| RefError::Damaged {
+            role: Role::Index,
+            digest: part.blob,
+            why,
+        };
+        let selection = |len: usize| -> Result<Option<Selection>, RefError> {
+            let Some(select) = part.select else {
+                return Ok(None);
+            };
+            let bytes = read(pool, Role::Selection, select)?;
+            Selection::decode(&bytes, len)
+                .map(Some)
+                .ok_or(RefError::Damaged {
+                    role: Role::Selection,
+                    digest: select,
+                    why: "not a selection of its index".into(),
+                })
+        };
+        let checksum = |name: &str, sha256: &str| {
+            sha256
+                .parse::<Sha256Digest>()
+                .map_err(|_| damaged(format!("`{name}`: no SHA-256 checksum")))
+        };
+        if let Some(catalog) = self.catalogs.cached_rpm(part.blob)
+            && let Ok(index) = pool.path(&part.blob).metadata()
+        {
+            let ordinals: Vec<u32> = match selection(index.len() as usize)? {
+                None => (0..catalog.len() as u32).collect(),
+                Some(s) => catalog.selected(&s),
+            };
+            for o in ordinals {
+                let e = &catalog.entries()[o as usize];
+                let digest = checksum(catalog.str(e.name), catalog.str(e.pkgid))?;
+                f(Role::Package, digest, owner);
+            }
+            return Ok(());
+        }
+        let bytes = read(pool, Role::Index, part.blob)?;
+        let text = std::str::from_utf8(&bytes).map_err(|_| damaged("not UTF-8".into()))?;
+        let runs = selection(text.len())?;
+        let (_, packages) =
+            crate::formats::rpm::parse_primary(text).map_err(|e| damaged(e.to_string()))?;
+        for p in packages {
+            let kept = runs.as_ref().is_none_or(|s| {
+                s.0.iter()
+                    .any(|r| r.start as usize <= p.span.start && p.span.end <= r.end as usize)
+            });
+            if kept {
+                f(Role::Package, checksum(&p.name, &p.sha256)?, owner);
+            }
+        }
+        Ok(())
     }
 }

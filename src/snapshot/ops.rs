@@ -214,7 +214,7 @@ pub struct ReleaseOptions {
 /// `depot release create`.
 pub fn create_release(root: &Root, opts: &ReleaseOptions) -> Result<Snapshot, SnapshotError> {
     crate::names::validate("release", &opts.name)?;
-    // Selections and spliced rpm metadata are pooled before the manifest.
+    // Selections are pooled before the manifest.
     let _pool = crate::lock::PoolGuard::writer(root)?;
     let mut sources: Vec<(String, Option<String>)> =
         opts.from.iter().map(|s| (s.clone(), None)).collect();

@@ -790,3 +790,142 @@ fn rpm_filter_follows_requires_provides_and_file_dependencies() {
             .exists()
     );
 }
+
+/// The `metadata` entry of `mdtype` in a snapshot's or release's manifest.
+fn manifest_file(ctx: &TestContext, path: &str, mdtype: &str) -> serde_json::Value {
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ctx.root.join(path)).unwrap()).unwrap();
+    m["content"]["metadata"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["mdtype"] == mdtype)
+        .unwrap_or_else(|| panic!("no {mdtype} in {path}: {m:#}"))
+        .clone()
+}
+
+/// A filtered snapshot and a release of rpm states keep selections of the
+/// mirrored repodata blobs (no new metadata blob), read packages through
+/// the cached catalog of each primary blob, publish documents whose
+/// checksums hold and from which dnf installs, and keep working after
+/// gc, which keeps the selections they name.
+#[test]
+fn rpm_filters_and_releases_keep_selections_of_the_mirrored_repodata() {
+    let ctx = TestContext::new();
+    let gpg = Gpg::new();
+    let url = ctx.serve_rpm("state1", "up");
+    ctx.rpm_mirror("r", &url, &[]);
+    ctx.depot(&["mirror", "update", "r"]).ok();
+    ctx.depot(&["snapshot", "create", "s", "--mirror", "r"])
+        .ok();
+    ctx.depot(&["snapshot", "filter", "s", "ab", "alpha | beta"])
+        .ok();
+    ctx.depot(&["snapshot", "filter", "s", "g", "gamma"]).ok();
+    for mdtype in ["primary", "filelists", "other"] {
+        let whole = manifest_file(&ctx, "snapshots/s.json", mdtype);
+        let kept = manifest_file(&ctx, "snapshots/ab.json", mdtype);
+        assert!(kept.get("blob").is_none(), "{kept}");
+        let parts = kept["parts"].as_array().unwrap();
+        assert_eq!(parts.len(), 1, "{kept}");
+        assert_eq!(parts[0]["blob"], whole["blob"], "{kept}");
+        assert!(parts[0]["select"].is_string(), "{kept}");
+    }
+    // Advisories and comps are carried whole.
+    assert_eq!(
+        manifest_file(&ctx, "snapshots/ab.json", "updateinfo"),
+        manifest_file(&ctx, "snapshots/s.json", "updateinfo")
+    );
+    let primary = manifest_file(&ctx, "snapshots/s.json", "primary")["blob"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let catalog = ctx
+        .root
+        .join("cache/catalog")
+        .join(&primary[..2])
+        .join(format!("{primary}.rpm"));
+    assert!(
+        catalog.is_file(),
+        "no cached catalog at {}",
+        catalog.display()
+    );
+
+    // A release of the two filtered snapshots: one part of each.
+    ctx.depot(&["release", "create", "rel", "--from", "ab", "--from", "g"])
+        .ok();
+    let kept = manifest_file(&ctx, "releases/rel.json", "filelists");
+    assert_eq!(kept["parts"].as_array().unwrap().len(), 2, "{kept}");
+    let names = |snapshot: &str| -> Vec<String> {
+        let rows = ctx
+            .depot(&[
+                "snapshot",
+                "search",
+                snapshot,
+                "Name (% *)",
+                "--output-format",
+                "json",
+            ])
+            .ok()
+            .json();
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(names("ab"), ["alpha", "beta"]);
+    assert_eq!(names("rel"), ["alpha", "beta", "gamma"]);
+
+    // gc keeps every selection; the release still publishes, consistent.
+    ctx.depot(&["mirror", "drop", "r"]).ok();
+    ctx.depot(&["snapshot", "drop", "s"]).ok();
+    ctx.depot(&["gc"]).ok();
+    ctx.depot(&["check", "--full"]).ok();
+    let mut cmd = ctx.command();
+    cmd.env("GNUPGHOME", gpg.home.path());
+    let out = cmd
+        .args([
+            "publish",
+            "rel",
+            "--dist",
+            "el",
+            "--sign-key",
+            "test@depot.invalid",
+            "--output-format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let version = serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["version"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_repomd_checksums(&ctx.root.join("public/el").join(&version));
+    let text = primary_names(&ctx, "el", &version);
+    assert!(text.contains("packages=\"3\""), "{text}");
+    assert!(!text.contains("<name>delta</name>"), "{text}");
+
+    std::os::unix::fs::symlink(ctx.root.join("public"), ctx.www.join("public")).unwrap();
+    let dnf = Dnf::new(
+        &ctx.server.url("public/el/dev"),
+        &[&gpg.public_key, &good_key()],
+    );
+    let q = dnf.query_all("%{name}");
+    let mut lines: Vec<&str> = q.lines().collect();
+    lines.sort();
+    assert_eq!(lines, ["alpha", "beta", "gamma"]);
+    // beta needs alpha and a file only filelists lists.
+    dnf.run(&["install", "beta"]).ok();
+    assert!(
+        dnf.dir
+            .path()
+            .join("root/usr/share/doc/alpha/README")
+            .is_file()
+    );
+    ctx.depot(&["check", "--full"]).ok();
+}

@@ -5,7 +5,9 @@
 //! names them) and listed in a new `repomd.xml` with its checksum, size,
 //! open-checksum and open-size. Metadata is re-spliced only when a package
 //! came from an `xml:base` URL (the attribute is dropped: the file is now
-//! local); otherwise upstream's XML is published byte for byte, which is
+//! local); otherwise upstream's XML is published byte for byte (a
+//! filtered snapshot's or a release's file is put together from the kept
+//! `<package>` elements of its blobs, [`RpmMetadataRef::text`]), which is
 //! why publishing a 20k-package snapshot costs a compression pass and no
 //! XML generation.
 //!
@@ -27,76 +29,85 @@ use url::Url;
 
 use super::options::{PublishError, PublishOptions};
 use super::writer::Writer;
-use crate::content::RpmContent;
+use crate::content::{RpmContent, RpmMetadataRef};
 use crate::digest::{Expected, Sha256Digest};
 use crate::formats::compress::Compression;
-use crate::formats::rpm::{self as fmt, NewRecord, PrimaryPackage};
+use crate::formats::rpm::{self as fmt, NewRecord};
 use crate::pool::Pool;
 use crate::signing::Signer;
 
 pub(super) struct Prepared {
-    /// (mdtype, extension, blob of the uncompressed text), in the
-    /// snapshot's order.
-    files: Vec<(String, String, Sha256Digest)>,
+    /// The metadata files, in the snapshot's order.
+    files: Vec<RpmMetadataRef>,
+    /// How many packages the snapshot has (each assembled file's count).
+    count: usize,
     /// The text of `primary`, the one file that is parsed.
     primary_text: MetadataText,
-    packages: Vec<PrimaryPackage>,
+    /// Each package's `<location href>` and SHA-256, all that linking
+    /// needs (the parsed packages are let go: for 20k packages they are
+    /// tens of megabytes).
+    links: Vec<(String, Sha256Digest)>,
+    /// Whether a package names an `xml:base` (primary is then rebuilt).
+    xml_base: bool,
     primary: usize,
     pub missing: Vec<(Url, Expected)>,
 }
 
-/// A metadata blob's text: the pool file mapped when it is UTF-8 (then
-/// its SHA-256 is the blob's name), else a repaired copy. Mapped, not
-/// read: a real `filelists` is ~80 MB, which a read would first have the
-/// kernel zero in fresh pages.
+/// A metadata file's text: a whole blob's pool file mapped when it is
+/// UTF-8 (then its SHA-256 is the blob's name), else a repaired copy, or
+/// the file put together from its parts. Mapped, not read: a real
+/// `filelists` is ~80 MB, which a read would first have the kernel zero
+/// in fresh pages.
 enum MetadataText {
-    Blob(memmap2::Mmap),
-    Repaired(String),
+    Blob(memmap2::Mmap, Sha256Digest),
+    Text(String),
 }
 
 impl MetadataText {
-    fn read(pool: &Pool, dist: &str, blob: &Sha256Digest) -> Result<Self, PublishError> {
-        let path = pool.path(blob);
-        let pool_err = |source: std::io::Error| PublishError::Pool {
-            dist: dist.to_owned(),
-            source: if source.kind() == std::io::ErrorKind::NotFound {
-                crate::pool::PoolError::Missing {
-                    digest: *blob,
-                    path: path.clone(),
-                }
-            } else {
-                crate::pool::PoolError::Io {
-                    path: path.clone(),
-                    source,
-                }
-            },
-        };
-        let file = std::fs::File::open(&path).map_err(pool_err)?;
-        if file.metadata().map_err(pool_err)?.len() == 0 {
-            return Ok(Self::Repaired(String::new()));
+    fn read(
+        pool: &Pool,
+        dist: &str,
+        file: &RpmMetadataRef,
+        count: usize,
+    ) -> Result<Self, PublishError> {
+        match file.blob() {
+            Some(blob) => Self::map(pool, dist, &blob),
+            None => file
+                .text(pool, count)
+                .map(Self::Text)
+                .map_err(|e| PublishError::Index {
+                    dist: dist.to_owned(),
+                    source: e.into(),
+                }),
         }
-        // SAFETY: a pool blob is written whole under a temporary name and
-        // renamed into place, never written again, and deleted only by gc,
-        // which waits for this publish (the pool's lock); an unlinked file
-        // stays mapped.
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(pool_err)?;
+    }
+
+    fn map(pool: &Pool, dist: &str, blob: &Sha256Digest) -> Result<Self, PublishError> {
+        let map = pool.map(blob).map_err(|source| PublishError::Pool {
+            dist: dist.to_owned(),
+            source,
+        })?;
         Ok(match std::str::from_utf8(&map) {
-            Ok(_) => Self::Blob(map),
-            Err(_) => Self::Repaired(String::from_utf8_lossy(&map).into_owned()),
+            Ok(_) => Self::Blob(map, *blob),
+            Err(_) => Self::Text(String::from_utf8_lossy(&map).into_owned()),
         })
     }
 
     fn text(&self) -> &str {
         match self {
-            // SAFETY: checked to be UTF-8 by `read`, and it does not change.
-            Self::Blob(map) => unsafe { std::str::from_utf8_unchecked(map) },
-            Self::Repaired(text) => text,
+            // SAFETY: checked to be UTF-8 by `map`, and it does not change.
+            Self::Blob(map, _) => unsafe { std::str::from_utf8_unchecked(map) },
+            Self::Text(text) => text,
         }
     }
 
-    /// Whether the text is the blob's bytes.
-    fn is_blob(&self) -> bool {
-        matches!(self, Self::Blob(_))
+    /// The blob whose bytes the text is (its SHA-256 is then the blob's
+    /// name).
+    fn exact(&self) -> Option<Sha256Digest> {
+        match self {
+            Self::Blob(_, blob) => Some(*blob),
+            Self::Text(_) => None,
+        }
     }
 }
 
@@ -113,27 +124,26 @@ pub(super) fn prepare(
     content: &RpmContent,
     complete: bool,
 ) -> Result<Prepared, PublishError> {
-    let files: Vec<(String, String, Sha256Digest)> = content
-        .metadata
-        .iter()
-        .map(|m| (m.mdtype.clone(), m.ext.clone(), m.blob))
-        .collect();
+    let files = content.metadata.clone();
     let primary = files
         .iter()
-        .position(|(t, _, _)| t == "primary")
+        .position(|m| m.mdtype == "primary")
         .ok_or_else(|| malformed(dist)(fmt::RpmFormatError::NoRecord("primary")))?;
-    let primary_text = MetadataText::read(pool, dist, &files[primary].2)?;
+    let primary_text = MetadataText::read(pool, dist, &files[primary], content.packages)?;
     let (_, packages) = fmt::parse_primary(primary_text.text()).map_err(malformed(dist))?;
     let files_url = Url::parse(&content.files_url)
         .map_err(|_| PublishError::InvalidSuite(content.files_url.clone()))?;
     let mut missing = Vec::new();
-    for p in packages.iter().filter(|_| !complete) {
+    let mut links = Vec::with_capacity(packages.len());
+    for p in &packages {
         let Ok(sha256) = p.sha256.parse::<Sha256Digest>() else {
             return Err(malformed(dist)(fmt::RpmFormatError::ChecksumType(
                 p.sha256.clone(),
             )));
         };
-        if pool.contains(&sha256)
+        links.push((p.href.clone(), sha256));
+        if complete
+            || pool.contains(&sha256)
             || missing
                 .iter()
                 .any(|(_, e): &(Url, Expected)| e.sha256 == sha256)
@@ -159,8 +169,10 @@ pub(super) fn prepare(
     }
     Ok(Prepared {
         files,
+        count: content.packages,
         primary_text,
-        packages,
+        xml_base: packages.iter().any(|p| p.base.is_some()),
+        links,
         primary,
         missing,
     })
@@ -184,12 +196,8 @@ pub(super) fn write_version(
     when: Timestamp,
     signer: Option<&dyn Signer>,
 ) -> Result<Sha256Digest, PublishError> {
-    for p in &prepared.packages {
-        let sha = p
-            .sha256
-            .parse()
-            .map_err(|_| malformed(w.dist)(fmt::RpmFormatError::ChecksumType(p.sha256.clone())))?;
-        w.link(&p.href, sha)?;
+    for (href, sha) in &prepared.links {
+        w.link(href, *sha)?;
     }
     w.with_links(|w| write_metadata(w, opts, prepared, when, signer))
 }
@@ -203,7 +211,7 @@ fn write_metadata(
 ) -> Result<Sha256Digest, PublishError> {
     let compression = opts.compress.first().copied().unwrap_or(Compression::Gz);
     let primary_text = prepared.primary_text.text();
-    let rebuilt_primary = if prepared.packages.iter().any(|p| p.base.is_some()) {
+    let rebuilt_primary = if prepared.xml_base {
         let (split, _) = fmt::parse_primary(primary_text).map_err(malformed(w.dist))?;
         let frags: Vec<String> = split
             .packages
@@ -223,18 +231,19 @@ fn write_metadata(
     // One file after the other, each compressed on every core (it is
     // most of publishing's work).
     let mut records = Vec::new();
-    for (i, (mdtype, ext, blob)) in prepared.files.iter().enumerate() {
+    for (i, file) in prepared.files.iter().enumerate() {
+        let (mdtype, ext) = (&file.mdtype, &file.ext);
         let read;
-        // The text, and whether it is the blob's bytes: its SHA-256 (the
+        // The text, and the blob it is the bytes of: its SHA-256 (the
         // open-checksum) is then the blob's name.
-        let (text, exact): (&str, bool) = if i == prepared.primary {
+        let (text, exact): (&str, Option<Sha256Digest>) = if i == prepared.primary {
             match &rebuilt_primary {
-                Some(rebuilt) => (rebuilt, false),
-                None => (primary_text, prepared.primary_text.is_blob()),
+                Some(rebuilt) => (rebuilt, None),
+                None => (primary_text, prepared.primary_text.exact()),
             }
         } else {
-            read = MetadataText::read(w.pool(), w.dist, blob)?;
-            (read.text(), read.is_blob())
+            read = MetadataText::read(w.pool(), w.dist, file, prepared.count)?;
+            (read.text(), read.exact())
         };
         // comps is listed both plain (`group`) and compressed
         // (`group_gz`), as createrepo_c does: tools differ in which one
@@ -245,8 +254,8 @@ fn write_metadata(
             outputs.push(("group".to_owned(), Compression::None));
         }
         let open_sha256 = match exact {
-            true => blob.to_hex(),
-            false => Sha256Digest::of(text.as_bytes()).to_hex(),
+            Some(blob) => blob.to_hex(),
+            None => Sha256Digest::of(text.as_bytes()).to_hex(),
         };
         for (mdtype, c) in outputs {
             let bytes = c
