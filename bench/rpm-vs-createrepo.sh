@@ -12,8 +12,11 @@
 # figure, serves the
 # repository with a private nginx on 127.0.0.1:<random port>, and times depot's
 # mirror create / cold update / no-op update / snapshot / publish from a fresh
-# root with GNU time (wall seconds + peak RSS).  Prints a table and writes
-# $WORK/results.json.  See bench/RPM.md.
+# root with GNU time (wall seconds + peak RSS), then what a release engineer
+# does next: a search (the first, which builds and caches the state's
+# catalog, then a second), a filter keeping about half the packages, a
+# release of the filter and the snapshot, and its publish.  Prints a table
+# and writes $WORK/results.json.  See bench/RPM.md.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -161,7 +164,13 @@ if run_step depot create "${D[@]}" mirror create bench "$URL" --kind rpm --no-ve
    run_step depot cold-update "${D[@]}" mirror update bench &&
    run_step depot noop-update "${D[@]}" mirror update bench &&
    run_step depot snapshot "${D[@]}" snapshot create bench-snap --mirror bench &&
-   run_step depot publish "${D[@]}" publish bench-snap --dist bench --skip-signing
+   run_step depot publish "${D[@]}" publish bench-snap --dist bench --skip-signing &&
+   run_step depot search-first "${D[@]}" snapshot search bench-snap 'Name (% a*)' &&
+   run_step depot search "${D[@]}" snapshot search bench-snap 'Name (% a*)' &&
+   run_step depot filter "${D[@]}" snapshot filter bench-snap half \
+     'Name (% a*) | Name (% b*) | Name (% c*) | Name (% d*) | Name (% e*) | Name (% f*) | Name (% g*) | Name (% h*) | Name (% i*) | Name (% j*) | Name (% k*) | Name (% l*)' &&
+   run_step depot release "${D[@]}" release create rel --from half --from bench-snap &&
+   run_step depot publish-release "${D[@]}" publish rel --dist rel --skip-signing
 then
   DEPOT_OK=1
 fi
@@ -279,13 +288,18 @@ LABEL = {("createrepo_c", "metadata"): "createrepo_c --no-database",
          ("depot", "cold-update"): "depot cold update",
          ("depot", "noop-update"): "depot no-op update",
          ("depot", "snapshot"): "depot snapshot",
-         ("depot", "publish"): "depot publish (gz)"}
+         ("depot", "publish"): "depot publish (gz)",
+         ("depot", "search-first"): "depot search (builds catalog)",
+         ("depot", "search"): "depot search (cached)",
+         ("depot", "filter"): "depot snapshot filter",
+         ("depot", "release"): "depot release create",
+         ("depot", "publish-release"): "depot publish release"}
 TARGET = {("depot", "noop-update"): ("< 1 s", targets[1]["pass"]),
           ("depot", "publish"): ("<= createrepo_c", targets[0]["pass"])}
 
 print()
 print("Results: %s rpm packages, %s" % (E["PACKAGES"], E["URL"]))
-hdr = "%-28s %9s %9s %9s %8s  %-16s %s" % ("step", "wall s", "cpu s", "RSS KB", "RSS MB",
+hdr = "%-31s %9s %9s %9s %8s  %-16s %s" % ("step", "wall s", "cpu s", "RSS KB", "RSS MB",
                                            "target", "")
 print(hdr)
 print("-" * len(hdr))
@@ -294,7 +308,7 @@ for key, label in LABEL.items():
     if t is None:
         continue
     tgt, p = TARGET.get(key, ("", None))
-    print("%-28s %9s %9.2f %9d %8.1f  %-16s %s" % (
+    print("%-31s %9s %9.2f %9d %8.1f  %-16s %s" % (
         label, ("%.2f" % t["wall_s"]) + ("" if t["rc"] == 0 else " FAIL"), t["cpu_s"],
         t["peak_rss_kb"], t["peak_rss_kb"] / 1024, tgt, verdict(p) if tgt else ""))
 fmt_r = lambda r, d: "-" if r is None else "%s%.2fx" % (">" if d and d["wall_s"] < 0.01 else "", r)

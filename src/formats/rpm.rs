@@ -266,7 +266,6 @@ pub fn parse_primary(text: &str) -> Result<(Split, Vec<PrimaryPackage>), RpmForm
     let mut out = Vec::new();
     let mut spans = Vec::new();
     let mut cur: Option<PrimaryPackage> = None;
-    let mut field = String::new();
     let mut text_buf = String::new();
     let mut dep_list = "";
     let mut checksum_type = String::new();
@@ -323,7 +322,6 @@ pub fn parse_primary(text: &str) -> Result<(Split, Vec<PrimaryPackage>), RpmForm
                         },
                         _ => {}
                     }
-                    field = local.to_owned();
                     text_buf.clear();
                 }
                 if !is_empty {
@@ -358,7 +356,6 @@ pub fn parse_primary(text: &str) -> Result<(Split, Vec<PrimaryPackage>), RpmForm
                         "provides" | "requires" => dep_list = "",
                         _ => {}
                     }
-                    let _ = &field;
                     text_buf.clear();
                 }
                 if depth == 1
