@@ -98,6 +98,30 @@ impl Members {
 }
 
 impl Part {
+    /// A part holding all of `blob`'s packages, not yet numbered in a set
+    /// ([`add_part`] does).
+    fn new(
+        catalog: Arc<Catalog>,
+        blob: Sha256Digest,
+        index: usize,
+        kind: Option<IndexKind>,
+    ) -> Self {
+        Self {
+            catalog,
+            blob,
+            index,
+            kind,
+            domain: String::new(),
+            text: OnceLock::new(),
+            base: 0,
+            members: None,
+        }
+    }
+
+    fn in_domain(self, domain: String) -> Self {
+        Self { domain, ..self }
+    }
+
     /// The set's package number of catalog entry `ordinal`, if selected.
     fn member(&self, ordinal: u32) -> Option<u32> {
         match &self.members {
@@ -374,29 +398,9 @@ impl PackageSet {
                 let catalog = catalogs.apt(*blob, index.kind, || {
                     index_text(pool, blob).map_err(PackageSetError::from)
                 })?;
-                let part = parts.len() as u32;
-                let base = pkgs.len() as u32;
-                let members = match select {
-                    None => {
-                        pkgs.extend((0..catalog.len() as u32).map(|e| (part, e)));
-                        None
-                    }
-                    Some(select) => {
-                        let selected = catalog.selected(&selection_of(pool, blob, select)?);
-                        pkgs.extend(selected.iter().map(|&e| (part, e)));
-                        Some(Members::new(catalog.len(), &selected))
-                    }
-                };
-                parts.push(Part {
-                    catalog,
-                    blob: *blob,
-                    index: i,
-                    kind: Some(index.kind),
-                    domain: index.arch.clone().unwrap_or_else(|| "source".into()),
-                    text: OnceLock::new(),
-                    base,
-                    members,
-                });
+                let part = Part::new(catalog, *blob, i, Some(index.kind));
+                let domain = index.arch.clone().unwrap_or_else(|| "source".into());
+                add_part(pool, &mut parts, &mut pkgs, part.in_domain(domain), *select)?;
             }
         }
         Ok(Self {
@@ -434,29 +438,13 @@ impl PackageSet {
                     other: companion("other")?,
                 })
             })?;
-            let part = parts.len() as u32;
-            let base = pkgs.len() as u32;
-            let members = match select {
-                None => {
-                    pkgs.extend((0..catalog.len() as u32).map(|e| (part, e)));
-                    None
-                }
-                Some(select) => {
-                    let selected = catalog.selected(&selection_of(pool, blob, select)?);
-                    pkgs.extend(selected.iter().map(|&e| (part, e)));
-                    Some(Members::new(catalog.len(), &selected))
-                }
-            };
-            parts.push(Part {
-                catalog,
-                blob: *blob,
-                index: i,
-                kind: None,
-                domain: String::new(),
-                text: OnceLock::new(),
-                base,
-                members,
-            });
+            add_part(
+                pool,
+                &mut parts,
+                &mut pkgs,
+                Part::new(catalog, *blob, i, None),
+                *select,
+            )?;
         }
         Ok(Self {
             flavor: Flavor::Rpm,
@@ -467,6 +455,32 @@ impl PackageSet {
             pkgs,
         })
     }
+}
+
+/// Adds `part` to a set being loaded: all its catalog's packages, or
+/// those its selection `select` keeps.
+fn add_part(
+    pool: &Pool,
+    parts: &mut Vec<Part>,
+    pkgs: &mut Vec<(u32, u32)>,
+    mut part: Part,
+    select: Option<Sha256Digest>,
+) -> Result<(), PackageSetError> {
+    let no = parts.len() as u32;
+    part.base = pkgs.len() as u32;
+    let len = part.catalog.len();
+    match select {
+        None => pkgs.extend((0..len as u32).map(|e| (no, e))),
+        Some(select) => {
+            let selected = part
+                .catalog
+                .selected(&selection_of(pool, &part.blob, &select)?);
+            pkgs.extend(selected.iter().map(|&e| (no, e)));
+            part.members = Some(Members::new(len, &selected));
+        }
+    }
+    parts.push(part);
+    Ok(())
 }
 
 /// The selection `select` of index blob `blob`.
