@@ -451,6 +451,14 @@ impl RpmMetadataRef {
 /// The page size that advice ranges are aligned to.
 const PAGE: usize = 4096;
 
+/// The `filelists.xml` and `other.xml` blobs of the rpm repository state
+/// a `primary.xml` blob belongs to, when it has them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RpmCompanions {
+    pub filelists: Option<Sha256Digest>,
+    pub other: Option<Sha256Digest>,
+}
+
 /// The packages of one rpm repository state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RpmContent {
@@ -464,6 +472,20 @@ pub struct RpmContent {
 impl RpmContent {
     pub fn get(&self, mdtype: &str) -> Option<&RpmMetadataRef> {
         self.metadata.iter().find(|m| m.mdtype == mdtype)
+    }
+
+    /// Part `i` of `mdtype`: of the same repository state as part `i` of
+    /// `primary`.
+    pub fn part(&self, mdtype: &str, i: usize) -> Option<&IndexPart> {
+        self.get(mdtype).and_then(|m| m.parts.get(i))
+    }
+
+    /// The `filelists` and `other` blobs of part `i` of `primary`'s state.
+    pub fn companions(&self, i: usize) -> RpmCompanions {
+        RpmCompanions {
+            filelists: self.part("filelists", i).map(|p| p.blob),
+            other: self.part("other", i).map(|p| p.blob),
+        }
     }
 }
 

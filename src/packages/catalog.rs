@@ -15,13 +15,14 @@
 //! damaged table cannot crash depot. Beyond that a catalog is trusted as
 //! pool blobs are (neither is re-hashed when read).
 //!
-//! An rpm catalog is named by its `primary.xml` blob and built from it
-//! and from the `filelists.xml` and `other.xml` of the same repository
-//! state: each entry also holds the byte spans of its package's records
-//! in those two ([`Companions`], matched by `pkgid`), so a selection of
-//! packages is written back as selections of all three files. The
-//! filelists of a state follow from its packages, which primary's pkgids
-//! fix, so the primary blob names the catalog.
+//! An rpm catalog is built from a repository state's `primary.xml`,
+//! `filelists.xml` and `other.xml` blobs: each entry also holds the byte
+//! spans of its package's records in the latter two ([`Companions`],
+//! matched by `pkgid`), so a selection of packages is written back as
+//! selections of all three files. Its file is named by the primary blob
+//! and by the start of the other two blobs' names
+//! (`<primary>.<filelists 64 bits><other 64 bits>.rpm`), so spans are
+//! never read against another state's files.
 //!
 //! Layout: a header and the entry, dependency, provide and file tables as
 //! native-endian `u32` words (a cache is local to its host), then the
@@ -44,7 +45,7 @@ use bytemuck::{Pod, Zeroable};
 use rustc_hash::FxHashMap;
 
 use super::query::Op;
-use crate::content::IndexKind;
+use crate::content::{IndexKind, RpmCompanions};
 use crate::digest::Sha256Digest;
 use crate::formats::{apt as aptfmt, deb822, rpm as rpmfmt};
 use crate::pool::Pool;
@@ -986,9 +987,10 @@ impl Cache {
         self.tagged(index, Tag::of(kind))
     }
 
-    /// The cache file of the rpm catalog named by primary blob `primary`.
-    pub fn rpm_path(&self, primary: &Sha256Digest) -> PathBuf {
-        self.tagged(primary, Tag::Rpm)
+    /// The cache file of the rpm catalog of `primary` with its state's
+    /// `filelists` and `other` blobs.
+    pub fn rpm_path(&self, primary: &Sha256Digest, companions: &RpmCompanions) -> PathBuf {
+        self.tagged(primary, Tag::rpm(companions))
     }
 
     fn tagged(&self, index: &Sha256Digest, tag: Tag) -> PathBuf {
@@ -1018,14 +1020,18 @@ impl Cache {
     pub fn rpm<E: From<CatalogError>>(
         &self,
         primary: Sha256Digest,
+        companions: &RpmCompanions,
         read: impl FnOnce() -> Result<RpmTexts, E>,
     ) -> Result<Arc<Catalog>, E> {
-        self.load(primary, Tag::Rpm, || Ok(build_rpm(primary, &read()?)?))
+        self.load(primary, Tag::rpm(companions), || {
+            Ok(build_rpm(primary, &read()?)?)
+        })
     }
 
-    /// The cached rpm catalog of `primary`, if sound (as [`Self::cached`]).
-    pub fn cached_rpm(&self, primary: Sha256Digest) -> Option<Catalog> {
-        Catalog::read(&self.rpm_path(&primary), primary)
+    /// The cached rpm catalog of `primary` with `companions`, if sound
+    /// (as [`Self::cached`]).
+    pub fn cached_rpm(&self, primary: Sha256Digest, companions: &RpmCompanions) -> Option<Catalog> {
+        Catalog::read(&self.rpm_path(&primary, companions), primary)
     }
 
     fn load<E>(
@@ -1092,8 +1098,9 @@ enum Tag {
     /// `Packages` (of debs or, all the same, of udebs).
     Deb,
     Src,
-    /// An rpm state, named by its primary blob.
-    Rpm,
+    /// An rpm state, named by its primary blob and the first 64 bits of
+    /// its filelists' and other's (0: none).
+    Rpm(u64, u64),
 }
 
 impl Tag {
@@ -1104,11 +1111,21 @@ impl Tag {
         }
     }
 
-    fn ext(self) -> &'static str {
+    fn rpm(companions: &RpmCompanions) -> Self {
+        let start = |d: &Option<Sha256Digest>| {
+            d.map_or(0, |d| {
+                let b = d.as_bytes();
+                u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+            })
+        };
+        Self::Rpm(start(&companions.filelists), start(&companions.other))
+    }
+
+    fn ext(self) -> String {
         match self {
-            Self::Deb => "deb",
-            Self::Src => "src",
-            Self::Rpm => "rpm",
+            Self::Deb => "deb".into(),
+            Self::Src => "src".into(),
+            Self::Rpm(f, o) => format!("{f:016x}{o:016x}.rpm"),
         }
     }
 }
@@ -1199,6 +1216,62 @@ Package: b\nVersion: 2\nArchitecture: all\nSource: bsrc (1)\n";
                 &INDEX[..INDEX.find("\n\n").unwrap() + 1]
             );
         }
+    }
+
+    const PRIMARY: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<metadata xmlns="http://linux.duke.edu/metadata/common" xmlns:rpm="http://linux.duke.edu/metadata/rpm" packages="2">
+<package type="rpm"><name>a</name><arch>noarch</arch><version epoch="0" ver="1" rel="1"/><checksum type="sha256" pkgid="YES">aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa</checksum><size package="1"/><location href="a.rpm"/><format><rpm:requires><rpm:entry name="/opt/b/data"/></rpm:requires></format></package>
+<package type="rpm"><name>b</name><arch>noarch</arch><version epoch="0" ver="1" rel="1"/><checksum type="sha256" pkgid="YES">bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb</checksum><size package="1"/><location href="b.rpm"/></package>
+</metadata>
+"#;
+
+    fn filelists(b_file: &str) -> String {
+        format!(
+            "<?xml version=\"1.0\"?>\n<filelists packages=\"2\">\n\
+             <package pkgid=\"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\" name=\"b\"><file>{b_file}</file></package>\n\
+             <package pkgid=\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\" name=\"a\"></package>\n\
+             </filelists>\n"
+        )
+    }
+
+    /// An rpm catalog holds each package's filelists span (matched by
+    /// pkgid, whatever the order) and the filelists paths its state's
+    /// packages require; it is cached per primary *and* companion blobs,
+    /// so the same primary with other filelists gets a catalog of its own.
+    #[test]
+    fn rpm_catalogs_hold_companion_spans_and_are_cached_per_state() {
+        let (_dir, cache) = temp_cache();
+        let primary = Sha256Digest::of(PRIMARY.as_bytes());
+        let load = |files: &str| {
+            let companions = RpmCompanions {
+                filelists: Some(Sha256Digest::of(files.as_bytes())),
+                other: None,
+            };
+            let texts = || {
+                Ok::<_, CatalogError>(RpmTexts {
+                    primary: PRIMARY.to_owned(),
+                    filelists: Some(files.to_owned()),
+                    other: None,
+                })
+            };
+            let built = cache.rpm(primary, &companions, texts).unwrap();
+            assert!(cache.rpm_path(&primary, &companions).is_file());
+            let again = cache.cached_rpm(primary, &companions).unwrap();
+            (built, again)
+        };
+        let first = filelists("/opt/b/data");
+        for c in [&*load(&first).0, &load(&first).1] {
+            let [a, b] = c.entries() else { panic!() };
+            assert_eq!((c.str(a.name), c.str(b.name)), ("a", "b"));
+            let span = c.companions(1).unwrap().filelists;
+            assert!(first[span[0] as usize..span[1] as usize].contains("name=\"b\""));
+            assert!(c.companions(1).unwrap().other == Companions::NONE);
+            assert_eq!(c.files(b).collect::<Vec<_>>(), ["/opt/b/data"]);
+        }
+        let second = filelists("/opt/b/other");
+        let (c, _) = load(&second);
+        let [_, b] = c.entries() else { panic!() };
+        assert_eq!(c.files(b).count(), 0, "a catalog of its own");
     }
 
     #[test]

@@ -426,12 +426,12 @@ impl PackageSet {
         let mut pkgs = Vec::new();
         for (i, IndexPart { blob, select }) in primary.parts.iter().enumerate() {
             let companion = |mdtype: &str| -> Result<Option<String>, PackageSetError> {
-                match content.get(mdtype).and_then(|m| m.parts.get(i)) {
+                match content.part(mdtype, i) {
                     Some(p) => Ok(Some(index_text(pool, &p.blob)?)),
                     None => Ok(None),
                 }
             };
-            let catalog = catalogs.rpm(*blob, || {
+            let catalog = catalogs.rpm(*blob, &content.companions(i), || {
                 Ok::<_, PackageSetError>(catalog::RpmTexts {
                     primary: index_text(pool, blob)?,
                     filelists: companion("filelists")?,
@@ -864,7 +864,7 @@ fn build_rpm(pool: &Pool, sets: &[PackageSet], picks: &[Pick]) -> Result<Content
     for &(si, part) in &order {
         let index = sets[si].parts[part as usize].index;
         let c = content(si)?;
-        companions.retain(|t| c.get(t).is_some_and(|m| m.parts.get(index).is_some()));
+        companions.retain(|t| c.part(t, index).is_some());
     }
     let mut files: Vec<(&str, String, Vec<IndexPart>)> = vec![("primary", "xml".into(), vec![])];
     for t in &companions {
@@ -885,10 +885,7 @@ fn build_rpm(pool: &Pool, sets: &[PackageSet], picks: &[Pick]) -> Result<Content
         for (t, _, parts) in &mut files {
             let blob = match *t {
                 "primary" => part.blob,
-                t => c
-                    .get(t)
-                    .and_then(|m| m.parts.get(part.index))
-                    .map_or(part.blob, |p| p.blob),
+                t => c.part(t, part.index).map_or(part.blob, |p| p.blob),
             };
             let select = if whole {
                 None

@@ -282,13 +282,14 @@ impl<'a> Walker<'a> {
                 }
             }
         }
-        for part in primary.into_iter().flat_map(|p| &p.parts) {
+        for (i, part) in primary.into_iter().flat_map(|p| &p.parts).enumerate() {
             // A selection keeps a subset of the whole blob's packages.
             let key = (part.blob, part.select);
             if self.walked.contains(&(part.blob, None)) || !self.walked.insert(key) {
                 continue;
             }
-            if let Err(e) = self.rpm_packages(part, f) {
+            let companions = content.companions(i);
+            if let Err(e) = self.rpm_packages(part, &companions, f) {
                 self.walked.remove(&key);
                 errors.push(e);
             }
@@ -301,6 +302,7 @@ impl<'a> Walker<'a> {
     fn rpm_packages(
         &self,
         part: &IndexPart,
+        companions: &crate::content::RpmCompanions,
         f: &mut dyn FnMut(Role, Sha256Digest, Part),
     ) -> Result<(), RefError> {
         let owner = (part.blob, part.select);
@@ -328,7 +330,7 @@ impl<'a> Walker<'a> {
                 .parse::<Sha256Digest>()
                 .map_err(|_| damaged(format!("`{name}`: no SHA-256 checksum")))
         };
-        if let Some(catalog) = self.catalogs.cached_rpm(part.blob)
+        if let Some(catalog) = self.catalogs.cached_rpm(part.blob, companions)
             && let Ok(index) = pool.path(&part.blob).metadata()
         {
             let ordinals: Vec<u32> = match selection(index.len() as usize)? {
