@@ -259,6 +259,20 @@ fn dep_entry(e: &BytesStart<'_>) -> DepEntry {
 
 /// Parses `primary.xml` into its packages (every location checked).
 pub fn parse_primary(text: &str) -> Result<(Split, Vec<PrimaryPackage>), RpmFormatError> {
+    parse_primary_with(text, true)
+}
+
+/// [`parse_primary`] without the dependencies and files: each package's
+/// identity, checksum, size and location, all that publishing needs (for
+/// 20k packages, far fewer allocations).
+pub fn primary_locations(text: &str) -> Result<(Split, Vec<PrimaryPackage>), RpmFormatError> {
+    parse_primary_with(text, false)
+}
+
+fn parse_primary_with(
+    text: &str,
+    deps: bool,
+) -> Result<(Split, Vec<PrimaryPackage>), RpmFormatError> {
     let mut reader = quick_xml::Reader::from_reader(text.as_bytes());
     let mut depth = 0usize;
     let mut root_tag = 0..0;
@@ -315,7 +329,7 @@ pub fn parse_primary(text: &str) -> Result<(Split, Vec<PrimaryPackage>), RpmForm
                         "requires" => dep_list = "requires",
                         "conflicts" | "obsoletes" | "recommends" | "suggests" | "supplements"
                         | "enhances" => dep_list = "",
-                        "entry" => match dep_list {
+                        "entry" if deps => match dep_list {
                             "provides" => p.provides.push(dep_entry(e)),
                             "requires" => p.requires.push(dep_entry(e)),
                             _ => {}
@@ -352,7 +366,7 @@ pub fn parse_primary(text: &str) -> Result<(Split, Vec<PrimaryPackage>), RpmForm
                             }
                             p.sha256 = text_buf.trim().to_owned();
                         }
-                        "file" => p.files.push(text_buf.trim().to_owned()),
+                        "file" if deps => p.files.push(text_buf.trim().to_owned()),
                         "provides" | "requires" => dep_list = "",
                         _ => {}
                     }

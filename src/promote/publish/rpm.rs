@@ -130,7 +130,7 @@ pub(super) fn prepare(
         .position(|m| m.mdtype == "primary")
         .ok_or_else(|| malformed(dist)(fmt::RpmFormatError::NoRecord("primary")))?;
     let primary_text = MetadataText::read(pool, dist, &files[primary], content.packages)?;
-    let (_, packages) = fmt::parse_primary(primary_text.text()).map_err(malformed(dist))?;
+    let (_, packages) = fmt::primary_locations(primary_text.text()).map_err(malformed(dist))?;
     let files_url = Url::parse(&content.files_url)
         .map_err(|_| PublishError::InvalidSuite(content.files_url.clone()))?;
     let mut missing = Vec::new();
@@ -212,7 +212,7 @@ fn write_metadata(
     let compression = opts.compress.first().copied().unwrap_or(Compression::Gz);
     let primary_text = prepared.primary_text.text();
     let rebuilt_primary = if prepared.xml_base {
-        let (split, _) = fmt::parse_primary(primary_text).map_err(malformed(w.dist))?;
+        let (split, _) = fmt::primary_locations(primary_text).map_err(malformed(w.dist))?;
         let frags: Vec<String> = split
             .packages
             .iter()
