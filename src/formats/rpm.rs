@@ -793,6 +793,25 @@ mod tests {
         );
     }
 
+    /// Locations only: the same packages, spans, checksums and hrefs, and
+    /// no dependency or file lists.
+    #[test]
+    fn primary_locations_are_the_packages_without_their_lists() {
+        let (_, full) = parse_primary(PRIMARY).unwrap();
+        let (_, lean) = primary_locations(PRIMARY).unwrap();
+        let without_lists: Vec<PrimaryPackage> = full
+            .into_iter()
+            .map(|p| PrimaryPackage {
+                provides: Vec::new(),
+                requires: Vec::new(),
+                files: Vec::new(),
+                ..p
+            })
+            .collect();
+        assert_eq!(lean, without_lists);
+        assert!(!lean[0].href.is_empty() && lean[0].sha256.len() == 64);
+    }
+
     #[test]
     fn hostile_and_malformed_primary_is_refused() {
         let bad = PRIMARY.replace("Packages/a/alpha", "../../alpha");
