@@ -18,27 +18,7 @@ fn mirror_snapshot_publish_is_consumed_by_apt_get() {
     assert!(run.stdout.contains("downloaded"), "{}", run.stdout);
     ctx.depot(&["snapshot", "create", "s1", "--mirror", "m"])
         .ok();
-    let mut cmd = ctx.command();
-    cmd.env("GNUPGHOME", gpg.home.path());
-    let out = cmd
-        .args([
-            "publish",
-            "s1",
-            "--dist",
-            "demo",
-            "--sign-key",
-            "test@depot.invalid",
-            "--output-format",
-            "json",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let summary = ctx.publish_signed(&gpg, "s1", "demo");
     let version = summary["version"].as_str().unwrap().to_owned();
     assert!(summary["signed"].as_bool().unwrap());
 

@@ -1428,24 +1428,7 @@ fn dnf_reads_an_rpm_stage_over_mtls_with_the_right_certificate_only() {
     ctx.depot(&["mirror", "update", "r"]).ok();
     ctx.depot(&["snapshot", "create", "s", "--mirror", "r"])
         .ok();
-    let mut cmd = ctx.command();
-    cmd.env("GNUPGHOME", gpg.home.path());
-    let out = cmd
-        .args([
-            "publish",
-            "s",
-            "--dist",
-            "el",
-            "--sign-key",
-            "test@depot.invalid",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ctx.publish_signed(&gpg, "s", "el");
 
     let (mut server, base) = start_serve(
         &ctx,

@@ -448,24 +448,7 @@ fn release_of_mirror_and_local_repo_installs_with_apt() {
     assert_eq!(show["package_count"], 5);
     ctx.depot(&["release", "verify", "rel"]).ok();
 
-    let mut cmd = ctx.command();
-    cmd.env("GNUPGHOME", gpg.home.path());
-    let out = cmd
-        .args([
-            "publish",
-            "rel",
-            "--dist",
-            "prod",
-            "--sign-key",
-            "test@depot.invalid",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ctx.publish_signed(&gpg, "rel", "prod");
     std::os::unix::fs::symlink(ctx.root.join("public"), ctx.www.join("public")).unwrap();
     let apt = Apt::new(&format!(
         "deb [signed-by={}] {} stable main internal",

@@ -7,32 +7,6 @@ fn good_key() -> std::path::PathBuf {
     fixtures().join("rpm/keys/good.asc")
 }
 
-/// `depot publish SNAPSHOT --dist DIST`, signed with `gpg`'s key: the
-/// version made.
-fn publish_signed(ctx: &TestContext, gpg: &Gpg, snapshot: &str, dist: &str) -> String {
-    let mut cmd = ctx.command();
-    cmd.env("GNUPGHOME", gpg.home.path());
-    let out = cmd
-        .args(["publish", snapshot, "--dist", dist])
-        .args([
-            "--sign-key",
-            "test@depot.invalid",
-            "--output-format",
-            "json",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["version"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
 fn primary_names(ctx: &TestContext, dist: &str, version: &str) -> String {
     let repodata = ctx
         .root
@@ -61,7 +35,10 @@ fn mirror_snapshot_publish_is_consumed_by_dnf() {
     ctx.depot(&["mirror", "update", "r"]).ok();
     ctx.depot(&["snapshot", "create", "s1", "--mirror", "r"])
         .ok();
-    let version = publish_signed(&ctx, &gpg, "s1", "el");
+    let version = ctx.publish_signed(&gpg, "s1", "el")["version"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let repodata = ctx.root.join("public/el").join(&version).join("repodata");
     assert!(repodata.join("repomd.xml.asc").is_file());
     let repomd = std::fs::read_to_string(repodata.join("repomd.xml")).unwrap();
@@ -883,7 +860,10 @@ fn rpm_filters_and_releases_keep_selections_of_the_mirrored_repodata() {
     ctx.depot(&["snapshot", "drop", "s"]).ok();
     ctx.depot(&["gc"]).ok();
     ctx.depot(&["check", "--full"]).ok();
-    let version = publish_signed(&ctx, &gpg, "rel", "el");
+    let version = ctx.publish_signed(&gpg, "rel", "el")["version"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert_repomd_checksums(&ctx.root.join("public/el").join(&version));
     let text = primary_names(&ctx, "el", &version);
     assert!(text.contains("packages=\"3\""), "{text}");

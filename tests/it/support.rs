@@ -435,6 +435,29 @@ impl TestContext {
             .to_owned()
     }
 
+    /// `depot publish SNAPSHOT --dist DIST`, signed with `gpg`'s key
+    /// (`test@depot.invalid`): its JSON summary.
+    pub fn publish_signed(&self, gpg: &Gpg, snapshot: &str, dist: &str) -> serde_json::Value {
+        let mut cmd = self.command();
+        cmd.env("GNUPGHOME", gpg.home.path());
+        let out = cmd
+            .args(["publish", snapshot, "--dist", dist])
+            .args([
+                "--sign-key",
+                "test@depot.invalid",
+                "--output-format",
+                "json",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
     /// `depot publish SNAPSHOT --dist DIST --skip-signing`: its JSON summary.
     pub fn publish(&self, snapshot: &str, dist: &str) -> serde_json::Value {
         self.depot(&[
