@@ -888,3 +888,37 @@ fn rpm_filters_and_releases_keep_selections_of_the_mirrored_repodata() {
     );
     ctx.depot(&["check", "--full"]).ok();
 }
+
+/// A filtered rpm snapshot whose selection blob is gone: `check` names
+/// the missing selection, and publishing it fails with a clear error and
+/// leaves no version behind; the whole snapshot still publishes.
+#[test]
+fn an_rpm_selection_gone_from_the_pool_is_reported_not_published() {
+    let ctx = TestContext::new();
+    let url = ctx.serve_rpm("state1", "up");
+    ctx.rpm_mirror("r", &url, &[]);
+    ctx.depot(&["mirror", "update", "r"]).ok();
+    ctx.depot(&["snapshot", "create", "s", "--mirror", "r"])
+        .ok();
+    ctx.depot(&["snapshot", "filter", "s", "ab", "alpha | beta"])
+        .ok();
+    let select = manifest_file(&ctx, "snapshots/ab.json", "filelists")["parts"][0]["select"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    std::fs::remove_file(ctx.root.join("pool").join(&select[..2]).join(&select)).unwrap();
+    let check = ctx.depot(&["check"]).fails(1, "problem");
+    assert!(
+        check.stdout.contains(&format!(
+            "snapshot `ab`: selection blob {select} is missing"
+        )),
+        "{}",
+        check.stdout
+    );
+    let publish = ctx
+        .depot(&["publish", "ab", "--dist", "f", "--skip-signing"])
+        .fails(1, "distribution `f`");
+    assert!(publish.stderr.contains(&select), "{}", publish.stderr);
+    assert!(!ctx.root.join("public/f/dev").exists());
+    ctx.publish("s", "whole");
+}
