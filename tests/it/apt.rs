@@ -18,7 +18,7 @@ fn mirror_snapshot_publish_is_consumed_by_apt_get() {
     assert!(run.stdout.contains("downloaded"), "{}", run.stdout);
     ctx.depot(&["snapshot", "create", "s1", "--mirror", "m"])
         .ok();
-    let summary = ctx.publish_signed(&gpg, "s1", "demo");
+    let summary = ctx.publish_signed(&gpg, "s1", "demo", &[]);
     let version = summary["version"].as_str().unwrap().to_owned();
     assert!(summary["signed"].as_bool().unwrap());
 

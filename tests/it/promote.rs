@@ -1428,7 +1428,7 @@ fn dnf_reads_an_rpm_stage_over_mtls_with_the_right_certificate_only() {
     ctx.depot(&["mirror", "update", "r"]).ok();
     ctx.depot(&["snapshot", "create", "s", "--mirror", "r"])
         .ok();
-    ctx.publish_signed(&gpg, "s", "el");
+    ctx.publish_signed(&gpg, "s", "el", &[]);
 
     let (mut server, base) = start_serve(
         &ctx,

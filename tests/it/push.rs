@@ -108,23 +108,11 @@ fn publish_signed(
     dist: &str,
     suite: Option<&str>,
 ) -> String {
-    let mut cmd = ctx.command();
-    cmd.env("GNUPGHOME", gpg.home.path());
-    let mut args = vec![
-        "publish",
-        source,
-        "--dist",
-        dist,
-        "--sign-key",
-        "test@depot.invalid",
-        "--output-format",
-        "json",
-    ];
-    if let Some(s) = suite {
-        args.extend(["--suite", s]);
-    }
-    let run = crate::support::Run::from_output(cmd.args(&args).output().unwrap()).ok();
-    run.json()["version"].as_str().unwrap().to_owned()
+    let suite: Vec<&str> = suite.map(|s| vec!["--suite", s]).unwrap_or_default();
+    ctx.publish_signed(gpg, source, dist, &suite)["version"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 #[test]

@@ -448,7 +448,7 @@ fn release_of_mirror_and_local_repo_installs_with_apt() {
     assert_eq!(show["package_count"], 5);
     ctx.depot(&["release", "verify", "rel"]).ok();
 
-    ctx.publish_signed(&gpg, "rel", "prod");
+    ctx.publish_signed(&gpg, "rel", "prod", &[]);
     std::os::unix::fs::symlink(ctx.root.join("public"), ctx.www.join("public")).unwrap();
     let apt = Apt::new(&format!(
         "deb [signed-by={}] {} stable main internal",
@@ -642,24 +642,7 @@ fn local_rpm_repo_publishes_for_dnf_and_refuses_bad_files() {
     ctx.depot(&["snapshot", "create", "rs", "--repo", "rci"])
         .ok();
     ctx.depot(&["snapshot", "verify", "rs"]).ok();
-    let mut cmd = ctx.command();
-    cmd.env("GNUPGHOME", gpg.home.path());
-    let out = cmd
-        .args([
-            "publish",
-            "rs",
-            "--dist",
-            "ci",
-            "--sign-key",
-            "test@depot.invalid",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    ctx.publish_signed(&gpg, "rs", "ci", &[]);
     std::os::unix::fs::symlink(ctx.root.join("public"), ctx.www.join("public")).unwrap();
     let dnf = crate::support::Dnf::new(
         &ctx.server.url("public/ci/dev"),

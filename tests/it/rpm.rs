@@ -35,7 +35,7 @@ fn mirror_snapshot_publish_is_consumed_by_dnf() {
     ctx.depot(&["mirror", "update", "r"]).ok();
     ctx.depot(&["snapshot", "create", "s1", "--mirror", "r"])
         .ok();
-    let version = ctx.publish_signed(&gpg, "s1", "el")["version"]
+    let version = ctx.publish_signed(&gpg, "s1", "el", &[])["version"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -860,7 +860,7 @@ fn rpm_filters_and_releases_keep_selections_of_the_mirrored_repodata() {
     ctx.depot(&["snapshot", "drop", "s"]).ok();
     ctx.depot(&["gc"]).ok();
     ctx.depot(&["check", "--full"]).ok();
-    let version = ctx.publish_signed(&gpg, "rel", "el")["version"]
+    let version = ctx.publish_signed(&gpg, "rel", "el", &[])["version"]
         .as_str()
         .unwrap()
         .to_owned();

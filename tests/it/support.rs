@@ -435,27 +435,22 @@ impl TestContext {
             .to_owned()
     }
 
-    /// `depot publish SNAPSHOT --dist DIST`, signed with `gpg`'s key
-    /// (`test@depot.invalid`): its JSON summary.
-    pub fn publish_signed(&self, gpg: &Gpg, snapshot: &str, dist: &str) -> serde_json::Value {
+    /// `depot publish SNAPSHOT --dist DIST EXTRA…`, signed with `gpg`'s
+    /// key (`test@depot.invalid`): its JSON summary.
+    pub fn publish_signed(
+        &self,
+        gpg: &Gpg,
+        snapshot: &str,
+        dist: &str,
+        extra: &[&str],
+    ) -> serde_json::Value {
         let mut cmd = self.command();
-        cmd.env("GNUPGHOME", gpg.home.path());
-        let out = cmd
+        cmd.env("GNUPGHOME", gpg.home.path())
             .args(["publish", snapshot, "--dist", dist])
-            .args([
-                "--sign-key",
-                "test@depot.invalid",
-                "--output-format",
-                "json",
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
+            .args(["--sign-key", "test@depot.invalid"])
+            .args(["--output-format", "json"])
+            .args(extra);
+        Run::from_output(cmd.output().unwrap()).ok().json()
     }
 
     /// `depot publish SNAPSHOT --dist DIST --skip-signing`: its JSON summary.
