@@ -437,8 +437,13 @@ pub fn document(root_tag: &str, root_name: &str, packages: usize, body: &str) ->
     let mut out = head(root_tag, packages);
     out.reserve(body.len() + root_name.len() + 4);
     out.push_str(body);
-    out.push_str(&format!("</{root_name}>\n"));
+    out.push_str(&tail(root_name));
     out
+}
+
+/// The end of a metadata document: the root element's closing tag.
+pub fn tail(root_name: &str) -> String {
+    format!("</{root_name}>\n")
 }
 
 /// The start of a metadata document: the XML declaration and `root_tag`

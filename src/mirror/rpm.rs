@@ -229,7 +229,7 @@ impl Kind for Rpm {
                 mirror: run.def.name.clone(),
                 source,
             })?;
-        files.packages = fmt::parse_primary(&text)
+        files.packages = fmt::primary_locations(&text)
             .map_err(|e| malformed(run.def, &files.primary_url, e))?
             .1;
         Ok(files)

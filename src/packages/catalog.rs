@@ -615,16 +615,16 @@ impl Catalog {
     /// `None` for a stanza that is not a valid binary stanza, and for
     /// other catalogs.
     pub fn location(&self, ordinal: u32) -> Option<&Location> {
-        let all: &[Location] = bytemuck::cast_slice(&self.tables.words()[self.locations.clone()]);
-        all.get(ordinal as usize).filter(|l| **l != Location::NONE)
+        self.table::<Location>(&self.locations, [ordinal, ordinal.saturating_add(1)])
+            .first()
+            .filter(|l| **l != Location::NONE)
     }
 
     /// rpm catalogs: where entry `ordinal`'s package has its records in
     /// `filelists.xml` and `other.xml`.
     pub fn companions(&self, ordinal: u32) -> Option<&Companions> {
-        let all: &[Companions] =
-            bytemuck::cast_slice(&self.tables.words()[self.companions.clone()]);
-        all.get(ordinal as usize)
+        self.table::<Companions>(&self.companions, [ordinal, ordinal.saturating_add(1)])
+            .first()
     }
 
     /// The entries whose stanzas lie within the runs of `selection`, in
