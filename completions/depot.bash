@@ -1138,7 +1138,7 @@ _depot() {
             return 0
             ;;
         depot__subcmd__dist__subcmd__push)
-            opts="-q -v -h -V --stage --to --endpoint --path-style --delete-after --concurrency --dry-run --root --config --quiet --verbose --no-progress --output-format --help --version"
+            opts="-q -v -h -V --stage --to --endpoint --path-style --delete-after --concurrency --verify --dry-run --root --config --quiet --verbose --no-progress --output-format --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

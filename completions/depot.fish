@@ -507,6 +507,7 @@ complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcom
 complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from push" -l output-format -d 'Format of what is printed on stdout' -r -f -a "text\t''
 json\t''"
 complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from push" -l path-style -d 'Path-style requests (ENDPOINT/BUCKET/KEY) instead of virtual-hosted ones (automatic for an IP address or localhost)'
+complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from push" -l verify -d 'List the bucket and repair it (restore what is missing or changed, delete keys the stage does not have once --delete-after has passed), even when the push manifest could be trusted'
 complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from push" -l dry-run -d 'Compare with the bucket and report what would be uploaded and deleted; change nothing'
 complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from push" -s q -l quiet -d 'Print only errors'
 complete -c depot -n "__fish_depot_using_subcommand dist; and __fish_seen_subcommand_from push" -s v -l verbose -d 'Print more (repeat for debug output); RUST_LOG overrides'

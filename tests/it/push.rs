@@ -68,6 +68,26 @@ fn head(key: &str) -> String {
     String::from_utf8_lossy(&out.stdout).to_lowercase()
 }
 
+/// A request signed with the test server's admin keys (what someone
+/// other than depot does to the bucket): the HTTP status.
+fn signed(method: &str, key: &str, body: Option<&Path>) -> u16 {
+    let url = format!("{}/{}/{key}", s3_endpoint(), s3_bucket());
+    let user = format!(
+        "{}:{}",
+        std::env::var("DEPOT_TEST_S3_ACCESS_KEY").unwrap_or_else(|_| "depot-test".into()),
+        std::env::var("DEPOT_TEST_S3_SECRET_KEY").unwrap_or_else(|_| "depot-test-secret".into())
+    );
+    let mut cmd = std::process::Command::new("curl");
+    cmd.args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", method])
+        .args(["--aws-sigv4", "aws:amz:us-east-1:s3", "--user", &user])
+        .args(["-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD"]);
+    if let Some(body) = body {
+        cmd.arg("--data-binary").arg(format!("@{}", body.display()));
+    }
+    let out = cmd.arg(&url).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).parse().unwrap()
+}
+
 fn push(
     ctx: &TestContext,
     dist: &str,
@@ -159,6 +179,25 @@ fn an_apt_stage_pushed_to_s3_is_read_by_apt_get_with_plus_in_paths() {
         "{headers}"
     );
     assert!(headers.contains("x-amz-meta-sha256:"), "{headers}");
+    // The index is a copy, inside the server, of its by-hash name sent a
+    // class earlier, with headers of its own.
+    let index = "dists/stable/main/binary-amd64/Packages";
+    let by_hash = published
+        .keys()
+        .find(|k| k.contains("binary-amd64/by-hash/SHA256/") && published[*k] == published[index])
+        .expect("the index has a by-hash name");
+    let headers = head(&format!("{prefix}/d/dev/{index}"));
+    assert!(headers.contains("content-type: text/plain"), "{headers}");
+    assert!(headers.contains("max-age=60"), "{headers}");
+    let sha = by_hash.rsplit('/').next().unwrap();
+    assert!(
+        headers.contains(&format!("x-amz-meta-sha256: {sha}")),
+        "{headers}"
+    );
+    assert!(
+        head(&format!("{prefix}/d/dev/{by_hash}")).contains("immutable"),
+        "the by-hash name keeps its own headers"
+    );
 
     let apt = Apt::new(&format!(
         "deb [signed-by={}] {}/{}/{prefix}/d/dev stable main",
@@ -256,6 +295,7 @@ fn a_second_push_sends_only_new_objects_and_deletes_stale_ones_after_the_delay()
         .json();
     let old = files(&ctx.root.join("public/d").join(&v1));
     assert_eq!(first["stages"][0]["uploaded"], old.len());
+    assert_eq!(first["stages"][0]["listed"], true, "a first push lists");
 
     // beta 2.0 replaces 1.0: a new version, promoted, pushed again.
     ctx.depot(&["repo", "add", "ci", b2.to_str().unwrap()]).ok();
@@ -297,6 +337,7 @@ fn a_second_push_sends_only_new_objects_and_deletes_stale_ones_after_the_delay()
     .ok()
     .json();
     let st = &second["stages"][0];
+    assert_eq!(st["listed"], false, "the first push's manifest is trusted");
     assert_eq!(st["uploaded"], sent.len(), "only what changed: {sent:?}");
     assert_eq!(st["present"], new.len() - sent.len());
     assert_eq!(st["stale_kept"], gone.len());
@@ -418,53 +459,17 @@ fn a_push_killed_mid_way_completes_when_run_again_and_a_concurrent_one_exits_3()
     repo_with(&ctx, "ci", &debs);
     let version = publish_signed(&ctx, &gpg, "ci", "d", Some("stable"));
     let prefix = unique_prefix("killed");
-    let proxy = StallProxy::start(9000);
-    let to = format!("s3://{}/{prefix}", s3_bucket());
-    let endpoint = format!("http://127.0.0.1:{}", proxy.port);
-    let mut child = ctx
-        .command()
-        .args([
-            "dist",
-            "push",
-            "d",
-            "--stage",
-            "dev",
-            "--to",
-            &to,
-            "--endpoint",
-            &endpoint,
-        ])
-        .args(["--concurrency", "1"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    for _ in 0..300 {
-        if proxy.stalled.load(Ordering::SeqCst) {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    assert!(
-        proxy.stalled.load(Ordering::SeqCst),
-        "the push never reached the limit"
-    );
-    std::thread::sleep(Duration::from_millis(200));
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "the push ended on its own"
-    );
-    // The same stage, same target: busy.
-    push(&ctx, "d", &prefix, &["--stage", "dev"], None).fails(3, "busy");
-    child.kill().unwrap();
-    child.wait().unwrap();
+    push_killed_mid_way(&ctx, &StallProxy::start(9000), &prefix, || {
+        // The same stage, same target: busy.
+        push(&ctx, "d", &prefix, &["--stage", "dev"], None).fails(3, "busy");
+    });
 
     // Half a push: some packages, no Release, no manifest.
     assert_eq!(
         get(&format!("{prefix}/d/dev/dists/stable/InRelease")).0,
         404
     );
-    assert_eq!(get(&format!("{prefix}/d/dev/.depot-push.json.gz")).0, 404);
+    assert_eq!(get(&format!("{prefix}/d/dev/.depot-push.json.zst")).0, 404);
 
     let s = push(&ctx, "d", &prefix, &["--stage", "dev"], None)
         .ok()
@@ -489,6 +494,138 @@ fn a_push_killed_mid_way_completes_when_run_again_and_a_concurrent_one_exits_3()
     apt.run(&["download", "pkg7"]).ok();
 }
 
+/// `depot dist push` through `proxy`, killed once the proxy stalls it
+/// (after `while_stalled`).
+fn push_killed_mid_way(
+    ctx: &TestContext,
+    proxy: &StallProxy,
+    prefix: &str,
+    while_stalled: impl FnOnce(),
+) {
+    let to = format!("s3://{}/{prefix}", s3_bucket());
+    let endpoint = format!("http://127.0.0.1:{}", proxy.port);
+    let mut child = ctx
+        .command()
+        .args(["dist", "push", "d", "--stage", "dev", "--to", &to])
+        .args(["--endpoint", &endpoint, "--concurrency", "1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..300 {
+        if proxy.stalled.load(Ordering::SeqCst) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        proxy.stalled.load(Ordering::SeqCst),
+        "the push never reached the limit"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the push ended on its own"
+    );
+    while_stalled();
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn a_push_after_one_that_did_not_finish_lists_the_bucket_and_verify_repairs_it() {
+    let mut ctx = TestContext::new();
+    with_s3_keys(&mut ctx);
+    let gpg = Gpg::new();
+    let a = build_deb(ctx.dir.path(), "alpha", "1.0", "amd64", "");
+    repo_with(&ctx, "ci", &[a]);
+    publish_signed(&ctx, &gpg, "ci", "d", Some("stable"));
+    let prefix = unique_prefix("pending");
+    let pending = format!("{prefix}/d/dev/.depot-push.pending");
+    push(&ctx, "d", &prefix, &["--stage", "dev"], None).ok();
+    assert_eq!(get(&pending).0, 404, "a complete push leaves no marker");
+
+    // Twelve new packages; their push stalls mid-way and is killed.
+    for i in 0..12 {
+        let deb = build_deb(ctx.dir.path(), &format!("pkg{i}"), "1.0", "amd64", "");
+        ctx.depot(&["repo", "add", "ci", deb.to_str().unwrap()])
+            .ok();
+    }
+    ctx.depot(&["snapshot", "create", "ci2", "--repo", "ci"])
+        .ok();
+    std::thread::sleep(Duration::from_millis(1100));
+    let v2 = publish_signed(&ctx, &gpg, "ci2", "d", Some("stable"));
+    push_killed_mid_way(&ctx, &StallProxy::start(9000), &prefix, || {});
+    assert_eq!(get(&pending).0, 200, "the killed push left its marker");
+
+    // The manifest is the first push's, and the bucket no longer matches
+    // it: the rerun lists instead of trusting it.
+    let s = push(&ctx, "d", &prefix, &["--stage", "dev"], None)
+        .ok()
+        .json();
+    assert_eq!(s["stages"][0]["listed"], true, "{s}");
+    assert_eq!(get(&pending).0, 404);
+    let published = files(&ctx.root.join("public/d").join(&v2));
+    for (rel, bytes) in &published {
+        assert!(get(&format!("{prefix}/d/dev/{rel}")).1 == *bytes, "{rel}");
+    }
+
+    // Someone else deletes a package. A push that trusts the manifest does
+    // not see it; --verify lists the bucket and restores it.
+    let victim = published.keys().find(|k| k.contains("pkg7")).unwrap();
+    let key = format!("{prefix}/d/dev/{victim}");
+    assert_eq!(signed("DELETE", &key, None), 204);
+    let trusted = push(&ctx, "d", &prefix, &["--stage", "dev"], None)
+        .ok()
+        .json();
+    assert_eq!(trusted["stages"][0]["listed"], false);
+    assert_eq!(trusted["stages"][0]["uploaded"], 0);
+    assert_eq!(get(&key).0, 404);
+    let verified = push(&ctx, "d", &prefix, &["--stage", "dev", "--verify"], None)
+        .ok()
+        .json();
+    assert_eq!(verified["stages"][0]["listed"], true);
+    assert_eq!(verified["stages"][0]["uploaded"], 1, "{verified}");
+    assert!(get(&key).1 == published[victim]);
+}
+
+#[test]
+fn a_stage_pushed_with_a_gzip_manifest_is_trusted_and_moved_to_zstd() {
+    let mut ctx = TestContext::new();
+    with_s3_keys(&mut ctx);
+    let gpg = Gpg::new();
+    let a = build_deb(ctx.dir.path(), "alpha", "1.0", "amd64", "");
+    repo_with(&ctx, "ci", &[a]);
+    publish_signed(&ctx, &gpg, "ci", "d", Some("stable"));
+    let prefix = unique_prefix("legacy");
+    let first = push(&ctx, "d", &prefix, &["--stage", "dev"], None)
+        .ok()
+        .json();
+    // What a depot before zstd left: the same JSON, gzipped, under the
+    // old name.
+    let zst = format!("{prefix}/d/dev/.depot-push.json.zst");
+    let gz = format!("{prefix}/d/dev/.depot-push.json.gz");
+    let (code, bytes) = get(&zst);
+    assert_eq!(code, 200);
+    let json = zstd::decode_all(&bytes[..]).unwrap();
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(&json).unwrap();
+    let legacy = ctx.dir.path().join("legacy.json.gz");
+    std::fs::write(&legacy, enc.finish().unwrap()).unwrap();
+    assert_eq!(signed("PUT", &gz, Some(&legacy)), 200);
+    assert_eq!(signed("DELETE", &zst, None), 204);
+
+    let again = push(&ctx, "d", &prefix, &["--stage", "dev"], None)
+        .ok()
+        .json();
+    let st = &again["stages"][0];
+    assert_eq!(st["listed"], false, "{again}");
+    assert_eq!(st["uploaded"], 0, "{again}");
+    assert_eq!(st["present"], first["stages"][0]["objects"]);
+    assert_eq!(get(&zst).0, 200);
+    assert_eq!(get(&gz).0, 404, "the old manifest is removed once replaced");
+}
+
 #[test]
 fn wrong_credentials_exit_1_with_a_clear_message_and_change_nothing() {
     let mut ctx = TestContext::new();
@@ -501,7 +638,7 @@ fn wrong_credentials_exit_1_with_a_clear_message_and_change_nothing() {
     push(&ctx, "d", &prefix, &[], None).ok();
     let release_key = format!("{prefix}/d/dev/dists/stable/Release");
     let before = get(&release_key).1;
-    let manifest_before = get(&format!("{prefix}/d/dev/.depot-push.json.gz")).1;
+    let manifest_before = get(&format!("{prefix}/d/dev/.depot-push.json.zst")).1;
 
     // A new version, pushed with a wrong secret, then an unknown key.
     std::thread::sleep(Duration::from_millis(1100));
@@ -524,7 +661,7 @@ fn wrong_credentials_exit_1_with_a_clear_message_and_change_nothing() {
     ctx.env.insert("AWS_ACCESS_KEY_ID".into(), "nobody".into());
     push(&ctx, "d", &prefix, &[], None).fails(1, "refused (HTTP 403");
     assert!(get(&release_key).1 == before);
-    assert!(get(&format!("{prefix}/d/dev/.depot-push.json.gz")).1 == manifest_before);
+    assert!(get(&format!("{prefix}/d/dev/.depot-push.json.zst")).1 == manifest_before);
 
     // No credentials at all: a message saying where they are looked for.
     ctx.env.remove("AWS_ACCESS_KEY_ID");
@@ -607,7 +744,7 @@ fn a_train_pushes_dev_after_publishing_and_release_after_promoting() {
         assert_eq!(code, 200, "{stage}");
         assert!(String::from_utf8_lossy(&body).contains("Suite: stable"));
         assert_eq!(
-            get(&format!("{prefix}/d/{stage}/.depot-push.json.gz")).0,
+            get(&format!("{prefix}/d/{stage}/.depot-push.json.zst")).0,
             200
         );
     }

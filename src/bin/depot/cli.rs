@@ -504,9 +504,12 @@ pub enum DistCommand {
         long_about = "Push stages to S3-compatible object storage: PREFIX/DIST/STAGE/ in the \
 bucket becomes what the stage serves.\n\n\
 Only objects the bucket lacks are uploaded (each object's SHA-256 is kept in its metadata and \
-in the push manifest PREFIX/DIST/STAGE/.depot-push.json.gz): packages first, then by-hash indices, \
+in the push manifest PREFIX/DIST/STAGE/.depot-push.json.zst): packages first, then by-hash indices, \
 then indices, and Release/InRelease (rpm: repomd.xml and its .asc) last. An object no longer \
 part of the stage is deleted by a later push once --delete-after has passed since it left. \
+What the bucket holds is what the last complete push recorded in the manifest; the bucket is \
+listed instead on the first push, after a push that did not finish, and with --verify (use it \
+when something other than depot may change or expire objects under the prefix). \
 A killed push completes when run again; a second push of the same stage at the same time \
 exits 3.\n\n\
 Credentials and region come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, \
@@ -548,6 +551,11 @@ pub struct DistPushArgs {
     /// Parallel requests
     #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
+    /// List the bucket and repair it (restore what is missing or changed, delete keys the
+    /// stage does not have once --delete-after has passed), even when the push manifest
+    /// could be trusted
+    #[arg(long)]
+    pub verify: bool,
     /// Compare with the bucket and report what would be uploaded and deleted; change nothing
     #[arg(long)]
     pub dry_run: bool,

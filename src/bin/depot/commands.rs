@@ -651,6 +651,7 @@ async fn dist_cmd(cmd: DistCommand, root: &Root, settings: &Settings) -> Result<
                     path_style: a.path_style,
                     delete_after: a.delete_after,
                     concurrency: usize::from(a.concurrency),
+                    verify: a.verify,
                     dry_run: a.dry_run,
                     aws: settings.core.aws_env(),
                     now: settings.core.now,
@@ -667,6 +668,7 @@ async fn dist_cmd(cmd: DistCommand, root: &Root, settings: &Settings) -> Result<
                             p.stage.clone(),
                             p.version.clone(),
                             p.objects.to_string(),
+                            if p.listed { "yes" } else { "no" }.to_owned(),
                             format!("{} ({})", p.uploaded, bytes(p.uploaded_bytes)),
                             p.present.to_string(),
                             p.deleted.to_string(),
@@ -685,8 +687,8 @@ async fn dist_cmd(cmd: DistCommand, root: &Root, settings: &Settings) -> Result<
                     s.target,
                     table(
                         &[
-                            "STAGE", "VERSION", "OBJECTS", "UPLOADED", "PRESENT", "DELETED",
-                            "STALE", "TIME"
+                            "STAGE", "VERSION", "OBJECTS", "LISTED", "UPLOADED", "PRESENT",
+                            "DELETED", "STALE", "TIME"
                         ],
                         &rows
                     )

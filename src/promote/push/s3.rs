@@ -33,6 +33,9 @@ use crate::report::{Event, Reporter};
 /// The metadata key under which each object's SHA-256 is stored
 /// (`x-amz-meta-sha256`).
 const SHA_HEADER: &str = "x-amz-meta-sha256";
+const COPY_SOURCE: &str = "x-amz-copy-source";
+/// `REPLACE`: a copy gets the headers sent with it, not its source's.
+const METADATA_DIRECTIVE: &str = "x-amz-metadata-directive";
 const SIGNED_FOR: Duration = Duration::from_secs(3600);
 /// Files up to this size are read whole before they are sent; larger ones
 /// are streamed.
@@ -142,15 +145,31 @@ impl Failed {
     }
 }
 
+/// The text of the first `<name>` element of an S3 XML body, or "".
+fn xml_field(body: &str, name: &str) -> String {
+    body.split_once(&format!("<{name}>"))
+        .and_then(|(_, rest)| rest.split_once(&format!("</{name}>")))
+        .map(|(v, _)| v.to_owned())
+        .unwrap_or_default()
+}
+
 /// The `<Code>` and `<Message>` of an S3 error body.
 fn s3_error(body: &str) -> (String, String) {
-    let field = |name: &str| {
-        body.split_once(&format!("<{name}>"))
-            .and_then(|(_, rest)| rest.split_once(&format!("</{name}>")))
-            .map(|(v, _)| v.to_owned())
-            .unwrap_or_default()
-    };
-    (field("Code"), field("Message"))
+    (xml_field(body, "Code"), xml_field(body, "Message"))
+}
+
+/// A key as `x-amz-copy-source` wants it: percent-encoded but for
+/// unreserved characters and `/` (so `+` is `%2B`, as in request paths).
+fn encode_key(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    for b in key.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 impl S3Target {
@@ -297,8 +316,8 @@ impl S3Target {
         Err(Failed::Status(status, body))
     }
 
-    /// Every object under `prefix` (ListObjectsV2, 1000 a page): key → size
-    /// and ETag. `bounds` (sorted keys, typically every n-th key the push
+    /// Every object under `prefix` (ListObjectsV2, 1000 a page): key
+    /// relative to `prefix` → size and ETag. `bounds` (sorted keys, typically every n-th key the push
     /// expects) split the key space into ranges listed in parallel —
     /// `(b[i], b[i+1]]`, with `start-after` — since one listing is a chain
     /// of dependent requests, and a 63,000-object stage is 63 of them.
@@ -308,7 +327,7 @@ impl S3Target {
         bounds: &[String],
         concurrency: usize,
         reporter: &dyn Reporter,
-    ) -> Result<std::collections::HashMap<String, Listed>, PushError> {
+    ) -> Result<rustc_hash::FxHashMap<String, Listed>, PushError> {
         let mut ranges: Vec<(Option<&str>, Option<&str>)> = Vec::new();
         let mut lower = None;
         for b in bounds {
@@ -322,7 +341,7 @@ impl S3Target {
                 .buffer_unordered(concurrency.max(1))
                 .collect()
                 .await;
-        let mut out = std::collections::HashMap::new();
+        let mut out = rustc_hash::FxHashMap::default();
         for p in parts {
             out.extend(p?);
         }
@@ -330,7 +349,7 @@ impl S3Target {
     }
 
     /// The keys under `prefix` after `after` (exclusive) up to `upto`
-    /// (inclusive).
+    /// (inclusive), relative to `prefix`.
     async fn list_range(
         &self,
         prefix: &str,
@@ -369,8 +388,11 @@ impl S3Target {
                 if upto.is_some_and(|u| c.key.as_str() > u) {
                     return Ok(out);
                 }
+                let Some(rel) = c.key.strip_prefix(prefix) else {
+                    continue;
+                };
                 out.push((
-                    c.key,
+                    rel.to_owned(),
                     Listed {
                         size: c.size.unwrap_or(0),
                         etag: c.etag.unwrap_or_default().trim_matches('"').to_owned(),
@@ -460,25 +482,24 @@ impl S3Target {
             let url = action.sign(SIGNED_FOR);
             let (bytes, len) = match &body {
                 Body::Bytes(b) => (reqwest::Body::from(b.to_vec()), b.len() as u64),
-                // Most package files are small and in the page cache: one
-                // read beats a stream of chunks.
-                Body::File(path, size) if *size <= SMALL_FILE => {
-                    let bytes =
-                        std::fs::read(path).map_err(|e| Failed::Read(path.to_path_buf(), e))?;
-                    let len = bytes.len() as u64;
-                    (reqwest::Body::from(bytes), len)
-                }
-                Body::File(path, size) => {
-                    let file = tokio::fs::File::open(path)
-                        .await
-                        .map_err(|e| Failed::Read(path.to_path_buf(), e))?;
-                    (
-                        reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(
-                            file,
+                Body::File(path) => {
+                    let read = |e| Failed::Read(path.to_path_buf(), e);
+                    let mut file = std::fs::File::open(path).map_err(read)?;
+                    let len = file.metadata().map_err(read)?.len();
+                    if len <= SMALL_FILE {
+                        // Most package files are small and in the page
+                        // cache: one read beats a stream of chunks.
+                        let mut bytes = Vec::with_capacity(len as usize);
+                        std::io::Read::read_to_end(&mut file, &mut bytes).map_err(read)?;
+                        let len = bytes.len() as u64;
+                        (reqwest::Body::from(bytes), len)
+                    } else {
+                        let stream = tokio_util::io::ReaderStream::with_capacity(
+                            tokio::fs::File::from_std(file),
                             256 * 1024,
-                        )),
-                        *size,
-                    )
+                        );
+                        (reqwest::Body::wrap_stream(stream), len)
+                    }
                 }
             };
             let resp = self
@@ -495,6 +516,60 @@ impl S3Target {
             let resp = Self::check(resp).await?;
             reporter.report(Event::Bytes(len));
             Ok(etag_of(resp.headers()))
+        })
+        .await
+    }
+
+    /// Copies `source` (a key of this bucket) to `key` inside the server
+    /// (CopyObject), with this object's own headers and metadata; returns
+    /// the new ETag.
+    pub async fn copy(
+        &self,
+        key: &str,
+        source: &str,
+        sha256: Sha256Digest,
+        content_type: &str,
+        cache_control: &str,
+        reporter: &dyn Reporter,
+    ) -> Result<String, PushError> {
+        let sha = sha256.to_hex();
+        let from = format!("/{}/{}", self.bucket.name(), encode_key(source));
+        self.retrying("COPY", key, reporter, || async {
+            let mut action = self.bucket.put_object(Some(&self.credentials), key);
+            let headers = action.headers_mut();
+            headers.insert("cache-control", cache_control);
+            headers.insert("content-type", content_type);
+            headers.insert(SHA_HEADER, sha.as_str());
+            headers.insert(COPY_SOURCE, from.as_str());
+            headers.insert(METADATA_DIRECTIVE, "REPLACE");
+            let url = action.sign(SIGNED_FOR);
+            let resp = self
+                .client
+                .put(url)
+                .header(reqwest::header::CONTENT_LENGTH, 0)
+                .header(reqwest::header::CACHE_CONTROL, cache_control)
+                .header(reqwest::header::CONTENT_TYPE, content_type)
+                .header(SHA_HEADER, sha.as_str())
+                .header(COPY_SOURCE, from.as_str())
+                .header(METADATA_DIRECTIVE, "REPLACE")
+                .send()
+                .await
+                .map_err(Failed::Network)?;
+            let body = Self::check(resp)
+                .await?
+                .text()
+                .await
+                .map_err(Failed::Network)?;
+            // A copy can fail after its 200 has been sent: the error is
+            // then the body.
+            if body.contains("<Error>") {
+                return Err(Failed::Status(500, body));
+            }
+            Ok(xml_field(&body, "ETag")
+                .replace("&#34;", "")
+                .replace("&quot;", "")
+                .trim_matches('"')
+                .to_owned())
         })
         .await
     }
@@ -548,8 +623,9 @@ impl S3Target {
 /// What an upload sends.
 pub enum Body<'a> {
     Bytes(&'a [u8]),
-    /// A file and its size (sent as `Content-Length`, streamed).
-    File(&'a Path, u64),
+    /// A file: read whole when small, else streamed; its size at the
+    /// time it is opened is the `Content-Length`.
+    File(&'a Path),
 }
 
 #[cfg(test)]
@@ -573,6 +649,15 @@ mod tests {
         ] {
             assert!(bad.parse::<S3Url>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn copy_sources_are_percent_encoded_but_for_slashes() {
+        assert_eq!(
+            encode_key("p/pool/main/p/plus++_1.0+b1_amd64.deb"),
+            "p/pool/main/p/plus%2B%2B_1.0%2Bb1_amd64.deb"
+        );
+        assert_eq!(encode_key("a b/~c"), "a%20b/~c");
     }
 
     #[test]

@@ -42,7 +42,8 @@ pub enum Class {
 impl Class {
     pub fn of(rel: &str) -> Self {
         let name = rel.rsplit('/').next().unwrap_or(rel);
-        let in_dir = |d: &str| rel.starts_with(&format!("{d}/")) || rel.contains(&format!("/{d}/"));
+        // A folder of that name anywhere above the file.
+        let in_dir = |d: &str| rel.rsplit('/').skip(1).any(|c| c == d);
         if in_dir("dists") {
             if rel.contains("/by-hash/") {
                 Self::ByHash
@@ -137,11 +138,21 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PushError + '_ {
 
 /// Every file of the version in `version_dir`: its tree (symlinks
 /// followed) and, for a version with a file list, its shared files.
-pub fn scan(version_dir: &Path, pool_dir: &Path) -> Result<Vec<Object>, PushError> {
+///
+/// `known` gives the size of a shared file whose content an earlier push
+/// recorded (same path, same SHA-256), so that only new files are
+/// `stat`ed: a 63,000-file version differs from the last push by a few
+/// hundred.
+pub fn scan(
+    version_dir: &Path,
+    pool_dir: &Path,
+    known: impl Fn(&str, &Sha256Digest) -> Option<u64>,
+) -> Result<Vec<Object>, PushError> {
     struct Found {
         rel: String,
         path: PathBuf,
-        ino: u64,
+        /// Device and inode: one content, whatever its names.
+        file: (u64, u64),
         size: u64,
     }
     let list = FileList::read(version_dir).map_err(io(version_dir))?;
@@ -178,7 +189,7 @@ pub fn scan(version_dir: &Path, pool_dir: &Path) -> Result<Vec<Object>, PushErro
             } else {
                 found.push(Found {
                     rel: child_rel,
-                    ino: e.ino(),
+                    file: (meta.dev(), meta.ino()),
                     size: meta.len(),
                     path,
                 });
@@ -191,13 +202,25 @@ pub fn scan(version_dir: &Path, pool_dir: &Path) -> Result<Vec<Object>, PushErro
             .parent()
             .unwrap_or(version_dir)
             .join(&list.generation);
-        let shared: Vec<_> = list.shared_files().collect();
-        let sized = crate::fsutil::on_threads(&shared, crate::fsutil::cores(), |(rel, _)| {
+        let mut unknown = Vec::new();
+        for (rel, sha256) in list.shared_files() {
+            match known(rel, &sha256) {
+                Some(size) => objects.push(Object {
+                    rel: rel.to_owned(),
+                    path: generation.join(rel),
+                    size,
+                    sha256,
+                    class: Class::of(rel),
+                }),
+                None => unknown.push((rel, sha256)),
+            }
+        }
+        let sized = crate::fsutil::on_threads(&unknown, crate::fsutil::cores(), |(rel, _)| {
             let path = generation.join(rel);
             let meta = std::fs::metadata(&path).map_err(io(&path))?;
             Ok::<_, PushError>((path, meta.len()))
         })?;
-        for ((rel, sha256), (path, size)) in shared.into_iter().zip(sized) {
+        for ((rel, sha256), (path, size)) in unknown.into_iter().zip(sized) {
             objects.push(Object {
                 rel: rel.to_owned(),
                 path,
@@ -208,47 +231,66 @@ pub fn scan(version_dir: &Path, pool_dir: &Path) -> Result<Vec<Object>, PushErro
         }
     }
     let by_inode = match &list {
-        None => pool_digests(version_dir, pool_dir, found.iter().map(|f| f.ino))?,
+        None => pool_digests(pool_dir, found.iter().map(|f| f.file)),
         Some(_) => HashMap::new(),
     };
-    let mut to_hash = Vec::new();
-    for f in found {
-        let class = Class::of(&f.rel);
+    // The rest is hashed, each inode once: apt's by-hash copies are
+    // hardlinks of the indices.
+    let mut to_hash: Vec<&Found> = Vec::new();
+    let mut known_ino: HashMap<(u64, u64), Option<Sha256Digest>> = HashMap::new();
+    for f in &found {
         let listed = list.as_ref().and_then(|l| l.files.get(&f.rel));
-        match listed.or_else(|| by_inode.get(&f.ino).copied()) {
-            Some(d) => objects.push(Object {
-                rel: f.rel,
-                path: f.path,
-                size: f.size,
-                sha256: d,
-                class,
-            }),
-            None => to_hash.push((f.rel, f.path, class)),
+        let digest = listed.or_else(|| by_inode.get(&f.file).copied());
+        if let std::collections::hash_map::Entry::Vacant(v) = known_ino.entry(f.file) {
+            v.insert(digest);
+            if digest.is_none() {
+                to_hash.push(f);
+            }
         }
     }
-    objects.extend(hash_all(to_hash)?);
+    let hashed = crate::fsutil::on_threads(&to_hash, crate::fsutil::cores(), |f| {
+        crate::pool::hash_file(&f.path).map_err(io(&f.path))
+    })?;
+    for (f, (_, digest)) in to_hash.iter().zip(hashed) {
+        known_ino.insert(f.file, Some(digest));
+    }
+    for f in found {
+        let listed = list.as_ref().and_then(|l| l.files.get(&f.rel));
+        let sha256 = match listed {
+            Some(d) => d,
+            None => known_ino[&f.file].expect("every inode without a digest was hashed"),
+        };
+        objects.push(Object {
+            class: Class::of(&f.rel),
+            rel: f.rel,
+            path: f.path,
+            size: f.size,
+            sha256,
+        });
+    }
     objects.sort_by(|a, b| a.rel.cmp(&b.rel));
     Ok(objects)
 }
 
-/// Digests of the pool blobs that share an inode with a version file,
-/// when the pool and the version are on one filesystem.
+/// Digests of the pool blobs that share an inode with a version file:
+/// `(device, inode)` → digest.
 fn pool_digests(
-    version_dir: &Path,
     pool_dir: &Path,
-    inodes: impl Iterator<Item = u64>,
-) -> Result<HashMap<u64, Sha256Digest>, PushError> {
+    files: impl Iterator<Item = (u64, u64)>,
+) -> HashMap<(u64, u64), Sha256Digest> {
     let mut out = HashMap::new();
-    let version_dev = std::fs::metadata(version_dir)
-        .map_err(io(version_dir))?
-        .dev();
-    match std::fs::metadata(pool_dir) {
-        Ok(m) if m.dev() == version_dev => {}
-        _ => return Ok(out),
+    let Ok(pool_dev) = std::fs::metadata(pool_dir).map(|m| m.dev()) else {
+        return out;
+    };
+    let wanted: std::collections::HashSet<u64> = files
+        .filter(|&(dev, _)| dev == pool_dev)
+        .map(|(_, ino)| ino)
+        .collect();
+    if wanted.is_empty() {
+        return out;
     }
-    let wanted: std::collections::HashSet<u64> = inodes.collect();
     let Ok(shards) = std::fs::read_dir(pool_dir) else {
-        return Ok(out);
+        return out;
     };
     for shard in shards.flatten() {
         let Ok(entries) = std::fs::read_dir(shard.path()) else {
@@ -259,25 +301,11 @@ fn pool_digests(
                 continue;
             }
             if let Some(d) = e.file_name().to_str().and_then(|n| n.parse().ok()) {
-                out.insert(e.ino(), d);
+                out.insert((pool_dev, e.ino()), d);
             }
         }
     }
-    Ok(out)
-}
-
-/// Hashes files on every core.
-fn hash_all(files: Vec<(String, PathBuf, Class)>) -> Result<Vec<Object>, PushError> {
-    crate::fsutil::on_threads(&files, crate::fsutil::cores(), |(rel, path, class)| {
-        let (size, sha256) = crate::pool::hash_file(path).map_err(io(path))?;
-        Ok(Object {
-            rel: rel.clone(),
-            path: path.clone(),
-            size,
-            sha256,
-            class: *class,
-        })
-    })
+    out
 }
 
 #[cfg(test)]
