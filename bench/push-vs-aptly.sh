@@ -164,6 +164,10 @@ if [ $RUN_DEPOT = 1 ]; then
   "${D[@]}" publish n2 --dist bench --skip-signing --compress gz >/dev/null
   timed depot second-push depot-bench p/bench/dev/ \
     "${D[@]}" dist push bench --stage dev --to s3://depot-bench/p --endpoint "$S3"
+  # The same stage again with --verify: nothing to send, the bucket listed
+  # (what a push costs when it does not trust the manifest).
+  timed depot verify-push depot-bench p/bench/dev/ \
+    "${D[@]}" dist push bench --stage dev --verify --to s3://depot-bench/p --endpoint "$S3"
 fi
 if [ $RUN_APTLY = 1 ]; then
   "${A[@]}" mirror update -ignore-signatures bench >/dev/null

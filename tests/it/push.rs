@@ -266,6 +266,19 @@ fn an_rpm_stage_pushed_to_s3_is_installed_by_dnf() {
     );
 }
 
+/// A root with S3 keys whose distribution `d` serves (dev) a signed
+/// version of repository `ci` holding alpha 1.0: the context, the signing
+/// key, the version.
+fn alpha_published() -> (TestContext, Gpg, String) {
+    let mut ctx = TestContext::new();
+    with_s3_keys(&mut ctx);
+    let gpg = Gpg::new();
+    let a = build_deb(ctx.dir.path(), "alpha", "1.0", "amd64", "");
+    repo_with(&ctx, "ci", &[a]);
+    let version = publish_signed(&ctx, &gpg, "ci", "d", Some("stable"));
+    (ctx, gpg, version)
+}
+
 /// `(rel, bytes)` of `a` that `b` lacks or holds other bytes for.
 fn changed(
     a: &std::collections::BTreeMap<String, Vec<u8>>,
@@ -534,12 +547,7 @@ fn push_killed_mid_way(
 
 #[test]
 fn a_push_after_one_that_did_not_finish_lists_the_bucket_and_verify_repairs_it() {
-    let mut ctx = TestContext::new();
-    with_s3_keys(&mut ctx);
-    let gpg = Gpg::new();
-    let a = build_deb(ctx.dir.path(), "alpha", "1.0", "amd64", "");
-    repo_with(&ctx, "ci", &[a]);
-    publish_signed(&ctx, &gpg, "ci", "d", Some("stable"));
+    let (ctx, gpg, _) = alpha_published();
     let prefix = unique_prefix("pending");
     let pending = format!("{prefix}/d/dev/.depot-push.pending");
     push(&ctx, "d", &prefix, &["--stage", "dev"], None).ok();
@@ -591,12 +599,7 @@ fn a_push_after_one_that_did_not_finish_lists_the_bucket_and_verify_repairs_it()
 
 #[test]
 fn a_stage_pushed_with_a_gzip_manifest_is_trusted_and_moved_to_zstd() {
-    let mut ctx = TestContext::new();
-    with_s3_keys(&mut ctx);
-    let gpg = Gpg::new();
-    let a = build_deb(ctx.dir.path(), "alpha", "1.0", "amd64", "");
-    repo_with(&ctx, "ci", &[a]);
-    publish_signed(&ctx, &gpg, "ci", "d", Some("stable"));
+    let (ctx, _, _) = alpha_published();
     let prefix = unique_prefix("legacy");
     let first = push(&ctx, "d", &prefix, &["--stage", "dev"], None)
         .ok()
@@ -628,12 +631,7 @@ fn a_stage_pushed_with_a_gzip_manifest_is_trusted_and_moved_to_zstd() {
 
 #[test]
 fn wrong_credentials_exit_1_with_a_clear_message_and_change_nothing() {
-    let mut ctx = TestContext::new();
-    with_s3_keys(&mut ctx);
-    let gpg = Gpg::new();
-    let a = build_deb(ctx.dir.path(), "alpha", "1.0", "amd64", "");
-    repo_with(&ctx, "ci", &[a]);
-    let v1 = publish_signed(&ctx, &gpg, "ci", "d", Some("stable"));
+    let (mut ctx, gpg, v1) = alpha_published();
     let prefix = unique_prefix("creds");
     push(&ctx, "d", &prefix, &[], None).ok();
     let release_key = format!("{prefix}/d/dev/dists/stable/Release");

@@ -64,7 +64,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use self::aws::AwsEnv;
-use self::s3::{Body, S3Target, S3Url};
+use self::s3::{Body, Meta, S3Target, S3Url};
 use self::tree::Class;
 use super::dist::{DistError, Stage};
 use crate::digest::Sha256Digest;
@@ -477,9 +477,11 @@ async fn push_stage(
             .put(
                 &pending_key,
                 Body::Bytes(job.version.as_bytes()),
-                Sha256Digest::of(job.version.as_bytes()),
-                "text/plain",
-                "no-cache",
+                &Meta {
+                    sha256: Sha256Digest::of(job.version.as_bytes()),
+                    content_type: "text/plain",
+                    cache_control: "no-cache",
+                },
                 reporter,
             )
             .await?;
@@ -626,9 +628,11 @@ async fn push_stage(
         .put(
             &manifest_key,
             Body::Bytes(&bytes),
-            Sha256Digest::of(&bytes),
-            "application/zstd",
-            "no-cache",
+            &Meta {
+                sha256: Sha256Digest::of(&bytes),
+                content_type: "application/zstd",
+                cache_control: "no-cache",
+            },
             reporter,
         )
         .await?;
@@ -734,34 +738,21 @@ async fn upload(
                 let source = stored
                     .get(&o.sha256)
                     .map(|&j| format!("{}{}", job.prefix, objects[j].rel));
-                let (content_type, cache_control) =
-                    (tree::content_type(&o.rel), o.class.cache_control(&o.rel));
+                let meta = Meta {
+                    sha256: o.sha256,
+                    content_type: tree::content_type(&o.rel),
+                    cache_control: o.class.cache_control(&o.rel),
+                };
                 async move {
                     let etag = match source {
                         Some(source) => {
-                            let etag = target
-                                .copy(
-                                    &key,
-                                    &source,
-                                    o.sha256,
-                                    content_type,
-                                    cache_control,
-                                    reporter,
-                                )
-                                .await?;
+                            let etag = target.copy(&key, &source, &meta, reporter).await?;
                             reporter.report(Event::Bytes(o.size));
                             etag
                         }
                         None => {
                             target
-                                .put(
-                                    &key,
-                                    Body::File(&o.path),
-                                    o.sha256,
-                                    content_type,
-                                    cache_control,
-                                    reporter,
-                                )
+                                .put(&key, Body::File(&o.path), &meta, reporter)
                                 .await?
                         }
                     };

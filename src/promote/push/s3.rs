@@ -461,25 +461,31 @@ impl S3Target {
         .await
     }
 
+    /// A PUT of `key` presigned with `headers`, which it also sends.
+    fn signed_put(&self, key: &str, headers: &[(&'static str, &str)]) -> reqwest::RequestBuilder {
+        let mut action = self.bucket.put_object(Some(&self.credentials), key);
+        for &(name, value) in headers {
+            action.headers_mut().insert(name, value);
+        }
+        let mut request = self.client.put(action.sign(SIGNED_FOR));
+        for &(name, value) in headers {
+            request = request.header(name, value);
+        }
+        request
+    }
+
     /// Uploads `body` (a file, or bytes) as `key`, with its SHA-256 in
     /// the metadata; returns the ETag.
     pub async fn put(
         &self,
         key: &str,
         body: Body<'_>,
-        sha256: Sha256Digest,
-        content_type: &str,
-        cache_control: &str,
+        meta: &Meta<'_>,
         reporter: &dyn Reporter,
     ) -> Result<String, PushError> {
-        let sha = sha256.to_hex();
+        let sha = meta.sha256.to_hex();
+        let headers = meta.headers(&sha);
         self.retrying("PUT", key, reporter, || async {
-            let mut action = self.bucket.put_object(Some(&self.credentials), key);
-            let headers = action.headers_mut();
-            headers.insert("cache-control", cache_control);
-            headers.insert("content-type", content_type);
-            headers.insert(SHA_HEADER, sha.as_str());
-            let url = action.sign(SIGNED_FOR);
             let (bytes, len) = match &body {
                 Body::Bytes(b) => (reqwest::Body::from(b.to_vec()), b.len() as u64),
                 Body::File(path) => {
@@ -503,12 +509,8 @@ impl S3Target {
                 }
             };
             let resp = self
-                .client
-                .put(url)
+                .signed_put(key, &headers)
                 .header(reqwest::header::CONTENT_LENGTH, len)
-                .header(reqwest::header::CACHE_CONTROL, cache_control)
-                .header(reqwest::header::CONTENT_TYPE, content_type)
-                .header(SHA_HEADER, sha.as_str())
                 .body(bytes)
                 .send()
                 .await
@@ -527,31 +529,23 @@ impl S3Target {
         &self,
         key: &str,
         source: &str,
-        sha256: Sha256Digest,
-        content_type: &str,
-        cache_control: &str,
+        meta: &Meta<'_>,
         reporter: &dyn Reporter,
     ) -> Result<String, PushError> {
-        let sha = sha256.to_hex();
+        let sha = meta.sha256.to_hex();
         let from = format!("/{}/{}", self.bucket.name(), encode_key(source));
+        let [a, b, c] = meta.headers(&sha);
+        let headers = [
+            a,
+            b,
+            c,
+            (COPY_SOURCE, from.as_str()),
+            (METADATA_DIRECTIVE, "REPLACE"),
+        ];
         self.retrying("COPY", key, reporter, || async {
-            let mut action = self.bucket.put_object(Some(&self.credentials), key);
-            let headers = action.headers_mut();
-            headers.insert("cache-control", cache_control);
-            headers.insert("content-type", content_type);
-            headers.insert(SHA_HEADER, sha.as_str());
-            headers.insert(COPY_SOURCE, from.as_str());
-            headers.insert(METADATA_DIRECTIVE, "REPLACE");
-            let url = action.sign(SIGNED_FOR);
             let resp = self
-                .client
-                .put(url)
+                .signed_put(key, &headers)
                 .header(reqwest::header::CONTENT_LENGTH, 0)
-                .header(reqwest::header::CACHE_CONTROL, cache_control)
-                .header(reqwest::header::CONTENT_TYPE, content_type)
-                .header(SHA_HEADER, sha.as_str())
-                .header(COPY_SOURCE, from.as_str())
-                .header(METADATA_DIRECTIVE, "REPLACE")
                 .send()
                 .await
                 .map_err(Failed::Network)?;
@@ -617,6 +611,25 @@ impl S3Target {
             }
         }
         Ok(())
+    }
+}
+
+/// What a stored object carries besides its bytes.
+pub struct Meta<'a> {
+    /// Kept in `x-amz-meta-sha256`.
+    pub sha256: Sha256Digest,
+    pub content_type: &'a str,
+    pub cache_control: &'a str,
+}
+
+impl<'a> Meta<'a> {
+    /// The headers that store it, given the SHA-256 in hex.
+    fn headers(&self, sha: &'a str) -> [(&'static str, &'a str); 3] {
+        [
+            ("cache-control", self.cache_control),
+            ("content-type", self.content_type),
+            (SHA_HEADER, sha),
+        ]
     }
 }
 
