@@ -231,6 +231,9 @@ pub struct PushTarget {
         skip_serializing_if = "is_one_hour"
     )]
     pub delete_after: Duration,
+    /// List the bucket instead of trusting the push manifest (`--verify`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub verify: bool,
 }
 
 fn one_hour() -> Duration {

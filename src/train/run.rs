@@ -554,7 +554,7 @@ impl Night<'_> {
                     path_style: t.path_style,
                     delete_after: t.delete_after,
                     concurrency: crate::promote::push::DEFAULT_CONCURRENCY,
-                    verify: false,
+                    verify: t.verify,
                     dry_run: false,
                     aws: self.settings.aws_env(),
                     now: self.settings.now,

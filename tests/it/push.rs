@@ -721,7 +721,7 @@ fn a_train_pushes_dev_after_publishing_and_release_after_promoting() {
         format!(
             "train: night\nrepos: [ci]\n\
              publish:\n  d:\n    from: ci\n    suite: stable\n    skip-signing: true\n    push:\n      - to: s3://{b}/{prefix}\n        endpoint: {e}\n\
-             promote:\n  d:\n    to: release\n    push:\n      - to: s3://{b}/{prefix}\n        endpoint: {e}\n        path-style: true\n        delete-after: 2h\n",
+             promote:\n  d:\n    to: release\n    push:\n      - to: s3://{b}/{prefix}\n        endpoint: {e}\n        path-style: true\n        delete-after: 2h\n        verify: true\n",
             b = s3_bucket(),
             e = s3_endpoint()
         ),
