@@ -3,7 +3,7 @@
 # aptly shell script (issue 11, "Performance").
 #
 #   bench/train-vs-aptly.sh [--packages N] [--share PERCENT] [--work DIR]
-#                           [--runs N] [--only depot|both]
+#                           [--runs N] [--only depot|both] [--plain-disk]
 #
 # Two upstream apt trees from bench/gen-nights.py, served by one private
 # nginx: mirror `a` has N packages (pkg0..pkgN-1), mirror `b` the first
@@ -23,6 +23,8 @@
 # start, up to depot's first clock reading (see "Overhead" in
 # bench/README.md).
 # Each run starts from empty roots; --runs N repeats both nights N times.
+# --plain-disk keeps the roots on the disk $WORK is on (what users' machines
+# look like) instead of a fresh ext4 per run.
 # Defaults: 63000 packages, 90%, /tmp/depot-bench-train, 1 run, both.
 # Prints a table and writes $WORK/results.json.
 set -euo pipefail
@@ -36,8 +38,9 @@ SHARE=90
 WORK=/tmp/depot-bench-train
 RUNS=1
 ONLY=both
+PLAIN=0
 
-usage() { sed -n '2,25p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,29p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --packages) PACKAGES=$2; shift 2 ;;
@@ -45,6 +48,7 @@ while [ $# -gt 0 ]; do
     --work) WORK=$2; shift 2 ;;
     --runs) RUNS=$2; shift 2 ;;
     --only) ONLY=$2; shift 2 ;;
+    --plain-disk) PLAIN=1; shift ;;
     -h|--help) usage 0 ;;
     *) echo "unknown argument: $1" >&2; usage 2 >&2 ;;
   esac
@@ -92,7 +96,7 @@ FS=$WORK/fs
 fresh_roots() {
   if mountpoint -q "$FS" 2>/dev/null; then umount "$FS"; fi
   rm -rf "$WORK/roots" "$WORK/fs.img"
-  if [ "$(id -u)" = 0 ] && command -v mkfs.ext4 >/dev/null &&
+  if [ "$PLAIN" = 0 ] && [ "$(id -u)" = 0 ] && command -v mkfs.ext4 >/dev/null &&
      truncate -s 16G "$WORK/fs.img" && mkfs.ext4 -q -F "$WORK/fs.img" &&
      mkdir -p "$FS" && mount -o loop "$WORK/fs.img" "$FS" 2>/dev/null; then
     ROOTS=$FS
@@ -100,7 +104,7 @@ fresh_roots() {
     rm -f "$WORK/fs.img"
     ROOTS=$WORK/roots
     mkdir -p "$ROOTS"
-    echo "warning: no fresh filesystem for the roots (needs root and a loop device);" \
+    [ "$PLAIN" = 1 ] || echo "warning: no fresh filesystem for the roots (needs root and a loop device);" \
       "the first night's figures depend on what the box deleted recently" >&2
   fi
 }
