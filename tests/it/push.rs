@@ -31,11 +31,17 @@ pub(crate) fn unique_prefix(what: &str) -> String {
     format!("{what}-{}-{nanos}", std::process::id())
 }
 
+/// The admin identity of the test server: access key and secret.
+fn s3_keys() -> (String, String) {
+    (
+        std::env::var("DEPOT_TEST_S3_ACCESS_KEY").unwrap_or_else(|_| "depot-test".into()),
+        std::env::var("DEPOT_TEST_S3_SECRET_KEY").unwrap_or_else(|_| "depot-test-secret".into()),
+    )
+}
+
 /// Gives `ctx` the admin identity of the test server.
 pub(crate) fn with_s3_keys(ctx: &mut TestContext) {
-    let key = std::env::var("DEPOT_TEST_S3_ACCESS_KEY").unwrap_or_else(|_| "depot-test".into());
-    let secret =
-        std::env::var("DEPOT_TEST_S3_SECRET_KEY").unwrap_or_else(|_| "depot-test-secret".into());
+    let (key, secret) = s3_keys();
     ctx.env.insert("AWS_ACCESS_KEY_ID".into(), key);
     ctx.env.insert("AWS_SECRET_ACCESS_KEY".into(), secret);
     ctx.env.insert("AWS_REGION".into(), "us-east-1".into());
@@ -72,11 +78,8 @@ fn head(key: &str) -> String {
 /// other than depot does to the bucket): the HTTP status.
 fn signed(method: &str, key: &str, body: Option<&Path>) -> u16 {
     let url = format!("{}/{}/{key}", s3_endpoint(), s3_bucket());
-    let user = format!(
-        "{}:{}",
-        std::env::var("DEPOT_TEST_S3_ACCESS_KEY").unwrap_or_else(|_| "depot-test".into()),
-        std::env::var("DEPOT_TEST_S3_SECRET_KEY").unwrap_or_else(|_| "depot-test-secret".into())
-    );
+    let (key_id, secret) = s3_keys();
+    let user = format!("{key_id}:{secret}");
     let mut cmd = std::process::Command::new("curl");
     cmd.args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", method])
         .args(["--aws-sigv4", "aws:amz:us-east-1:s3", "--user", &user])

@@ -1,5 +1,6 @@
-//! An S3 bucket as a push target, over `rusty-s3` (SigV4 signing and the
-//! XML of listings, no I/O) and the `reqwest` client depot already has.
+//! An S3 bucket as a push target (list, get, head, put, server-side copy,
+//! delete), over `rusty-s3` (SigV4 signing and the XML of listings, no
+//! I/O) and the `reqwest` client depot already has.
 //!
 //! Why `rusty-s3`: it is a small, maintained, sans-I/O signer with no
 //! runtime of its own, so it adds a few crates (hmac, md-5, an XML
@@ -317,8 +318,9 @@ impl S3Target {
     }
 
     /// Every object under `prefix` (ListObjectsV2, 1000 a page): key
-    /// relative to `prefix` → size and ETag. `bounds` (sorted keys, typically every n-th key the push
-    /// expects) split the key space into ranges listed in parallel —
+    /// relative to `prefix` → size and ETag. `bounds` (sorted keys,
+    /// typically every n-th key the push expects) split the key space
+    /// into ranges listed in parallel —
     /// `(b[i], b[i+1]]`, with `start-after` — since one listing is a chain
     /// of dependent requests, and a 63,000-object stage is 63 of them.
     pub async fn list(

@@ -10,8 +10,10 @@
 //! blobs, whose names are their SHA-256, so their digests come from
 //! matching inode numbers against the pool's directory entries (`readdir`
 //! gives both for free). Either way a 63,000-package stage is not read to
-//! be hashed. Everything else (the indices depot wrote, or files copied
-//! across filesystems) is hashed, on every core.
+//! be hashed, and a shared file whose content the last push recorded is
+//! not even `stat`ed (its size is the manifest's). Everything else (the
+//! indices depot wrote, or files copied across filesystems) is hashed, on
+//! every core, each inode once (apt's by-hash names are hardlinks).
 //!
 //! It reads the version tree, its generation and the pool's directory
 //! listing only.
