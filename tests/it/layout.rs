@@ -238,11 +238,7 @@ fn another_file_at_a_path_starts_a_generation_and_the_old_version_keeps_its_byte
 #[test]
 fn dnf_reads_the_second_night_of_an_rpm_distribution_through_serve_and_nginx() {
     let mut ctx = TestContext::new();
-    let url = ctx.serve_rpm("state1", "up");
-    ctx.rpm_mirror("r", &url, &[]);
-    ctx.depot(&["mirror", "update", "r"]).ok();
-    ctx.depot(&["snapshot", "create", "s1", "--mirror", "r"])
-        .ok();
+    ctx.rpm_snapshot("s1");
     public_dist(&ctx, "el");
     at(&mut ctx, "2026-12-01T02:00:00Z");
     let v1 = ctx.published_version("s1", "el");

@@ -1422,12 +1422,8 @@ fn dnf_reads_an_rpm_stage_over_mtls_with_the_right_certificate_only() {
     );
     x509_stages(&ctx, &d, "el", "rel-ca");
     let p = |f: &str| d.join(f).display().to_string();
-    let url = ctx.serve_rpm("state1", "up");
+    ctx.rpm_snapshot("s");
     let key = crate::support::fixtures().join("rpm/keys/good.asc");
-    ctx.rpm_mirror("r", &url, &[]);
-    ctx.depot(&["mirror", "update", "r"]).ok();
-    ctx.depot(&["snapshot", "create", "s", "--mirror", "r"])
-        .ok();
     ctx.publish_signed(&gpg, "s", "el", &[]);
 
     let (mut server, base) = start_serve(
@@ -1453,12 +1449,7 @@ fn dnf_reads_an_rpm_stage_over_mtls_with_the_right_certificate_only() {
     let dev = dnf_with("dev", "dev");
     dev.run(&["makecache"]).ok();
     dev.run(&["install", "alpha"]).ok();
-    assert!(
-        dev.dir
-            .path()
-            .join("root/usr/share/doc/alpha/README")
-            .is_file()
-    );
+    assert!(dev.installed("usr/share/doc/alpha/README"));
     // The customer certificate does not open the dev stage.
     let customer = dnf_with("customer", "dev");
     let run = customer.run(&["makecache"]);
@@ -1474,13 +1465,7 @@ fn dnf_reads_an_rpm_stage_over_mtls_with_the_right_certificate_only() {
     let customer = dnf_with("customer", "release");
     customer.run(&["makecache"]).ok();
     customer.run(&["install", "alpha"]).ok();
-    assert!(
-        customer
-            .dir
-            .path()
-            .join("root/usr/share/doc/alpha/README")
-            .is_file()
-    );
+    assert!(customer.installed("usr/share/doc/alpha/README"));
     server.kill().unwrap();
     server.wait().unwrap();
 }

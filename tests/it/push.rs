@@ -231,11 +231,7 @@ fn an_rpm_stage_pushed_to_s3_is_installed_by_dnf() {
     let mut ctx = TestContext::new();
     with_s3_keys(&mut ctx);
     let gpg = Gpg::new();
-    let url = ctx.serve_rpm("state1", "up");
-    ctx.rpm_mirror("r", &url, &[]);
-    ctx.depot(&["mirror", "update", "r"]).ok();
-    ctx.depot(&["snapshot", "create", "s1", "--mirror", "r"])
-        .ok();
+    ctx.rpm_snapshot("s1");
     let version = publish_signed(&ctx, &gpg, "s1", "el", None);
     let prefix = unique_prefix("rpm");
     let s = push(&ctx, "el", &prefix, &[], None).ok().json();
@@ -261,12 +257,7 @@ fn an_rpm_stage_pushed_to_s3_is_installed_by_dnf() {
     dnf.run(&["makecache"]).ok();
     dnf.run(&["install", "beta"]).ok();
     // beta needs alpha: both came from the bucket.
-    assert!(
-        dnf.dir
-            .path()
-            .join("root/usr/share/doc/alpha/README")
-            .is_file()
-    );
+    assert!(dnf.installed("usr/share/doc/alpha/README"));
 }
 
 /// A root with S3 keys whose distribution `d` serves (dev) a signed

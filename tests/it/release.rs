@@ -653,12 +653,7 @@ fn local_rpm_repo_publishes_for_dnf_and_refuses_bad_files() {
     );
     dnf.run(&["makecache"]).ok();
     dnf.run(&["install", "beta"]).ok();
-    assert!(
-        dnf.dir
-            .path()
-            .join("root/usr/share/doc/alpha/README")
-            .is_file()
-    );
+    assert!(dnf.installed("usr/share/doc/alpha/README"));
 }
 
 /// Reads a snapshot or release manifest as JSON.

@@ -30,11 +30,7 @@ fn primary_names(ctx: &TestContext, dist: &str, version: &str) -> String {
 fn mirror_snapshot_publish_is_consumed_by_dnf() {
     let ctx = TestContext::new();
     let gpg = Gpg::new();
-    let url = ctx.serve_rpm("state1", "up");
-    ctx.rpm_mirror("r", &url, &[]);
-    ctx.depot(&["mirror", "update", "r"]).ok();
-    ctx.depot(&["snapshot", "create", "s1", "--mirror", "r"])
-        .ok();
+    ctx.rpm_snapshot("s1");
     let version = ctx.publish_signed(&gpg, "s1", "el", &[])["version"]
         .as_str()
         .unwrap()
@@ -88,22 +84,13 @@ fn mirror_snapshot_publish_is_consumed_by_dnf() {
     let groups = dnf.run(&["group", "list"]).ok();
     assert!(groups.stdout.contains("Fixture Tools"), "{}", groups.stdout);
     dnf.run(&["install", "beta"]).ok();
-    assert!(
-        dnf.dir
-            .path()
-            .join("root/usr/share/doc/alpha/README")
-            .is_file()
-    );
+    assert!(dnf.installed("usr/share/doc/alpha/README"));
 }
 
 #[test]
 fn upstream_change_gives_exact_diff_and_old_snapshot_still_publishes() {
     let ctx = TestContext::new();
-    let url = ctx.serve_rpm("state1", "up");
-    ctx.rpm_mirror("r", &url, &[]);
-    ctx.depot(&["mirror", "update", "r"]).ok();
-    ctx.depot(&["snapshot", "create", "s1", "--mirror", "r"])
-        .ok();
+    ctx.rpm_snapshot("s1");
     ctx.serve_rpm("state2", "up");
     let run = ctx
         .depot(&["mirror", "update", "r", "--output-format", "json"])
@@ -793,11 +780,7 @@ fn manifest_file(ctx: &TestContext, path: &str, mdtype: &str) -> serde_json::Val
 fn rpm_filters_and_releases_keep_selections_of_the_mirrored_repodata() {
     let ctx = TestContext::new();
     let gpg = Gpg::new();
-    let url = ctx.serve_rpm("state1", "up");
-    ctx.rpm_mirror("r", &url, &[]);
-    ctx.depot(&["mirror", "update", "r"]).ok();
-    ctx.depot(&["snapshot", "create", "s", "--mirror", "r"])
-        .ok();
+    ctx.rpm_snapshot("s");
     ctx.depot(&["snapshot", "filter", "s", "ab", "alpha | beta"])
         .ok();
     ctx.depot(&["snapshot", "filter", "s", "g", "gamma"]).ok();
@@ -880,12 +863,7 @@ fn rpm_filters_and_releases_keep_selections_of_the_mirrored_repodata() {
     assert_eq!(lines, ["alpha", "beta", "gamma"]);
     // beta needs alpha and a file only filelists lists.
     dnf.run(&["install", "beta"]).ok();
-    assert!(
-        dnf.dir
-            .path()
-            .join("root/usr/share/doc/alpha/README")
-            .is_file()
-    );
+    assert!(dnf.installed("usr/share/doc/alpha/README"));
     ctx.depot(&["check", "--full"]).ok();
 }
 
@@ -895,11 +873,7 @@ fn rpm_filters_and_releases_keep_selections_of_the_mirrored_repodata() {
 #[test]
 fn an_rpm_selection_gone_from_the_pool_is_reported_not_published() {
     let ctx = TestContext::new();
-    let url = ctx.serve_rpm("state1", "up");
-    ctx.rpm_mirror("r", &url, &[]);
-    ctx.depot(&["mirror", "update", "r"]).ok();
-    ctx.depot(&["snapshot", "create", "s", "--mirror", "r"])
-        .ok();
+    ctx.rpm_snapshot("s");
     ctx.depot(&["snapshot", "filter", "s", "ab", "alpha | beta"])
         .ok();
     let select = manifest_file(&ctx, "snapshots/ab.json", "filelists")["parts"][0]["select"]

@@ -387,6 +387,16 @@ impl TestContext {
     }
 
     /// Serves a copy of fixture tree `rpm/NAME` at `/AS/`.
+    /// Serves rpm fixture `state1` at `up/`, mirrors it as `r` and
+    /// snapshots it as `snapshot`.
+    pub fn rpm_snapshot(&self, snapshot: &str) {
+        let url = self.serve_rpm("state1", "up");
+        self.rpm_mirror("r", &url, &[]);
+        self.depot(&["mirror", "update", "r"]).ok();
+        self.depot(&["snapshot", "create", snapshot, "--mirror", "r"])
+            .ok();
+    }
+
     pub fn serve_rpm(&self, name: &str, as_: &str) -> String {
         let dst = self.www.join(as_);
         let _ = std::fs::remove_dir_all(&dst);
@@ -708,6 +718,11 @@ impl Dnf {
         self.run(&["repoquery", "--repo", "fx", "-a", "--qf", qf])
             .ok()
             .stdout
+    }
+
+    /// Whether `path` (relative to `/`) is a file in the install root.
+    pub fn installed(&self, path: &str) -> bool {
+        self.dir.path().join("root").join(path).is_file()
     }
 
     pub fn run(&self, args: &[&str]) -> Run {
