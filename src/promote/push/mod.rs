@@ -461,16 +461,21 @@ async fn push_stage(
     // The scan, then (with a manifest to trust) what it does not vouch
     // for, sent while the bucket is listed.
     let early = async {
-        let vouched = old.clone();
+        let manifest = old.clone();
         let objects = tokio::task::spawn_blocking(move || {
             tree::scan(&version_dir, &pool_dir, |rel, sha256| {
-                vouched.vouches(rel, sha256).map(|s| s.size)
+                manifest.vouches(rel, sha256).map(|s| s.size)
             })
         })
         .await
         .expect("the scan of a version does not panic")?;
+        // What the manifest records for each object, looked up once.
+        let vouched: Vec<Option<&Sent>> = objects
+            .iter()
+            .map(|o| old.vouches(&o.rel, &o.sha256))
+            .collect();
         if opts.dry_run {
-            return Ok((objects, Vec::new()));
+            return Ok((objects, vouched, Vec::new()));
         }
         // Before the first write: a push that finds it lists the bucket.
         target
@@ -488,16 +493,13 @@ async fn push_stage(
         let mut sent = Vec::new();
         if complete {
             let fresh = (0..objects.len())
-                .filter(|&i| {
-                    let o = &objects[i];
-                    o.class != Class::Top && old.vouches(&o.rel, &o.sha256).is_none()
-                })
+                .filter(|&i| objects[i].class != Class::Top && vouched[i].is_none())
                 .collect();
             sent = upload(target, opts, job, &objects, fresh, reporter).await?;
         }
-        Ok::<_, PushError>((objects, sent))
+        Ok::<_, PushError>((objects, vouched, sent))
     };
-    let (holdings, (objects, early_sent)) = tokio::try_join!(holdings, early)?;
+    let (holdings, (objects, vouched, early_sent)) = tokio::try_join!(holdings, early)?;
 
     // What the bucket already holds, vouched for by the manifest.
     let mut sent: BTreeMap<String, Sent> = BTreeMap::new();
@@ -517,7 +519,7 @@ async fn push_stage(
         if sent_early[i] {
             continue;
         }
-        let vouched = old.vouches(&o.rel, &o.sha256);
+        let vouched = vouched[i];
         match holdings.get(&old, &o.rel) {
             None => to_send.push(i),
             Some(l) if l.size == o.size && vouched.is_some_and(|v| v.etag == l.etag) => {
