@@ -117,6 +117,36 @@ impl PathMap {
         &self.text[start..end]
     }
 
+    /// The map of the paths at `entries` (start, end, digest) of `text`;
+    /// `None` if a path is there twice.
+    fn over(text: String, entries: Vec<(usize, usize, Sha256Digest)>) -> Option<Self> {
+        let mut table = hashbrown::HashTable::with_capacity(entries.len());
+        for (i, &(s, e, _)) in entries.iter().enumerate() {
+            let path = &text[s..e];
+            match table.entry(
+                hash_path(path),
+                |&j: &usize| {
+                    let (s, e, _) = entries[j];
+                    &text[s..e] == path
+                },
+                |&j| {
+                    let (s, e, _) = entries[j];
+                    hash_path(&text[s..e])
+                },
+            ) {
+                hashbrown::hash_table::Entry::Occupied(_) => return None,
+                hashbrown::hash_table::Entry::Vacant(v) => {
+                    v.insert(i);
+                }
+            }
+        }
+        Some(Self {
+            text,
+            entries,
+            table,
+        })
+    }
+
     pub fn get(&self, path: &str) -> Option<Sha256Digest> {
         self.table
             .find(hash_path(path), |&i| self.path(i) == path)
@@ -205,18 +235,42 @@ impl FileList {
     }
 
     /// Reads the list of the version folder `version_dir`: `None` when it
-    /// has none (a version of the older layout).
+    /// has none (a version of the older layout). The list's text becomes
+    /// the map's buffer (one read, no path copied): the next publish reads
+    /// the previous version's list whole.
     pub fn read(version_dir: &Path) -> std::io::Result<Option<Self>> {
-        let mut files = PathMap::default();
-        let mut twice = false;
-        let header = Self::read_each(version_dir, |_, path, digest| {
-            twice |= files.insert(path, digest).is_some();
-        })?;
-        if twice {
-            // A path twice is not a list depot wrote.
-            return Err(invalid(&version_dir.join(LIST), "a path listed twice"));
+        let path = version_dir.join(LIST);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let bad = |why| invalid(&path, why);
+        let mut lines = Vec::with_capacity(3);
+        let mut at = 0;
+        for _ in 0..3 {
+            let end = memchr::memchr(b'\n', &text.as_bytes()[at..])
+                .map(|i| at + i)
+                .ok_or_else(|| bad("not a depot file list"))?;
+            lines.push(&text[at..end]);
+            at = end + 1;
         }
-        Ok(header.map(|h| Self { files, ..h }))
+        let this = Self::header(&lines).ok_or_else(|| bad("not a depot file list"))?;
+        let mut files = Vec::with_capacity(text.len() / 100);
+        while at < text.len() {
+            let end = memchr::memchr(b'\n', &text.as_bytes()[at..]).map_or(text.len(), |i| at + i);
+            let line = &text[at..end];
+            let (hex, rel) = line
+                .split_once(' ')
+                .ok_or_else(|| bad("not a depot file list"))?;
+            let digest = hex.parse().map_err(|_| bad("not a depot file list"))?;
+            let start = at + hex.len() + 1;
+            files.push((start, start + rel.len(), digest));
+            at = end + 1;
+        }
+        // A path twice is not a list depot wrote.
+        let files = PathMap::over(text, files).ok_or_else(|| bad("a path listed twice"))?;
+        Ok(Some(Self { files, ..this }))
     }
 
     /// Reads the list of `version_dir` a line at a time, handing each
@@ -253,7 +307,8 @@ impl FileList {
             }
             header.push(line.clone());
         }
-        let this = Self::header(&header).ok_or_else(bad)?;
+        let lines: Vec<&str> = header.iter().map(String::as_str).collect();
+        let this = Self::header(&lines).ok_or_else(bad)?;
         while next(&mut line)? {
             let (hex, rel) = line.split_once(' ').ok_or_else(bad)?;
             each(&this, rel, hex.parse().map_err(|_| bad())?);
@@ -262,8 +317,8 @@ impl FileList {
     }
 
     /// The list's first three lines: magic, generation, shared folders.
-    fn header(lines: &[String]) -> Option<Self> {
-        (lines.first()? == MAGIC).then_some(())?;
+    fn header(lines: &[&str]) -> Option<Self> {
+        (*lines.first()? == MAGIC).then_some(())?;
         let generation = lines.get(1)?.strip_prefix("generation ")?.to_owned();
         let valid_generation = generation
             .strip_prefix(GENERATION_PREFIX)
@@ -457,6 +512,7 @@ mod tests {
         );
         for bad in [
             "depot-files 2\ngeneration .pool-20261207T010203Z\nshared pool\n",
+            "depot-files 1\ngeneration .pool-20261207T010203Z",
             "depot-files 1\ngeneration ../x\nshared pool\n",
             "depot-files 1\ngeneration .pool-20261207T010203Z\nshared ..\n",
             "depot-files 1\ngeneration .pool-20261207T010203Z\nshared pool\nzz pool/a\n",

@@ -51,9 +51,10 @@ enum IndexSource {
 
 /// One part of a `Packages` index whose catalog locates every selected
 /// entry's `Filename` inside the text of blob `blob` (checked by
-/// [`BinaryPart::load`]). The text is not kept: a release merged from ten
-/// 63k-package mirrors has ten 16 MB parts, and they are read one at a
-/// time, when checked and again when written.
+/// [`BinaryPart::load`]). The text is mapped from the pool, not copied,
+/// and not kept: a release merged from ten 63k-package mirrors has ten
+/// 16 MB parts, mapped one at a time, when checked and again when
+/// written.
 struct BinaryPart {
     blob: Sha256Digest,
     catalog: Arc<Catalog>,
@@ -68,14 +69,14 @@ impl BinaryPart {
         dist: &str,
         kind: IndexKind,
         part: &IndexPart,
-    ) -> Result<(Self, Vec<u8>), PublishError> {
+    ) -> Result<(Self, memmap2::Mmap), PublishError> {
         let index_err = |source| PublishError::Index {
             dist: dist.to_owned(),
             source,
         };
         let pool = catalogs.pool();
         let text = pool
-            .read(&part.blob)
+            .map(&part.blob)
             .map_err(|e| index_err(IndexError::Pool(e).into()))?;
         let read = || index_text(pool, &part.blob).map_err(CatalogError::from);
         let catalog = catalogs.apt(part.blob, kind, read).map_err(index_err)?;
@@ -114,14 +115,14 @@ impl BinaryPart {
         Ok((this, text))
     }
 
-    /// The part's text, read again to be written: the blob that
+    /// The part's text, mapped again to be written: the blob that
     /// [`BinaryPart::load`] checked, else an error naming the damage.
-    fn text(&self, pool: &Pool, dist: &str) -> Result<Vec<u8>, PublishError> {
+    fn text(&self, pool: &Pool, dist: &str) -> Result<memmap2::Mmap, PublishError> {
         let pool_err = |source| PublishError::Index {
             dist: dist.to_owned(),
             source: IndexError::Pool(source).into(),
         };
-        let text = pool.read(&self.blob).map_err(pool_err)?;
+        let text = pool.map(&self.blob).map_err(pool_err)?;
         if !self.locates_all(&text) {
             return Err(pool_err(crate::pool::PoolError::ChecksumMismatch {
                 expected: self.blob,
@@ -393,6 +394,9 @@ pub(super) fn write_version(
                 IndexSource::Text(text) => write_sources(w, &index.component, text)?,
             });
         }
+        // A night that changed little plans fewer links than a batch:
+        // they are made while the indices are compressed.
+        w.hand_off();
         for (index, plain) in content.indices.iter().zip(&plains) {
             let rel = index.dist_path();
             let by_hash_dir = format!(

@@ -185,8 +185,9 @@ impl<'a> Writer<'a> {
         std::fs::write(&path, list.to_bytes()).map_err(self.io(&path))
     }
 
-    /// Gives the pending links to the next worker (if workers run).
-    fn hand_off(&mut self) {
+    /// Gives the pending links to the next worker now (if workers run),
+    /// without waiting for a batch to fill.
+    pub fn hand_off(&mut self) {
         if self.workers.is_empty() || self.pending.is_empty() {
             return;
         }
