@@ -153,6 +153,24 @@ impl PathMap {
             .map(|&i| self.entries[i].2)
     }
 
+    /// [`PathMap::get`] for a reader that asks in about the map's order
+    /// (the next version's publish, in the previous one's): the entry
+    /// after the one `cursor` last found is tried first, so the map is
+    /// read in sequence rather than hashed into.
+    pub fn get_next(&self, path: &str, cursor: &mut usize) -> Option<Sha256Digest> {
+        if let Some(&(s, e, digest)) = self.entries.get(*cursor)
+            && &self.text[s..e] == path
+        {
+            *cursor += 1;
+            return Some(digest);
+        }
+        let &i = self
+            .table
+            .find(hash_path(path), |&i| self.path(i) == path)?;
+        *cursor = i + 1;
+        Some(self.entries[i].2)
+    }
+
     /// Adds `path`, unless it is there: then the digest it has.
     pub fn insert(&mut self, path: &str, digest: Sha256Digest) -> Option<Sha256Digest> {
         let hash = hash_path(path);

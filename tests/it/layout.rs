@@ -277,3 +277,129 @@ fn dnf_reads_the_second_night_of_an_rpm_distribution_through_serve_and_nginx() {
     let check = ctx.depot(&["check", "--full"]).ok();
     assert!(check.stdout.contains(": 0 problems"), "{}", check.stdout);
 }
+
+/// Publishes `s` to `d` as suite `stable` with only a gzip copy of each
+/// index (so that apt reads the `.gz`): the version, and what depot logged
+/// of the index's gzip blocks (`reused=N`).
+fn publish_gz(ctx: &mut TestContext, s: &str) -> (String, String) {
+    ctx.env.insert("RUST_LOG".into(), "depot=debug".into());
+    let args = ["publish", s, "--dist", "d", "--suite", "stable"];
+    let args = [&args[..], &["--compress", "gz", "--skip-signing"]].concat();
+    let run = ctx
+        .depot(&[&args[..], &["--output-format", "json"]].concat())
+        .ok();
+    ctx.env.remove("RUST_LOG");
+    let blocks = run
+        .stderr
+        .lines()
+        .find(|l| l.contains("gzip blocks of an index"))
+        .unwrap_or_else(|| panic!("no gzip blocks logged: {}", run.stderr))
+        .to_owned();
+    (run.json()["version"].as_str().unwrap().to_owned(), blocks)
+}
+
+/// `gzip -dc` of `gz`.
+fn gunzip(gz: &Path) -> Vec<u8> {
+    let out = std::process::Command::new("gzip")
+        .arg("-dc")
+        .arg(gz)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+#[test]
+fn a_night_reuses_the_gzip_members_of_unchanged_blocks_and_apt_reads_the_index() {
+    let mut ctx = TestContext::new();
+    let d = ctx.dir.path();
+    // `Package: delta` ends a block (its first line hashes to 0 mod 32)
+    // and sorts before `zeta`: two blocks, of which night 2 changes one.
+    let (delta, zeta1, zeta2, zeta3) = (
+        build_deb(d, "delta", "1.0", "amd64", ""),
+        build_deb(d, "zeta", "1.0", "amd64", ""),
+        build_deb(d, "zeta", "2.0", "amd64", ""),
+        build_deb(d, "zeta", "3.0", "amd64", ""),
+    );
+    repo_with(&ctx, "ci", &[delta.clone(), zeta1.clone()]);
+    public_dist(&ctx, "d");
+    at(&mut ctx, "2026-12-01T02:00:00Z");
+    let (v1, blocks) = publish_gz(&mut ctx, "ci");
+    assert!(
+        blocks.contains("blocks=2") && blocks.contains("reused=0"),
+        "{blocks}"
+    );
+    let swap = |ctx: &TestContext, old: &str, deb: &Path, snapshot: &str| {
+        ctx.depot(&["repo", "remove", "ci", old]).ok();
+        ctx.depot(&["repo", "add", "ci", deb.to_str().unwrap()])
+            .ok();
+        ctx.depot(&["snapshot", "create", snapshot, "--repo", "ci"])
+            .ok();
+    };
+    swap(&ctx, "zeta", &zeta2, "ci2");
+    at(&mut ctx, "2026-12-02T02:00:00Z");
+    let (v2, blocks) = publish_gz(&mut ctx, "ci2");
+    assert!(
+        blocks.contains("blocks=2") && blocks.contains("reused=1"),
+        "{blocks}"
+    );
+
+    let public = ctx.root.join("public/d");
+    let index = |v: &str, suffix: &str| {
+        public
+            .join(v)
+            .join(format!("dists/stable/main/binary-amd64/Packages{suffix}"))
+    };
+    // Two members: delta's copied from night 1, zeta's made anew; gzip
+    // reads them as one stream, the plain index.
+    let (gz1, gz2) = (
+        std::fs::read(index(&v1, ".gz")).unwrap(),
+        std::fs::read(index(&v2, ".gz")).unwrap(),
+    );
+    let first = u32::from_le_bytes(gz1[16..20].try_into().unwrap()) as usize;
+    assert_eq!(gz1[..first], gz2[..first]);
+    assert_ne!(gz1[first..], gz2[first..]);
+    for v in [&v1, &v2] {
+        assert_eq!(
+            gunzip(&index(v, ".gz")),
+            std::fs::read(index(v, "")).unwrap()
+        );
+    }
+    // Real apt-get reads the `.gz` (the only compressed copy) through
+    // depot serve and through nginx.
+    let (mut server, base) = start_serve(&ctx, &[], false);
+    crate::retention::apt_serves(
+        &format!("{base}/d/dev"),
+        &[("zeta", &zeta2), ("delta", &delta)],
+    );
+    crate::retention::apt_serves(&format!("{base}/d/{v1}"), &[("zeta", &zeta1)]);
+    let _ = server.kill();
+    let _ = server.wait();
+    let nginx = Nginx::start(&ctx.root.join("public"));
+    crate::retention::apt_serves(&nginx.url("d/dev"), &[("zeta", &zeta2), ("delta", &delta)]);
+    drop(nginx);
+
+    // A previous `.gz` that is not what its Release lists (damaged on
+    // disk, same size) is not reused: night 3 compresses every block and
+    // its index is right.
+    let mut damaged = gz2.clone();
+    damaged[30] ^= 0xff;
+    std::fs::write(index(&v2, ".gz"), &damaged).unwrap();
+    swap(&ctx, "zeta", &zeta3, "ci3");
+    at(&mut ctx, "2026-12-03T02:00:00Z");
+    let (v3, blocks) = publish_gz(&mut ctx, "ci3");
+    assert!(
+        blocks.contains("blocks=2") && blocks.contains("reused=0"),
+        "{blocks}"
+    );
+    assert_eq!(
+        gunzip(&index(&v3, ".gz")),
+        std::fs::read(index(&v3, "")).unwrap()
+    );
+    let nginx = Nginx::start(&ctx.root.join("public"));
+    crate::retention::apt_serves(&nginx.url("d/dev"), &[("zeta", &zeta3), ("delta", &delta)]);
+}

@@ -25,6 +25,7 @@ use crate::content::{AptContent, IndexError, IndexKind, IndexPart, Selection, in
 use crate::digest::{Expected, Sha256Digest};
 use crate::formats::apt as fmt;
 use crate::formats::compress::Compression;
+use crate::formats::gzip_blocks::{Previous, gzip_paragraphs};
 use crate::packages::catalog::{Cache, CatalogError};
 use crate::packages::catalog::{Catalog, Entry, Location};
 use crate::pool::Pool;
@@ -358,14 +359,74 @@ impl Missing<'_> {
     }
 }
 
+/// The previous version's `dists/SUITE/`: its indices and the SHA-256 and
+/// size its `Release` lists for each.
+struct PreviousVersion {
+    dir: std::path::PathBuf,
+    release: std::collections::BTreeMap<String, Expected>,
+}
+
+impl PreviousVersion {
+    fn open(dists: &Path) -> Option<Self> {
+        let text = std::fs::read_to_string(dists.join("Release")).ok()?;
+        let release = fmt::Release::parse(&text).ok()?.sha256;
+        Some(Self {
+            dir: dists.to_owned(),
+            release,
+        })
+    }
+
+    /// The plain and gzip copies of index `rel` (`main/binary-amd64/
+    /// Packages`), mapped, when both are there as the `Release` lists them
+    /// (the gzip copy hashed: its members are copied as they are).
+    fn index(&self, rel: &str) -> Option<(memmap2::Mmap, memmap2::Mmap)> {
+        let gz_rel = format!("{rel}.gz");
+        let map = |rel: &str| {
+            let expected = self.release.get(rel)?;
+            let file = std::fs::File::open(self.dir.join(rel)).ok()?;
+            // SAFETY: the files of a published version are never written
+            // again (a version is renamed aside and then deleted whole,
+            // and a mapped file outlives its unlinking).
+            let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
+            (map.len() as u64 == expected.size).then_some((map, expected.sha256))
+        };
+        let (plain, _) = map(rel)?;
+        let (gz, sha256) = map(&gz_rel)?;
+        (Sha256Digest::of(&gz) == sha256).then_some((plain, gz))
+    }
+}
+
+/// One compressed copy of an index: gzip as blocks of paragraphs, reusing
+/// the previous version's members for the blocks that did not change.
+fn compress_index(
+    c: Compression,
+    plain: &[u8],
+    previous: Option<Previous<'_>>,
+) -> std::io::Result<Vec<u8>> {
+    match c {
+        Compression::Gz => {
+            let made = gzip_paragraphs(plain, previous)?;
+            tracing::debug!(
+                blocks = made.blocks,
+                reused = made.reused,
+                "gzip blocks of an index"
+            );
+            Ok(made.gz)
+        }
+        c => c.compress(plain),
+    }
+}
+
 /// Writes every file of the version into `w.stage`; returns the Release's
-/// SHA-256.
+/// SHA-256. The gzip copies of the indices reuse what they can of those
+/// of `previous` (the version folder `dev` served, when there is one).
 pub(super) fn write_version(
     w: &mut Writer<'_>,
     opts: &PublishOptions,
     prepared: &Prepared,
     when: Timestamp,
     signer: Option<&dyn Signer>,
+    previous: Option<&Path>,
 ) -> Result<Sha256Digest, PublishError> {
     let (content, sources, suite) = (
         &prepared.content,
@@ -373,6 +434,7 @@ pub(super) fn write_version(
         prepared.suite.as_str(),
     );
     let dists = format!("dists/{suite}");
+    let previous = previous.and_then(|dir| PreviousVersion::open(&dir.join(&dists)));
     let mut checksums: Vec<(String, u64, Sha256Digest)> = Vec::new();
     let mut compressions = vec![Compression::None];
     let requested = if opts.compress.is_empty() {
@@ -403,33 +465,59 @@ pub(super) fn write_version(
                 "{dists}/{}/by-hash/SHA256",
                 rel.rsplit_once('/').map_or("", |(dir, _)| dir)
             );
-            let outputs: Vec<(Compression, Vec<u8>)> = std::thread::scope(|s| {
+            let old = previous.as_ref().and_then(|p| p.index(&rel));
+            let old = old.as_ref().map(|(plain, gz)| Previous { plain, gz });
+            let stage = w.stage.clone();
+            let path = |c: Compression| stage.join(format!("{dists}/{rel}{}", c.suffix()));
+            if let Some(dir) = path(Compression::None).parent() {
+                w.ensure_dir(dir)?;
+            }
+            let by_hash_dir = w.stage.join(&by_hash_dir);
+            w.ensure_dir(&by_hash_dir)?;
+            // The plain text is written on a thread of its own and hashed
+            // on this one, while each compressed copy is made, hashed and
+            // written on another (gzip on every core when much changed):
+            // on a small night, writing is as much of the work as the rest.
+            let written = std::thread::scope(|s| {
+                let write = |c: Compression, bytes: &[u8]| {
+                    let path = path(c);
+                    std::fs::write(&path, bytes).map_err(|source| PublishError::Io { path, source })
+                };
+                let plain_writer = s.spawn(move || write(Compression::None, plain));
                 let handles: Vec<_> = compressions
                     .iter()
                     .filter(|c| **c != Compression::None)
-                    .map(|c| s.spawn(move || (*c, c.compress(plain))))
+                    .map(|&c| {
+                        s.spawn(move || {
+                            let bytes = compress_index(c, plain, old).map_err(|source| {
+                                PublishError::Io {
+                                    path: path(c),
+                                    source,
+                                }
+                            })?;
+                            let digest = Sha256Digest::of(&bytes);
+                            write(c, &bytes)?;
+                            Ok::<_, PublishError>((c, bytes.len() as u64, digest))
+                        })
+                    })
                     .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().expect("compression threads do not panic"))
-                    .map(|(c, r)| r.map(|bytes| (c, bytes)))
-                    .collect::<Result<_, _>>()
-            })
-            .map_err(w.io(Path::new(&rel)))?;
-            let plain_output = (Compression::None, plain.as_slice());
-            for (c, bytes) in
-                std::iter::once(plain_output).chain(outputs.iter().map(|(c, b)| (*c, b.as_slice())))
-            {
-                let file_rel = format!("{rel}{}", c.suffix());
-                let digest = Sha256Digest::of(bytes);
-                w.write_file(&format!("{dists}/{file_rel}"), bytes)?;
-                let by_hash = w.stage.join(format!("{by_hash_dir}/{digest}"));
-                let src = w.stage.join(format!("{dists}/{file_rel}"));
-                if let Some(parent) = by_hash.parent() {
-                    w.ensure_dir(parent)?;
+                let mut written = vec![(
+                    Compression::None,
+                    plain.len() as u64,
+                    Sha256Digest::of(plain),
+                )];
+                let panicked = "index writers do not panic";
+                plain_writer.join().expect(panicked)?;
+                for h in handles {
+                    written.push(h.join().expect(panicked)?);
                 }
-                crate::fsutil::link_or_copy(&src, &by_hash).map_err(w.io(&by_hash))?;
-                checksums.push((file_rel, bytes.len() as u64, digest));
+                Ok::<_, PublishError>(written)
+            })?;
+            for (c, size, digest) in written {
+                let file_rel = format!("{rel}{}", c.suffix());
+                let by_hash = by_hash_dir.join(digest.to_string());
+                crate::fsutil::link_or_copy(&path(c), &by_hash).map_err(w.io(&by_hash))?;
+                checksums.push((file_rel, size, digest));
             }
         }
         Ok(())

@@ -183,9 +183,12 @@ pub async fn publish(
     // Package files go into the generation of the version `dev` serves
     // (the last publish), or, when that has none or holds another file at
     // one of this version's paths, into a generation of this version.
-    let mut previous = std::fs::read_link(publish_root.stage_link(dist, "dev"))
+    let previous_dir = std::fs::read_link(publish_root.stage_link(dist, "dev"))
         .ok()
-        .and_then(|v| FileList::read(&dist_dir.join(v)).ok().flatten());
+        .map(|v| dist_dir.join(v));
+    let mut previous = previous_dir
+        .as_ref()
+        .and_then(|dir| FileList::read(dir).ok().flatten());
     let release_sha256 = loop {
         let _ = std::fs::remove_dir_all(&stage);
         let reusing = previous.is_some();
@@ -201,7 +204,9 @@ pub async fn publish(
         let mut w = Writer::new(dist, stage.clone(), pool, content.package_count());
         w.share(Share::new(dist_dir.join(generation), previous, metadata));
         let result = match &prepared {
-            Prepared::Apt(p) => apt::write_version(&mut w, opts, p, when, signer),
+            Prepared::Apt(p) => {
+                apt::write_version(&mut w, opts, p, when, signer, previous_dir.as_deref())
+            }
             Prepared::Rpm(p) => rpm::write_version(&mut w, opts, p, when, signer),
         }
         .and_then(|sha| w.finish().map(|()| sha));
@@ -268,7 +273,7 @@ pub fn write_tree(
     let mut w = Writer::new(dist, dir.to_owned(), pool, content.package_count());
     w.ensure_dir(dir)?;
     match &prepared {
-        Prepared::Apt(p) => apt::write_version(&mut w, opts, p, opts.now, signer),
+        Prepared::Apt(p) => apt::write_version(&mut w, opts, p, opts.now, signer, None),
         Prepared::Rpm(p) => rpm::write_version(&mut w, opts, p, opts.now, signer),
     }
 }

@@ -46,6 +46,9 @@ pub(super) struct Share {
     pub metadata: &'static [&'static str],
     /// The shared top-level folders used so far (a few).
     used: Vec<String>,
+    /// Where in `previous` the last path planned was (the versions of a
+    /// distribution list their files in about the same order).
+    cursor: usize,
 }
 
 impl Share {
@@ -60,6 +63,7 @@ impl Share {
             previous,
             metadata,
             used: Vec::new(),
+            cursor: 0,
         }
     }
 
@@ -75,7 +79,7 @@ impl Share {
         if !self.used.iter().any(|u| u == top) {
             self.used.push(top.to_owned());
         }
-        match self.previous.files.get(rel) {
+        match self.previous.files.get_next(rel, &mut self.cursor) {
             Some(d) if d == digest => Ok(Plan::Held),
             Some(_) => Err(PublishError::NewGeneration {
                 dist: dist.to_owned(),
