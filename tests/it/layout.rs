@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::promote::start_serve;
 use crate::release::{build_deb, repo_with};
 use crate::retention::assert_generations_exact;
-use crate::support::{Dnf, Nginx, TestContext, VersionTree};
+use crate::support::{Dnf, Nginx, Run, TestContext, VersionTree};
 
 /// A distribution whose stages anyone may read through serve.
 fn public_dist(ctx: &TestContext, name: &str) {
@@ -298,19 +298,13 @@ fn publish_gz(ctx: &mut TestContext, s: &str) -> (String, String) {
     (run.json()["version"].as_str().unwrap().to_owned(), blocks)
 }
 
-/// `gzip -dc` of `gz`.
+/// `gzip -dc` of `gz` (a text).
 fn gunzip(gz: &Path) -> Vec<u8> {
     let out = std::process::Command::new("gzip")
         .arg("-dc")
         .arg(gz)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+        .output();
+    Run::from_output(out.unwrap()).ok().stdout.into_bytes()
 }
 
 #[test]
