@@ -457,8 +457,10 @@ pub(super) fn write_version(
             });
         }
         // A night that changed little plans fewer links than a batch:
-        // they are made while the indices are compressed.
+        // they are made while the indices are compressed, and the file
+        // list is written meanwhile.
         w.hand_off();
+        w.finish_early()?;
         for (index, plain) in content.indices.iter().zip(&plains) {
             let rel = index.dist_path();
             let by_hash_dir = format!(

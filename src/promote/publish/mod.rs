@@ -35,6 +35,10 @@ use crate::report::{Event, Reporter};
 use crate::root::{PublishRoot, Root};
 use crate::signing::Signer;
 
+/// The client certificate to fetch on-demand files with: that of the
+/// mirror the snapshot was taken from (through filters of it), when the
+/// mirror still exists (an upstream behind another depot's x509 guard).
+/// Releases and local repos fetch without one.
 fn client_tls(root: &Root, snapshot: &crate::snapshot::Snapshot) -> crate::http::ClientTls {
     use crate::snapshot::Origin;
     let mut origin = snapshot.origin.clone();

@@ -28,6 +28,10 @@ pub(super) struct Writer<'a> {
     workers: Vec<std::sync::mpsc::Sender<Vec<Link>>>,
     next_worker: usize,
     share: Option<Share>,
+    /// Whether the file list was taken ([`Writer::take_list`]).
+    listed: bool,
+    /// The file list, being written by [`Writer::finish_early`].
+    list_writer: Option<std::thread::JoinHandle<Result<(), PublishError>>>,
 }
 
 /// A planned link: path in the version, blob, and whether it goes into
@@ -106,6 +110,8 @@ impl<'a> Writer<'a> {
     pub fn new(dist: &'a str, stage: PathBuf, pool: &'a Pool, files: usize) -> Self {
         Self {
             share: None,
+            listed: false,
+            list_writer: None,
             dist,
             stage,
             pool,
@@ -145,6 +151,7 @@ impl<'a> Writer<'a> {
     /// that holds another file at `rel`, fails with
     /// [`PublishError::NewGeneration`].
     pub fn link(&mut self, rel: &str, digest: Sha256Digest) -> Result<(), PublishError> {
+        assert!(!self.listed, "a link planned after the file list was taken");
         if let Some(existing) = self.linked.insert(rel, digest) {
             if existing == digest {
                 return Ok(());
@@ -169,24 +176,55 @@ impl<'a> Writer<'a> {
     }
 
     /// Completes the tree once every file is written: the symlinks of the
-    /// shared folders into the generation, and the file list.
+    /// shared folders into the generation, and the file list (or waits
+    /// for [`Writer::finish_early`] to have written it).
     pub fn finish(&mut self) -> Result<(), PublishError> {
-        let Some(mut share) = self.share.take() else {
+        if let Some(writer) = self.list_writer.take() {
+            return writer.join().expect("the list writer does not panic");
+        }
+        let Some(list) = self.take_list()? else {
             return Ok(());
         };
+        let path = self.stage.join(LIST);
+        std::fs::write(&path, list.to_bytes()).map_err(self.io(&path))
+    }
+
+    /// [`Writer::finish`]'s work, the file list written on a thread of its
+    /// own while the caller goes on (with the indices): for a writer that
+    /// has planned its last link. A night that changed little spends as
+    /// long writing the 63k-line list as compressing its indices.
+    pub fn finish_early(&mut self) -> Result<(), PublishError> {
+        let Some(list) = self.take_list()? else {
+            return Ok(());
+        };
+        let path = self.stage.join(LIST);
+        self.list_writer = Some(std::thread::spawn(move || {
+            std::fs::write(&path, list.to_bytes())
+                .map_err(|source| PublishError::Io { path, source })
+        }));
+        Ok(())
+    }
+
+    /// The symlinks of the shared folders made, the list to write: `None`
+    /// without a [`Share`]. No link may be planned after.
+    fn take_list(&mut self) -> Result<Option<FileList>, PublishError> {
+        let Some(mut share) = self.share.take() else {
+            return Ok(None);
+        };
         share.used.sort_unstable();
+        // Early, nothing may be in the staging folder yet.
+        self.ensure_dir(&self.stage.clone())?;
         for top in &share.used {
             let link = self.stage.join(top);
             let target = Path::new("..").join(&share.name).join(top);
             std::os::unix::fs::symlink(&target, &link).map_err(self.io(&link))?;
         }
-        let list = FileList {
+        self.listed = true;
+        Ok(Some(FileList {
             generation: share.name,
             shared: share.used,
             files: std::mem::take(&mut self.linked),
-        };
-        let path = self.stage.join(LIST);
-        std::fs::write(&path, list.to_bytes()).map_err(self.io(&path))
+        }))
     }
 
     /// Gives the pending links to the next worker now (if workers run),
@@ -249,10 +287,17 @@ impl<'a> Writer<'a> {
     }
 }
 
-/// The client certificate to fetch on-demand files with: that of the
-/// mirror the snapshot was taken from (through filters of it), when the
-/// mirror still exists (an upstream behind another depot's x509 guard).
-/// Releases and local repos fetch without one.
+impl Drop for Writer<'_> {
+    /// A writer given up (a publish that failed, or that starts another
+    /// generation in the same staging folder) waits for its list writer,
+    /// so that no list lands in the next attempt's folder.
+    fn drop(&mut self) {
+        if let Some(writer) = self.list_writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
 /// Makes links relative to open directory handles — `linkat(pool,
 /// "ab/HASH", dir, NAME)` — so the kernel walks two short paths per
 /// file instead of two absolute ones.
