@@ -498,6 +498,22 @@ mod tests {
     }
 
     #[test]
+    fn get_next_finds_paths_in_order_and_out_of_it() {
+        let mut map = PathMap::default();
+        for i in 0..100 {
+            map.insert(&format!("pool/p{i}.deb"), Sha256Digest::of(&[i]));
+        }
+        let mut cursor = 0;
+        for i in [0u8, 1, 2, 50, 51, 3, 99, 99] {
+            let got = map.get_next(&format!("pool/p{i}.deb"), &mut cursor);
+            assert_eq!(got, Some(Sha256Digest::of(&[i])), "{i}");
+            assert_eq!(cursor, usize::from(i) + 1);
+        }
+        assert_eq!(map.get_next("pool/none.deb", &mut cursor), None);
+        assert_eq!(cursor, 100);
+    }
+
+    #[test]
     fn a_list_reads_back_as_written_and_refuses_what_it_did_not_write() {
         let d = Sha256Digest::of(b"x");
         let mut files = PathMap::default();
