@@ -463,18 +463,12 @@ pub(super) fn write_version(
         w.finish_early()?;
         for (index, plain) in content.indices.iter().zip(&plains) {
             let rel = index.dist_path();
-            let by_hash_dir = format!(
-                "{dists}/{}/by-hash/SHA256",
-                rel.rsplit_once('/').map_or("", |(dir, _)| dir)
-            );
             let old = previous.as_ref().and_then(|p| p.index(&rel));
             let old = old.as_ref().map(|(plain, gz)| Previous { plain, gz });
             let stage = w.stage.clone();
             let path = |c: Compression| stage.join(format!("{dists}/{rel}{}", c.suffix()));
-            if let Some(dir) = path(Compression::None).parent() {
-                w.ensure_dir(dir)?;
-            }
-            let by_hash_dir = w.stage.join(&by_hash_dir);
+            // Made with the index's own folder, its parent.
+            let by_hash_dir = path(Compression::None).with_file_name("by-hash/SHA256");
             w.ensure_dir(&by_hash_dir)?;
             // The plain text is written on a thread of its own and hashed
             // on this one, while each compressed copy is made, hashed and
