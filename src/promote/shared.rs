@@ -232,24 +232,43 @@ impl FileList {
         top_folder(rel).is_some_and(|top| self.shared.iter().any(|s| s == top))
     }
 
+    #[cfg(test)]
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(64 + self.files.len() * 112);
-        out.extend_from_slice(MAGIC.as_bytes());
-        out.extend_from_slice(b"\ngeneration ");
-        out.extend_from_slice(self.generation.as_bytes());
-        out.extend_from_slice(b"\nshared");
-        for s in &self.shared {
-            out.push(b' ');
-            out.extend_from_slice(s.as_bytes());
-        }
-        out.push(b'\n');
-        for (path, digest) in self.files.iter() {
-            out.extend_from_slice(&digest.hex_digits());
-            out.push(b' ');
-            out.extend_from_slice(path.as_bytes());
-            out.push(b'\n');
-        }
+        self.write_to(&mut out)
+            .expect("writing to memory does not fail");
         out
+    }
+
+    /// Writes the list to file `path` (a new file), a buffer at a time: a
+    /// 63k-file list is 6 MB, never in memory as one piece.
+    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        use std::io::Write;
+        let mut out = std::io::BufWriter::with_capacity(256 << 10, std::fs::File::create(path)?);
+        self.write_to(&mut out)?;
+        out.flush()
+    }
+
+    fn write_to(&self, out: &mut impl std::io::Write) -> std::io::Result<()> {
+        out.write_all(MAGIC.as_bytes())?;
+        out.write_all(b"\ngeneration ")?;
+        out.write_all(self.generation.as_bytes())?;
+        out.write_all(b"\nshared")?;
+        for s in &self.shared {
+            out.write_all(b" ")?;
+            out.write_all(s.as_bytes())?;
+        }
+        out.write_all(b"\n")?;
+        let mut line = Vec::with_capacity(256);
+        for (path, digest) in self.files.iter() {
+            line.clear();
+            line.extend_from_slice(&digest.hex_digits());
+            line.push(b' ');
+            line.extend_from_slice(path.as_bytes());
+            line.push(b'\n');
+            out.write_all(&line)?;
+        }
+        Ok(())
     }
 
     /// Reads the list of the version folder `version_dir`: `None` when it

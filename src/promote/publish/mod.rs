@@ -129,6 +129,17 @@ pub async fn publish(
     // source's manifest is read (a drop of the source and a gc may come
     // between that read and the links otherwise).
     let _pool = crate::lock::PoolGuard::writer(root)?;
+    // Package files go into the generation of the version `dev` serves
+    // (the last publish), or, when that has none or holds another file at
+    // one of this version's paths, into a generation of this version. Its
+    // list (63k lines) is read while the source is prepared.
+    let previous_dir = std::fs::read_link(publish_root.stage_link(dist, "dev"))
+        .ok()
+        .map(|v| dist_dir.join(v));
+    let previous_list = {
+        let dir = previous_dir.clone();
+        std::thread::spawn(move || dir.and_then(|dir| FileList::read(&dir).ok().flatten()))
+    };
     let (_, snapshot) = crate::snapshot::load_any(root, &opts.snapshot)?;
     let content = &snapshot.content;
 
@@ -184,15 +195,9 @@ pub async fn publish(
         subject: dist,
         message: "writing indices",
     });
-    // Package files go into the generation of the version `dev` serves
-    // (the last publish), or, when that has none or holds another file at
-    // one of this version's paths, into a generation of this version.
-    let previous_dir = std::fs::read_link(publish_root.stage_link(dist, "dev"))
-        .ok()
-        .map(|v| dist_dir.join(v));
-    let mut previous = previous_dir
-        .as_ref()
-        .and_then(|dir| FileList::read(dir).ok().flatten());
+    let mut previous = previous_list
+        .join()
+        .expect("the previous list's reader does not panic");
     let release_sha256 = loop {
         let _ = std::fs::remove_dir_all(&stage);
         let reusing = previous.is_some();

@@ -186,7 +186,7 @@ impl<'a> Writer<'a> {
             return Ok(());
         };
         let path = self.stage.join(LIST);
-        std::fs::write(&path, list.to_bytes()).map_err(self.io(&path))
+        list.write(&path).map_err(self.io(&path))
     }
 
     /// [`Writer::finish`]'s work, the file list written on a thread of its
@@ -199,7 +199,7 @@ impl<'a> Writer<'a> {
         };
         let path = self.stage.join(LIST);
         self.list_writer = Some(std::thread::spawn(move || {
-            std::fs::write(&path, list.to_bytes())
+            list.write(&path)
                 .map_err(|source| PublishError::Io { path, source })
         }));
         Ok(())
