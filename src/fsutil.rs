@@ -1,6 +1,6 @@
 //! Small filesystem helpers shared by every module that writes state:
 //! atomic replacement of files and symlinks, hardlink-or-copy, and one
-//! operation over many files on several threads. It owns no path: callers
+//! operation over many files (or blocks) on several threads. It owns no path: callers
 //! say where (from [`crate::root`]).
 
 use std::io::{self, Write};
@@ -67,6 +67,50 @@ pub fn link_or_copy(src: &Path, dst: &Path) -> io::Result<()> {
 /// The threads for work that computes (hashing): one per core.
 pub fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// `f` over `items` on up to `threads` scoped threads, each taking the
+/// next item as it finishes one, with state of its own that `init` makes
+/// once per thread and `f` reuses from item to item; the results in
+/// `items`' order, whatever the scheduling. For items of uneven cost
+/// (published versions to check) or whose work needs a costly tool (a
+/// compressor that allocates its tables). One thread runs on the caller's.
+pub fn on_threads_stealing<T: Sync, S, U: Send>(
+    items: &[T],
+    threads: usize,
+    init: impl Fn() -> S + Sync,
+    f: impl Fn(&mut S, &T) -> U + Sync,
+) -> Vec<U> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let threads = threads.min(items.len());
+    if threads <= 1 {
+        let mut state = init();
+        return items.iter().map(|item| f(&mut state, item)).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let mut done: Vec<(usize, U)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut state = init();
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(item) = items.get(i) else {
+                            return mine;
+                        };
+                        mine.push((i, f(&mut state, item)));
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("worker threads do not panic"))
+            .collect()
+    });
+    done.sort_unstable_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, u)| u).collect()
 }
 
 /// `f` over `items` on up to `threads` scoped threads, each taking one

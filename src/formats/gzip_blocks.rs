@@ -137,46 +137,19 @@ fn crc32(bytes: &[u8]) -> u32 {
     crc.sum()
 }
 
-/// The blocks `todo` of `plain` compressed, in that order, on every core.
+/// The blocks `todo` of `plain` compressed, in that order, on every core
+/// (a thread for each 16 blocks at most), each thread with one compressor,
+/// reset between members (making one allocates and clears its tables).
 fn compress_all(plain: &[u8], blocks: &[Range<usize>], todo: &[usize]) -> io::Result<Vec<Vec<u8>>> {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(todo.len().div_ceil(16))
-        .max(1);
-    let new_deflate = || flate2::Compress::new(flate2::Compression::new(LEVEL), false);
-    if threads == 1 {
-        let mut deflate = new_deflate();
-        return todo
-            .iter()
-            .map(|&i| member(&mut deflate, &plain[blocks[i].clone()]))
-            .collect();
-    }
-    let next = AtomicUsize::new(0);
-    let mut made: Vec<(usize, io::Result<Vec<u8>>)> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                s.spawn(|| {
-                    // One compressor a thread, reset between members
-                    // (making one allocates and clears its tables).
-                    let mut deflate = new_deflate();
-                    let mut mine = Vec::new();
-                    loop {
-                        let k = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(&i) = todo.get(k) else { break };
-                        mine.push((k, member(&mut deflate, &plain[blocks[i].clone()])));
-                    }
-                    mine
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("compression threads do not panic"))
-            .collect()
-    });
-    made.sort_unstable_by_key(|(k, _)| *k);
-    made.into_iter().map(|(_, m)| m).collect()
+    let threads = crate::fsutil::cores().min(todo.len().div_ceil(16));
+    crate::fsutil::on_threads_stealing(
+        todo,
+        threads,
+        || flate2::Compress::new(flate2::Compression::new(LEVEL), false),
+        |deflate, &i| member(deflate, &plain[blocks[i].clone()]),
+    )
+    .into_iter()
+    .collect()
 }
 
 /// One gzip member of `text`, its length in the header's `DP` subfield,

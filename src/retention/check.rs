@@ -336,47 +336,25 @@ fn versions(
     // calls and an index to hash and scan: one thread per core, taking
     // the next version as it finishes one; the reports are joined in
     // version order, so the output does not depend on the scheduling.
-    let next = std::sync::atomic::AtomicUsize::new(0);
     let hashes = Hashes::default();
     let all_sizes = std::sync::Mutex::default();
     let generation_dirs = SharedListings::default();
-    let cores = crate::fsutil::cores();
-    let mut done: Vec<(usize, CheckReport)> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..cores.min(trees.len()))
-            .map(|_| {
-                s.spawn(|| {
-                    let mut out = Vec::new();
-                    let mut sizes = Sizes {
-                        mine: FxHashMap::default(),
-                        all: &all_sizes,
-                    };
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some((subject, tree)) = trees.get(i) else {
-                            return out;
-                        };
-                        let mut part = CheckReport::default();
-                        let mut files = TreeFiles::new(
-                            (subject, tree),
-                            opts,
-                            &hashes,
-                            &mut sizes,
-                            &generation_dirs,
-                        );
-                        files.read_list(&mut part);
-                        version(&mut files, &mut part);
-                        out.push((i, part));
-                    }
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("check threads do not panic"))
-            .collect()
-    });
-    done.sort_by_key(|(i, _)| *i);
-    for (_, part) in done {
+    let done = crate::fsutil::on_threads_stealing(
+        &trees,
+        crate::fsutil::cores(),
+        || Sizes {
+            mine: FxHashMap::default(),
+            all: &all_sizes,
+        },
+        |sizes, (subject, tree)| {
+            let mut part = CheckReport::default();
+            let mut files = TreeFiles::new((subject, tree), opts, &hashes, sizes, &generation_dirs);
+            files.read_list(&mut part);
+            version(&mut files, &mut part);
+            part
+        },
+    );
+    for part in done {
         report.package_files += part.package_files;
         report.problems.extend(part.problems);
     }
